@@ -1,0 +1,177 @@
+// What the use cases need from the outside world. The store implements these on SQLite (and
+// PostgreSQL); tests and benchmarks use the same real implementations.
+import type { Clock } from '../domain/time.js';
+import type { Invoice, InvoiceKind, InvoiceStatus } from '../domain/invoice.js';
+import type { Role } from '../domain/access.js';
+
+export interface MerchantRecord {
+  id: string;
+  name: string;
+  taxId: string;
+  address: string;
+  phone: string;
+  bank: string;
+  account: string;
+  regionCode: string;
+  dailyInvoiceLimit: number | null;
+  monthlyCreditFen: bigint | null; // 授信额度, pre-tax fen per calendar month
+  createdAt: string;
+}
+
+export interface InvoiceFilter {
+  dateFrom?: string;
+  dateTo?: string;
+  buyerName?: string;
+  buyerTaxId?: string;
+  minTotal?: bigint;
+  maxTotal?: bigint;
+  status?: InvoiceStatus;
+  kind?: InvoiceKind;
+  /** Only invoices earlier in the chain than this index (cursor pagination, newest first). */
+  beforeIndex?: number;
+}
+
+export interface IdempotencyRecord {
+  merchantId: string;
+  key: string;
+  requestHash: string;
+  invoiceNumber: string;
+  createdAt: string;
+}
+
+export interface AuditEntry {
+  merchantId: string;
+  at: string;
+  actor: string;
+  action: string;
+  subject: string;
+  detail: string;
+  prevHash: string;
+  hash: string;
+}
+
+export interface UserRecord {
+  id: string;
+  merchantId: string;
+  username: string;
+  passwordHash: string;
+  role: Role;
+  failedAttempts: number;
+  lockedUntil: string | null;
+  createdAt: string;
+}
+
+export interface ApiKeyRecord {
+  id: string;
+  merchantId: string;
+  role: Role;
+  label: string;
+  secretHash: string;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export interface SavedBuyer {
+  id: string;
+  name: string;
+  taxId: string;
+  address: string;
+  phone: string;
+  bank: string;
+  account: string;
+  email: string;
+  updatedAt: string;
+}
+
+export interface SavedItem {
+  id: string;
+  name: string;
+  taxCode: string;
+  spec: string;
+  unit: string;
+  unitPrice: string;
+  taxRate: string;
+  updatedAt: string;
+}
+
+export interface Repositories {
+  merchants: {
+    insert(merchant: MerchantRecord): Promise<void>;
+    get(id: string): Promise<MerchantRecord | undefined>;
+    findByTaxId(taxId: string): Promise<MerchantRecord | undefined>;
+    list(): Promise<MerchantRecord[]>;
+    setLimits(id: string, limits: { dailyInvoiceLimit: number | null; monthlyCreditFen: bigint | null }): Promise<void>;
+  };
+  /** Gap-free numbering: the increment rolls back with the transaction it is part of. */
+  series: { next(merchantId: string, year: number): Promise<number> };
+  chain: {
+    head(scope: string): Promise<{ hash: string; index: number }>;
+    advance(scope: string, head: { hash: string; index: number }): Promise<void>;
+  };
+  invoices: {
+    insert(invoice: Invoice): Promise<void>;
+    get(merchantId: string, number: string): Promise<Invoice | undefined>;
+    list(merchantId: string, filter: InvoiceFilter, limit: number): Promise<Invoice[]>;
+    count(merchantId: string): Promise<number>;
+    setStatus(merchantId: string, number: string, change: { status: InvoiceStatus; at: string; reason: string | null }): Promise<void>;
+    /** The merchant's invoices in chain order, a page at a time. */
+    chainPage(merchantId: string, afterIndex: number, limit: number): Promise<Invoice[]>;
+  };
+  idempotency: {
+    find(merchantId: string, key: string): Promise<IdempotencyRecord | undefined>;
+    insert(record: IdempotencyRecord): Promise<void>;
+    purgeBefore(at: string): Promise<number>;
+  };
+  usage: {
+    get(merchantId: string, period: string): Promise<{ invoiceCount: number; preTaxFen: bigint }>;
+    add(merchantId: string, period: string, delta: { invoiceCount: number; preTaxFen: bigint }): Promise<void>;
+  };
+  audit: {
+    append(entry: AuditEntry): Promise<void>;
+    page(merchantId: string, afterId: number, limit: number): Promise<Array<AuditEntry & { id: number }>>;
+  };
+  outbox: { enqueue(job: { merchantId: string; topic: string; subject: string; payload: string; at: string }): Promise<void> };
+  users: {
+    insert(user: UserRecord): Promise<void>;
+    get(id: string): Promise<UserRecord | undefined>;
+    findByUsername(username: string): Promise<UserRecord | undefined>;
+    setLoginState(id: string, state: { failedAttempts: number; lockedUntil: string | null }): Promise<void>;
+  };
+  sessions: {
+    insert(session: { tokenHash: string; userId: string; expiresAt: string; createdAt: string }): Promise<void>;
+    find(tokenHash: string): Promise<{ userId: string; expiresAt: string } | undefined>;
+    delete(tokenHash: string): Promise<void>;
+  };
+  apiKeys: {
+    insert(key: ApiKeyRecord): Promise<void>;
+    get(id: string): Promise<ApiKeyRecord | undefined>;
+    list(merchantId: string): Promise<ApiKeyRecord[]>;
+    revoke(merchantId: string, id: string, at: string): Promise<boolean>;
+  };
+  savedBuyers: {
+    upsert(merchantId: string, buyer: SavedBuyer): Promise<SavedBuyer>;
+    list(merchantId: string, search: string | undefined, limit: number): Promise<SavedBuyer[]>;
+    delete(merchantId: string, id: string): Promise<boolean>;
+  };
+  savedItems: {
+    upsert(merchantId: string, item: SavedItem): Promise<SavedItem>;
+    list(merchantId: string, search: string | undefined, limit: number): Promise<SavedItem[]>;
+    delete(merchantId: string, id: string): Promise<boolean>;
+  };
+}
+
+export interface Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Runs `work` in one transaction; resolves only after the commit is durable. */
+  write<T>(work: (tx: Repositories) => Promise<T>): Promise<T>;
+  /** Reads committed data; never blocks behind writers. */
+  readonly read: Repositories;
+  /** Proves the database is reachable and writable (for /readyz). */
+  checkWritable(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface Ports {
+  store: Store;
+  clock: Clock;
+}

@@ -1,0 +1,42 @@
+// Roles and least privilege (最小权限, R51). Every caller acts for exactly one merchant.
+import { Fault, faults } from './faults.js';
+
+export type Role = 'owner' | 'clerk' | 'auditor' | 'operator';
+export const roles: readonly Role[] = ['owner', 'clerk', 'auditor', 'operator'];
+
+export type Action =
+  | 'invoice.issue'
+  | 'invoice.read'
+  | 'invoice.void'
+  | 'saved.read'
+  | 'saved.write'
+  | 'merchant.read'
+  | 'users.manage'
+  | 'apikeys.manage'
+  | 'ops.read';
+
+const grants: Record<Role, readonly Action[]> = {
+  owner: ['invoice.issue', 'invoice.read', 'invoice.void', 'saved.read', 'saved.write', 'merchant.read', 'users.manage', 'apikeys.manage', 'ops.read'],
+  clerk: ['invoice.issue', 'invoice.read', 'invoice.void', 'saved.read', 'saved.write', 'merchant.read'],
+  auditor: ['invoice.read', 'saved.read', 'merchant.read', 'ops.read'],
+  operator: ['merchant.read', 'ops.read'],
+};
+
+export interface Caller {
+  merchantId: string;
+  role: Role;
+  /** Who acts, as written into the audit log and the invoice's issuer field. */
+  actor: string;
+}
+
+export function can(role: Role, action: Action): boolean {
+  return grants[role].includes(action);
+}
+
+export function authorize(caller: Caller, action: Action): void {
+  if (!can(caller.role, action)) throw new Fault(faults.PERMISSION_DENIED, { role: caller.role, action });
+}
+
+export function isRole(value: string): value is Role {
+  return (roles as readonly string[]).includes(value);
+}

@@ -1,0 +1,327 @@
+// The fault-code library (故障代码库, R42). Every error a person can meet comes from this one
+// object: the HTTP layer, the CLI and docs/fault-codes.md all read it. Codes are stable forever;
+// retire a code rather than reuse it.
+//   1xxx input · 2xxx identity and permission · 3xxx business rules and limits
+//   4xxx tax service and contingency · 5xxx storage and backup · 6xxx documents, printing, delivery
+//   7xxx capacity, maintenance, degraded mode · 9xxx internal
+
+export interface FaultSpec {
+  readonly code: number;
+  readonly http: number;
+  readonly zh: string;
+  readonly en: string;
+  readonly cause: string;
+  readonly remedy: string;
+  readonly remedyEn: string;
+}
+
+export interface FieldIssue {
+  readonly field: string;
+  readonly issue: string;
+}
+
+export const faults = {
+  ROUTE_NOT_FOUND: {
+    code: 1000, http: 404,
+    zh: '接口不存在：{route}', en: 'No such endpoint: {route}',
+    cause: 'The method or path does not match any endpoint of the API.',
+    remedy: '核对请求方法和路径，参见 /api/v1/openapi.json。', remedyEn: 'Check the method and path against /api/v1/openapi.json.',
+  },
+  BUYER_TAX_ID_INVALID: {
+    code: 1001, http: 422,
+    zh: '购买方纳税人识别号无效：{reason}', en: 'Buyer taxpayer ID is invalid: {reason}',
+    cause: 'The ID has the wrong length, a character not allowed in a USCC, or a wrong check character.',
+    remedy: '从购买方营业执照上抄录18位统一社会信用代码；其中不会出现字母 I、O、S、V、Z。',
+    remedyEn: "Copy the 18-character 统一社会信用代码 from the buyer's business licence; the letters I, O, S, V and Z never occur in it.",
+  },
+  REQUEST_MALFORMED: {
+    code: 1002, http: 400,
+    zh: '请求体不是有效的 JSON：{reason}', en: 'The request body is not valid JSON: {reason}',
+    cause: 'The body could not be parsed as JSON (a missing quote, a trailing comma, a truncated upload).',
+    remedy: '检查请求体的 JSON 格式，并使用 Content-Type: application/json。', remedyEn: 'Send well-formed JSON with Content-Type: application/json.',
+  },
+  FIELD_INVALID: {
+    code: 1003, http: 422,
+    zh: '字段 {field} 的值无效：{reason}', en: 'Field {field} is invalid: {reason}',
+    cause: 'A field has the wrong type or format.',
+    remedy: '按接口文档填写该字段（金额、数量、单价均为十进制字符串）。', remedyEn: 'Fill the field as the API description says (amounts, quantities and prices are decimal strings).',
+  },
+  FIELD_UNKNOWN: {
+    code: 1004, http: 422,
+    zh: '不认识的字段：{field}', en: 'Unknown field: {field}',
+    cause: 'The request contains a field the API does not define, often a misspelling.',
+    remedy: '删除该字段或更正拼写。', remedyEn: 'Remove the field or correct its spelling.',
+  },
+  FIELD_MISSING: {
+    code: 1005, http: 422,
+    zh: '缺少必填字段：{field}', en: 'Required field is missing: {field}',
+    cause: 'A required field was not sent.',
+    remedy: '补充该字段后重试。', remedyEn: 'Add the field and send the request again.',
+  },
+  LINES_EMPTY: {
+    code: 1006, http: 422,
+    zh: '发票至少需要一行商品或服务明细', en: 'An invoice needs at least one line',
+    cause: 'The lines array is empty.',
+    remedy: '添加至少一行明细（名称、税收分类编码、数量、单价、税率）。', remedyEn: 'Add at least one line (name, tax code, quantity, unit price, rate).',
+  },
+  LINES_TOO_MANY: {
+    code: 1007, http: 422,
+    zh: '明细行过多：{count} 行，最多 {max} 行', en: 'Too many lines: {count}, at most {max}',
+    cause: 'One invoice can carry a limited number of lines.',
+    remedy: '把明细拆分到多张发票。', remedyEn: 'Split the lines over several invoices.',
+  },
+  QUANTITY_INVALID: {
+    code: 1008, http: 422,
+    zh: '{field} 数量无效：{reason}', en: 'Quantity {field} is invalid: {reason}',
+    cause: 'The quantity is not a positive decimal string with at most 8 decimal places, or is absurdly large.',
+    remedy: '填写大于 0 的数量，例如 "1" 或 "2.5"。', remedyEn: 'Enter a quantity greater than 0, such as "1" or "2.5".',
+  },
+  UNIT_PRICE_INVALID: {
+    code: 1009, http: 422,
+    zh: '{field} 单价无效：{reason}', en: 'Unit price {field} is invalid: {reason}',
+    cause: 'The unit price is not a positive decimal string with at most 8 decimal places, or is absurdly large.',
+    remedy: '填写大于 0 的单价，例如 "1000.00"。', remedyEn: 'Enter a unit price greater than 0, such as "1000.00".',
+  },
+  TAX_RATE_UNKNOWN: {
+    code: 1010, http: 422,
+    zh: '{field} 税率不受支持：{value}', en: 'Tax rate {field} is not supported: {value}',
+    cause: 'The rate is not one of the VAT rates in force.',
+    remedy: '使用 0.13、0.09、0.06、0.05、0.03、0.01、0，或 "exempt"（免税）、"non_taxable"（不征税）。',
+    remedyEn: 'Use 0.13, 0.09, 0.06, 0.05, 0.03, 0.01, 0, or "exempt" (免税) or "non_taxable" (不征税).',
+  },
+  AMOUNT_INVALID: {
+    code: 1011, http: 422,
+    zh: '{field} 金额格式无效：{reason}', en: 'Amount {field} is not a valid amount: {reason}',
+    cause: 'Amounts are decimal strings in yuan with at most two decimal places.',
+    remedy: '以字符串填写金额，例如 "1000.00"。', remedyEn: 'Write the amount as a string such as "1000.00".',
+  },
+  AMOUNT_OUT_OF_RANGE: {
+    code: 1012, http: 422,
+    zh: '{field} 金额超出允许范围：{reason}', en: 'Amount {field} is out of range: {reason}',
+    cause: 'The amount is zero after rounding, or larger than any invoice may carry.',
+    remedy: '核对数量和单价；金额过大时拆分为多张发票。', remedyEn: 'Check quantity and unit price; split very large amounts over several invoices.',
+  },
+  TAX_TOLERANCE_EXCEEDED: {
+    code: 1013, http: 422,
+    zh: '{field} 税额误差超出规定：{reason}', en: 'Tax on {field} is outside the official tolerance: {reason}',
+    cause: 'The amounts break the checks of the official invoicing software (±0.01 per amount, ±0.06 per line tax, ±1.27 per invoice).',
+    remedy: '由系统根据数量、单价和税率计算金额与税额，不要手工调整。', remedyEn: 'Let the system compute amount and tax from quantity, price and rate; do not adjust them by hand.',
+  },
+  TEXT_INVALID: {
+    code: 1014, http: 422,
+    zh: '{field} 含有不允许的内容：{reason}', en: 'Field {field} contains something not allowed: {reason}',
+    cause: 'Invoice text may not contain control characters or emoji, and has a maximum length.',
+    remedy: '删除不可见字符或表情符号，并缩短文本。', remedyEn: 'Remove invisible characters or emoji and shorten the text.',
+  },
+  SELLER_TAX_ID_INVALID: {
+    code: 1015, http: 422,
+    zh: '销售方纳税人识别号无效：{reason}', en: 'Seller taxpayer ID is invalid: {reason}',
+    cause: "The merchant's ID has the wrong length, an illegal character, or a wrong check character.",
+    remedy: '从营业执照上抄录18位统一社会信用代码。', remedyEn: "Copy the 18-character 统一社会信用代码 from the merchant's business licence.",
+  },
+  DATE_INVALID: {
+    code: 1016, http: 422,
+    zh: '{field} 日期无效：{reason}', en: 'Date {field} is invalid: {reason}',
+    cause: 'Dates are calendar dates written YYYY-MM-DD (Asia/Shanghai).',
+    remedy: '按 YYYY-MM-DD 填写真实存在的日期，例如 2026-11-22。', remedyEn: 'Write an existing date as YYYY-MM-DD, for example 2026-11-22.',
+  },
+  BODY_TOO_LARGE: {
+    code: 1017, http: 413,
+    zh: '请求体过大（上限 {limit} 字节）', en: 'Request body too large (limit {limit} bytes)',
+    cause: 'The request is larger than the server accepts.',
+    remedy: '减少明细行或拆分为多张发票。', remedyEn: 'Send fewer lines or split the invoice.',
+  },
+  QUERY_INVALID: {
+    code: 1018, http: 422,
+    zh: '查询条件 {field} 无效：{reason}', en: 'Query parameter {field} is invalid: {reason}',
+    cause: 'A filter or cursor of the query could not be understood.',
+    remedy: '核对查询参数；游标请原样使用上一页返回的 next_cursor。', remedyEn: 'Check the parameters; pass next_cursor back exactly as the previous page returned it.',
+  },
+  IDEMPOTENCY_KEY_INVALID: {
+    code: 1019, http: 422,
+    zh: 'Idempotency-Key 无效：{reason}', en: 'Idempotency-Key is invalid: {reason}',
+    cause: 'The key must be 1–128 visible ASCII characters.',
+    remedy: '为每次开票生成一个 UUID 作为 Idempotency-Key，重试时使用同一个值。', remedyEn: 'Use a fresh UUID per invoice as Idempotency-Key, and the same one when you retry.',
+  },
+  REGION_CODE_INVALID: {
+    code: 1020, http: 422,
+    zh: '地区代码无效：{reason}', en: 'Region code is invalid: {reason}',
+    cause: 'The region code is the 2-digit province code that starts every invoice number.',
+    remedy: '填写省级行政区划代码的前两位，例如北京 11、上海 31、广东 44。', remedyEn: 'Use the 2-digit province code, e.g. 11 Beijing, 31 Shanghai, 44 Guangdong.',
+  },
+  CONTENT_TYPE_UNSUPPORTED: {
+    code: 1021, http: 415,
+    zh: '不支持的内容类型：{type}', en: 'Unsupported content type: {type}',
+    cause: 'The API accepts JSON bodies only.',
+    remedy: '使用 Content-Type: application/json。', remedyEn: 'Send Content-Type: application/json.',
+  },
+  LOGIN_FAILED: {
+    code: 2001, http: 401,
+    zh: '用户名或密码错误', en: 'Wrong user name or password',
+    cause: 'The user does not exist or the password does not match. After 5 failures in a row the account is locked for a growing time.',
+    remedy: '核对用户名和密码（注意大小写和输入法）；忘记密码请联系商户管理员重置。', remedyEn: "Check user name and password (case, input method); ask the merchant's owner to reset a forgotten password.",
+  },
+  ACCOUNT_LOCKED: {
+    code: 2002, http: 423,
+    zh: '登录失败次数过多，账户已临时锁定，请在 {seconds} 秒后重试', en: 'Too many failed logins; the account is locked for {seconds} seconds',
+    cause: 'Repeated wrong passwords lock the account for a growing time, against password guessing.',
+    remedy: '等待锁定结束后再试；如非本人操作，请联系商户管理员修改密码。', remedyEn: "Wait until the lock ends; if it was not you, ask the merchant's owner to change the password.",
+  },
+  AUTH_REQUIRED: {
+    code: 2003, http: 401,
+    zh: '需要登录或提供 API 密钥', en: 'Login or an API key is required',
+    cause: 'The request carried neither a session cookie nor an Authorization: Bearer key.',
+    remedy: '先登录，或在请求头加入 Authorization: Bearer <API 密钥>。', remedyEn: 'Log in, or send Authorization: Bearer <api key>.',
+  },
+  API_KEY_INVALID: {
+    code: 2004, http: 401,
+    zh: 'API 密钥无效或已被吊销', en: 'The API key is invalid or revoked',
+    cause: 'The key is unknown, mistyped or revoked.',
+    remedy: '在商户后台创建新的 API 密钥，并完整复制（只显示一次）。', remedyEn: 'Create a new key and copy it whole (it is shown once).',
+  },
+  SESSION_EXPIRED: {
+    code: 2005, http: 401,
+    zh: '登录已过期，请重新登录', en: 'The session has expired; log in again',
+    cause: 'Sessions end after a period of inactivity or on logout.',
+    remedy: '重新登录。', remedyEn: 'Log in again.',
+  },
+  PERMISSION_DENIED: {
+    code: 2006, http: 403,
+    zh: '当前角色（{role}）无权执行：{action}', en: 'Role {role} may not perform: {action}',
+    cause: 'Each role has the least privilege its work needs (owner, clerk, auditor, operator).',
+    remedy: '请有权限的同事操作，或请商户管理员调整角色。', remedyEn: "Ask a colleague with the right role, or ask the merchant's owner to change your role.",
+  },
+  USER_EXISTS: {
+    code: 2007, http: 409,
+    zh: '用户名已存在：{username}', en: 'User name already taken: {username}',
+    cause: 'User names are unique across the platform.',
+    remedy: '换一个用户名。', remedyEn: 'Choose another user name.',
+  },
+  PASSWORD_TOO_WEAK: {
+    code: 2008, http: 422,
+    zh: '密码强度不足：{reason}', en: 'Password too weak: {reason}',
+    cause: 'Passwords need at least 10 characters.',
+    remedy: '使用至少10个字符的密码，可以是一句话。', remedyEn: 'Use at least 10 characters; a phrase works well.',
+  },
+  INVOICE_NOT_FOUND: {
+    code: 3001, http: 404,
+    zh: '未找到发票：{number}', en: 'Invoice not found: {number}',
+    cause: 'No invoice of your merchant has this number.',
+    remedy: '核对20位发票号码；发票号码在开具成功后立即可查。', remedyEn: 'Check the 20-digit number; an invoice is findable as soon as issuing succeeds.',
+  },
+  IDEMPOTENCY_KEY_REUSED: {
+    code: 3002, http: 409,
+    zh: '该 Idempotency-Key 已用于另一张内容不同的发票（{number}）', en: 'This Idempotency-Key was already used for a different invoice ({number})',
+    cause: 'A key identifies one invoice request; the same key came with a different body.',
+    remedy: '重试时请发送与首次完全相同的内容；开具新发票请使用新的 Idempotency-Key。', remedyEn: 'Resend exactly the first body when retrying; use a new key for a new invoice.',
+  },
+  DAILY_LIMIT_REACHED: {
+    code: 3003, http: 422,
+    zh: '已达到今日开票张数上限（{limit} 张）', en: 'Daily invoice limit reached ({limit} invoices)',
+    cause: 'The merchant may issue a limited number of invoices per day (Asia/Shanghai).',
+    remedy: '明日再开具，或联系主管税务机关调整开票限额。', remedyEn: 'Issue tomorrow, or ask the tax office to raise the daily limit.',
+  },
+  CREDIT_LINE_EXCEEDED: {
+    code: 3004, http: 422,
+    zh: '超出本月授信额度：剩余 {remaining} 元，本张发票 {amount} 元（不含税）', en: 'Monthly credit line exceeded: {remaining} yuan left, this invoice {amount} yuan (before tax)',
+    cause: 'The pre-tax total issued in a month may not exceed the credit line (授信额度).',
+    remedy: '降低本张金额，或向主管税务机关申请调整授信额度。', remedyEn: 'Lower the amount, or apply to the tax office for a higher credit line.',
+  },
+  INVOICE_STATE_CONFLICT: {
+    code: 3005, http: 409,
+    zh: '发票 {number} 当前状态为 {status}，不能{action}', en: 'Invoice {number} is {status} and cannot be {action}',
+    cause: 'Each invoice state allows only some actions (see docs/architecture.md, invoice states).',
+    remedy: '刷新后查看发票当前状态；已作废的发票无需再次作废。', remedyEn: 'Reload to see the current state; a voided invoice needs no second void.',
+  },
+  MERCHANT_NOT_FOUND: {
+    code: 3006, http: 404,
+    zh: '商户不存在：{merchant}', en: 'Merchant not found: {merchant}',
+    cause: 'No merchant has this ID.',
+    remedy: '用 fapiao merchant list 查看商户编号。', remedyEn: 'List merchants with `fapiao merchant list`.',
+  },
+  VOID_PERIOD_CLOSED: {
+    code: 3007, http: 409,
+    zh: '发票 {number} 开具于 {month}，跨月发票不能作废，请开具红字发票', en: 'Invoice {number} was issued in {month}; invoices of a past month cannot be voided, reverse it with a red-letter invoice',
+    cause: 'An invoice may be voided only in the calendar month (Asia/Shanghai) it was issued in.',
+    remedy: '对跨月发票开具红字发票冲销。', remedyEn: 'Issue a red-letter invoice to reverse it.',
+  },
+  SAVED_ENTRY_NOT_FOUND: {
+    code: 3008, http: 404,
+    zh: '常用{kind}不存在：{id}', en: 'Saved {kind} not found: {id}',
+    cause: 'The saved buyer or item was deleted or belongs to another merchant.',
+    remedy: '刷新常用列表后重新选择。', remedyEn: 'Reload the saved list and choose again.',
+  },
+  MERCHANT_EXISTS: {
+    code: 3009, http: 409,
+    zh: '纳税人识别号 {taxId} 的商户已存在', en: 'A merchant with taxpayer ID {taxId} already exists',
+    cause: 'Each taxpayer is one merchant.',
+    remedy: '使用已有商户，或核对纳税人识别号。', remedyEn: 'Use the existing merchant or check the taxpayer ID.',
+  },
+  STORAGE_UNAVAILABLE: {
+    code: 5001, http: 503,
+    zh: '数据库暂时不可用，请在 {seconds} 秒后重试；已成功开具的发票不受影响', en: 'Storage is temporarily unavailable; retry in {seconds} s. Invoices already issued are safe',
+    cause: 'The database could not be reached or is not writable right now.',
+    remedy: '稍后用同一个 Idempotency-Key 重试，不会重复开票；持续出现请联系运维。', remedyEn: 'Retry later with the same Idempotency-Key (no duplicate will be made); tell operations if it persists.',
+  },
+  STORAGE_FULL: {
+    code: 5002, http: 507,
+    zh: '存储空间已满，暂时无法保存新数据', en: 'Storage is full; new data cannot be saved right now',
+    cause: 'The disk holding the database has no free space.',
+    remedy: '运维人员清理或扩容数据盘后服务会自动恢复；已开具的发票不受影响。', remedyEn: 'Operations must free or add disk space; service resumes by itself. Issued invoices are safe.',
+  },
+  CHAIN_BROKEN: {
+    code: 5003, http: 500,
+    zh: '商户 {merchant} 的发票哈希链在 {number} 处断裂：{reason}', en: "Merchant {merchant}'s invoice hash chain breaks at {number}: {reason}",
+    cause: 'A stored invoice was changed, deleted or inserted outside the application.',
+    remedy: '立即停止修改数据库，保全现场，从最近一次校验通过的备份比对并恢复，并开启安全事件。', remedyEn: 'Stop changes to the database, preserve evidence, compare with the last verified backup and open a security incident.',
+  },
+  SERVER_BUSY: {
+    code: 7001, http: 503,
+    zh: '服务器繁忙，请在 {seconds} 秒后重试', en: 'The server is busy; retry in {seconds} s',
+    cause: 'More requests arrived than the server can answer in time.',
+    remedy: '稍后重试；开票请使用同一个 Idempotency-Key，不会重复开具。', remedyEn: 'Retry shortly; when issuing, reuse the Idempotency-Key so no duplicate is made.',
+  },
+  RATE_LIMITED: {
+    code: 7002, http: 429,
+    zh: '请求过于频繁，请在 {seconds} 秒后重试', en: 'Too many requests; retry in {seconds} s',
+    cause: 'Each API key and each IP address may send a limited number of requests per minute.',
+    remedy: '降低请求频率，按 Retry-After 等待后重试。', remedyEn: 'Slow down and wait for Retry-After before retrying.',
+  },
+  INTERNAL: {
+    code: 9001, http: 500,
+    zh: '服务器内部错误（请求编号 {requestId}）', en: 'Internal server error (request {requestId})',
+    cause: 'An unexpected error; the details are in the server log under the request ID.',
+    remedy: '稍后重试；若持续出现，请把请求编号提供给技术支持。', remedyEn: 'Retry later; if it persists, give support the request ID.',
+  },
+} as const satisfies Record<string, FaultSpec>;
+
+export type FaultName = keyof typeof faults;
+
+export class Fault extends Error {
+  constructor(
+    readonly spec: FaultSpec,
+    readonly params: Record<string, string> = {},
+    readonly details: FieldIssue[] = [],
+    /** Seconds a client should wait before retrying (sent as Retry-After). */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(fill(spec.en, params));
+    this.name = `Fault ${spec.code}`;
+  }
+
+  get code(): number {
+    return this.spec.code;
+  }
+}
+
+export function fill(template: string, params: Record<string, string>): string {
+  return template.replace(/\{(\w+)\}/g, (whole, key: string) => params[key] ?? whole);
+}
+
+export function faultByCode(code: number): FaultSpec | undefined {
+  return Object.values(faults).find((spec) => spec.code === code);
+}
+
+export function isFault(error: unknown): error is Fault {
+  return error instanceof Fault;
+}

@@ -1,0 +1,122 @@
+// The invoice as the platform keeps it. Content fields are immutable once issued; only the
+// status moves, and every move is an audited event.
+import { createHash } from 'node:crypto';
+import type { Fen } from './money.js';
+
+export type InvoiceKind = 'normal' | 'special'; // 普通发票 | 增值税专用发票 (both electronic)
+export const invoiceKinds: readonly InvoiceKind[] = ['normal', 'special'];
+
+export type InvoiceStatus = 'issued' | 'uploaded' | 'rejected' | 'voided' | 'reversed';
+export const invoiceStatuses: readonly InvoiceStatus[] = ['issued', 'uploaded', 'rejected', 'voided', 'reversed'];
+
+export interface Party {
+  name: string;
+  taxId: string;
+  address: string;
+  phone: string;
+  bank: string;
+  account: string;
+}
+
+export interface Buyer extends Party {
+  email: string;
+}
+
+export interface InvoiceLine {
+  name: string;
+  taxCode: string;
+  spec: string;
+  unit: string;
+  quantity: string; // canonical decimal text
+  unitPrice: string; // canonical decimal text
+  taxRate: string; // "0.13", "0", "exempt", "non_taxable"
+  amount: Fen;
+  tax: Fen;
+}
+
+/** What the merchant asked for, priced and checked: everything but number, time and chain. */
+export interface InvoiceDraft {
+  kind: InvoiceKind;
+  pricesIncludeTax: boolean;
+  remarks: string;
+  buyer: Buyer;
+  lines: InvoiceLine[];
+  totalAmount: Fen;
+  totalTax: Fen;
+  totalWithTax: Fen;
+}
+
+export interface InvoiceContent extends InvoiceDraft {
+  number: string;
+  issuedAt: string; // Shanghai timestamp
+  seller: Party;
+  issuer: string; // who issued it: a user name or an API key label
+}
+
+export interface Invoice extends InvoiceContent {
+  merchantId: string;
+  status: InvoiceStatus;
+  digest: string; // SHA-256 of the canonical content
+  prevHash: string; // chain hash of the merchant's previous invoice
+  chainHash: string; // SHA-256(prevHash + digest)
+  chainIndex: number; // position in the merchant's chain, from 1
+  voidReason: string | null;
+  statusChangedAt: string | null;
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+/**
+ * The canonical text of an invoice's content: fixed key order, amounts as decimal fen strings.
+ * Everything that is printed on the invoice is in it; nothing else is.
+ */
+export function canonicalContent(content: InvoiceContent): string {
+  const party = (p: Party) => [p.name, p.taxId, p.address, p.phone, p.bank, p.account];
+  return JSON.stringify([
+    'fapiao/1',
+    content.number,
+    content.kind,
+    content.issuedAt,
+    content.pricesIncludeTax,
+    content.remarks,
+    content.issuer,
+    party(content.seller),
+    [...party(content.buyer), content.buyer.email],
+    content.lines.map((l) => [l.name, l.taxCode, l.spec, l.unit, l.quantity, l.unitPrice, l.taxRate, String(l.amount), String(l.tax)]),
+    String(content.totalAmount),
+    String(content.totalTax),
+    String(content.totalWithTax),
+  ]);
+}
+
+export function contentDigest(content: InvoiceContent): string {
+  return sha256(canonicalContent(content));
+}
+
+export function chainLink(prevHash: string, digest: string): string {
+  return sha256(prevHash + digest);
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** Seals issued content into the merchant's hash chain. */
+export function sealInvoice(
+  merchantId: string,
+  content: InvoiceContent,
+  head: { hash: string; index: number },
+): Invoice {
+  const digest = contentDigest(content);
+  return {
+    ...content,
+    merchantId,
+    status: 'issued',
+    digest,
+    prevHash: head.hash,
+    chainHash: chainLink(head.hash, digest),
+    chainIndex: head.index + 1,
+    voidReason: null,
+    statusChangedAt: null,
+  };
+}

@@ -1,0 +1,18 @@
+// One ordered set of migrations for both dialects. Applied on start and by `fapiao migrate`.
+import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
+import * as core from './migrations/001-core.js';
+
+const migrations: Record<string, Migration> = {
+  '001-core': core,
+};
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+export const LATEST_SCHEMA_VERSION = Object.keys(migrations).sort().at(-1)!;
+
+export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error;
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

@@ -1,0 +1,384 @@
+// Repositories over Kysely. The same code runs on a transaction or on the read connection, on
+// SQLite and on PostgreSQL; dialect differences stay in database.ts.
+import { type Kysely, sql } from 'kysely';
+import type { Database, InvoiceTable } from './schema.js';
+import type { Repositories, MerchantRecord, UserRecord, ApiKeyRecord, SavedBuyer, SavedItem, InvoiceFilter } from '../app/ports.js';
+import type { Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, Buyer, Party } from '../domain/invoice.js';
+import { GENESIS_HASH } from '../domain/invoice.js';
+import type { Role } from '../domain/access.js';
+
+type Db = Kysely<Database>;
+
+export function repositories(db: Db): Repositories {
+  return {
+    merchants: merchants(db),
+    series: {
+      async next(merchantId, year) {
+        // UPDATE … RETURNING takes the row lock on PostgreSQL, serialising numbering per merchant.
+        const bumped = await db
+          .updateTable('invoice_series')
+          .set({ last_sequence: sql`last_sequence + 1` })
+          .where('merchant_id', '=', merchantId)
+          .where('year', '=', year)
+          .returning('last_sequence')
+          .executeTakeFirst();
+        if (bumped) return Number(bumped.last_sequence);
+        await db.insertInto('invoice_series').values({ merchant_id: merchantId, year, last_sequence: 1 }).execute();
+        return 1;
+      },
+    },
+    chain: {
+      async head(scope) {
+        const row = await db.selectFrom('chain_heads').select(['hash', 'length']).where('scope', '=', scope).executeTakeFirst();
+        return row ? { hash: row.hash, index: Number(row.length) } : { hash: GENESIS_HASH, index: 0 };
+      },
+      async advance(scope, head) {
+        await db
+          .insertInto('chain_heads')
+          .values({ scope, hash: head.hash, length: head.index })
+          .onConflict((oc) => oc.column('scope').doUpdateSet({ hash: head.hash, length: head.index }))
+          .execute();
+      },
+    },
+    invoices: invoices(db),
+    idempotency: {
+      async find(merchantId, key) {
+        const row = await db.selectFrom('idempotency_keys').selectAll().where('merchant_id', '=', merchantId).where('key', '=', key).executeTakeFirst();
+        return row && { merchantId: row.merchant_id, key: row.key, requestHash: row.request_hash, invoiceNumber: row.invoice_number, createdAt: row.created_at };
+      },
+      async insert(r) {
+        await db
+          .insertInto('idempotency_keys')
+          .values({ merchant_id: r.merchantId, key: r.key, request_hash: r.requestHash, invoice_number: r.invoiceNumber, created_at: r.createdAt })
+          .execute();
+      },
+      async purgeBefore(at) {
+        const result = await db.deleteFrom('idempotency_keys').where('created_at', '<', at).executeTakeFirst();
+        return Number(result.numDeletedRows);
+      },
+    },
+    usage: {
+      async get(merchantId, period) {
+        const row = await db.selectFrom('usage').select(['invoice_count', 'pre_tax_fen']).where('merchant_id', '=', merchantId).where('period', '=', period).executeTakeFirst();
+        return row ? { invoiceCount: Number(row.invoice_count), preTaxFen: BigInt(row.pre_tax_fen) } : { invoiceCount: 0, preTaxFen: 0n };
+      },
+      async add(merchantId, period, delta) {
+        const fen = delta.preTaxFen.toString();
+        await db
+          .insertInto('usage')
+          .values({ merchant_id: merchantId, period, invoice_count: delta.invoiceCount, pre_tax_fen: fen })
+          .onConflict((oc) =>
+            oc.columns(['merchant_id', 'period']).doUpdateSet({
+              invoice_count: sql`usage.invoice_count + ${delta.invoiceCount}`,
+              pre_tax_fen: sql`usage.pre_tax_fen + ${fen}`,
+            }),
+          )
+          .execute();
+      },
+    },
+    audit: {
+      async append(e) {
+        await db
+          .insertInto('audit_log')
+          .values({ merchant_id: e.merchantId, at: e.at, actor: e.actor, action: e.action, subject: e.subject, detail: e.detail, prev_hash: e.prevHash, hash: e.hash })
+          .execute();
+      },
+      async page(merchantId, afterId, limit) {
+        const rows = await db.selectFrom('audit_log').selectAll().where('merchant_id', '=', merchantId).where('id', '>', afterId).orderBy('id').limit(limit).execute();
+        return rows.map((r) => ({ id: Number(r.id), merchantId: r.merchant_id, at: r.at, actor: r.actor, action: r.action, subject: r.subject, detail: r.detail, prevHash: r.prev_hash, hash: r.hash }));
+      },
+    },
+    outbox: {
+      async enqueue(job) {
+        await db
+          .insertInto('outbox')
+          .values({ merchant_id: job.merchantId, topic: job.topic, subject: job.subject, payload: job.payload, created_at: job.at, available_at: job.at, attempts: 0 })
+          .execute();
+      },
+    },
+    users: users(db),
+    sessions: {
+      async insert(s) {
+        await db.insertInto('sessions').values({ token_hash: s.tokenHash, user_id: s.userId, expires_at: s.expiresAt, created_at: s.createdAt }).execute();
+      },
+      async find(tokenHash) {
+        const row = await db.selectFrom('sessions').select(['user_id', 'expires_at']).where('token_hash', '=', tokenHash).executeTakeFirst();
+        return row && { userId: row.user_id, expiresAt: row.expires_at };
+      },
+      async delete(tokenHash) {
+        await db.deleteFrom('sessions').where('token_hash', '=', tokenHash).execute();
+      },
+    },
+    apiKeys: apiKeys(db),
+    savedBuyers: savedBuyers(db),
+    savedItems: savedItems(db),
+  };
+}
+
+function merchants(db: Db): Repositories['merchants'] {
+  const toRecord = (r: Database['merchants']): MerchantRecord => ({
+    id: r.id,
+    name: r.name,
+    taxId: r.tax_id,
+    address: r.address,
+    phone: r.phone,
+    bank: r.bank,
+    account: r.account,
+    regionCode: r.region_code,
+    dailyInvoiceLimit: r.daily_invoice_limit === null ? null : Number(r.daily_invoice_limit),
+    monthlyCreditFen: r.monthly_credit_fen === null ? null : BigInt(r.monthly_credit_fen),
+    createdAt: r.created_at,
+  });
+  return {
+    async insert(m) {
+      await db
+        .insertInto('merchants')
+        .values({
+          id: m.id, name: m.name, tax_id: m.taxId, address: m.address, phone: m.phone, bank: m.bank, account: m.account,
+          region_code: m.regionCode, daily_invoice_limit: m.dailyInvoiceLimit,
+          monthly_credit_fen: m.monthlyCreditFen === null ? null : m.monthlyCreditFen.toString(), created_at: m.createdAt,
+        })
+        .execute();
+    },
+    async get(id) {
+      const row = await db.selectFrom('merchants').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toRecord(row);
+    },
+    async findByTaxId(taxId) {
+      const row = await db.selectFrom('merchants').selectAll().where('tax_id', '=', taxId).executeTakeFirst();
+      return row && toRecord(row);
+    },
+    async list() {
+      return (await db.selectFrom('merchants').selectAll().orderBy('created_at').orderBy('id').execute()).map(toRecord);
+    },
+    async setLimits(id, limits) {
+      await db
+        .updateTable('merchants')
+        .set({ daily_invoice_limit: limits.dailyInvoiceLimit, monthly_credit_fen: limits.monthlyCreditFen === null ? null : limits.monthlyCreditFen.toString() })
+        .where('id', '=', id)
+        .execute();
+    },
+  };
+}
+
+/** Everything of an invoice that is not a column of its own. */
+interface StoredContent {
+  pricesIncludeTax: boolean;
+  remarks: string;
+  issuer: string;
+  seller: Party;
+  buyer: Buyer;
+  lines: Array<Omit<InvoiceLine, 'amount' | 'tax'> & { amount: string; tax: string }>;
+}
+
+function invoiceToRow(i: Invoice): InvoiceTable {
+  const content: StoredContent = {
+    pricesIncludeTax: i.pricesIncludeTax,
+    remarks: i.remarks,
+    issuer: i.issuer,
+    seller: i.seller,
+    buyer: i.buyer,
+    lines: i.lines.map((l) => ({ ...l, amount: l.amount.toString(), tax: l.tax.toString() })),
+  };
+  return {
+    merchant_id: i.merchantId,
+    number: i.number,
+    kind: i.kind,
+    status: i.status,
+    issued_at: i.issuedAt,
+    issue_date: i.issuedAt.slice(0, 10),
+    buyer_name: i.buyer.name,
+    buyer_tax_id: i.buyer.taxId,
+    total_amount: i.totalAmount.toString(),
+    total_tax: i.totalTax.toString(),
+    total_with_tax: i.totalWithTax.toString(),
+    content: JSON.stringify(content),
+    digest: i.digest,
+    prev_hash: i.prevHash,
+    chain_hash: i.chainHash,
+    chain_index: i.chainIndex,
+    void_reason: i.voidReason,
+    status_changed_at: i.statusChangedAt,
+  };
+}
+
+// Columns win over the JSON body for the fields that have both, so that a change to either
+// one shows up as a digest mismatch in `chain verify`.
+function rowToInvoice(r: InvoiceTable): Invoice {
+  const c = JSON.parse(r.content) as StoredContent;
+  return {
+    merchantId: r.merchant_id,
+    number: r.number,
+    kind: r.kind as InvoiceKind,
+    status: r.status as InvoiceStatus,
+    issuedAt: r.issued_at,
+    pricesIncludeTax: c.pricesIncludeTax,
+    remarks: c.remarks,
+    issuer: c.issuer,
+    seller: c.seller,
+    buyer: { ...c.buyer, name: r.buyer_name, taxId: r.buyer_tax_id },
+    lines: c.lines.map((l) => ({ ...l, amount: BigInt(l.amount), tax: BigInt(l.tax) })),
+    totalAmount: BigInt(r.total_amount),
+    totalTax: BigInt(r.total_tax),
+    totalWithTax: BigInt(r.total_with_tax),
+    digest: r.digest,
+    prevHash: r.prev_hash,
+    chainHash: r.chain_hash,
+    chainIndex: Number(r.chain_index),
+    voidReason: r.void_reason,
+    statusChangedAt: r.status_changed_at,
+  };
+}
+
+function invoices(db: Db): Repositories['invoices'] {
+  return {
+    async insert(invoice) {
+      await db.insertInto('invoices').values(invoiceToRow(invoice)).execute();
+    },
+    async get(merchantId, number) {
+      const row = await db.selectFrom('invoices').selectAll().where('merchant_id', '=', merchantId).where('number', '=', number).executeTakeFirst();
+      return row && rowToInvoice(row);
+    },
+    async list(merchantId, f: InvoiceFilter, limit) {
+      let q = db.selectFrom('invoices').selectAll().where('merchant_id', '=', merchantId);
+      if (f.dateFrom) q = q.where('issue_date', '>=', f.dateFrom);
+      if (f.dateTo) q = q.where('issue_date', '<=', f.dateTo);
+      if (f.buyerName) q = q.where(contains('buyer_name', f.buyerName));
+      if (f.buyerTaxId) q = q.where('buyer_tax_id', '=', f.buyerTaxId);
+      if (f.minTotal !== undefined) q = q.where('total_with_tax', '>=', f.minTotal.toString());
+      if (f.maxTotal !== undefined) q = q.where('total_with_tax', '<=', f.maxTotal.toString());
+      if (f.status) q = q.where('status', '=', f.status);
+      if (f.kind) q = q.where('kind', '=', f.kind);
+      if (f.beforeIndex !== undefined) q = q.where('chain_index', '<', f.beforeIndex);
+      const rows = await q.orderBy('chain_index', 'desc').limit(limit).execute();
+      return rows.map(rowToInvoice);
+    },
+    async count(merchantId) {
+      const row = await db.selectFrom('invoices').select((eb) => eb.fn.countAll<number>().as('n')).where('merchant_id', '=', merchantId).executeTakeFirstOrThrow();
+      return Number(row.n);
+    },
+    async setStatus(merchantId, number, change) {
+      await db
+        .updateTable('invoices')
+        .set({ status: change.status, status_changed_at: change.at, void_reason: change.reason })
+        .where('merchant_id', '=', merchantId)
+        .where('number', '=', number)
+        .execute();
+    },
+    async chainPage(merchantId, afterIndex, limit) {
+      const rows = await db.selectFrom('invoices').selectAll().where('merchant_id', '=', merchantId).where('chain_index', '>', afterIndex).orderBy('chain_index').limit(limit).execute();
+      return rows.map(rowToInvoice);
+    },
+  };
+}
+
+/** Substring search that treats %, _ and \\ in the text as the characters they are. */
+function contains(column: string, text: string) {
+  const pattern = `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  return sql<boolean>`${sql.ref(column)} like ${pattern} escape '\\'`;
+}
+
+function users(db: Db): Repositories['users'] {
+  const toRecord = (r: Database['users']): UserRecord => ({
+    id: r.id, merchantId: r.merchant_id, username: r.username, passwordHash: r.password_hash, role: r.role as Role,
+    failedAttempts: Number(r.failed_attempts), lockedUntil: r.locked_until, createdAt: r.created_at,
+  });
+  return {
+    async insert(u) {
+      await db
+        .insertInto('users')
+        .values({ id: u.id, merchant_id: u.merchantId, username: u.username, password_hash: u.passwordHash, role: u.role, failed_attempts: u.failedAttempts, locked_until: u.lockedUntil, created_at: u.createdAt })
+        .execute();
+    },
+    async get(id) {
+      const row = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toRecord(row);
+    },
+    async findByUsername(username) {
+      const row = await db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
+      return row && toRecord(row);
+    },
+    async setLoginState(id, state) {
+      await db.updateTable('users').set({ failed_attempts: state.failedAttempts, locked_until: state.lockedUntil }).where('id', '=', id).execute();
+    },
+  };
+}
+
+function apiKeys(db: Db): Repositories['apiKeys'] {
+  const toRecord = (r: Database['api_keys']): ApiKeyRecord => ({
+    id: r.id, merchantId: r.merchant_id, role: r.role as Role, label: r.label, secretHash: r.secret_hash, createdAt: r.created_at, revokedAt: r.revoked_at,
+  });
+  return {
+    async insert(k) {
+      await db
+        .insertInto('api_keys')
+        .values({ id: k.id, merchant_id: k.merchantId, role: k.role, label: k.label, secret_hash: k.secretHash, created_at: k.createdAt, revoked_at: k.revokedAt })
+        .execute();
+    },
+    async get(id) {
+      const row = await db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toRecord(row);
+    },
+    async list(merchantId) {
+      return (await db.selectFrom('api_keys').selectAll().where('merchant_id', '=', merchantId).orderBy('created_at').execute()).map(toRecord);
+    },
+    async revoke(merchantId, id, at) {
+      const result = await db.updateTable('api_keys').set({ revoked_at: at }).where('merchant_id', '=', merchantId).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    },
+  };
+}
+
+function savedBuyers(db: Db): Repositories['savedBuyers'] {
+  const toBuyer = (r: Database['saved_buyers']): SavedBuyer => ({
+    id: r.id, name: r.name, taxId: r.tax_id, address: r.address, phone: r.phone, bank: r.bank, account: r.account, email: r.email, updatedAt: r.updated_at,
+  });
+  return {
+    async upsert(merchantId, b) {
+      const values = { name: b.name, tax_id: b.taxId, address: b.address, phone: b.phone, bank: b.bank, account: b.account, email: b.email, updated_at: b.updatedAt };
+      const row = await db
+        .insertInto('saved_buyers')
+        .values({ id: b.id, merchant_id: merchantId, ...values })
+        .onConflict((oc) => oc.columns(['merchant_id', 'name']).doUpdateSet(values))
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toBuyer(row);
+    },
+    async list(merchantId, search, limit) {
+      let q = db.selectFrom('saved_buyers').selectAll().where('merchant_id', '=', merchantId);
+      if (search) q = q.where((eb) => eb.or([contains('name', search), eb('tax_id', '=', search)]));
+      return (await q.orderBy('updated_at', 'desc').orderBy('id').limit(limit).execute()).map(toBuyer);
+    },
+    async delete(merchantId, id) {
+      const result = await db.deleteFrom('saved_buyers').where('merchant_id', '=', merchantId).where('id', '=', id).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    },
+  };
+}
+
+function savedItems(db: Db): Repositories['savedItems'] {
+  const toItem = (r: Database['saved_items']): SavedItem => ({
+    id: r.id, name: r.name, taxCode: r.tax_code, spec: r.spec, unit: r.unit, unitPrice: r.unit_price, taxRate: r.tax_rate, updatedAt: r.updated_at,
+  });
+  return {
+    async upsert(merchantId, i) {
+      const values = { name: i.name, tax_code: i.taxCode, spec: i.spec, unit: i.unit, unit_price: i.unitPrice, tax_rate: i.taxRate, updated_at: i.updatedAt };
+      const row = await db
+        .insertInto('saved_items')
+        .values({ id: i.id, merchant_id: merchantId, ...values })
+        .onConflict((oc) => oc.columns(['merchant_id', 'name']).doUpdateSet(values))
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toItem(row);
+    },
+    async list(merchantId, search, limit) {
+      let q = db.selectFrom('saved_items').selectAll().where('merchant_id', '=', merchantId);
+      if (search) q = q.where(contains('name', search));
+      return (await q.orderBy('updated_at', 'desc').orderBy('id').limit(limit).execute()).map(toItem);
+    },
+    async delete(merchantId, id) {
+      const result = await db.deleteFrom('saved_items').where('merchant_id', '=', merchantId).where('id', '=', id).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    },
+  };
+}

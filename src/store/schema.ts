@@ -1,0 +1,168 @@
+// Table types for Kysely. Money columns hold integer fen; drivers hand them back as number
+// (SQLite) or string (PostgreSQL bigint), so repositories convert with BigInt() when reading.
+import type { Generated } from 'kysely';
+
+type Int64 = number | string | bigint;
+
+export interface MerchantTable {
+  id: string;
+  name: string;
+  tax_id: string;
+  address: string;
+  phone: string;
+  bank: string;
+  account: string;
+  region_code: string;
+  daily_invoice_limit: number | null;
+  monthly_credit_fen: Int64 | null;
+  created_at: string;
+}
+
+export interface InvoiceSeriesTable {
+  merchant_id: string;
+  year: number;
+  last_sequence: number;
+}
+
+export interface ChainHeadTable {
+  scope: string; // "invoices:<merchant>" or "audit:<merchant>"
+  hash: string;
+  length: number;
+}
+
+export interface InvoiceTable {
+  merchant_id: string;
+  number: string;
+  kind: string;
+  status: string;
+  issued_at: string;
+  issue_date: string;
+  buyer_name: string;
+  buyer_tax_id: string;
+  total_amount: Int64;
+  total_tax: Int64;
+  total_with_tax: Int64;
+  content: string; // the canonical JSON body of the invoice (lines, parties, …)
+  digest: string;
+  prev_hash: string;
+  chain_hash: string;
+  chain_index: number;
+  void_reason: string | null;
+  status_changed_at: string | null;
+}
+
+export interface IdempotencyKeyTable {
+  merchant_id: string;
+  key: string;
+  request_hash: string;
+  invoice_number: string;
+  created_at: string;
+}
+
+export interface UsageTable {
+  merchant_id: string;
+  period: string; // "D2026-11-22" or "M2026-11"
+  invoice_count: number;
+  pre_tax_fen: Int64;
+}
+
+export interface AuditTable {
+  id: Generated<number>;
+  merchant_id: string;
+  at: string;
+  actor: string;
+  action: string;
+  subject: string;
+  detail: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface OutboxTable {
+  id: Generated<number>;
+  merchant_id: string;
+  topic: string;
+  subject: string;
+  payload: string;
+  created_at: string;
+  available_at: string;
+  attempts: number;
+  lease_owner: string | null;
+  lease_until: string | null;
+  done_at: string | null;
+}
+
+export interface UserTable {
+  id: string;
+  merchant_id: string;
+  username: string;
+  password_hash: string;
+  role: string;
+  failed_attempts: number;
+  locked_until: string | null;
+  created_at: string;
+}
+
+export interface SessionTable {
+  token_hash: string;
+  user_id: string;
+  expires_at: string;
+  created_at: string;
+}
+
+export interface ApiKeyTable {
+  id: string;
+  merchant_id: string;
+  role: string;
+  label: string;
+  secret_hash: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+export interface SavedBuyerTable {
+  id: string;
+  merchant_id: string;
+  name: string;
+  tax_id: string;
+  address: string;
+  phone: string;
+  bank: string;
+  account: string;
+  email: string;
+  updated_at: string;
+}
+
+export interface SavedItemTable {
+  id: string;
+  merchant_id: string;
+  name: string;
+  tax_code: string;
+  spec: string;
+  unit: string;
+  unit_price: string;
+  tax_rate: string;
+  updated_at: string;
+}
+
+export interface HeartbeatTable {
+  instance: string;
+  at: string;
+}
+
+export interface Database {
+  heartbeats: HeartbeatTable;
+  merchants: MerchantTable;
+  invoice_series: InvoiceSeriesTable;
+  chain_heads: ChainHeadTable;
+  invoices: InvoiceTable;
+  idempotency_keys: IdempotencyKeyTable;
+  usage: UsageTable;
+  audit_log: AuditTable;
+  outbox: OutboxTable;
+  users: UserTable;
+  sessions: SessionTable;
+  api_keys: ApiKeyTable;
+  saved_buyers: SavedBuyerTable;
+  saved_items: SavedItemTable;
+}
