@@ -1,0 +1,236 @@
+import { Decimal } from 'decimal.js';
+import { Fault, faults, type FaultSpec } from './faults.js';
+import { assertInvoiceRange, divideRoundHalfUp, formatYuan, type Fen } from './money.js';
+
+/** VAT rates in force (增值税税率/征收率), plus 免税 (exempt) and 不征税 (outside the scope of VAT). */
+export type TaxRate =
+  | { kind: 'percent'; percent: 13 | 9 | 6 | 5 | 3 | 1 | 0 }
+  | { kind: 'exempt' }
+  | { kind: 'non_taxable' };
+
+/**
+ * Decimal with room for quantity × unit price exactly: both have at most 12 integer digits and
+ * 8 decimals, so a product needs at most 40 significant digits (the library default is 20, which
+ * would round silently).
+ */
+const Exact = Decimal.clone({ precision: 64, rounding: Decimal.ROUND_HALF_UP });
+
+const MAX_DECIMAL_PLACES = 8;
+const MAX_QUANTITY_OR_PRICE = new Exact('1e12');
+
+// Per-line and per-invoice limits of the official invoicing software, in fen.
+const LINE_AMOUNT_TOLERANCE_FEN = 1n;
+const LINE_TAX_TOLERANCE_FEN = 6n;
+const INVOICE_TAX_TOLERANCE_FEN = 127n;
+
+const RATE_TEXTS: ReadonlyMap<string, TaxRate> = new Map<string, TaxRate>([
+  ['0.13', { kind: 'percent', percent: 13 }],
+  ['0.09', { kind: 'percent', percent: 9 }],
+  ['0.06', { kind: 'percent', percent: 6 }],
+  ['0.05', { kind: 'percent', percent: 5 }],
+  ['0.03', { kind: 'percent', percent: 3 }],
+  ['0.01', { kind: 'percent', percent: 1 }],
+  ['0', { kind: 'percent', percent: 0 }],
+  ['0.0', { kind: 'percent', percent: 0 }],
+  ['0.00', { kind: 'percent', percent: 0 }],
+  ['exempt', { kind: 'exempt' }],
+  ['non_taxable', { kind: 'non_taxable' }],
+]);
+
+export function parseTaxRate(text: string, field: string): TaxRate {
+  const rate = RATE_TEXTS.get(text);
+  if (!rate) throw new Fault(faults.TAX_RATE_UNKNOWN, { field, value: text });
+  return { ...rate }; // a copy, so no caller can alter the table
+}
+
+/** The canonical text of a rate: "0.13", "0", "exempt", "non_taxable". */
+export function formatTaxRate(rate: TaxRate): string {
+  if (rate.kind !== 'percent') return rate.kind;
+  return rate.percent === 0 ? '0' : `0.${String(rate.percent).padStart(2, '0')}`;
+}
+
+/** The rate as whole percent; exempt and non-taxable lines carry no tax. */
+export function taxPercent(rate: TaxRate): bigint {
+  return rate.kind === 'percent' ? BigInt(rate.percent) : 0n;
+}
+
+export function parseQuantity(text: string, field: string): Decimal {
+  return parsePositiveDecimal(text, field, faults.QUANTITY_INVALID, 'quantity');
+}
+
+export function parseUnitPrice(text: string, field: string): Decimal {
+  return parsePositiveDecimal(text, field, faults.UNIT_PRICE_INVALID, 'unit price');
+}
+
+export type LineInput = { quantity: Decimal; unitPrice: Decimal; rate: TaxRate; pricesIncludeTax: boolean };
+export type LinePrice = { amount: Fen; tax: Fen };
+
+/**
+ * Amount (金额, before tax) and tax (税额) of one line, `field` being the line's path ("lines[2]").
+ * Without tax in the price: amount = round(q × p), tax = round(amount × rate).
+ * With tax in the price:   incl = round(q × p), tax = round(incl × rate / (1 + rate)), amount = incl − tax.
+ * All rounding is to the fen, half up.
+ */
+export function priceLine(input: LineInput, field: string): LinePrice {
+  const gross = toFen(product(input.quantity, input.unitPrice));
+  const percent = taxPercent(input.rate);
+  const price = input.pricesIncludeTax
+    ? splitTaxInclusive(gross, percent)
+    : { amount: gross, tax: divideRoundHalfUp(gross * percent, 100n) };
+  checkLineRange(price, `${field}.amount`);
+  return price;
+}
+
+export type LineToCheck = LineInput & LinePrice;
+
+/**
+ * The official consistency checks of a line whose amount and tax may have been supplied or stored:
+ * |q × p − amount| ≤ 0.01 (q × p against amount + tax when prices include tax) and
+ * |amount × rate − tax| ≤ 0.06. Exempt, non-taxable and 0 % lines must carry no tax at all,
+ * since a tax on them is a mistake whatever its size.
+ */
+export function checkLineTolerance(line: LineToCheck, field: string): void {
+  const stated = line.pricesIncludeTax ? line.amount + line.tax : line.amount;
+  const gross = product(line.quantity, line.unitPrice);
+  const grossDifference = gross.minus(new Exact(stated.toString()).dividedBy(100)).abs();
+  if (grossDifference.greaterThan(new Exact(LINE_AMOUNT_TOLERANCE_FEN.toString()).dividedBy(100))) {
+    const what = line.pricesIncludeTax ? 'amount + tax' : 'amount';
+    throw toleranceExceeded(
+      `${field}.amount`,
+      `quantity × unit price = ${gross.toFixed()} differs from ${what} ${formatYuan(stated)} by ${grossDifference.toFixed()} (limit 0.01)`,
+    );
+  }
+  const percent = taxPercent(line.rate);
+  if (percent === 0n && line.tax !== 0n) {
+    throw toleranceExceeded(`${field}.tax`, `a line at rate ${formatTaxRate(line.rate)} carries no tax, found ${formatYuan(line.tax)}`);
+  }
+  // Compared in hundredths of a fen so that amount × rate stays exact.
+  const taxDifference = abs(line.amount * percent - line.tax * 100n);
+  if (taxDifference > LINE_TAX_TOLERANCE_FEN * 100n) {
+    throw toleranceExceeded(
+      `${field}.tax`,
+      `amount × rate = ${formatHundredthsOfFen(line.amount * percent)} differs from tax ${formatYuan(line.tax)} by ${formatHundredthsOfFen(taxDifference)} (limit 0.06)`,
+    );
+  }
+}
+
+export type InvoiceLineText = { quantity: string; unit_price: string; tax_rate: string };
+export type PricedLine = { quantity: Decimal; unitPrice: Decimal; rate: TaxRate; amount: Fen; tax: Fen };
+export type PricedInvoice = { lines: PricedLine[]; totalAmount: Fen; totalTax: Fen; totalWithTax: Fen };
+
+/**
+ * Prices every line of an invoice and totals them. Every line is examined before giving up, so a
+ * rejection lists all the fields to fix in `details`, not just the first.
+ */
+export function priceInvoiceLines(lines: readonly InvoiceLineText[], pricesIncludeTax: boolean): PricedInvoice {
+  if (lines.length === 0) {
+    throw new Fault(faults.AMOUNT_OUT_OF_RANGE, { field: 'lines', reason: 'an invoice needs at least one line' });
+  }
+  const priced: PricedLine[] = [];
+  const problems: Fault[] = [];
+  lines.forEach((line, index) => {
+    try {
+      priced.push(priceOneLine(line, `lines[${index}]`, pricesIncludeTax));
+    } catch (error) {
+      if (!(error instanceof Fault)) throw error;
+      problems.push(error);
+    }
+  });
+  const [first] = problems;
+  if (first) throw new Fault(first.spec, first.params, problems.map(describeProblem));
+  return totalled(priced);
+}
+
+function priceOneLine(line: InvoiceLineText, field: string, pricesIncludeTax: boolean): PricedLine {
+  const quantity = parseQuantity(line.quantity, `${field}.quantity`);
+  const unitPrice = parseUnitPrice(line.unit_price, `${field}.unit_price`);
+  const rate = parseTaxRate(line.tax_rate, `${field}.tax_rate`);
+  return { quantity, unitPrice, rate, ...priceLine({ quantity, unitPrice, rate, pricesIncludeTax }, field) };
+}
+
+function totalled(lines: PricedLine[]): PricedInvoice {
+  const totalAmount = lines.reduce((sum, line) => sum + line.amount, 0n);
+  const totalTax = lines.reduce((sum, line) => sum + line.tax, 0n);
+  checkAccumulatedTax(lines);
+  assertInvoiceRange(totalAmount, 'lines');
+  assertInvoiceRange(totalTax, 'lines');
+  const totalWithTax = assertInvoiceRange(totalAmount + totalTax, 'lines');
+  return { lines, totalAmount, totalTax, totalWithTax };
+}
+
+// Rounding each line's tax can drift from the tax on the total; the official software caps the drift.
+function checkAccumulatedTax(lines: PricedLine[]): void {
+  const exact = lines.reduce((sum, line) => sum + line.amount * taxPercent(line.rate), 0n);
+  const charged = lines.reduce((sum, line) => sum + line.tax * 100n, 0n);
+  const difference = abs(exact - charged);
+  if (difference > INVOICE_TAX_TOLERANCE_FEN * 100n) {
+    throw toleranceExceeded(
+      'lines',
+      `the line taxes add up to ${formatHundredthsOfFen(charged)} but Σ amount × rate is ${formatHundredthsOfFen(exact)}; the difference ${formatHundredthsOfFen(difference)} exceeds 1.27 — split the invoice`,
+    );
+  }
+}
+
+function splitTaxInclusive(gross: Fen, percent: bigint): LinePrice {
+  const tax = divideRoundHalfUp(gross * percent, 100n + percent);
+  return { amount: gross - tax, tax };
+}
+
+function checkLineRange(price: LinePrice, field: string): void {
+  if (price.amount === 0n) {
+    throw new Fault(faults.AMOUNT_OUT_OF_RANGE, {
+      field,
+      reason: 'line amount rounds to zero; raise the quantity or the unit price',
+    });
+  }
+  assertInvoiceRange(price.amount, field);
+  assertInvoiceRange(price.amount + price.tax, field);
+}
+
+function product(quantity: Decimal, unitPrice: Decimal): Decimal {
+  return new Exact(quantity).times(unitPrice);
+}
+
+function toFen(yuan: Decimal): Fen {
+  return BigInt(yuan.times(100).toDecimalPlaces(0, Decimal.ROUND_HALF_UP).toFixed(0));
+}
+
+// Plain notation only, as on the invoice; decimal.js alone would also take "1e3", "0x10" or " 5".
+const DECIMAL_TEXT = /^-?\d+(?:\.\d+)?$/;
+
+function parsePositiveDecimal(text: string, field: string, spec: FaultSpec, what: string): Decimal {
+  const fail = (reason: string) => new Fault(spec, { field, reason });
+  if (!DECIMAL_TEXT.test(text)) {
+    throw fail(`'${text}' is not a plain decimal number (digits and an optional '.'; no exponent, '+', or spaces)`);
+  }
+  const decimals = text.split('.')[1]?.length ?? 0;
+  if (decimals > MAX_DECIMAL_PLACES) {
+    throw fail(`${decimals} decimal places; at most ${MAX_DECIMAL_PLACES} are allowed`);
+  }
+  const value = new Exact(text);
+  if (value.lessThanOrEqualTo(0)) throw fail(`the ${what} must be greater than 0`);
+  if (value.greaterThan(MAX_QUANTITY_OR_PRICE)) throw fail(`the ${what} must not exceed 1000000000000`);
+  return value;
+}
+
+function describeProblem(fault: Fault): { field: string; issue: string } {
+  const field = fault.params.field ?? 'lines';
+  const issue = fault.params.reason ?? `'${fault.params.value ?? ''}' is not a known tax rate`;
+  return { field, issue };
+}
+
+function toleranceExceeded(field: string, reason: string): Fault {
+  return new Fault(faults.TAX_TOLERANCE_EXCEEDED, { field, reason });
+}
+
+function abs(value: bigint): bigint {
+  return value < 0n ? -value : value;
+}
+
+// Hundredths of a fen (1/10000 yuan) as a yuan figure with four decimals, trailing zeros trimmed to two.
+function formatHundredthsOfFen(value: bigint): string {
+  const sign = value < 0n ? '-' : '';
+  const magnitude = abs(value);
+  const text = `${magnitude / 10000n}.${(magnitude % 10000n).toString().padStart(4, '0')}`;
+  return sign + text.replace(/0{1,2}$/, '');
+}
