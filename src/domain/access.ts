@@ -1,8 +1,8 @@
 // Roles and least privilege (最小权限, R51). Every caller acts for exactly one merchant.
 import { Fault, faults } from './faults.js';
 
-export type Role = 'owner' | 'clerk' | 'auditor' | 'operator';
-export const roles: readonly Role[] = ['owner', 'clerk', 'auditor', 'operator'];
+export const roles = ['owner', 'clerk', 'auditor', 'operator'] as const;
+export type Role = (typeof roles)[number];
 
 export type Action =
   | 'invoice.issue'

@@ -3,11 +3,11 @@
 import { createHash } from 'node:crypto';
 import type { Fen } from './money.js';
 
-export type InvoiceKind = 'normal' | 'special'; // 普通发票 | 增值税专用发票 (both electronic)
-export const invoiceKinds: readonly InvoiceKind[] = ['normal', 'special'];
+export const invoiceKinds = ['normal', 'special'] as const; // 普通发票 | 增值税专用发票 (both electronic)
+export type InvoiceKind = (typeof invoiceKinds)[number];
 
-export type InvoiceStatus = 'issued' | 'uploaded' | 'rejected' | 'voided' | 'reversed';
-export const invoiceStatuses: readonly InvoiceStatus[] = ['issued', 'uploaded', 'rejected', 'voided', 'reversed'];
+export const invoiceStatuses = ['issued', 'uploaded', 'rejected', 'voided', 'reversed'] as const;
+export type InvoiceStatus = (typeof invoiceStatuses)[number];
 
 export interface Party {
   name: string;

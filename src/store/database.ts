@@ -22,6 +22,17 @@ export function sqliteFile(dataDir: string): string {
   return join(dataDir, 'fapiao.db');
 }
 
+/** Applies pending migrations and says which ran (`fapiao migrate`). */
+export async function migrateDatabase(config: StoreConfig): Promise<string[]> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(sqliteFile(config.dataDir)) }) });
+  try {
+    return await migrateToLatest(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
 export async function openStore(config: StoreConfig, options: { migrate?: boolean } = {}): Promise<Store> {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const file = sqliteFile(config.dataDir);

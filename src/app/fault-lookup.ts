@@ -1,0 +1,23 @@
+// The fault catalogue as people read it: by the API (/api/v1/errors), the CLI (`fapiao errors`)
+// and docs/fault-codes.md.
+import { faults, type FaultSpec } from '../domain/faults.js';
+
+export function faultView(spec: FaultSpec) {
+  return { code: spec.code, http_status: spec.http, message: spec.zh, message_en: spec.en, cause: spec.cause, remedy: spec.remedy, remedy_en: spec.remedyEn };
+}
+
+export function faultCatalogueMarkdown(): string {
+  const rows = Object.values(faults)
+    .sort((a, b) => a.code - b.code)
+    .map((s) => `## ${s.code}\n\n- HTTP ${s.http}\n- 中文：${s.zh}\n- English: ${s.en}\n- Cause: ${s.cause}\n- 处理：${s.remedy}\n- Remedy: ${s.remedyEn}\n`);
+  return [
+    '# Fault codes (故障代码库)',
+    '',
+    'Generated from `src/domain/faults.ts` by `npm run docs:faults`; a test fails when this file is stale.',
+    'Ranges: 1xxx input · 2xxx identity and permission · 3xxx business rules and limits · 4xxx tax service and contingency ·',
+    '5xxx storage and backup · 6xxx documents, printing, delivery · 7xxx capacity, maintenance, degraded mode · 9xxx internal.',
+    'Look a code up with `fapiao errors <code>` or `GET /api/v1/errors/<code>`.',
+    '',
+    ...rows,
+  ].join('\n');
+}

@@ -1,0 +1,86 @@
+// 开具: validate → price → number → seal into the chain → store invoice, audit entry and upload
+// job in ONE transaction → answer only after the commit (R6). A repeated Idempotency-Key with
+// the same body gives back the same invoice (R5).
+import { authorize, type Caller } from '../domain/access.js';
+import { draftInvoice, type InvoiceRequest } from '../domain/draft.js';
+import { Fault, faults } from '../domain/faults.js';
+import { sealInvoice, sha256, type Invoice, type InvoiceContent } from '../domain/invoice.js';
+import { invoiceChainScope } from '../domain/audit-chain.js';
+import { formatYuan } from '../domain/money.js';
+import { invoiceNumber } from '../domain/numbering.js';
+import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
+import { recordAudit } from './audit.js';
+import type { MerchantRecord, Ports, Repositories } from './ports.js';
+
+export interface IssueResult {
+  invoice: Invoice;
+  /** True when an earlier request with the same Idempotency-Key already made this invoice. */
+  replayed: boolean;
+}
+
+export async function issueInvoice(ports: Ports, caller: Caller, request: InvoiceRequest, idempotencyKey?: string): Promise<IssueResult> {
+  authorize(caller, 'invoice.issue');
+  const draft = draftInvoice(request); // pure; a rejection here has touched nothing
+  const requestHash = sha256(JSON.stringify(request));
+
+  return ports.store.write(async (tx) => {
+    if (idempotencyKey !== undefined) {
+      const earlier = await tx.idempotency.find(caller.merchantId, idempotencyKey);
+      if (earlier) {
+        if (earlier.requestHash !== requestHash) throw new Fault(faults.IDEMPOTENCY_KEY_REUSED, { number: earlier.invoiceNumber });
+        const invoice = await tx.invoices.get(caller.merchantId, earlier.invoiceNumber);
+        if (!invoice) throw new Error(`idempotency key points at missing invoice ${earlier.invoiceNumber}`);
+        return { invoice, replayed: true };
+      }
+    }
+
+    const merchant = await tx.merchants.get(caller.merchantId);
+    if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: caller.merchantId });
+    const now = ports.clock.now();
+    const issuedAt = shanghaiTimestamp(now);
+    const date = shanghaiDate(now);
+    await checkLimits(tx, merchant, date, draft.totalAmount);
+
+    const sequence = await tx.series.next(merchant.id, Number(date.slice(0, 4)));
+    const content: InvoiceContent = {
+      ...draft,
+      number: invoiceNumber(Number(date.slice(0, 4)), merchant.regionCode, sequence),
+      issuedAt,
+      seller: { name: merchant.name, taxId: merchant.taxId, address: merchant.address, phone: merchant.phone, bank: merchant.bank, account: merchant.account },
+      issuer: caller.actor,
+    };
+    const scope = invoiceChainScope(merchant.id);
+    const invoice = sealInvoice(merchant.id, content, await tx.chain.head(scope));
+    await tx.invoices.insert(invoice);
+    await tx.chain.advance(scope, { hash: invoice.chainHash, index: invoice.chainIndex });
+    await tx.usage.add(merchant.id, dayPeriod(date), { invoiceCount: 1, preTaxFen: draft.totalAmount });
+    await tx.usage.add(merchant.id, monthPeriod(date), { invoiceCount: 1, preTaxFen: draft.totalAmount });
+    if (idempotencyKey !== undefined) {
+      await tx.idempotency.insert({ merchantId: merchant.id, key: idempotencyKey, requestHash, invoiceNumber: invoice.number, createdAt: issuedAt });
+    }
+    await tx.outbox.enqueue({ merchantId: merchant.id, topic: 'invoice.upload', subject: invoice.number, payload: JSON.stringify({ digest: invoice.digest }), at: issuedAt });
+    await recordAudit(tx, ports.clock, { merchantId: merchant.id, actor: caller.actor, action: 'invoice.issued', subject: invoice.number, detail: { digest: invoice.digest } });
+    return { invoice, replayed: false };
+  });
+}
+
+export const dayPeriod = (date: string) => `D${date}`;
+export const monthPeriod = (date: string) => `M${date.slice(0, 7)}`;
+
+// 开票限额 and 授信额度 (R9): checked inside the transaction, so concurrent issues cannot
+// overshoot them together.
+async function checkLimits(tx: Repositories, merchant: MerchantRecord, date: string, preTaxFen: bigint): Promise<void> {
+  if (merchant.dailyInvoiceLimit !== null) {
+    const today = await tx.usage.get(merchant.id, dayPeriod(date));
+    if (today.invoiceCount >= merchant.dailyInvoiceLimit) {
+      throw new Fault(faults.DAILY_LIMIT_REACHED, { limit: String(merchant.dailyInvoiceLimit) });
+    }
+  }
+  if (merchant.monthlyCreditFen !== null) {
+    const month = await tx.usage.get(merchant.id, monthPeriod(date));
+    const remaining = merchant.monthlyCreditFen - month.preTaxFen;
+    if (preTaxFen > remaining) {
+      throw new Fault(faults.CREDIT_LINE_EXCEEDED, { remaining: formatYuan(remaining > 0n ? remaining : 0n), amount: formatYuan(preTaxFen) });
+    }
+  }
+}

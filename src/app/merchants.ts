@@ -1,0 +1,80 @@
+// Merchants are created by the platform operator (CLI); their limits come from the tax office.
+import { randomUUID } from 'node:crypto';
+import { Fault, faults } from '../domain/faults.js';
+import { parseYuan } from '../domain/money.js';
+import { validateRegionCode } from '../domain/numbering.js';
+import { validateTaxpayerId } from '../domain/taxpayer-id.js';
+import { checkText } from '../domain/text.js';
+import { shanghaiTimestamp } from '../domain/time.js';
+import { recordAudit } from './audit.js';
+import type { MerchantRecord, Ports } from './ports.js';
+
+export interface MerchantInput {
+  name: string;
+  taxId: string;
+  regionCode: string;
+  address?: string;
+  phone?: string;
+  bank?: string;
+  account?: string;
+  dailyInvoiceLimit?: number | null;
+  monthlyCredit?: string | null; // yuan, decimal text
+}
+
+export async function addMerchant(ports: Ports, input: MerchantInput, actor = 'platform'): Promise<MerchantRecord> {
+  const merchant: MerchantRecord = {
+    id: `m_${randomUUID().replaceAll('-', '').slice(0, 16)}`,
+    name: checkText(input.name, 'name', 100, true),
+    taxId: sellerTaxId(input.taxId),
+    regionCode: validateRegionCode(input.regionCode),
+    address: checkText(input.address ?? '', 'address', 100),
+    phone: checkText(input.phone ?? '', 'phone', 30),
+    bank: checkText(input.bank ?? '', 'bank', 100),
+    account: checkText(input.account ?? '', 'account', 50),
+    dailyInvoiceLimit: dailyLimit(input.dailyInvoiceLimit ?? null),
+    monthlyCreditFen: input.monthlyCredit == null ? null : parseYuan(input.monthlyCredit, 'monthly_credit'),
+    createdAt: shanghaiTimestamp(ports.clock.now()),
+  };
+  return ports.store.write(async (tx) => {
+    if (await tx.merchants.findByTaxId(merchant.taxId)) throw new Fault(faults.MERCHANT_EXISTS, { taxId: merchant.taxId });
+    await tx.merchants.insert(merchant);
+    await recordAudit(tx, ports.clock, { merchantId: merchant.id, actor, action: 'merchant.added', subject: merchant.id, detail: { name: merchant.name, taxId: merchant.taxId } });
+    return merchant;
+  });
+}
+
+export async function setMerchantLimits(
+  ports: Ports,
+  merchantId: string,
+  limits: { dailyInvoiceLimit: number | null; monthlyCredit: string | null },
+  actor = 'platform',
+): Promise<MerchantRecord> {
+  const dailyInvoiceLimit = dailyLimit(limits.dailyInvoiceLimit);
+  const monthlyCreditFen = limits.monthlyCredit === null ? null : parseYuan(limits.monthlyCredit, 'monthly_credit');
+  return ports.store.write(async (tx) => {
+    const merchant = await tx.merchants.get(merchantId);
+    if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: merchantId });
+    await tx.merchants.setLimits(merchantId, { dailyInvoiceLimit, monthlyCreditFen });
+    await recordAudit(tx, ports.clock, {
+      merchantId, actor, action: 'merchant.limits_changed', subject: merchantId,
+      detail: { dailyInvoiceLimit, monthlyCreditFen: monthlyCreditFen?.toString() ?? null },
+    });
+    return { ...merchant, dailyInvoiceLimit, monthlyCreditFen };
+  });
+}
+
+function sellerTaxId(taxId: string): string {
+  try {
+    return validateTaxpayerId(taxId).normalized;
+  } catch (error) {
+    if (error instanceof Fault) throw new Fault(faults.SELLER_TAX_ID_INVALID, error.params, [{ field: 'tax_id', issue: error.params.reason ?? '' }]);
+    throw error;
+  }
+}
+
+function dailyLimit(value: number | null): number | null {
+  if (value !== null && (!Number.isInteger(value) || value < 0 || value > 10_000_000)) {
+    throw new Fault(faults.FIELD_INVALID, { field: 'daily_invoice_limit', reason: 'a whole number from 0 to 10,000,000' });
+  }
+  return value;
+}

@@ -1,0 +1,65 @@
+// Adding a user to a merchant. Who may do this (role 'users.manage') is checked by the route or
+// the CLI before calling; this use case checks the input and keeps user names unique.
+import { randomBytes } from 'node:crypto';
+import { isRole, type Role } from '../domain/access.js';
+import { Fault, faults } from '../domain/faults.js';
+import { shanghaiTimestamp } from '../domain/time.js';
+import type { PasswordHasher } from '../security/passwords.js';
+import { recordAudit } from './audit.js';
+import type { Ports, Repositories, UserRecord } from './ports.js';
+
+const USERNAME = /^[A-Za-z0-9._@-]{3,64}$/;
+const MIN_PASSWORD = 10;
+// Long passphrases are welcome; megabyte "passwords" are only a way to burn our CPU.
+const MAX_PASSWORD = 1024;
+
+export interface NewUser {
+  merchantId: string;
+  username: string;
+  password: string;
+  role: Role;
+  /** Who adds the user, for the audit log; 'system' when the CLI bootstraps a merchant. */
+  actor?: string;
+}
+
+export async function addUser(ports: Ports & { passwords: PasswordHasher }, input: NewUser): Promise<UserRecord> {
+  if (!USERNAME.test(input.username)) throw invalid('username', '3 to 64 characters: letters, digits, . _ @ -');
+  if (!isRole(input.role)) throw invalid('role', 'one of owner, clerk, auditor, operator');
+  const length = [...input.password].length;
+  if (length < MIN_PASSWORD) throw new Fault(faults.PASSWORD_TOO_WEAK, { reason: `${length} characters, at least ${MIN_PASSWORD}` });
+  if (length > MAX_PASSWORD) throw invalid('password', `at most ${MAX_PASSWORD} characters`);
+
+  // Cheap checks first, so a doomed request does not spend a password hash.
+  await checkFree(ports.store.read, input);
+  // Hashing takes tens of milliseconds: never inside the transaction, which would hold the
+  // single writer (and every invoice behind it) for that long.
+  const passwordHash = await ports.passwords.hash(input.password);
+
+  return ports.store.write(async (tx) => {
+    await checkFree(tx, input); // again: someone may have taken the name while we hashed
+    const user: UserRecord = {
+      id: `u_${randomBytes(8).toString('hex')}`,
+      merchantId: input.merchantId,
+      username: input.username,
+      passwordHash,
+      role: input.role,
+      failedAttempts: 0,
+      lockedUntil: null,
+      createdAt: shanghaiTimestamp(ports.clock.now()),
+    };
+    await tx.users.insert(user);
+    await recordAudit(tx, ports.clock, {
+      merchantId: user.merchantId, actor: input.actor ?? 'system', action: 'user.added', subject: user.username, detail: { userId: user.id, role: user.role },
+    });
+    return user;
+  });
+}
+
+async function checkFree(repos: Repositories, input: NewUser): Promise<void> {
+  if (!(await repos.merchants.get(input.merchantId))) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: input.merchantId });
+  if (await repos.users.findByUsername(input.username)) throw new Fault(faults.USER_EXISTS, { username: input.username });
+}
+
+function invalid(field: string, reason: string): Fault {
+  return new Fault(faults.FIELD_INVALID, { field, reason }, [{ field, issue: reason }]);
+}

@@ -1,0 +1,29 @@
+// 作废: only within the month of issue and from a state that allows it; the reason is kept on
+// the invoice and in the audit log, and the void is queued for the tax service.
+import { authorize, type Caller } from '../domain/access.js';
+import { Fault, faults } from '../domain/faults.js';
+import { checkVoidable } from '../domain/invoice-state.js';
+import type { Invoice } from '../domain/invoice.js';
+import { checkText } from '../domain/text.js';
+import { shanghaiTimestamp } from '../domain/time.js';
+import { recordAudit } from './audit.js';
+import { monthPeriod } from './issue-invoice.js';
+import type { Ports } from './ports.js';
+
+export async function voidInvoice(ports: Ports, caller: Caller, number: string, reason: string): Promise<Invoice> {
+  authorize(caller, 'invoice.void');
+  checkText(reason, 'reason', 200, true);
+  return ports.store.write(async (tx) => {
+    const invoice = await tx.invoices.get(caller.merchantId, number);
+    if (!invoice) throw new Fault(faults.INVOICE_NOT_FOUND, { number });
+    const now = ports.clock.now();
+    const status = checkVoidable(invoice, now);
+    const at = shanghaiTimestamp(now);
+    await tx.invoices.setStatus(caller.merchantId, number, { status, at, reason });
+    // A voided invoice no longer uses the month's credit line (授信额度).
+    await tx.usage.add(caller.merchantId, monthPeriod(invoice.issuedAt.slice(0, 10)), { invoiceCount: 0, preTaxFen: -invoice.totalAmount });
+    await tx.outbox.enqueue({ merchantId: caller.merchantId, topic: 'invoice.void', subject: number, payload: JSON.stringify({ reason }), at });
+    await recordAudit(tx, ports.clock, { merchantId: caller.merchantId, actor: caller.actor, action: 'invoice.voided', subject: number, detail: { reason, from: invoice.status } });
+    return { ...invoice, status, statusChangedAt: at, voidReason: reason };
+  });
+}

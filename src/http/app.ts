@@ -1,0 +1,104 @@
+// The Fastify application: a thin adapter over the use cases. Security from the start: secure
+// headers, body size limit, per-key and per-IP rate limits, every route authenticated unless
+// marked public, and one error shape.
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import cookie from '@fastify/cookie';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import { jsonSchemaTransform } from 'fastify-type-provider-zod';
+import { Fault, faults } from '../domain/faults.js';
+import { createMetrics, type Metrics } from '../ops/metrics.js';
+import { Admission } from './admission.js';
+import { registerAuthentication } from './auth.js';
+import type { HttpContext } from './context.js';
+import { handleError, sendFault, zodValidatorCompiler } from './errors.js';
+import { apiKeyRoutes } from './routes/api-keys.js';
+import { invoiceRoutes } from './routes/invoices.js';
+import { opsRoutes } from './routes/ops.js';
+import { savedRoutes } from './routes/saved.js';
+import { sessionRoutes } from './routes/session.js';
+
+export interface HttpOptions {
+  /** Requests per minute for one API key or session, and for one IP address without either. */
+  rateLimitPerKey: number;
+  rateLimitPerIp: number;
+  /** Issue requests in flight before the server answers 7001 busy. */
+  maxIssuesInFlight: number;
+  bodyLimitBytes: number;
+  logger: boolean | { level: string };
+}
+
+export const defaultHttpOptions: HttpOptions = {
+  rateLimitPerKey: 60_000,
+  rateLimitPerIp: 6_000,
+  maxIssuesInFlight: 2_000,
+  bodyLimitBytes: 2 * 1024 * 1024,
+  logger: { level: 'info' },
+};
+
+export async function buildApp(ports: HttpContext['ports'], options: Partial<HttpOptions> = {}, metrics: Metrics = createMetrics()): Promise<FastifyInstance> {
+  const settings = { ...defaultHttpOptions, ...options };
+  const app = Fastify({
+    logger: settings.logger === false ? false : { level: settings.logger === true ? 'info' : settings.logger.level, redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'] },
+    bodyLimit: settings.bodyLimitBytes,
+    genReqId: (request) => {
+      const offered = request.headers['x-request-id'];
+      return typeof offered === 'string' && /^[\w-]{8,64}$/.test(offered) ? offered : randomUUID();
+    },
+    requestIdHeader: false,
+    return503OnClosing: true,
+    connectionTimeout: 30_000,
+    requestTimeout: 30_000,
+  });
+  app.setValidatorCompiler(zodValidatorCompiler);
+  // Responses are plain objects built by views.ts; the response schemas document them in OpenAPI.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request, reply) => sendFault(reply, new Fault(faults.ROUTE_NOT_FOUND, { route: `${request.method} ${request.url.split('?')[0]}` })));
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.requestDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  await app.register(helmet, { contentSecurityPolicy: { directives: { defaultSrc: ["'self'"] } } });
+  await app.register(cookie);
+  await app.register(rateLimit, {
+    max: (request) => (bearerOrSession(request.headers.authorization, request.headers.cookie) ? settings.rateLimitPerKey : settings.rateLimitPerIp),
+    timeWindow: 60_000,
+    keyGenerator: (request) => bearerOrSession(request.headers.authorization, request.headers.cookie) ?? `ip:${request.ip}`,
+    errorResponseBuilder: (_request, context) => {
+      const seconds = Math.max(1, Math.ceil(context.ttl / 1000));
+      return new Fault(faults.RATE_LIMITED, { seconds: String(seconds) }, [], seconds);
+    },
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Fapiao API', version: '1.0.0', description: 'Electronic invoicing (发票). Errors share one shape; look codes up at /api/v1/errors/{code}.' },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: 'fapiao_session' } } },
+      security: [{ apiKey: [] }, { session: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  const context: HttpContext = { ports, metrics, admission: new Admission(settings.maxIssuesInFlight) };
+  registerAuthentication(app, ports);
+  for (const routes of [opsRoutes, sessionRoutes, invoiceRoutes, savedRoutes, apiKeyRoutes]) routes(app, context);
+  app.get('/api/v1/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+  return app;
+}
+
+/** Rate limits count per credential, so one busy POS system cannot starve another. */
+function bearerOrSession(authorization: string | undefined, cookieHeader: string | undefined): string | undefined {
+  const key = authorization?.match(/^Bearer\s+(fpk_[0-9a-f]{16})_/i)?.[1];
+  if (key) return `key:${key}`;
+  const session = cookieHeader?.match(/fapiao_session=([\w-]{20,})/)?.[1];
+  return session ? `session:${session.slice(0, 16)}` : undefined;
+}

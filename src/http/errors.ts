@@ -1,0 +1,112 @@
+// The one place where errors become HTTP answers. A Fault becomes the catalogue's error shape;
+// Fastify's own errors are translated to their catalogue entries; anything else is 9001 with the
+// stack in the log and never in the answer.
+import type { FastifyError, FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
+import type { ZodType, core } from 'zod';
+import { Fault, faults, fill, type FieldIssue } from '../domain/faults.js';
+
+export function errorBody(fault: Fault, requestId: string) {
+  return {
+    error: {
+      code: fault.spec.code,
+      message: fill(fault.spec.zh, fault.params),
+      message_en: fill(fault.spec.en, fault.params),
+      remedy: fault.spec.remedy,
+      remedy_en: fault.spec.remedyEn,
+      details: fault.details,
+      request_id: requestId,
+    },
+  };
+}
+
+export function sendFault(reply: FastifyReply, fault: Fault): FastifyReply {
+  if (fault.retryAfterSeconds !== undefined) reply.header('retry-after', String(fault.retryAfterSeconds));
+  return reply.code(fault.spec.http).type('application/json; charset=utf-8').send(errorBody(fault, String(reply.request.id)));
+}
+
+export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const fault = toFault(error, request);
+  if (fault.spec.code === faults.INTERNAL.code) request.log.error({ err: error }, 'internal error');
+  else request.log.info({ code: fault.spec.code }, fault.message);
+  return sendFault(reply, fault);
+}
+
+/** Carries a validation fault through Fastify, which stamps its own fields onto validation errors. */
+export class RequestRejected extends Error {
+  constructor(readonly fault: Fault) {
+    super(fault.message);
+  }
+}
+
+function toFault(error: FastifyError | Error, request: FastifyRequest): Fault {
+  if (error instanceof Fault) return error;
+  if (error instanceof RequestRejected) return error.fault;
+  const code = (error as FastifyError).code;
+  const status = (error as FastifyError).statusCode;
+  switch (code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new Fault(faults.BODY_TOO_LARGE, { limit: String(request.routeOptions.bodyLimit ?? '') });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new Fault(faults.CONTENT_TYPE_UNSUPPORTED, { type: String(request.headers['content-type'] ?? '') });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new Fault(faults.REQUEST_MALFORMED, { reason: 'the body is empty' });
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new Fault(faults.REQUEST_MALFORMED, { reason: 'Content-Length does not match the body' });
+  }
+  if (error instanceof SyntaxError || (status === 400 && /JSON|prototype/i.test(error.message))) {
+    return new Fault(faults.REQUEST_MALFORMED, { reason: error.message.slice(0, 200) });
+  }
+  return new Fault(faults.INTERNAL, { requestId: String(request.id) });
+}
+
+/** Validates with zod and refuses with a fault that names the first wrong field (all of them in details). */
+export const zodValidatorCompiler: FastifySchemaCompiler<ZodType> =
+  ({ schema, httpPart }) =>
+  (data) => {
+    const result = schema.safeParse(data);
+    if (result.success) return { value: result.data };
+    return { error: new RequestRejected(issuesToFault(result.error.issues, data, httpPart)) };
+  };
+
+function issuesToFault(issues: readonly core.$ZodIssue[], data: unknown, httpPart: string | undefined): Fault {
+  const details: FieldIssue[] = [];
+  const faultsFound: Fault[] = [];
+  for (const issue of issues) {
+    const base = fieldName(issue.path);
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        const field = joinField(base, key);
+        details.push({ field, issue: 'unknown field' });
+        faultsFound.push(new Fault(faults.FIELD_UNKNOWN, { field }));
+      }
+      continue;
+    }
+    const field = base || httpPart || 'body';
+    if (issue.code === 'invalid_type' && valueAt(data, issue.path) === undefined) {
+      details.push({ field, issue: 'missing' });
+      faultsFound.push(new Fault(faults.FIELD_MISSING, { field }));
+      continue;
+    }
+    details.push({ field, issue: issue.message });
+    faultsFound.push(new Fault(httpPart === 'querystring' ? faults.QUERY_INVALID : faults.FIELD_INVALID, { field, reason: issue.message }));
+  }
+  const first = faultsFound[0] ?? new Fault(faults.FIELD_INVALID, { field: httpPart ?? 'body', reason: 'invalid' });
+  return new Fault(first.spec, first.params, details);
+}
+
+function fieldName(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((name, key) => (typeof key === 'number' ? `${name}[${key}]` : joinField(name, String(key))), '');
+}
+
+function joinField(base: string, key: string): string {
+  return base ? `${base}.${key}` : key;
+}
+
+function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
+  let value = data;
+  for (const key of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}

@@ -1,0 +1,41 @@
+// Domain objects as the API shows them: snake_case, money as decimal yuan strings.
+import { amountInWords } from '../domain/amount-in-words.js';
+import type { Invoice, Party } from '../domain/invoice.js';
+import { formatYuan } from '../domain/money.js';
+import type { SavedBuyer, SavedItem } from '../app/ports.js';
+
+const partyView = (p: Party) => ({ name: p.name, tax_id: p.taxId, address: p.address, phone: p.phone, bank: p.bank, account: p.account });
+
+export function invoiceView(invoice: Invoice) {
+  return {
+    number: invoice.number,
+    kind: invoice.kind,
+    status: invoice.status,
+    issued_at: invoice.issuedAt,
+    prices_include_tax: invoice.pricesIncludeTax,
+    remarks: invoice.remarks,
+    issuer: invoice.issuer,
+    seller: partyView(invoice.seller),
+    buyer: { ...partyView(invoice.buyer), email: invoice.buyer.email },
+    lines: invoice.lines.map((l) => ({
+      name: l.name, tax_code: l.taxCode, spec: l.spec, unit: l.unit, quantity: l.quantity, unit_price: l.unitPrice,
+      tax_rate: l.taxRate, amount: formatYuan(l.amount), tax: formatYuan(l.tax),
+    })),
+    total_amount: formatYuan(invoice.totalAmount),
+    total_tax: formatYuan(invoice.totalTax),
+    total_with_tax: formatYuan(invoice.totalWithTax),
+    total_in_words: amountInWords(invoice.totalWithTax),
+    digest: invoice.digest,
+    chain_hash: invoice.chainHash,
+    void_reason: invoice.voidReason,
+    status_changed_at: invoice.statusChangedAt,
+  };
+}
+
+export const savedBuyerView = (b: SavedBuyer) => ({
+  id: b.id, name: b.name, tax_id: b.taxId, address: b.address, phone: b.phone, bank: b.bank, account: b.account, email: b.email, updated_at: b.updatedAt,
+});
+
+export const savedItemView = (i: SavedItem) => ({
+  id: i.id, name: i.name, tax_code: i.taxCode, spec: i.spec, unit: i.unit, unit_price: i.unitPrice, tax_rate: i.taxRate, updated_at: i.updatedAt,
+});
