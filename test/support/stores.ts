@@ -4,11 +4,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Store } from '../../src/app/ports.js';
-import { openStore } from '../../src/store/database.js';
+import SQLite from 'better-sqlite3';
+import { openStore, sqliteFile } from '../../src/store/database.js';
+
+export interface OpenedStore {
+  store: Store;
+  dataDir: string;
+  /** Runs SQL behind the application's back (tamper tests). */
+  exec(statement: string): Promise<void>;
+  cleanup(): Promise<void>;
+}
 
 export interface StoreUnderTest {
   name: string;
-  open(): Promise<{ store: Store; cleanup(): Promise<void>; dataDir: string }>;
+  open(): Promise<OpenedStore>;
 }
 
 export const storesUnderTest: StoreUnderTest[] = [
@@ -20,6 +29,14 @@ export const storesUnderTest: StoreUnderTest[] = [
       return {
         store,
         dataDir,
+        async exec(statement) {
+          const db = new SQLite(sqliteFile(dataDir));
+          try {
+            db.exec(statement);
+          } finally {
+            db.close();
+          }
+        },
         async cleanup() {
           await store.close();
           rmSync(dataDir, { recursive: true, force: true });

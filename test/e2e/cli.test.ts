@@ -1,0 +1,77 @@
+// The `fapiao` command as an operator uses it, run as a real process against a real data dir.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import SQLite from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const dataDir = mkdtempSync(join(tmpdir(), 'fapiao-cli-'));
+
+async function fapiao(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run('node', ['bin/fapiao.mjs', ...args], { env: { ...process.env, FAPIAO_DATA_DIR: dataDir } });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+const invoice = {
+  kind: 'normal',
+  buyer: { name: '购买方有限公司', tax_id: '91350100M000100Y43' },
+  lines: [{ name: '*信息技术服务*软件开发', tax_code: '3040201000000000000', unit: '项', quantity: '2', unit_price: '500.00', tax_rate: '0.06' }],
+};
+
+describe('the fapiao command', () => {
+  let merchantId: string;
+  const file = join(dataDir, 'invoice.json');
+
+  beforeAll(async () => {
+    expect((await fapiao('migrate')).stdout).toContain('001-core');
+    const added = await fapiao('merchant', 'add', '--name', '销售方有限公司', '--tax-id', '91350100M000100Y43', '--region', '44', '--json');
+    merchantId = JSON.parse(added.stdout).id;
+    writeFileSync(file, JSON.stringify(invoice));
+  }, 60_000);
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('creates an API key and prints it once as JSON', async () => {
+    const created = await fapiao('apikey', 'create', '--merchant', merchantId, '--role', 'clerk', '--json');
+    expect(JSON.parse(created.stdout).key).toMatch(/^fpk_[0-9a-f]{16}_[\w-]{43}$/);
+  });
+
+  it('issues from a file and finds the invoice again by number', async () => {
+    const issued = JSON.parse((await fapiao('issue', '--file', file, '--merchant', merchantId, '--json')).stdout);
+    expect(issued).toMatchObject({ number: '26441000000000000001', total_with_tax: '1060.00', total_in_words: '壹仟零陆拾圆整' });
+    const found = JSON.parse((await fapiao('query', '--merchant', merchantId, '--number', issued.number, '--json')).stdout);
+    expect(found.digest).toBe(issued.digest);
+  });
+
+  it('refuses a bad file with the same coded error as the API, and exit code 2', async () => {
+    writeFileSync(join(dataDir, 'bad.json'), JSON.stringify({ ...invoice, buyer: { name: '买方', tax_id: '91350100M000100Y44' } }));
+    const refused = await fapiao('issue', '--file', join(dataDir, 'bad.json'), '--merchant', merchantId, '--json');
+    expect(refused.code).toBe(2);
+    expect(JSON.parse(refused.stdout).error).toMatchObject({ code: 1001, details: [{ field: 'buyer.tax_id' }] });
+  });
+
+  it('explains a fault code in both languages', async () => {
+    const explained = await fapiao('errors', '1001');
+    expect(explained.stdout).toContain('购买方纳税人识别号无效');
+    expect(explained.stdout).toContain('Buyer taxpayer ID is invalid');
+    expect((await fapiao('errors', '4242')).code).toBe(2);
+  });
+
+  it('verifies the chains, then exits 1 naming the invoice altered behind its back', async () => {
+    expect((await fapiao('chain', 'verify')).code).toBe(0);
+    const db = new SQLite(join(dataDir, 'fapiao.db'));
+    db.exec(`update invoices set total_amount = 1 where number = '26441000000000000001'`);
+    db.close();
+    const broken = await fapiao('chain', 'verify');
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toContain('BREAK');
+    expect(broken.stdout).toContain('26441000000000000001');
+  });
+});

@@ -1,0 +1,183 @@
+// The real server and CLI as child processes, for the crash test and the issue benchmark:
+// a free port, a fresh data directory, a merchant and an API key made with the CLI, and a
+// server that can be killed and started again on the same port and data.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const bin = join(repoRoot, 'bin', 'fapiao.mjs');
+
+/** A seller USCC with a valid check character (the demo merchant's). */
+export const SELLER_TAX_ID = '91350100M000100Y43';
+
+export function tempDataDir(prefix = 'fapiao-proc-'): { dataDir: string; remove(): void } {
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  return { dataDir, remove: () => rmSync(dataDir, { recursive: true, force: true }) };
+}
+
+/** A port nobody listens on right now (the kernel picks it; we close and reuse the number). */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.unref();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => (port ? resolvePort(port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `fapiao <args>` against a data directory and waits for it to exit. */
+export function runCli(dataDir: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolveRun) => {
+    execFile(
+      process.execPath,
+      [bin, ...args],
+      { cwd: repoRoot, env: { ...process.env, ...env, FAPIAO_DATA_DIR: dataDir }, maxBuffer: 256 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolveRun({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** Runs a `--json` command that must succeed and parses what it printed. */
+export async function runCliJson<T>(dataDir: string, args: string[]): Promise<T> {
+  const result = await runCli(dataDir, [...args, '--json']);
+  if (result.code !== 0) throw new Error(`fapiao ${args.join(' ')} exited ${result.code}\n${result.stdout}\n${result.stderr}`);
+  return JSON.parse(result.stdout) as T;
+}
+
+/** A merchant and a clerk API key, created with the CLI before the server first starts. */
+export async function createMerchantAndKey(dataDir: string, region = '35'): Promise<{ merchantId: string; apiKey: string }> {
+  const merchant = await runCliJson<{ id: string }>(dataDir, ['merchant', 'add', '--name', '福州测试商贸有限公司', '--tax-id', SELLER_TAX_ID, '--region', region]);
+  const created = await runCliJson<{ key: string }>(dataDir, ['apikey', 'create', '--merchant', merchant.id, '--role', 'clerk']);
+  return { merchantId: merchant.id, apiKey: created.key };
+}
+
+/** Every invoice of a merchant as `fapiao query --json` prints it, paging with the cursor. */
+export async function queryAllInvoices<T = Record<string, unknown>>(dataDir: string, merchantId: string): Promise<T[]> {
+  const all: T[] = [];
+  let cursor: string | null = null;
+  do {
+    const args = ['query', '--merchant', merchantId, '--limit', '200', ...(cursor ? ['--cursor', cursor] : [])];
+    const page: { items: T[]; next_cursor: string | null } = await runCliJson(dataDir, args);
+    all.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return all;
+}
+
+export interface ServerProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly port: number;
+  readonly baseUrl: string;
+  /** Everything the process wrote, for diagnosing a failed start. */
+  output(): string;
+  /** Resolves with the exit code or signal once the process has gone. */
+  readonly exited: Promise<number | NodeJS.Signals | null>;
+  kill(signal?: NodeJS.Signals): Promise<number | NodeJS.Signals | null>;
+}
+
+export interface StartOptions {
+  dataDir: string;
+  port: number;
+  env?: NodeJS.ProcessEnv;
+  /** Extra node flags, e.g. ['--cpu-prof']. */
+  nodeArgs?: string[];
+  readyTimeoutMs?: number;
+}
+
+/** Starts `fapiao serve` and resolves once /readyz answers 200. */
+export async function startServer(options: StartOptions): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), bin, 'serve'], {
+    cwd: repoRoot,
+    env: { ...process.env, LOG_LEVEL: 'warn', ...options.env, FAPIAO_DATA_DIR: options.dataDir, PORT: String(options.port), HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<number | NodeJS.Signals | null>((resolveExit) => child.once('exit', (code, signal) => resolveExit(signal ?? code)));
+  if (child.pid === undefined) throw new Error('the server process did not start');
+  const baseUrl = `http://127.0.0.1:${options.port}`;
+  const server: ServerProcess = {
+    child,
+    pid: child.pid,
+    port: options.port,
+    baseUrl,
+    output: () => output,
+    exited,
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  const gone = exited.then((how) => {
+    throw new Error(`the server exited (${how}) before it was ready:\n${output}`);
+  });
+  gone.catch(() => undefined);
+  await Promise.race([waitReady(baseUrl, options.readyTimeoutMs ?? 20_000), gone]);
+  return server;
+}
+
+/** Polls /readyz until it answers 200 (the database takes writes) or the time is up. */
+export async function waitReady(baseUrl: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(2_000) });
+      await response.arrayBuffer();
+      if (response.ok) return;
+      last = `HTTP ${response.status}`;
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    await sleep(25);
+  }
+  throw new Error(`${baseUrl}/readyz not ready after ${timeoutMs} ms: ${last}`);
+}
+
+/** Peak resident set size of a live process in KiB (VmHWM), or undefined once it has gone. */
+export function peakRssKiB(pid: number): number | undefined {
+  try {
+    const match = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
+
+/** A valid ordinary invoice (普通发票) with three lines at three tax rates. */
+export function threeLineInvoice(remarks = ''): Record<string, unknown> {
+  return {
+    kind: 'normal',
+    remarks,
+    buyer: { name: '厦门示例软件有限公司', tax_id: '', address: '厦门市思明区软件园二期', phone: '0592-5550000' },
+    lines: [
+      { name: '*信息技术服务*软件开发', tax_code: '3040201010000000000', unit: '项', quantity: '1', unit_price: '1000.00', tax_rate: '0.06' },
+      { name: '*纸制品*复印纸', tax_code: '1060201010000000000', spec: 'A4 70g', unit: '包', quantity: '10', unit_price: '25.50', tax_rate: '0.13' },
+      { name: '*现代服务*咨询服务', tax_code: '3040300000000000000', unit: '小时', quantity: '2', unit_price: '300', tax_rate: '0.06' },
+    ],
+  };
+}

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { draftInvoice, type InvoiceRequest } from '../../src/domain/draft.js';
+import { checkText } from '../../src/domain/text.js';
+import { parseCalendarDate, shanghaiDate, shanghaiMonth, shanghaiTimestamp } from '../../src/domain/time.js';
+import type { Fault } from '../../src/domain/faults.js';
+
+const request = (overrides: Partial<InvoiceRequest> = {}): InvoiceRequest => ({
+  kind: 'normal',
+  prices_include_tax: false,
+  remarks: '',
+  buyer: { name: '某某（北京）科技有限公司', tax_id: '91350100M000100Y43', address: '', phone: '010-12345678', bank: '', account: '', email: 'ap@example.com' },
+  lines: [
+    { name: '*信息技术服务*软件开发', tax_code: '3040201000000000000', spec: '', unit: '项', quantity: '1', unit_price: '1000.00', tax_rate: '0.06' },
+    { name: '*计算机配套产品*鼠标', tax_code: '1090511030000000000', spec: 'M1', unit: '个', quantity: '3', unit_price: '33.33', tax_rate: '0.13' },
+  ],
+  ...overrides,
+});
+
+const refusal = (work: () => unknown) => {
+  try {
+    work();
+  } catch (error) {
+    const fault = error as Fault;
+    return { code: fault.spec.code, fields: fault.details.map((d) => d.field) };
+  }
+  throw new Error('expected a refusal');
+};
+
+describe('drafting an invoice', () => {
+  it('prices every line and totals them in fen', () => {
+    const draft = draftInvoice(request());
+    expect(draft.lines.map((l) => [l.amount, l.tax])).toEqual([[100000n, 6000n], [9999n, 1300n]]);
+    expect([draft.totalAmount, draft.totalTax, draft.totalWithTax]).toEqual([109999n, 7300n, 117299n]);
+    expect(draft.lines[0]).toMatchObject({ quantity: '1', unitPrice: '1000', taxRate: '0.06' });
+  });
+
+  it('keeps full-width punctuation in a registered name exactly as typed', () => {
+    expect(draftInvoice(request()).buyer.name).toBe('某某（北京）科技有限公司');
+  });
+
+  it('lets an ordinary invoice go to a person without a taxpayer ID, but not a special one', () => {
+    const person = { ...request().buyer, name: '张三', tax_id: '' };
+    expect(draftInvoice(request({ buyer: person })).buyer.taxId).toBe('');
+    expect(refusal(() => draftInvoice(request({ kind: 'special', buyer: person })))).toEqual({ code: 1005, fields: ['buyer.tax_id'] });
+  });
+
+  it.each([
+    ['a wrong USCC check character', { buyer: { ...request().buyer, tax_id: '91350100M000100Y44' } }, 1001, 'buyer.tax_id'],
+    ['no lines', { lines: [] }, 1006, 'lines'],
+    ['a 15-digit tax code', { lines: [{ ...request().lines[0]!, tax_code: '304020100000000' }] }, 1003, 'lines[0].tax_code'],
+    ['an emoji in an item name', { lines: [{ ...request().lines[0]!, name: '蛋糕🎂' }] }, 1014, 'lines[0].name'],
+    ['a zero-width space in the buyer name', { buyer: { ...request().buyer, name: '某某\u200b公司' } }, 1014, 'buyer.name'],
+    ['a bad e-mail', { buyer: { ...request().buyer, email: 'not-mail' } }, 1003, 'buyer.email'],
+    ['an empty buyer name', { buyer: { ...request().buyer, name: '' } }, 1005, 'buyer.name'],
+  ])('refuses %s', (_what, overrides, code, field) => {
+    const result = refusal(() => draftInvoice(request(overrides as Partial<InvoiceRequest>)));
+    expect(result.code).toBe(code);
+    expect(result.fields).toContain(field);
+  });
+
+  it('refuses more than 2,000 lines with 1007', () => {
+    const lines = Array.from({ length: 2001 }, () => request().lines[0]!);
+    expect(refusal(() => draftInvoice(request({ lines }))).code).toBe(1007);
+  });
+});
+
+describe('invoice text', () => {
+  it.each([
+    ['tab', 'a\tb'],
+    ['newline', 'a\nb'],
+    ['NUL', 'a\u0000b'],
+    ['lone surrogate', 'a\ud800b'],
+    ['flag emoji', '🇨🇳'],
+    ['trailing space', 'abc '],
+  ])('refuses a %s', (_what, value) => {
+    expect(refusal(() => checkText(value, 'f', 100)).code).toBe(1014);
+  });
+
+  it('counts characters, not UTF-16 units, against the limit', () => {
+    expect(checkText('发'.repeat(100), 'f', 100)).toHaveLength(100);
+    expect(refusal(() => checkText('发'.repeat(101), 'f', 100)).code).toBe(1014);
+  });
+});
+
+describe('Asia/Shanghai dates', () => {
+  it('writes instants in Shanghai local time whatever the server zone', () => {
+    const instant = new Date('2026-03-31T16:30:00.123Z');
+    expect(shanghaiTimestamp(instant)).toBe('2026-04-01T00:30:00.123+08:00');
+    expect(shanghaiDate(instant)).toBe('2026-04-01');
+    expect(shanghaiMonth(instant)).toBe('2026-04');
+  });
+
+  it.each(['2026-02-29', '2026-13-01', '2026-1-01', '20260101', ''])('refuses %s as a calendar date', (text) => {
+    expect(parseCalendarDate(text)).toBeUndefined();
+  });
+
+  it('accepts real dates, leap days included', () => {
+    expect(parseCalendarDate('2028-02-29')).toBe('2028-02-29');
+  });
+});
