@@ -5,6 +5,8 @@ export interface Config {
   host: string;
   port: number;
   dataDir: string;
+  /** postgres://… switches storage to PostgreSQL (several instances may share it). */
+  databaseUrl: string | undefined;
   adminPassword: string | undefined;
   logLevel: string;
   rateLimitPerKey: number | undefined;
@@ -16,6 +18,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST ?? '127.0.0.1',
     port: integer(env.PORT, 8080, 'PORT'),
     dataDir: resolve(env.FAPIAO_DATA_DIR ?? 'data'),
+    databaseUrl: env.DATABASE_URL || undefined,
     adminPassword: env.FAPIAO_ADMIN_PASSWORD || undefined,
     logLevel: env.LOG_LEVEL ?? 'info',
     rateLimitPerKey: env.FAPIAO_RATE_LIMIT_PER_KEY ? integer(env.FAPIAO_RATE_LIMIT_PER_KEY, 0, 'FAPIAO_RATE_LIMIT_PER_KEY') : undefined,

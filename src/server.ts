@@ -15,7 +15,7 @@ import type { PasswordHasher } from './security/passwords.js';
 const DEMO_MERCHANT = { name: '示例商贸有限公司（演示）', taxId: '91350100M000100Y43', regionCode: '35', address: '福建省福州市鼓楼区示例路1号', phone: '0591-88888888' };
 
 export async function serve(config: Config): Promise<void> {
-  const store = await openStore({ dataDir: config.dataDir });
+  const store = await openStore(config);
   const ports = { store, clock: systemClock, passwords: argon2Hasher() };
   const app = await buildApp(ports, {
     logger: { level: config.logLevel },

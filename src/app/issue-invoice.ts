@@ -24,6 +24,7 @@ export async function issueInvoice(ports: Ports, caller: Caller, request: Invoic
   const requestHash = sha256(JSON.stringify(request));
 
   return ports.store.write(async (tx) => {
+    await tx.merchants.lock(caller.merchantId);
     if (idempotencyKey !== undefined) {
       const earlier = await tx.idempotency.find(caller.merchantId, idempotencyKey);
       if (earlier) {

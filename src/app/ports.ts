@@ -96,6 +96,11 @@ export interface SavedItem {
 
 export interface Repositories {
   merchants: {
+    /**
+     * Serialises a merchant's writes across instances (a row lock on PostgreSQL; SQLite has a
+     * single writer already). Take it first, so everything read after it is current.
+     */
+    lock(id: string): Promise<void>;
     insert(merchant: MerchantRecord): Promise<void>;
     get(id: string): Promise<MerchantRecord | undefined>;
     findByTaxId(taxId: string): Promise<MerchantRecord | undefined>;
@@ -153,6 +158,7 @@ export interface Repositories {
     list(merchantId: string, search: string | undefined, limit: number): Promise<SavedBuyer[]>;
     delete(merchantId: string, id: string): Promise<boolean>;
   };
+  heartbeat(instance: string, at: string): Promise<void>;
   savedItems: {
     upsert(merchantId: string, item: SavedItem): Promise<SavedItem>;
     list(merchantId: string, search: string | undefined, limit: number): Promise<SavedItem[]>;

@@ -1,5 +1,5 @@
 // The `fapiao` command: a thin adapter over the same use cases as the HTTP API. It opens the
-// store named by FAPIAO_DATA_DIR itself, so it works with or without a running server.
+// store named by FAPIAO_DATA_DIR (or DATABASE_URL) itself, so it works with or without a running server.
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
@@ -33,7 +33,7 @@ function withStore(action: (ports: Ports, options: Record<string, any>) => Promi
     const options = command.optsWithGlobals();
     let code = 0;
     try {
-      const store = await openStore({ dataDir: readConfig().dataDir });
+      const store = await openStore(readConfig());
       try {
         code = (await action({ store, clock: systemClock }, { ...options, args: command.args })) ?? 0;
       } finally {
@@ -62,7 +62,7 @@ program.command('serve').description('run the HTTP server (npm start)').action(a
 
 program.command('migrate').description('apply database migrations').addOption(json).action(async (o: { json?: boolean }) => {
   try {
-    const applied = await migrateDatabase({ dataDir: readConfig().dataDir });
+    const applied = await migrateDatabase(readConfig());
     if (o.json) printJson({ applied });
     else console.log(applied.length ? `applied: ${applied.join(', ')}` : 'schema is up to date');
   } catch (error) {

@@ -10,8 +10,9 @@ const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 export const LATEST_SCHEMA_VERSION = Object.keys(migrations).sort().at(-1)!;
 
-export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
-  const migrator = new Migrator({ db, provider });
+/** `schema` keeps the migration bookkeeping beside the tables when a PostgreSQL schema is used. */
+export async function migrateToLatest(db: Kysely<any>, schema?: string): Promise<string[]> {
+  const migrator = new Migrator({ db, provider, ...(schema && { migrationTableSchema: schema }) });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error;
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);

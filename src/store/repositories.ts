@@ -9,9 +9,12 @@ import type { Role } from '../domain/access.js';
 
 type Db = Kysely<Database>;
 
-export function repositories(db: Db): Repositories {
+export function repositories(db: Db, dialect: 'sqlite' | 'postgres'): Repositories {
+  // Inside a PostgreSQL transaction, rows that order a merchant's history are read FOR UPDATE so
+  // that two instances cannot both extend the same chain.
+  const locking = dialect === 'postgres' && db.isTransaction;
   return {
-    merchants: merchants(db),
+    merchants: merchants(db, locking),
     series: {
       async next(merchantId, year) {
         // UPDATE … RETURNING takes the row lock on PostgreSQL, serialising numbering per merchant.
@@ -29,7 +32,8 @@ export function repositories(db: Db): Repositories {
     },
     chain: {
       async head(scope) {
-        const row = await db.selectFrom('chain_heads').select(['hash', 'length']).where('scope', '=', scope).executeTakeFirst();
+        const query = db.selectFrom('chain_heads').select(['hash', 'length']).where('scope', '=', scope);
+        const row = await (locking ? query.forUpdate() : query).executeTakeFirst();
         return row ? { hash: row.hash, index: Number(row.length) } : { hash: GENESIS_HASH, index: 0 };
       },
       async advance(scope, head) {
@@ -110,12 +114,15 @@ export function repositories(db: Db): Repositories {
       },
     },
     apiKeys: apiKeys(db),
+    async heartbeat(instance, at) {
+      await db.insertInto('heartbeats').values({ instance, at }).onConflict((oc) => oc.column('instance').doUpdateSet({ at })).execute();
+    },
     savedBuyers: savedBuyers(db),
     savedItems: savedItems(db),
   };
 }
 
-function merchants(db: Db): Repositories['merchants'] {
+function merchants(db: Db, locking: boolean): Repositories['merchants'] {
   const toRecord = (r: Database['merchants']): MerchantRecord => ({
     id: r.id,
     name: r.name,
@@ -130,6 +137,9 @@ function merchants(db: Db): Repositories['merchants'] {
     createdAt: r.created_at,
   });
   return {
+    async lock(id) {
+      if (locking) await db.selectFrom('merchants').select('id').where('id', '=', id).forUpdate().execute();
+    },
     async insert(m) {
       await db
         .insertInto('merchants')

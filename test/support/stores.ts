@@ -1,10 +1,12 @@
 // Integration tests run the same body on every database we support: SQLite always, and
-// PostgreSQL when TEST_DATABASE_URL is set.
+// PostgreSQL when TEST_DATABASE_URL is set, each in a schema of its own so runs never meet.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Store } from '../../src/app/ports.js';
 import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import type { Store } from '../../src/app/ports.js';
 import { openStore, sqliteFile } from '../../src/store/database.js';
 
 export interface OpenedStore {
@@ -20,28 +22,59 @@ export interface StoreUnderTest {
   open(): Promise<OpenedStore>;
 }
 
-export const storesUnderTest: StoreUnderTest[] = [
-  {
-    name: 'sqlite',
+const sqlite: StoreUnderTest = {
+  name: 'sqlite',
+  async open() {
+    const dataDir = mkdtempSync(join(tmpdir(), 'fapiao-test-'));
+    const store = await openStore({ dataDir });
+    return {
+      store,
+      dataDir,
+      async exec(statement) {
+        const db = new SQLite(sqliteFile(dataDir));
+        try {
+          db.exec(statement);
+        } finally {
+          db.close();
+        }
+      },
+      async cleanup() {
+        await store.close();
+        rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
+  },
+};
+
+function postgres(url: string): StoreUnderTest {
+  const withClient = async (schema: string | undefined, work: (client: pg.Client) => Promise<unknown>) => {
+    const client = new pg.Client({ connectionString: url, ...(schema && { options: `-c search_path=${schema}` }) });
+    await client.connect();
+    try {
+      await work(client);
+    } finally {
+      await client.end();
+    }
+  };
+  return {
+    name: 'postgres',
     async open() {
+      const schema = `fapiao_test_${randomBytes(6).toString('hex')}`;
+      await withClient(undefined, (c) => c.query(`create schema ${schema}`));
       const dataDir = mkdtempSync(join(tmpdir(), 'fapiao-test-'));
-      const store = await openStore({ dataDir });
+      const store = await openStore({ dataDir, databaseUrl: url, schema });
       return {
         store,
         dataDir,
-        async exec(statement) {
-          const db = new SQLite(sqliteFile(dataDir));
-          try {
-            db.exec(statement);
-          } finally {
-            db.close();
-          }
-        },
+        exec: (statement) => withClient(schema, (c) => c.query(statement)),
         async cleanup() {
           await store.close();
+          await withClient(undefined, (c) => c.query(`drop schema ${schema} cascade`));
           rmSync(dataDir, { recursive: true, force: true });
         },
       };
     },
-  },
-];
+  };
+}
+
+export const storesUnderTest: StoreUnderTest[] = process.env.TEST_DATABASE_URL ? [sqlite, postgres(process.env.TEST_DATABASE_URL)] : [sqlite];

@@ -1,0 +1,63 @@
+// Embedded SQLite: one writer connection behind group commit, and a separate read-only connection
+// so queries never queue behind writes (WAL lets them run side by side).
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { Database } from './schema.js';
+import type { Store } from '../app/ports.js';
+import { repositories } from './repositories.js';
+import { GroupCommitter } from './group-commit.js';
+import { migrateToLatest } from './migrate.js';
+import { translateDriverError } from './driver-errors.js';
+import { heartbeat } from './heartbeat.js';
+
+export function sqliteFile(dataDir: string): string {
+  return join(dataDir, 'fapiao.db');
+}
+
+function openWriter(dataDir: string): Kysely<Database> {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const connection = new SQLite(sqliteFile(dataDir));
+  connection.pragma('journal_mode = WAL');
+  connection.pragma('synchronous = FULL'); // an answer means the invoice is on disk
+  connection.pragma('busy_timeout = 5000');
+  connection.pragma('foreign_keys = ON');
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: connection }) });
+}
+
+export async function migrateSqlite(dataDir: string): Promise<string[]> {
+  const db = openWriter(dataDir);
+  try {
+    return await migrateToLatest(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
+export async function openSqliteStore(dataDir: string, migrate: boolean): Promise<Store> {
+  const db = openWriter(dataDir);
+  if (migrate) await migrateToLatest(db);
+  const readerConnection = new SQLite(sqliteFile(dataDir), { readonly: true });
+  readerConnection.pragma('busy_timeout = 5000');
+  const reader = new Kysely<Database>({ dialect: new SqliteDialect({ database: readerConnection }) });
+  const committer = new GroupCommitter(db);
+
+  const write: Store['write'] = async (work) => {
+    try {
+      return await committer.run((trx) => work(repositories(trx, 'sqlite')));
+    } catch (error) {
+      throw translateDriverError(error);
+    }
+  };
+  return {
+    dialect: 'sqlite',
+    read: repositories(reader, 'sqlite'),
+    write,
+    checkWritable: () => heartbeat(write, reader),
+    async close() {
+      await reader.destroy();
+      await db.destroy();
+    },
+  };
+}
