@@ -10,6 +10,9 @@ import { addMerchant } from './app/merchants.js';
 import { addUser } from './app/users.js';
 import type { Ports } from './app/ports.js';
 import type { PasswordHasher } from './security/passwords.js';
+import { purgeExpired } from './app/housekeeping.js';
+
+const HOUSEKEEPING_INTERVAL_MS = 10 * 60_000;
 
 /** A demo merchant with a valid USCC, so a fresh install can issue straight away. */
 const DEMO_MERCHANT = { name: '示例商贸有限公司（演示）', taxId: '91350100M000100Y43', regionCode: '35', address: '福建省福州市鼓楼区示例路1号', phone: '0591-88888888' };
@@ -24,9 +27,17 @@ export async function serve(config: Config): Promise<void> {
   });
   await ensureSomeoneCanLogIn(ports, config);
   await app.listen({ host: config.host, port: config.port });
+  const housekeeping = setInterval(() => {
+    purgeExpired(ports).then(
+      (purged) => app.log.info({ purged }, 'housekeeping'),
+      (error) => app.log.warn({ err: error }, 'housekeeping failed; will retry'),
+    );
+  }, HOUSEKEEPING_INTERVAL_MS);
+  housekeeping.unref();
 
   const stop = async (signal: string) => {
     app.log.info({ signal }, 'shutting down');
+    clearInterval(housekeeping);
     await app.close();
     await store.close();
     process.exit(0);

@@ -146,6 +146,7 @@ export interface Repositories {
     insert(session: { tokenHash: string; userId: string; expiresAt: string; createdAt: string }): Promise<void>;
     find(tokenHash: string): Promise<{ userId: string; expiresAt: string } | undefined>;
     delete(tokenHash: string): Promise<void>;
+    purgeExpired(at: string): Promise<number>;
   };
   apiKeys: {
     insert(key: ApiKeyRecord): Promise<void>;

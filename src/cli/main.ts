@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import { readConfig } from '../config.js';
 import { migrateDatabase, openStore } from '../store/database.js';
 import { systemClock } from '../domain/time.js';
+import { formatYuan } from '../domain/money.js';
 import { Fault, faultByCode, faults } from '../domain/faults.js';
 import { isRole, type Caller, type Role } from '../domain/access.js';
 import type { Ports } from '../app/ports.js';
@@ -20,7 +21,7 @@ import { faultCatalogueMarkdown, faultView } from '../app/fault-lookup.js';
 import { argon2Hasher } from '../security/passwords.js';
 import { IssueRequest, InvoiceQuery } from '../http/schemas.js';
 import { RequestRejected, zodValidatorCompiler } from '../http/errors.js';
-import { invoiceView } from '../http/views.js';
+import { invoiceView, merchantView } from '../http/views.js';
 import { serve } from '../server.js';
 import { printJson, reportError } from './output.js';
 
@@ -83,12 +84,12 @@ merchant.command('add')
       name: o.name, taxId: o.taxId, regionCode: o.region, address: o.address, phone: o.phone, bank: o.bank, account: o.account,
       dailyInvoiceLimit: o.dailyLimit === undefined ? null : Number(o.dailyLimit), monthlyCredit: o.monthlyCredit ?? null,
     });
-    if (o.json) printJson(m);
+    if (o.json) printJson(merchantView(m));
     else console.log(`merchant ${m.id} ${m.name} (${m.taxId})`);
   }));
 merchant.command('list').addOption(json).action(withStore(async (ports, o) => {
   const list = await ports.store.read.merchants.list();
-  if (o.json) printJson(list);
+  if (o.json) printJson(list.map(merchantView));
   else for (const m of list) console.log(`${m.id}\t${m.taxId}\t${m.name}`);
 }));
 merchant.command('limits').description('set the daily count limit and monthly credit line (授信额度)')
@@ -98,10 +99,10 @@ merchant.command('limits').description('set the daily count limit and monthly cr
     const current = await ports.store.read.merchants.get(o.merchant);
     if (!current) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: o.merchant });
     const daily = o.dailyLimit === undefined ? current.dailyInvoiceLimit : o.dailyLimit === 'none' ? null : Number(o.dailyLimit);
-    const credit = o.monthlyCredit === undefined ? (current.monthlyCreditFen === null ? null : (Number(current.monthlyCreditFen) / 100).toFixed(2)) : o.monthlyCredit === 'none' ? null : o.monthlyCredit;
+    const credit = o.monthlyCredit === undefined ? (current.monthlyCreditFen === null ? null : formatYuan(current.monthlyCreditFen)) : o.monthlyCredit === 'none' ? null : o.monthlyCredit;
     const m = await setMerchantLimits(ports, o.merchant, { dailyInvoiceLimit: daily, monthlyCredit: credit }, `cli:${userInfo().username}`);
-    if (o.json) printJson(m);
-    else console.log(`limits of ${m.id}: daily ${m.dailyInvoiceLimit ?? 'none'}, monthly credit fen ${m.monthlyCreditFen ?? 'none'}`);
+    if (o.json) printJson(merchantView(m));
+    else console.log(`limits of ${m.id}: daily ${m.dailyInvoiceLimit ?? 'none'}, monthly credit ${m.monthlyCreditFen === null ? 'none' : `${formatYuan(m.monthlyCreditFen)} yuan`}`);
   }));
 
 program.command('user').description('users (用户)').command('add')

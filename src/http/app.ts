@@ -16,6 +16,7 @@ import type { HttpContext } from './context.js';
 import { handleError, sendFault, zodValidatorCompiler } from './errors.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { invoiceRoutes } from './routes/invoices.js';
+import { merchantRoutes } from './routes/merchant.js';
 import { opsRoutes } from './routes/ops.js';
 import { savedRoutes } from './routes/saved.js';
 import { sessionRoutes } from './routes/session.js';
@@ -90,7 +91,7 @@ export async function buildApp(ports: HttpContext['ports'], options: Partial<Htt
 
   const context: HttpContext = { ports, metrics, admission: new Admission(settings.maxIssuesInFlight) };
   registerAuthentication(app, ports);
-  for (const routes of [opsRoutes, sessionRoutes, invoiceRoutes, savedRoutes, apiKeyRoutes]) routes(app, context);
+  for (const routes of [opsRoutes, sessionRoutes, merchantRoutes, invoiceRoutes, savedRoutes, apiKeyRoutes]) routes(app, context);
   app.get('/api/v1/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   return app;
 }

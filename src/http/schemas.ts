@@ -124,3 +124,10 @@ const SavedItemView = z.object({
 export { SavedBuyerView, SavedItemView };
 export const SavedBuyerListView = z.object({ items: z.array(SavedBuyerView) });
 export const SavedItemListView = z.object({ items: z.array(SavedItemView) });
+
+export const UserRequest = z.strictObject({ username: z.string().max(64), password: z.string().max(1024), role: z.enum(roles) });
+export const UserView = z.object({ id: z.string(), username: z.string(), role: z.string(), merchant_id: z.string() });
+export const MerchantView = z.object({
+  id: z.string(), name: z.string(), tax_id: z.string(), region_code: z.string(), address: z.string(), phone: z.string(), bank: z.string(), account: z.string(),
+  daily_invoice_limit: z.number().int().nullable(), monthly_credit: z.string().nullable().describe('授信额度, pre-tax yuan per month'),
+});

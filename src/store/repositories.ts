@@ -112,6 +112,10 @@ export function repositories(db: Db, dialect: 'sqlite' | 'postgres'): Repositori
       async delete(tokenHash) {
         await db.deleteFrom('sessions').where('token_hash', '=', tokenHash).execute();
       },
+      async purgeExpired(at) {
+        const result = await db.deleteFrom('sessions').where('expires_at', '<', at).executeTakeFirst();
+        return Number(result.numDeletedRows);
+      },
     },
     apiKeys: apiKeys(db),
     async heartbeat(instance, at) {
