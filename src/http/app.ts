@@ -28,7 +28,7 @@ export interface HttpOptions {
   /** Issue requests in flight before the server answers 7001 busy. */
   maxIssuesInFlight: number;
   bodyLimitBytes: number;
-  logger: boolean | { level: string };
+  logger: boolean | { level: string; stream?: NodeJS.WritableStream };
 }
 
 export const defaultHttpOptions: HttpOptions = {
@@ -42,7 +42,7 @@ export const defaultHttpOptions: HttpOptions = {
 export async function buildApp(ports: HttpContext['ports'], options: Partial<HttpOptions> = {}, metrics: Metrics = createMetrics()): Promise<FastifyInstance> {
   const settings = { ...defaultHttpOptions, ...options };
   const app = Fastify({
-    logger: settings.logger === false ? false : { level: settings.logger === true ? 'info' : settings.logger.level, redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'] },
+    logger: settings.logger === false ? false : { ...(settings.logger === true ? { level: 'info' } : settings.logger), redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'] },
     bodyLimit: settings.bodyLimitBytes,
     genReqId: (request) => {
       const offered = request.headers['x-request-id'];
