@@ -7,6 +7,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Chaos tests spawn servers; keep two files in flight at most on a 2-core machine.
     maxWorkers: 2,
+    globalSetup: ['./test/support/global-setup.ts'],
     reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });

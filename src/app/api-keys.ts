@@ -61,7 +61,7 @@ export async function revokeApiKey(ports: Ports, caller: Caller, id: string): Pr
     const record = await tx.apiKeys.get(id);
     // Another merchant's key answers exactly like a missing one: its existence is not ours to know.
     if (!record || record.merchantId !== caller.merchantId) {
-      throw new Fault(faults.FIELD_INVALID, { field: 'id', reason: 'no API key of your merchant has this id' }, [{ field: 'id', issue: 'not found' }]);
+      throw new Fault(faults.API_KEY_NOT_FOUND, { id }, [{ field: 'id', issue: 'not found' }]);
     }
     if (record.revokedAt !== null) return; // revoking twice is harmless and leaves one audit entry
     await tx.apiKeys.revoke(caller.merchantId, id, shanghaiTimestamp(ports.clock.now()));

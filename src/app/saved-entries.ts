@@ -14,14 +14,14 @@ export type ItemRequest = Omit<LineRequest, 'quantity'>;
 export async function saveBuyer(ports: Ports, caller: Caller, buyer: BuyerRequest): Promise<SavedBuyer> {
   authorize(caller, 'saved.write');
   // The same rules as on an invoice, so a saved buyer always fills in a valid invoice.
-  const checked = draftInvoice({ kind: 'normal', prices_include_tax: false, remarks: '', buyer, lines: [sampleLine] }).buyer;
+  const checked = asEntry('buyer.', () => draftInvoice({ kind: 'normal', prices_include_tax: false, remarks: '', buyer, lines: [sampleLine] }).buyer);
   const entry: SavedBuyer = { id: newId('b'), ...checked, updatedAt: shanghaiTimestamp(ports.clock.now()) };
   return ports.store.write((tx) => tx.savedBuyers.upsert(caller.merchantId, entry));
 }
 
 export async function saveItem(ports: Ports, caller: Caller, item: ItemRequest): Promise<SavedItem> {
   authorize(caller, 'saved.write');
-  const [line] = draftInvoice({ kind: 'normal', prices_include_tax: false, remarks: '', buyer: sampleBuyer, lines: [{ ...item, quantity: '1' }] }).lines;
+  const [line] = asEntry('lines[0].', () => draftInvoice({ kind: 'normal', prices_include_tax: false, remarks: '', buyer: sampleBuyer, lines: [{ ...item, quantity: '1' }] }).lines);
   const entry: SavedItem = {
     id: newId('i'),
     name: line!.name,
@@ -49,6 +49,18 @@ export async function deleteSavedEntry(ports: Ports, caller: Caller, kind: 'buye
   authorize(caller, 'saved.write');
   const deleted = await ports.store.write((tx) => (kind === 'buyer' ? tx.savedBuyers : tx.savedItems).delete(caller.merchantId, id));
   if (!deleted) throw new Fault(faults.SAVED_ENTRY_NOT_FOUND, { kind, id });
+}
+
+/** Runs the invoice rules on an entry, naming fields as the entry's own body does ("tax_id", not "buyer.tax_id"). */
+function asEntry<T>(prefix: string, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (!(error instanceof Fault)) throw error;
+    const unprefix = (field: string) => (field.startsWith(prefix) ? field.slice(prefix.length) : field);
+    const params = error.params.field === undefined ? error.params : { ...error.params, field: unprefix(error.params.field) };
+    throw new Fault(error.spec, params, error.details.map((d) => ({ ...d, field: unprefix(d.field) })), error.retryAfterSeconds);
+  }
 }
 
 const newId = (prefix: string) => `${prefix}_${randomUUID().replaceAll('-', '').slice(0, 16)}`;

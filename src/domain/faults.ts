@@ -203,6 +203,12 @@ export const faults = {
     cause: 'Passwords need at least 10 characters.',
     remedy: '使用至少10个字符的密码，可以是一句话。', remedyEn: 'Use at least 10 characters; a phrase works well.',
   },
+  API_KEY_NOT_FOUND: {
+    code: 2009, http: 404,
+    zh: '没有编号为 {id} 的 API 密钥', en: 'No API key with id {id}',
+    cause: 'The key does not exist, or belongs to another merchant.',
+    remedy: '用 GET /api/v1/api-keys 查看本商户的密钥编号。', remedyEn: 'List your merchant\'s keys with GET /api/v1/api-keys.',
+  },
   INVOICE_NOT_FOUND: {
     code: 3001, http: 404,
     zh: '未找到发票：{number}', en: 'Invoice not found: {number}',

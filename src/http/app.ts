@@ -57,6 +57,12 @@ export async function buildApp(ports: HttpContext['ports'], options: Partial<Htt
   // Responses are plain objects built by views.ts; the response schemas document them in OpenAPI.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setErrorHandler(handleError);
+  // JSON only: Fastify's built-in text/plain parser would hand a string to the JSON schemas.
+  app.removeContentTypeParser('text/plain');
+  // Public routes need no credentials, and the OpenAPI document says so.
+  app.addHook('onRoute', (route) => {
+    if (route.config?.public && route.schema) route.schema = { ...route.schema, security: [] };
+  });
   app.setNotFoundHandler((request, reply) => sendFault(reply, new Fault(faults.ROUTE_NOT_FOUND, { route: `${request.method} ${request.url.split('?')[0]}` })));
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -13,7 +13,8 @@ export function errorBody(fault: Fault, requestId: string) {
       message_en: fill(fault.spec.en, fault.params),
       remedy: fault.spec.remedy,
       remedy_en: fault.spec.remedyEn,
-      details: fault.details,
+      // A fault that names a field always says which, even when the thrower gave no details.
+      details: fault.details.length > 0 || fault.params.field === undefined ? fault.details : [{ field: fault.params.field, issue: fill(fault.spec.en, fault.params) }],
       request_id: requestId,
     },
   };
@@ -45,18 +46,20 @@ function toFault(error: FastifyError | Error, request: FastifyRequest): Fault {
   const status = (error as FastifyError).statusCode;
   switch (code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new Fault(faults.BODY_TOO_LARGE, { limit: String(request.routeOptions.bodyLimit ?? '') });
+      return new Fault(faults.BODY_TOO_LARGE, { limit: String(request.routeOptions.bodyLimit ?? '') }, [{ field: 'body', issue: 'too large' }]);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new Fault(faults.CONTENT_TYPE_UNSUPPORTED, { type: String(request.headers['content-type'] ?? '') });
+      return new Fault(faults.CONTENT_TYPE_UNSUPPORTED, { type: String(request.headers['content-type'] ?? '') }, [{ field: 'content-type', issue: 'not application/json' }]);
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new Fault(faults.REQUEST_MALFORMED, { reason: 'the body is empty' });
+      return malformed('the body is empty');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new Fault(faults.REQUEST_MALFORMED, { reason: 'Content-Length does not match the body' });
+      return malformed('Content-Length does not match the body');
   }
-  if (error instanceof SyntaxError || (status === 400 && /JSON|prototype/i.test(error.message))) {
-    return new Fault(faults.REQUEST_MALFORMED, { reason: error.message.slice(0, 200) });
-  }
+  if (error instanceof SyntaxError || (status === 400 && /JSON|prototype/i.test(error.message))) return malformed(error.message.slice(0, 200));
   return new Fault(faults.INTERNAL, { requestId: String(request.id) });
+}
+
+function malformed(reason: string): Fault {
+  return new Fault(faults.REQUEST_MALFORMED, { reason }, [{ field: 'body', issue: reason }]);
 }
 
 /** Validates with zod and refuses with a fault that names the first wrong field (all of them in details). */
@@ -82,7 +85,7 @@ function issuesToFault(issues: readonly core.$ZodIssue[], data: unknown, httpPar
       continue;
     }
     const field = base || httpPart || 'body';
-    if (issue.code === 'invalid_type' && valueAt(data, issue.path) === undefined) {
+    if (valueAt(data, issue.path) === undefined) {
       details.push({ field, issue: 'missing' });
       faultsFound.push(new Fault(faults.FIELD_MISSING, { field }));
       continue;

@@ -12,6 +12,8 @@ export interface Metrics {
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'fapiao_' });
+  // These gauges end in _total without being counters, which Prometheus' own checker refuses.
+  for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) registry.removeSingleMetric(`fapiao_nodejs_${name}`);
   return {
     registry,
     requestDuration: new Histogram({

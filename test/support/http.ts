@@ -1,6 +1,8 @@
 // The HTTP API over a real store, with two merchants (A and B), an owner user each and an API key
 // per role, a clock the test moves, and a few helpers. Everything goes through app.inject(): no
-// ports are opened, so files run in parallel without clashing.
+// ports are opened, so files run in parallel without clashing. Each call makes merchants of its
+// own, so tests may share one store (and its migrations) and still never see each other's data.
+import { randomInt } from 'node:crypto';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { createApiKey } from '../../src/app/api-keys.js';
 import { addMerchant, type MerchantInput } from '../../src/app/merchants.js';
@@ -129,6 +131,8 @@ export interface Api {
   issue(key: string, body: unknown, headers?: Record<string, string>): Promise<LightMyRequestResponse>;
   /** GET with `key` as Bearer; `query` values are URL-encoded. */
   get(key: string, path: string, query?: Record<string, string | number>): Promise<LightMyRequestResponse>;
+  /** The same builder as the exported sampleInvoice, here for convenience. */
+  sampleInvoice: typeof sampleInvoice;
   countInvoices(merchantId: string): Promise<number>;
   close(): Promise<void>;
 }
@@ -139,14 +143,20 @@ export interface ApiOptions {
   clock?: MovableClock;
 }
 
+let seeds = randomInt(10_000_000, 80_000_000);
+/** Distinct for every call in this process, so merchants of one store never share a taxpayer ID. */
+const nextSeed = () => (seeds += 2);
+
 export async function startApi(store: Store, options: ApiOptions = {}): Promise<Api> {
   const clock = options.clock ?? movableClock();
   const ports = { store, clock, passwords: argon2Hasher({ memoryCost: 1024, timeCost: 1 }) };
   const app = await buildApp(ports, { logger: false });
   await app.ready();
 
-  const a = await merchant(ports, 'a', { name: '上海甲方信息技术有限公司', taxId: validUscc(12_345_678), regionCode: '31', ...options.merchantA });
-  const b = await merchant(ports, 'b', { name: '北京乙方商贸有限公司', taxId: validUscc(87_654_321, '110105'), regionCode: '11', ...options.merchantB });
+  // Fresh taxpayer IDs and user names each time, so several APIs can share one store.
+  const seed = nextSeed();
+  const a = await merchant(ports, `a-${seed}`, 'a', { name: '上海甲方信息技术有限公司', taxId: validUscc(seed), regionCode: '31', ...options.merchantA });
+  const b = await merchant(ports, `b-${seed}`, 'b', { name: '北京乙方商贸有限公司', taxId: validUscc(seed + 1, '110105'), regionCode: '11', ...options.merchantB });
 
   const inject = (request: InjectOptions) => app.inject(request);
   return {
@@ -168,14 +178,15 @@ export async function startApi(store: Store, options: ApiOptions = {}): Promise<
       const search = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)])).toString();
       return inject({ method: 'GET', url: search ? `${path}?${search}` : path, headers: { authorization: `Bearer ${key}` } });
     },
+    sampleInvoice,
     countInvoices: (merchantId) => store.read.invoices.count(merchantId),
     close: () => app.close(),
   };
 }
 
-async function merchant(ports: Ports & { passwords: PasswordHasher }, tag: string, input: MerchantInput): Promise<TestMerchant> {
+async function merchant(ports: Ports & { passwords: PasswordHasher }, unique: string, tag: string, input: MerchantInput): Promise<TestMerchant> {
   const record = await addMerchant(ports, input);
-  const owner = { username: `owner-${tag}`, password: OWNER_PASSWORD };
+  const owner = { username: `owner-${unique}`, password: OWNER_PASSWORD };
   await addUser(ports, { merchantId: record.id, username: owner.username, password: owner.password, role: 'owner' });
   const keys = {} as Record<Role, string>;
   for (const role of roles) keys[role] = (await createApiKey(ports, { merchantId: record.id, role, label: `${tag}-${role}` })).key;

@@ -33,6 +33,9 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** The data directory's SQLite file, even where the environment names a PostgreSQL database. */
+const sqliteOnly = { DATABASE_URL: '' };
+
 export interface CliResult {
   code: number;
   stdout: string;
@@ -45,7 +48,7 @@ export function runCli(dataDir: string, args: string[], env: NodeJS.ProcessEnv =
     execFile(
       process.execPath,
       [bin, ...args],
-      { cwd: repoRoot, env: { ...process.env, ...env, FAPIAO_DATA_DIR: dataDir }, maxBuffer: 256 * 1024 * 1024 },
+      { cwd: repoRoot, env: { ...process.env, ...sqliteOnly, ...env, FAPIAO_DATA_DIR: dataDir }, maxBuffer: 256 * 1024 * 1024 },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
         resolveRun({ code, stdout, stderr });
@@ -106,7 +109,7 @@ export interface StartOptions {
 export async function startServer(options: StartOptions): Promise<ServerProcess> {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), bin, 'serve'], {
     cwd: repoRoot,
-    env: { ...process.env, LOG_LEVEL: 'warn', ...options.env, FAPIAO_DATA_DIR: options.dataDir, PORT: String(options.port), HOST: '127.0.0.1' },
+    env: { ...process.env, ...sqliteOnly, LOG_LEVEL: 'warn', ...options.env, FAPIAO_DATA_DIR: options.dataDir, PORT: String(options.port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

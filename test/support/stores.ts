@@ -1,5 +1,5 @@
 // Integration tests run the same body on every database we support: SQLite always, and
-// PostgreSQL when TEST_DATABASE_URL is set, each in a schema of its own so runs never meet.
+// PostgreSQL when TEST_DATABASE_URL is set, each in a schema of its own so tests and runs never meet.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -59,7 +59,7 @@ function postgres(url: string): StoreUnderTest {
   return {
     name: 'postgres',
     async open() {
-      const schema = `fapiao_test_${randomBytes(6).toString('hex')}`;
+      const schema = `fapiao_test_${process.env.FAPIAO_TEST_RUN ?? 'adhoc'}_${randomBytes(6).toString('hex')}`;
       await withClient(undefined, (c) => c.query(`create schema ${schema}`));
       const dataDir = mkdtempSync(join(tmpdir(), 'fapiao-test-'));
       const store = await openStore({ dataDir, databaseUrl: url, schema });
@@ -67,9 +67,9 @@ function postgres(url: string): StoreUnderTest {
         store,
         dataDir,
         exec: (statement) => withClient(schema, (c) => c.query(statement)),
+        // The schema itself is dropped with all of this run's at the end (global-setup.ts).
         async cleanup() {
           await store.close();
-          await withClient(undefined, (c) => c.query(`drop schema ${schema} cascade`));
           rmSync(dataDir, { recursive: true, force: true });
         },
       };

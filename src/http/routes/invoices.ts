@@ -13,7 +13,7 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
 export function invoiceRoutes(app: FastifyInstance, { ports, metrics, admission }: HttpContext): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
-  const errors = { 400: ErrorView, 401: ErrorView, 403: ErrorView, 404: ErrorView, 409: ErrorView, 422: ErrorView, 429: ErrorView, 503: ErrorView };
+  const errors = { 400: ErrorView, 401: ErrorView, 403: ErrorView, 404: ErrorView, 409: ErrorView, 413: ErrorView, 415: ErrorView, 422: ErrorView, 429: ErrorView, 503: ErrorView, 507: ErrorView };
 
   api.post('/api/v1/invoices', {
     schema: {
@@ -26,7 +26,7 @@ export function invoiceRoutes(app: FastifyInstance, { ports, metrics, admission 
     },
   }, async (request, reply) => {
     const key = request.headers['idempotency-key'];
-    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw new Fault(faults.IDEMPOTENCY_KEY_INVALID, { reason: '1–128 visible ASCII characters' });
+    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw new Fault(faults.IDEMPOTENCY_KEY_INVALID, { reason: '1–128 visible ASCII characters' }, [{ field: 'idempotency-key', issue: '1–128 visible ASCII characters' }]);
     try {
       const { invoice, replayed } = await admission.run(() => issueInvoice(ports, request.caller, request.body, key));
       if (!replayed) metrics.invoicesIssued.inc({ kind: invoice.kind });
