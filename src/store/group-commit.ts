@@ -25,16 +25,22 @@ export class GroupCommitter {
   run<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
-      if (!this.draining) void this.drain();
+      if (!this.draining) {
+        this.draining = true;
+        setImmediate(() => void this.drain());
+      }
     });
   }
 
+  // better-sqlite3 answers synchronously, so a batch started at once would run and commit inside
+  // the first caller's own callback, before any other request could even be read. Starting each
+  // batch from setImmediate lets every request already waiting on a socket join it first.
   private async drain(): Promise<void> {
-    this.draining = true;
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, this.maxBatch);
         await this.commitBatch(batch);
+        await new Promise((resolve) => setImmediate(resolve));
       }
     } finally {
       this.draining = false;

@@ -6,25 +6,22 @@ import type { Repositories, MerchantRecord, UserRecord, ApiKeyRecord, SavedBuyer
 import type { Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, Buyer, Party } from '../domain/invoice.js';
 import { GENESIS_HASH } from '../domain/invoice.js';
 import type { Role } from '../domain/access.js';
+import { hot } from './hot-queries.js';
 
 type Db = Kysely<Database>;
 
-export function repositories(db: Db, dialect: 'sqlite' | 'postgres'): Repositories {
+type Dialect = 'sqlite' | 'postgres';
+
+export function repositories(db: Db, dialect: Dialect): Repositories {
   // Inside a PostgreSQL transaction, rows that order a merchant's history are read FOR UPDATE so
   // that two instances cannot both extend the same chain.
   const locking = dialect === 'postgres' && db.isTransaction;
   return {
-    merchants: merchants(db, locking),
+    merchants: merchants(db, dialect, locking),
     series: {
       async next(merchantId, year) {
         // UPDATE … RETURNING takes the row lock on PostgreSQL, serialising numbering per merchant.
-        const bumped = await db
-          .updateTable('invoice_series')
-          .set({ last_sequence: sql`last_sequence + 1` })
-          .where('merchant_id', '=', merchantId)
-          .where('year', '=', year)
-          .returning('last_sequence')
-          .executeTakeFirst();
+        const [bumped] = (await hot.nextSequence.execute(db, dialect, { merchantId, year })).rows;
         if (bumped) return Number(bumped.last_sequence);
         await db.insertInto('invoice_series').values({ merchant_id: merchantId, year, last_sequence: 1 }).execute();
         return 1;
@@ -32,29 +29,21 @@ export function repositories(db: Db, dialect: 'sqlite' | 'postgres'): Repositori
     },
     chain: {
       async head(scope) {
-        const query = db.selectFrom('chain_heads').select(['hash', 'length']).where('scope', '=', scope);
-        const row = await (locking ? query.forUpdate() : query).executeTakeFirst();
+        const [row] = (await (locking ? hot.chainHeadForUpdate : hot.chainHead).execute(db, dialect, { scope })).rows;
         return row ? { hash: row.hash, index: Number(row.length) } : { hash: GENESIS_HASH, index: 0 };
       },
       async advance(scope, head) {
-        await db
-          .insertInto('chain_heads')
-          .values({ scope, hash: head.hash, length: head.index })
-          .onConflict((oc) => oc.column('scope').doUpdateSet({ hash: head.hash, length: head.index }))
-          .execute();
+        await hot.advanceChain.execute(db, dialect, { scope, hash: head.hash, length: head.index });
       },
     },
-    invoices: invoices(db),
+    invoices: invoices(db, dialect),
     idempotency: {
       async find(merchantId, key) {
-        const row = await db.selectFrom('idempotency_keys').selectAll().where('merchant_id', '=', merchantId).where('key', '=', key).executeTakeFirst();
-        return row && { merchantId: row.merchant_id, key: row.key, requestHash: row.request_hash, invoiceNumber: row.invoice_number, createdAt: row.created_at };
+        const [row] = (await hot.findIdempotencyKey.execute(db, dialect, { merchantId, key })).rows;
+        return row && { merchantId, key, requestHash: row.request_hash, invoiceNumber: row.invoice_number, createdAt: row.created_at };
       },
       async insert(r) {
-        await db
-          .insertInto('idempotency_keys')
-          .values({ merchant_id: r.merchantId, key: r.key, request_hash: r.requestHash, invoice_number: r.invoiceNumber, created_at: r.createdAt })
-          .execute();
+        await hot.insertIdempotencyKey.execute(db, dialect, r);
       },
       async purgeBefore(at) {
         const result = await db.deleteFrom('idempotency_keys').where('created_at', '<', at).executeTakeFirst();
@@ -63,29 +52,16 @@ export function repositories(db: Db, dialect: 'sqlite' | 'postgres'): Repositori
     },
     usage: {
       async get(merchantId, period) {
-        const row = await db.selectFrom('usage').select(['invoice_count', 'pre_tax_fen']).where('merchant_id', '=', merchantId).where('period', '=', period).executeTakeFirst();
+        const [row] = (await hot.usage.execute(db, dialect, { merchantId, period })).rows;
         return row ? { invoiceCount: Number(row.invoice_count), preTaxFen: BigInt(row.pre_tax_fen) } : { invoiceCount: 0, preTaxFen: 0n };
       },
       async add(merchantId, period, delta) {
-        const fen = delta.preTaxFen.toString();
-        await db
-          .insertInto('usage')
-          .values({ merchant_id: merchantId, period, invoice_count: delta.invoiceCount, pre_tax_fen: fen })
-          .onConflict((oc) =>
-            oc.columns(['merchant_id', 'period']).doUpdateSet({
-              invoice_count: sql`usage.invoice_count + ${delta.invoiceCount}`,
-              pre_tax_fen: sql`usage.pre_tax_fen + ${fen}`,
-            }),
-          )
-          .execute();
+        await hot.addUsage.execute(db, dialect, { merchantId, period, count: delta.invoiceCount, fen: delta.preTaxFen.toString() });
       },
     },
     audit: {
       async append(e) {
-        await db
-          .insertInto('audit_log')
-          .values({ merchant_id: e.merchantId, at: e.at, actor: e.actor, action: e.action, subject: e.subject, detail: e.detail, prev_hash: e.prevHash, hash: e.hash })
-          .execute();
+        await hot.appendAudit.execute(db, dialect, { ...e });
       },
       async page(merchantId, afterId, limit) {
         const rows = await db.selectFrom('audit_log').selectAll().where('merchant_id', '=', merchantId).where('id', '>', afterId).orderBy('id').limit(limit).execute();
@@ -94,10 +70,7 @@ export function repositories(db: Db, dialect: 'sqlite' | 'postgres'): Repositori
     },
     outbox: {
       async enqueue(job) {
-        await db
-          .insertInto('outbox')
-          .values({ merchant_id: job.merchantId, topic: job.topic, subject: job.subject, payload: job.payload, created_at: job.at, available_at: job.at, attempts: 0 })
-          .execute();
+        await hot.enqueueOutbox.execute(db, dialect, job);
       },
     },
     users: users(db),
@@ -117,7 +90,7 @@ export function repositories(db: Db, dialect: 'sqlite' | 'postgres'): Repositori
         return Number(result.numDeletedRows);
       },
     },
-    apiKeys: apiKeys(db),
+    apiKeys: apiKeys(db, dialect),
     async heartbeat(instance, at) {
       await db.insertInto('heartbeats').values({ instance, at }).onConflict((oc) => oc.column('instance').doUpdateSet({ at })).execute();
     },
@@ -126,7 +99,7 @@ export function repositories(db: Db, dialect: 'sqlite' | 'postgres'): Repositori
   };
 }
 
-function merchants(db: Db, locking: boolean): Repositories['merchants'] {
+function merchants(db: Db, dialect: Dialect, locking: boolean): Repositories['merchants'] {
   const toRecord = (r: Database['merchants']): MerchantRecord => ({
     id: r.id,
     name: r.name,
@@ -155,8 +128,8 @@ function merchants(db: Db, locking: boolean): Repositories['merchants'] {
         .execute();
     },
     async get(id) {
-      const row = await db.selectFrom('merchants').selectAll().where('id', '=', id).executeTakeFirst();
-      return row && toRecord(row);
+      const [row] = (await hot.merchant.execute(db, dialect, { id })).rows;
+      return row && toRecord(row as unknown as Database['merchants']);
     },
     async findByTaxId(taxId) {
       const row = await db.selectFrom('merchants').selectAll().where('tax_id', '=', taxId).executeTakeFirst();
@@ -244,13 +217,13 @@ function rowToInvoice(r: InvoiceTable): Invoice {
   };
 }
 
-function invoices(db: Db): Repositories['invoices'] {
+function invoices(db: Db, dialect: Dialect): Repositories['invoices'] {
   return {
     async insert(invoice) {
-      await db.insertInto('invoices').values(invoiceToRow(invoice)).execute();
+      await hot.insertInvoice.execute(db, dialect, { ...invoiceToRow(invoice) });
     },
     async get(merchantId, number) {
-      const row = await db.selectFrom('invoices').selectAll().where('merchant_id', '=', merchantId).where('number', '=', number).executeTakeFirst();
+      const [row] = (await hot.invoice.execute(db, dialect, { merchantId, number })).rows;
       return row && rowToInvoice(row);
     },
     async list(merchantId, f: InvoiceFilter, limit) {
@@ -318,7 +291,7 @@ function users(db: Db): Repositories['users'] {
   };
 }
 
-function apiKeys(db: Db): Repositories['apiKeys'] {
+function apiKeys(db: Db, dialect: Dialect): Repositories['apiKeys'] {
   const toRecord = (r: Database['api_keys']): ApiKeyRecord => ({
     id: r.id, merchantId: r.merchant_id, role: r.role as Role, label: r.label, secretHash: r.secret_hash, createdAt: r.created_at, revokedAt: r.revoked_at,
   });
@@ -330,8 +303,8 @@ function apiKeys(db: Db): Repositories['apiKeys'] {
         .execute();
     },
     async get(id) {
-      const row = await db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
-      return row && toRecord(row);
+      const [row] = (await hot.apiKey.execute(db, dialect, { id })).rows;
+      return row && toRecord(row as unknown as Database['api_keys']);
     },
     async list(merchantId) {
       return (await db.selectFrom('api_keys').selectAll().where('merchant_id', '=', merchantId).orderBy('created_at').execute()).map(toRecord);

@@ -11,6 +11,7 @@ import { GroupCommitter } from './group-commit.js';
 import { migrateToLatest } from './migrate.js';
 import { translateDriverError } from './driver-errors.js';
 import { heartbeat } from './heartbeat.js';
+import { withStatementCache } from './statement-cache.js';
 
 export function sqliteFile(dataDir: string): string {
   return join(dataDir, 'fapiao.db');
@@ -23,7 +24,7 @@ function openWriter(dataDir: string): Kysely<Database> {
   connection.pragma('synchronous = FULL'); // an answer means the invoice is on disk
   connection.pragma('busy_timeout = 5000');
   connection.pragma('foreign_keys = ON');
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: connection }) });
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(connection) }) });
 }
 
 export async function migrateSqlite(dataDir: string): Promise<string[]> {
@@ -40,7 +41,7 @@ export async function openSqliteStore(dataDir: string, migrate: boolean): Promis
   if (migrate) await migrateToLatest(db);
   const readerConnection = new SQLite(sqliteFile(dataDir), { readonly: true });
   readerConnection.pragma('busy_timeout = 5000');
-  const reader = new Kysely<Database>({ dialect: new SqliteDialect({ database: readerConnection }) });
+  const reader = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(readerConnection) }) });
   const committer = new GroupCommitter(db);
 
   const write: Store['write'] = async (work) => {
