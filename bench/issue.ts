@@ -36,6 +36,7 @@ interface LevelResult {
   errors: number;
   ratioToCeiling: number;
   serverCpuPercent: number;
+  clientCpuPercent: number;
 }
 
 interface PacedResult {
@@ -138,7 +139,11 @@ async function closedLoop(issuer: Issuer, clients: number, rampMs: number, windo
   let ok = 0;
   let errors = 0;
   let cpuAtStart = NaN;
-  const startCpu = setTimeout(() => (cpuAtStart = cpuSeconds(serverPid)), rampMs);
+  let clientCpuAtStart = process.cpuUsage();
+  const startCpu = setTimeout(() => {
+    cpuAtStart = cpuSeconds(serverPid);
+    clientCpuAtStart = process.cpuUsage();
+  }, rampMs);
   const worker = async () => {
     while (performance.now() < windowEnd) {
       const started = performance.now();
@@ -154,8 +159,10 @@ async function closedLoop(issuer: Issuer, clients: number, rampMs: number, windo
   await Promise.all(Array.from({ length: clients }, worker));
   clearTimeout(startCpu);
   const cpu = cpuSeconds(serverPid) - cpuAtStart;
+  const clientCpu = process.cpuUsage(clientCpuAtStart);
+  const clientCpuPercent = ((clientCpu.user + clientCpu.system) / 1e6 / (windowMs / 1000)) * 100;
   const sorted = Float64Array.from(latencies).sort();
-  return { perSecond: ok / (windowMs / 1000), p50: percentile(sorted, 50), p99: percentile(sorted, 99), errors, cpuPercent: (cpu / (windowMs / 1000)) * 100 };
+  return { perSecond: ok / (windowMs / 1000), p50: percentile(sorted, 50), p99: percentile(sorted, 99), errors, cpuPercent: (cpu / (windowMs / 1000)) * 100, clientCpuPercent };
 }
 
 /** Open loop: requests start on a fixed schedule whether or not earlier ones have answered. */
@@ -214,10 +221,7 @@ function where(url: string): string {
   if (url === '') return '';
   const path = url.replace(/^file:\/\//, '');
   const modules = path.lastIndexOf('node_modules/');
-  if (modules >= 0) {
-    const rest = path.slice(modules + 'node_modules/'.length).split('/');
-    return rest[0]!.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]!;
-  }
+  if (modules >= 0) return path.slice(modules + 'node_modules/'.length).replace(/\/dist\/(esm|cjs)\//, '/…/');
   if (path.startsWith('node:')) return path;
   return path.startsWith('/') ? relative(repoRoot, path) : path;
 }
@@ -227,28 +231,41 @@ function area(url: string, functionName: string): string {
   const place = where(url);
   if (place.startsWith('node:')) return 'node core (http, net, streams)';
   if (place.startsWith('src/')) return `src/${place.split('/')[1]}`;
-  return place.includes('/') ? place.split('/')[0]! : place;
+  const parts = place.split('/');
+  return parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!;
 }
 
-function summariseProfile(file: string, invoicesPerSecond: number): ProfileSummary {
-  const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[] };
+/** Folds the samples taken in the last `windowMs` before `tailMs` from the end of the profile. */
+function summariseProfile(file: string, invoicesPerSecond: number, windowMs: number, tailMs: number): ProfileSummary {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] };
   const parent = new Map<number, number>();
   const byId = new Map<number, ProfileNode>();
   for (const node of profile.nodes) {
     byId.set(node.id, node);
     for (const child of node.children ?? []) parent.set(child, node.id);
   }
-  const totalHits = profile.nodes.reduce((sum, n) => sum + (n.hitCount ?? 0), 0) || 1;
+  // Start-up (module loading, migrations) is in the profile too; keep only the loaded window.
+  const to = profile.endTime - tailMs * 1000;
+  const from = to - windowMs * 1000;
+  const hitsById = new Map<number, number>();
+  let t = profile.startTime;
+  let totalHits = 0;
+  profile.samples.forEach((id, i) => {
+    t += profile.timeDeltas[i] ?? 0;
+    if (t < from || t > to) return;
+    hitsById.set(id, (hitsById.get(id) ?? 0) + 1);
+    totalHits += 1;
+  });
   const label = (n: ProfileNode) => {
     const place = where(n.callFrame.url);
-    return `${n.callFrame.functionName || '(anonymous)'}${place ? ` ${place}:${n.callFrame.lineNumber + 1}` : ''}`;
+    const line = place.startsWith('src/') ? '' : `:${n.callFrame.lineNumber + 1}`; // tsx output lines, not the source's
+    return `${n.callFrame.functionName || '(anonymous)'}${place ? ` ${place}${line}` : ''}`;
   };
   const self = new Map<string, number>();
   const areas = new Map<string, number>();
   const inclusive = new Map<string, number>();
-  for (const node of profile.nodes) {
-    const hits = node.hitCount ?? 0;
-    if (hits === 0) continue;
+  for (const [nodeId, hits] of hitsById) {
+    const node = byId.get(nodeId)!;
     self.set(label(node), (self.get(label(node)) ?? 0) + hits);
     const a = area(node.callFrame.url, node.callFrame.functionName);
     areas.set(a, (areas.get(a) ?? 0) + hits);
@@ -263,9 +280,9 @@ function summariseProfile(file: string, invoicesPerSecond: number): ProfileSumma
     }
   }
   const top = (m: Map<string, number>, n: number) =>
-    [...m].sort((x, y) => y[1] - x[1]).slice(0, n).map(([k, v]) => ({ key: k, percent: (100 * v) / totalHits }));
+    [...m].sort((x, y) => y[1] - x[1]).slice(0, n).map(([k, v]) => ({ key: k, percent: (100 * v) / Math.max(1, totalHits) }));
   return {
-    seconds: (profile.endTime - profile.startTime) / 1e6,
+    seconds: (to - from) / 1e6,
     invoicesPerSecond,
     byArea: top(areas, 14).map(({ key, percent }) => ({ area: key, percent })),
     topSelf: top(self, 20).map(({ key, percent }) => ({ fn: key, percent })),
@@ -281,11 +298,14 @@ async function profileServer(dataDir: string, apiKey: string): Promise<ProfileSu
   const issuer = new Issuer(port, apiKey, `prof${Date.now()}`, PROFILE_CLIENTS);
   try {
     const run = await closedLoop(issuer, PROFILE_CLIENTS, RAMP_MS, PROFILE_MS, server.pid);
+    const loadEnded = performance.now();
     issuer.close();
     await server.kill('SIGTERM'); // a clean exit writes the profile
-    const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+    const tailMs = performance.now() - loadEnded;
+    // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main thread (tsx's loader hooks run in another).
+    const file = readdirSync(profileDir).find((f) => /\.0\.\d+\.cpuprofile$/.test(f));
     if (!file) throw new Error('the server wrote no CPU profile');
-    return summariseProfile(join(profileDir, file), run.perSecond);
+    return summariseProfile(join(profileDir, file), run.perSecond, PROFILE_MS, tailMs);
   } finally {
     issuer.close();
     await server.kill('SIGKILL');
@@ -319,7 +339,7 @@ async function main(): Promise<void> {
     for (const clients of LEVELS) {
       process.stdout.write(`${clients} clients for ${LEVEL_MS / 1000} s…\n`);
       const r = await closedLoop(issuer, clients, RAMP_MS, LEVEL_MS, server.pid);
-      levels.push({ clients, invoicesPerSecond: r.perSecond, p50Ms: r.p50, p99Ms: r.p99, errors: r.errors, ratioToCeiling: r.perSecond / ceiling, serverCpuPercent: r.cpuPercent });
+      levels.push({ clients, invoicesPerSecond: r.perSecond, p50Ms: r.p50, p99Ms: r.p99, errors: r.errors, ratioToCeiling: r.perSecond / ceiling, serverCpuPercent: r.cpuPercent, clientCpuPercent: r.clientCpuPercent });
     }
     const peak = levels.reduce((best, l) => (l.invoicesPerSecond > best.invoicesPerSecond ? l : best));
 
@@ -347,9 +367,9 @@ async function main(): Promise<void> {
       '',
       `Ceiling: ${fixed(ceiling, 0)} single-row insert transactions/s (better-sqlite3, WAL, synchronous=FULL, ${CEILING_MS / 1000} s)`,
       '',
-      ` clients  invoices/s   p50 ms   p99 ms  errors  ÷ ceiling  server CPU`,
+      ` clients  invoices/s   p50 ms   p99 ms  errors  ÷ ceiling  server CPU  client CPU`,
       ...levels.map((l) =>
-        `${pad(String(l.clients), 8)}${pad(fixed(l.invoicesPerSecond, 0), 12)}${pad(fixed(l.p50Ms), 9)}${pad(fixed(l.p99Ms), 9)}${pad(String(l.errors), 8)}${pad(fixed(l.ratioToCeiling, 2), 11)}${pad(fixed(l.serverCpuPercent, 0) + ' %', 12)}`),
+        `${pad(String(l.clients), 8)}${pad(fixed(l.invoicesPerSecond, 0), 12)}${pad(fixed(l.p50Ms), 9)}${pad(fixed(l.p99Ms), 9)}${pad(String(l.errors), 8)}${pad(fixed(l.ratioToCeiling, 2), 11)}${pad(fixed(l.serverCpuPercent, 0) + ' %', 12)}${pad(fixed(l.clientCpuPercent, 0) + ' %', 12)}`),
       '',
       `Open loop at half the peak (${paced.targetPerSecond}/s for ${LEVEL_MS / 1000} s): achieved ${fixed(paced.achievedPerSecond, 0)}/s, ` +
         `p50 ${fixed(paced.p50Ms)} ms, p99 ${fixed(paced.p99Ms)} ms, max ${fixed(paced.maxMs)} ms, errors ${paced.errors}`,

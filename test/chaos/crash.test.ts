@@ -10,7 +10,7 @@ import {
 const CLIENTS = 8;
 const CYCLES = 12;
 /** Time between clients' invoices; keeps the final CLI paging short without idling the server. */
-const THINK_MS = 15;
+const THINK_MS = 30;
 
 interface KeyRecord {
   key: string;
@@ -89,7 +89,7 @@ describe('crash: SIGKILL while issuing', () => {
         const record: KeyRecord = { key, body: JSON.stringify(threeLineInvoice(key)), unanswered: 0 };
         keys.push(record);
         await issue(record); // finishes even after `stopping`: every key ends answered
-        await sleep(Math.random() * THINK_MS * 2);
+        await sleep(Math.random() * THINK_MS * 2); // mean THINK_MS
       }
     };
 
