@@ -66,10 +66,27 @@ function malformed(reason: string): Fault {
 export const zodValidatorCompiler: FastifySchemaCompiler<ZodType> =
   ({ schema, httpPart }) =>
   (data) => {
+    const nul = findNul(data, '');
+    if (nul !== undefined) {
+      const field = nul || httpPart || 'body';
+      return { error: new RequestRejected(new Fault(faults.TEXT_INVALID, { field, reason: 'NUL character (U+0000)' }, [{ field, issue: 'NUL character' }])) };
+    }
     const result = schema.safeParse(data);
     if (result.success) return { value: result.data };
     return { error: new RequestRejected(issuesToFault(result.error.issues, data, httpPart)) };
   };
+
+/** No text anywhere may carry U+0000: PostgreSQL cannot store it and no invoice needs it. */
+function findNul(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [key, inner] of Object.entries(value)) {
+    if (key.includes('\u0000')) return path;
+    const found = findNul(inner, Array.isArray(value) ? `${path}[${key}]` : joinField(path, key));
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
 
 function issuesToFault(issues: readonly core.$ZodIssue[], data: unknown, httpPart: string | undefined): Fault {
   const details: FieldIssue[] = [];

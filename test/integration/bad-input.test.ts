@@ -126,6 +126,15 @@ for (const s of storesUnderTest) {
       expect(await api.countInvoices(api.a.id)).toBe(before);
     });
 
+    it('refuses a NUL character anywhere, in a body, a query or a login, with 1014 naming the field', async () => {
+      const issued = await api.issue(api.a.keys.clerk, sampleInvoice({ buyer: { name: 'a\u0000b' } }));
+      expect([issued.statusCode, body<ErrorBody>(issued).error.code, body<ErrorBody>(issued).error.details[0]?.field]).toEqual([422, 1014, 'buyer.name']);
+      const queried = await api.get(api.a.keys.clerk, '/api/v1/invoices', { buyer_name: '\u0000' });
+      expect([queried.statusCode, body<ErrorBody>(queried).error.code, body<ErrorBody>(queried).error.details[0]?.field]).toEqual([422, 1014, 'buyer_name']);
+      const login = await api.inject({ method: 'POST', url: '/api/v1/session', payload: { username: 'x\u0000', password: 'whatever-123' } });
+      expect([login.statusCode, body<ErrorBody>(login).error.code]).toEqual([422, 1014]);
+    });
+
     it('lists every wrong line in details, not only the first', async () => {
       const payload = changed((i) => {
         line(i, 0).quantity = '0';
