@@ -58,7 +58,7 @@ async function ensureSomeoneCanLogIn(ports: Ports & { passwords: PasswordHasher 
       '首次启动：已创建演示商户和管理员账户 / First start: a demo merchant and an owner account were created',
       `  merchant: ${merchant.name} (${merchant.id})`,
       `  user:     admin`,
-      `  password: ${shown}   ← shown once; change it after logging in`,
+      `  password: ${shown}   ← shown once; change it after logging in (PUT /api/v1/session/password)`,
       `  log in:   POST http://${config.host}:${config.port}/api/v1/session {"username":"admin","password":"…"}`,
       '',
     ].join('\n') + '\n',

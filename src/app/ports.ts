@@ -141,6 +141,7 @@ export interface Repositories {
     get(id: string): Promise<UserRecord | undefined>;
     findByUsername(username: string): Promise<UserRecord | undefined>;
     setLoginState(id: string, state: { failedAttempts: number; lockedUntil: string | null }): Promise<void>;
+    setPasswordHash(id: string, passwordHash: string): Promise<void>;
   };
   sessions: {
     insert(session: { tokenHash: string; userId: string; expiresAt: string; createdAt: string }): Promise<void>;

@@ -1,7 +1,7 @@
 // Adding a user to a merchant. Who may do this (role 'users.manage') is checked by the route or
 // the CLI before calling; this use case checks the input and keeps user names unique.
 import { randomBytes } from 'node:crypto';
-import { isRole, type Role } from '../domain/access.js';
+import { isRole, type Caller, type Role } from '../domain/access.js';
 import { Fault, faults } from '../domain/faults.js';
 import { shanghaiTimestamp } from '../domain/time.js';
 import type { PasswordHasher } from '../security/passwords.js';
@@ -25,9 +25,7 @@ export interface NewUser {
 export async function addUser(ports: Ports & { passwords: PasswordHasher }, input: NewUser): Promise<UserRecord> {
   if (!USERNAME.test(input.username)) throw invalid('username', '3 to 64 characters: letters, digits, . _ @ -');
   if (!isRole(input.role)) throw invalid('role', 'one of owner, clerk, auditor, operator');
-  const length = [...input.password].length;
-  if (length < MIN_PASSWORD) throw new Fault(faults.PASSWORD_TOO_WEAK, { reason: `${length} characters, at least ${MIN_PASSWORD}` });
-  if (length > MAX_PASSWORD) throw invalid('password', `at most ${MAX_PASSWORD} characters`);
+  checkPasswordStrength(input.password, 'password');
 
   // Cheap checks first, so a doomed request does not spend a password hash.
   await checkFree(ports.store.read, input);
@@ -53,6 +51,28 @@ export async function addUser(ports: Ports & { passwords: PasswordHasher }, inpu
     });
     return user;
   });
+}
+
+/**
+ * A logged-in person changes their own password (the first-start password is meant to be
+ * replaced). The current password is verified first; other sessions stay valid until they expire.
+ */
+export async function changePassword(ports: Ports & { passwords: PasswordHasher }, caller: Caller, current: string, next: string): Promise<void> {
+  const user = await ports.store.read.users.findByUsername(caller.actor);
+  if (!user || user.merchantId !== caller.merchantId) throw new Fault(faults.PERMISSION_DENIED, { role: caller.role, action: 'password.change (log in as a person, not with an API key)' });
+  checkPasswordStrength(next, 'new_password');
+  if (!(await ports.passwords.verify(user.passwordHash, current))) throw new Fault(faults.LOGIN_FAILED);
+  const passwordHash = await ports.passwords.hash(next);
+  await ports.store.write(async (tx) => {
+    await tx.users.setPasswordHash(user.id, passwordHash);
+    await recordAudit(tx, ports.clock, { merchantId: user.merchantId, actor: user.username, action: 'user.password_changed', subject: user.username });
+  });
+}
+
+function checkPasswordStrength(password: string, field: string): void {
+  const length = [...password].length;
+  if (length < MIN_PASSWORD) throw new Fault(faults.PASSWORD_TOO_WEAK, { reason: `${length} characters, at least ${MIN_PASSWORD}` }, [{ field, issue: 'too short' }]);
+  if (length > MAX_PASSWORD) throw invalid(field, `at most ${MAX_PASSWORD} characters`);
 }
 
 async function checkFree(repos: Repositories, input: NewUser): Promise<void> {

@@ -131,3 +131,5 @@ export const MerchantView = z.object({
   id: z.string(), name: z.string(), tax_id: z.string(), region_code: z.string(), address: z.string(), phone: z.string(), bank: z.string(), account: z.string(),
   daily_invoice_limit: z.number().int().nullable(), monthly_credit: z.string().nullable().describe('授信额度, pre-tax yuan per month'),
 });
+
+export const PasswordChangeRequest = z.strictObject({ current_password: z.string().max(1024), new_password: z.string().max(1024) });

@@ -288,6 +288,9 @@ function users(db: Db): Repositories['users'] {
     async setLoginState(id, state) {
       await db.updateTable('users').set({ failed_attempts: state.failedAttempts, locked_until: state.lockedUntil }).where('id', '=', id).execute();
     },
+    async setPasswordHash(id, passwordHash) {
+      await db.updateTable('users').set({ password_hash: passwordHash, failed_attempts: 0, locked_until: null }).where('id', '=', id).execute();
+    },
   };
 }
 

@@ -51,6 +51,18 @@ for (const kind of storesUnderTest) {
       expect((await app.inject({ method: 'GET', url: '/api/v1/merchant', cookies: { fapiao_session: cookie.value } })).json().error.code).toBe(2005);
     });
 
+    it('lets a person change their own password, checking the current one first', async () => {
+      const session = (await login(OWNER_PASSWORD)).cookies[0]!.value;
+      const change = (current: string, next: string, auth: object) =>
+        app.inject({ method: 'PUT', url: '/api/v1/session/password', payload: { current_password: current, new_password: next }, ...auth });
+      expect((await change('not my password', 'a brand new passphrase', { cookies: { fapiao_session: session } })).json().error.code).toBe(2001);
+      expect((await change(OWNER_PASSWORD, 'short', { cookies: { fapiao_session: session } })).json().error.code).toBe(2008);
+      expect((await change(OWNER_PASSWORD, 'x', { headers: { authorization: `Bearer ${keys[0]}` } })).json().error.code).toBe(2006);
+      expect((await change(OWNER_PASSWORD, 'a brand new passphrase', { cookies: { fapiao_session: session } })).statusCode).toBe(204);
+      expect((await login(OWNER_PASSWORD)).json().error.code).toBe(2001);
+      expect((await login('a brand new passphrase')).statusCode).toBe(200);
+    });
+
     it('tells a wrong password (2001) from a locked account (2002, 423, Retry-After)', async () => {
       for (let i = 0; i < 4; i++) expect((await login('wrong password!')).json().error.code).toBe(2001);
       const locked = await login('wrong password!');

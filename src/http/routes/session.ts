@@ -3,7 +3,8 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { login, logout } from '../../app/login.js';
 import { SESSION_COOKIE } from '../auth.js';
 import type { HttpContext } from '../context.js';
-import { ErrorView, LoginRequest, LoginView } from '../schemas.js';
+import { ErrorView, LoginRequest, LoginView, NoContent, PasswordChangeRequest } from '../schemas.js';
+import { changePassword } from '../../app/users.js';
 
 export function sessionRoutes(app: FastifyInstance, { ports }: HttpContext): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
@@ -23,6 +24,18 @@ export function sessionRoutes(app: FastifyInstance, { ports }: HttpContext): voi
       httpOnly: true, sameSite: 'strict', path: '/', secure: request.protocol === 'https', expires: new Date(session.expiresAt),
     });
     return { expires_at: session.expiresAt, user: { username: session.user.username, role: session.user.role, merchant_id: session.user.merchantId } };
+  });
+
+  api.put('/api/v1/session/password', {
+    schema: {
+      summary: 'Change your own password',
+      tags: ['session'],
+      body: PasswordChangeRequest,
+      response: { 204: NoContent, 401: ErrorView, 403: ErrorView, 422: ErrorView, 503: ErrorView },
+    },
+  }, async (request, reply) => {
+    await changePassword(ports, request.caller, request.body.current_password, request.body.new_password);
+    return reply.code(204).send(null);
   });
 
   api.delete('/api/v1/session', {
