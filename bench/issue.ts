@@ -14,7 +14,7 @@ import { availableParallelism, cpus } from 'node:os';
 import { join, relative } from 'node:path';
 import SQLite from 'better-sqlite3';
 import {
-  createMerchantAndKey, freePort, peakRssKiB, repoRoot, sleep, startServer, tempDataDir, threeLineInvoice, type ServerProcess,
+  createMerchantAndKey, freePort, peakRssKiB, processTree, repoRoot, sleep, startServer, tempDataDir, threeLineInvoice, type ServerProcess,
 } from '../test/support/server-process.js';
 
 const CEILING_MS = 3_000;
@@ -120,15 +120,19 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-/** CPU seconds the process has used so far (user + system), from /proc/<pid>/stat. */
+/** CPU seconds the server (all its processes) has used so far (user + system), from /proc/<pid>/stat. */
 function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100 on Linux)
-  } catch {
-    return NaN;
+  let total = 0;
+  for (const member of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${member}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100 on Linux)
+    } catch {
+      // the process ended between listing and reading
+    }
   }
+  return total;
 }
 
 /** Closed loop: `clients` requests always in flight; counts what completes inside the window. */

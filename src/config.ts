@@ -1,4 +1,5 @@
 // Settings from the environment, read once at start-up and nowhere else.
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 
 export interface Config {
@@ -9,6 +10,8 @@ export interface Config {
   databaseUrl: string | undefined;
   adminPassword: string | undefined;
   logLevel: string;
+  /** Server processes sharing the port and the database; defaults to one per core. */
+  workers: number;
   rateLimitPerKey: number | undefined;
   rateLimitPerIp: number | undefined;
 }
@@ -21,6 +24,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: env.DATABASE_URL || undefined,
     adminPassword: env.FAPIAO_ADMIN_PASSWORD || undefined,
     logLevel: env.LOG_LEVEL ?? 'info',
+    workers: integer(env.FAPIAO_WORKERS, availableParallelism(), 'FAPIAO_WORKERS') || 1,
     rateLimitPerKey: env.FAPIAO_RATE_LIMIT_PER_KEY ? integer(env.FAPIAO_RATE_LIMIT_PER_KEY, 0, 'FAPIAO_RATE_LIMIT_PER_KEY') : undefined,
     rateLimitPerIp: env.FAPIAO_RATE_LIMIT_PER_IP ? integer(env.FAPIAO_RATE_LIMIT_PER_IP, 0, 'FAPIAO_RATE_LIMIT_PER_IP') : undefined,
   };

@@ -1,32 +1,69 @@
-// `fapiao serve` / `npm start`: open the store (migrating it), make sure someone can log in,
-// and serve HTTP until told to stop.
+// `fapiao serve` / `npm start`: prepare the store (migrations, a first login), then serve HTTP
+// until told to stop — from one process per core (FAPIAO_WORKERS), all sharing the port and the
+// database, so a month-end peak uses the whole machine.
+import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import type { Config } from './config.js';
-import { openStore } from './store/database.js';
+import { migrateDatabase, openStore } from './store/database.js';
 import { buildApp } from './http/app.js';
-import { argon2Hasher } from './security/passwords.js';
+import { argon2Hasher, type PasswordHasher } from './security/passwords.js';
 import { systemClock } from './domain/time.js';
 import { addMerchant } from './app/merchants.js';
 import { addUser } from './app/users.js';
-import type { Ports } from './app/ports.js';
-import type { PasswordHasher } from './security/passwords.js';
 import { purgeExpired } from './app/housekeeping.js';
+import type { Ports } from './app/ports.js';
+import { createMetrics } from './ops/metrics.js';
+import { clusterMetricsSource, serveClusterMetrics } from './ops/cluster-metrics.js';
 
 const HOUSEKEEPING_INTERVAL_MS = 10 * 60_000;
+const RESTART_DELAY_MS = 500;
 
 /** A demo merchant with a valid USCC, so a fresh install can issue straight away. */
 const DEMO_MERCHANT = { name: '示例商贸有限公司（演示）', taxId: '91350100M000100Y43', regionCode: '35', address: '福建省福州市鼓楼区示例路1号', phone: '0591-88888888' };
 
 export async function serve(config: Config): Promise<void> {
-  const store = await openStore(config);
-  const ports = { store, clock: systemClock, passwords: argon2Hasher() };
-  const app = await buildApp(ports, {
-    logger: { level: config.logLevel },
-    ...(config.rateLimitPerKey !== undefined && { rateLimitPerKey: config.rateLimitPerKey }),
-    ...(config.rateLimitPerIp !== undefined && { rateLimitPerIp: config.rateLimitPerIp }),
+  if (cluster.isWorker) return runWorker(config, false);
+  await migrateDatabase(config);
+  await withPorts(config, (ports) => ensureSomeoneCanLogIn(ports, config));
+  if (config.workers <= 1) return runWorker(config, true);
+  runPrimary(config);
+}
+
+function runPrimary(config: Config): void {
+  serveClusterMetrics();
+  let stopping = false;
+  const fork = () => cluster.fork();
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) return;
+    process.stderr.write(`worker ${worker.process.pid} ended (${signal ?? code}); starting another\n`);
+    setTimeout(fork, RESTART_DELAY_MS);
   });
-  await ensureSomeoneCanLogIn(ports, config);
+  for (let i = 0; i < config.workers; i++) fork();
+  const stop = () => {
+    stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+    cluster.disconnect(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+async function runWorker(config: Config, alone: boolean): Promise<void> {
+  const store = await openStore(config, { migrate: false });
+  const ports = { store, clock: systemClock, passwords: argon2Hasher() };
+  const metrics = createMetrics();
+  if (!alone) metrics.render = clusterMetricsSource(metrics.registry);
+  const app = await buildApp(
+    ports,
+    {
+      logger: { level: config.logLevel },
+      ...(config.rateLimitPerKey !== undefined && { rateLimitPerKey: config.rateLimitPerKey }),
+      ...(config.rateLimitPerIp !== undefined && { rateLimitPerIp: config.rateLimitPerIp }),
+    },
+    metrics,
+  );
   await app.listen({ host: config.host, port: config.port });
+
   const housekeeping = setInterval(() => {
     purgeExpired(ports).then(
       (purged) => app.log.info({ purged }, 'housekeeping'),
@@ -35,8 +72,8 @@ export async function serve(config: Config): Promise<void> {
   }, HOUSEKEEPING_INTERVAL_MS);
   housekeeping.unref();
 
-  const stop = async (signal: string) => {
-    app.log.info({ signal }, 'shutting down');
+  const stop = async (reason: string) => {
+    app.log.info({ reason }, 'shutting down');
     clearInterval(housekeeping);
     await app.close();
     await store.close();
@@ -44,6 +81,17 @@ export async function serve(config: Config): Promise<void> {
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
+  // A worker whose primary is gone (even by kill -9) must not linger holding connections.
+  if (!alone) process.once('disconnect', () => void stop('primary gone'));
+}
+
+async function withPorts(config: Config, work: (ports: Ports & { passwords: PasswordHasher }) => Promise<void>): Promise<void> {
+  const store = await openStore(config, { migrate: false });
+  try {
+    await work({ store, clock: systemClock, passwords: argon2Hasher() });
+  } finally {
+    await store.close();
+  }
 }
 
 async function ensureSomeoneCanLogIn(ports: Ports & { passwords: PasswordHasher }, config: Config): Promise<void> {

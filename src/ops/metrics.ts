@@ -7,6 +7,8 @@ export interface Metrics {
   requestDuration: Histogram<'method' | 'route' | 'status'>;
   invoicesIssued: Counter<'kind'>;
   issueFailures: Counter<'code'>;
+  /** The text /metrics answers with: this process's registry, or the whole cluster's. */
+  render(): Promise<string>;
 }
 
 export function createMetrics(): Metrics {
@@ -16,6 +18,7 @@ export function createMetrics(): Metrics {
   for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) registry.removeSingleMetric(`fapiao_nodejs_${name}`);
   return {
     registry,
+    render: () => registry.metrics(),
     requestDuration: new Histogram({
       name: 'fapiao_http_request_duration_seconds',
       help: 'HTTP request latency by route and status',

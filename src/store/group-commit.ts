@@ -1,17 +1,26 @@
-// Group commit for the single-writer embedded database. Every write that arrives while a
-// transaction is running waits, and the next transaction runs all of them together, each in its
-// own savepoint: one fsync makes a whole batch durable, and one failing unit rolls back alone.
-// Nobody is answered before the commit that holds their work has returned.
-import { type Kysely, type Transaction, sql } from 'kysely';
+// Group commit for the embedded database. Every write that arrives while a transaction is running
+// waits, and the next transaction runs all of them together, each in its own savepoint: one fsync
+// makes a whole batch durable, and one failing unit rolls back alone. Nobody is answered before
+// the commit that holds their work has returned.
+//
+// Several server processes may share the file (one per core). Each transaction starts with
+// BEGIN IMMEDIATE, which takes SQLite's write lock before anything is read, so numbering, chains
+// and idempotency checks always see the other processes' latest commits. While another process
+// holds the lock we wait without blocking the event loop (SQLite's own busy handler would sleep
+// inside it and stop this process answering anyone).
+import { type Kysely, sql } from 'kysely';
 import type { Database } from './schema.js';
+import { Fault, faults } from '../domain/faults.js';
 
 interface Unit {
-  work: (trx: Transaction<Database>) => Promise<unknown>;
+  work: (db: Kysely<Database>) => Promise<unknown>;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+const LOCK_WAIT_LIMIT_MS = 10_000;
 
 export class GroupCommitter {
   private queue: Unit[] = [];
@@ -22,7 +31,7 @@ export class GroupCommitter {
     private readonly maxBatch = 200,
   ) {}
 
-  run<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  run<T>(work: (db: Kysely<Database>) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
       if (!this.draining) {
@@ -38,8 +47,7 @@ export class GroupCommitter {
   private async drain(): Promise<void> {
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.maxBatch);
-        await this.commitBatch(batch);
+        await this.commitBatch(this.queue.splice(0, this.maxBatch));
         await new Promise((resolve) => setImmediate(resolve));
       }
     } finally {
@@ -50,20 +58,19 @@ export class GroupCommitter {
   private async commitBatch(batch: Unit[]): Promise<void> {
     let outcomes: Outcome[];
     try {
-      outcomes = await this.db.transaction().execute(async (trx) => {
-        if (batch.length === 1) return [await attempt(() => batch[0]!.work(trx), true)];
-        const results: Outcome[] = [];
-        for (const unit of batch) {
-          await sql`savepoint unit`.execute(trx);
-          const outcome = await attempt(() => unit.work(trx), false);
-          if (!outcome.ok) await sql`rollback to unit`.execute(trx);
-          await sql`release unit`.execute(trx);
-          results.push(outcome);
+      outcomes = await this.db.connection().execute(async (connection) => {
+        await beginImmediate(connection);
+        try {
+          const results = batch.length === 1 ? [await attempt(() => batch[0]!.work(connection), true)] : await runEach(connection, batch);
+          await sql`commit`.execute(connection);
+          return results;
+        } catch (error) {
+          await sql`rollback`.execute(connection).catch(() => undefined); // already rolled back by SQLite on some errors
+          throw error;
         }
-        return results;
       });
     } catch (error) {
-      // The commit itself failed (disk full, I/O error): nothing in the batch happened.
+      // Nothing in the batch happened (the lock never came, the commit failed, the disk is full).
       for (const unit of batch) unit.reject(error);
       return;
     }
@@ -72,6 +79,32 @@ export class GroupCommitter {
       if (outcome.ok) unit.resolve(outcome.value);
       else unit.reject(outcome.error);
     });
+  }
+}
+
+async function runEach(connection: Kysely<Database>, batch: Unit[]): Promise<Outcome[]> {
+  const results: Outcome[] = [];
+  for (const unit of batch) {
+    await sql`savepoint unit`.execute(connection);
+    const outcome = await attempt(() => unit.work(connection), false);
+    if (!outcome.ok) await sql`rollback to unit`.execute(connection);
+    await sql`release unit`.execute(connection);
+    results.push(outcome);
+  }
+  return results;
+}
+
+async function beginImmediate(connection: Kysely<Database>): Promise<void> {
+  const deadline = Date.now() + LOCK_WAIT_LIMIT_MS;
+  for (let pause = 1; ; pause = Math.min(pause + 1, 2)) {
+    try {
+      await sql`begin immediate`.execute(connection);
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error;
+      if (Date.now() > deadline) throw new Fault(faults.STORAGE_UNAVAILABLE, { seconds: '2' }, [], 2);
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
   }
 }
 

@@ -17,18 +17,18 @@ export function sqliteFile(dataDir: string): string {
   return join(dataDir, 'fapiao.db');
 }
 
-function openWriter(dataDir: string): Kysely<Database> {
+function openWriter(dataDir: string): { connection: SQLite.Database; db: Kysely<Database> } {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const connection = new SQLite(sqliteFile(dataDir));
   connection.pragma('journal_mode = WAL');
   connection.pragma('synchronous = FULL'); // an answer means the invoice is on disk
-  connection.pragma('busy_timeout = 5000');
+  connection.pragma('busy_timeout = 5000'); // for migrations at start-up; see openSqliteStore
   connection.pragma('foreign_keys = ON');
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(connection) }) });
+  return { connection, db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(connection) }) }) };
 }
 
 export async function migrateSqlite(dataDir: string): Promise<string[]> {
-  const db = openWriter(dataDir);
+  const { db } = openWriter(dataDir);
   try {
     return await migrateToLatest(db);
   } finally {
@@ -37,8 +37,11 @@ export async function migrateSqlite(dataDir: string): Promise<string[]> {
 }
 
 export async function openSqliteStore(dataDir: string, migrate: boolean): Promise<Store> {
-  const db = openWriter(dataDir);
+  const { connection, db } = openWriter(dataDir);
   if (migrate) await migrateToLatest(db);
+  // From here on no busy handler: it would sleep inside the event loop. GroupCommitter waits for
+  // the write lock itself (see group-commit.ts).
+  connection.pragma('busy_timeout = 0');
   const readerConnection = new SQLite(sqliteFile(dataDir), { readonly: true });
   readerConnection.pragma('busy_timeout = 5000');
   const reader = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(readerConnection) }) });

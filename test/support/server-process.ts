@@ -159,14 +159,28 @@ export async function waitReady(baseUrl: string, timeoutMs = 20_000): Promise<vo
   throw new Error(`${baseUrl}/readyz not ready after ${timeoutMs} ms: ${last}`);
 }
 
-/** Peak resident set size of a live process in KiB (VmHWM), or undefined once it has gone. */
-export function peakRssKiB(pid: number): number | undefined {
+/** A process and all its descendants (the server's worker processes), from /proc. */
+export function processTree(pid: number): number[] {
   try {
-    const match = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match ? Number(match[1]) : undefined;
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return [pid, ...children.flatMap(processTree)];
   } catch {
-    return undefined;
+    return [];
   }
+}
+
+/** Peak resident set size of a live server in KiB (VmHWM summed over its processes), or undefined once it has gone. */
+export function peakRssKiB(pid: number): number | undefined {
+  let total: number | undefined;
+  for (const member of processTree(pid)) {
+    try {
+      const match = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${member}/status`, 'utf8'));
+      if (match) total = (total ?? 0) + Number(match[1]);
+    } catch {
+      // the process ended between listing and reading
+    }
+  }
+  return total;
 }
 
 export const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));

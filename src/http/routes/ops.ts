@@ -19,7 +19,7 @@ export function opsRoutes(app: FastifyInstance, { ports, metrics }: HttpContext)
 
   app.get('/metrics', { config: open, schema: { summary: 'Prometheus metrics', tags: ['operations'] } }, async (_request, reply) => {
     reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
+    return metrics.render();
   });
 
   api.get('/api/v1/errors/:code', {
