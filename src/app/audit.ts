@@ -1,5 +1,5 @@
 // Appends to the merchant's hash-chained audit log inside the caller's transaction.
-import type { Repositories } from './ports.js';
+import type { ChainHead, Repositories } from './ports.js';
 import type { Clock } from '../domain/time.js';
 import { shanghaiTimestamp } from '../domain/time.js';
 import { auditHash, auditScope } from '../domain/audit-chain.js';
@@ -13,8 +13,15 @@ export interface AuditRecord {
 }
 
 export async function recordAudit(tx: Repositories, clock: Clock, record: AuditRecord): Promise<void> {
-  const scope = auditScope(record.merchantId);
-  const head = await tx.chain.head(scope);
+  const [head] = await tx.chain.heads([auditScope(record.merchantId)]);
+  await tx.chain.advance([await appendAudit(tx, clock, record, head!)]);
+}
+
+/**
+ * Writes the entry after `head` and returns the chain's new head, for a caller that advances
+ * several chains in one statement (issuing advances the invoice chain and the audit chain).
+ */
+export async function appendAudit(tx: Repositories, clock: Clock, record: AuditRecord, head: ChainHead): Promise<ChainHead> {
   const fields = {
     merchantId: record.merchantId,
     at: shanghaiTimestamp(clock.now()),
@@ -25,5 +32,5 @@ export async function recordAudit(tx: Repositories, clock: Clock, record: AuditR
   };
   const hash = auditHash(head.hash, fields);
   await tx.audit.append({ ...fields, prevHash: head.hash, hash });
-  await tx.chain.advance(scope, { hash, index: head.index + 1 });
+  return { scope: head.scope, hash, index: head.index + 1 };
 }

@@ -5,11 +5,11 @@ import { authorize, type Caller } from '../domain/access.js';
 import { draftInvoice, type InvoiceRequest } from '../domain/draft.js';
 import { Fault, faults } from '../domain/faults.js';
 import { sealInvoice, sha256, type Invoice, type InvoiceContent } from '../domain/invoice.js';
-import { invoiceChainScope } from '../domain/audit-chain.js';
+import { auditScope, invoiceChainScope } from '../domain/audit-chain.js';
 import { formatYuan } from '../domain/money.js';
 import { invoiceNumber } from '../domain/numbering.js';
 import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
-import { recordAudit } from './audit.js';
+import { appendAudit } from './audit.js';
 import type { MerchantRecord, Ports, Repositories } from './ports.js';
 
 export interface IssueResult {
@@ -50,17 +50,16 @@ export async function issueInvoice(ports: Ports, caller: Caller, request: Invoic
       seller: { name: merchant.name, taxId: merchant.taxId, address: merchant.address, phone: merchant.phone, bank: merchant.bank, account: merchant.account },
       issuer: caller.actor,
     };
-    const scope = invoiceChainScope(merchant.id);
-    const invoice = sealInvoice(merchant.id, content, await tx.chain.head(scope));
+    const [invoiceHead, auditHead] = await tx.chain.heads([invoiceChainScope(merchant.id), auditScope(merchant.id)]);
+    const invoice = sealInvoice(merchant.id, content, invoiceHead!);
     await tx.invoices.insert(invoice);
-    await tx.chain.advance(scope, { hash: invoice.chainHash, index: invoice.chainIndex });
-    await tx.usage.add(merchant.id, dayPeriod(date), { invoiceCount: 1, preTaxFen: draft.totalAmount });
-    await tx.usage.add(merchant.id, monthPeriod(date), { invoiceCount: 1, preTaxFen: draft.totalAmount });
+    await tx.usage.add(merchant.id, [dayPeriod(date), monthPeriod(date)], { invoiceCount: 1, preTaxFen: draft.totalAmount });
     if (idempotencyKey !== undefined) {
       await tx.idempotency.insert({ merchantId: merchant.id, key: idempotencyKey, requestHash, invoiceNumber: invoice.number, createdAt: issuedAt });
     }
     await tx.outbox.enqueue({ merchantId: merchant.id, topic: 'invoice.upload', subject: invoice.number, payload: JSON.stringify({ digest: invoice.digest }), at: issuedAt });
-    await recordAudit(tx, ports.clock, { merchantId: merchant.id, actor: caller.actor, action: 'invoice.issued', subject: invoice.number, detail: { digest: invoice.digest } });
+    const audited = await appendAudit(tx, ports.clock, { merchantId: merchant.id, actor: caller.actor, action: 'invoice.issued', subject: invoice.number, detail: { digest: invoice.digest } }, auditHead!);
+    await tx.chain.advance([{ scope: invoiceHead!.scope, hash: invoice.chainHash, index: invoice.chainIndex }, audited]);
     return { invoice, replayed: false };
   });
 }

@@ -18,6 +18,12 @@ export interface MerchantRecord {
   createdAt: string;
 }
 
+export interface ChainHead {
+  scope: string;
+  hash: string;
+  index: number;
+}
+
 export interface InvoiceFilter {
   dateFrom?: string;
   dateTo?: string;
@@ -110,8 +116,9 @@ export interface Repositories {
   /** Gap-free numbering: the increment rolls back with the transaction it is part of. */
   series: { next(merchantId: string, year: number): Promise<number> };
   chain: {
-    head(scope: string): Promise<{ hash: string; index: number }>;
-    advance(scope: string, head: { hash: string; index: number }): Promise<void>;
+    /** The heads of these chains, in the order asked (a chain never written starts at genesis). */
+    heads(scopes: readonly string[]): Promise<ChainHead[]>;
+    advance(heads: readonly ChainHead[]): Promise<void>;
   };
   invoices: {
     insert(invoice: Invoice): Promise<void>;
@@ -129,7 +136,8 @@ export interface Repositories {
   };
   usage: {
     get(merchantId: string, period: string): Promise<{ invoiceCount: number; preTaxFen: bigint }>;
-    add(merchantId: string, period: string, delta: { invoiceCount: number; preTaxFen: bigint }): Promise<void>;
+    /** Adds to the counters of every period given (a day and its month), in one statement. */
+    add(merchantId: string, periods: readonly string[], delta: { invoiceCount: number; preTaxFen: bigint }): Promise<void>;
   };
   audit: {
     append(entry: AuditEntry): Promise<void>;

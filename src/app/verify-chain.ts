@@ -50,9 +50,9 @@ async function verifyInvoiceChain(ports: Ports, merchantId: string, statusByNumb
     }
     if (page.length < PAGE) break;
   }
-  const head = await ports.store.read.chain.head(invoiceChainScope(merchantId));
-  if (head.index !== previous.index || head.hash !== previous.hash) {
-    broken(previous.number, `the chain ends at position ${previous.index} but ${head.index} invoices were issued: invoices at the end were deleted`);
+  const [head] = await ports.store.read.chain.heads([invoiceChainScope(merchantId)]);
+  if (head!.index !== previous.index || head!.hash !== previous.hash) {
+    broken(previous.number, `the chain ends at position ${previous.index} but ${head!.index} invoices were issued: invoices at the end were deleted`);
   }
   return { count: previous.index, breaks };
 }
@@ -86,9 +86,9 @@ async function verifyAuditChain(ports: Ports, merchantId: string) {
     }
     if (page.length < PAGE) break;
   }
-  const head = await ports.store.read.chain.head(auditScope(merchantId));
-  if (head.index !== count || head.hash !== prevHash) {
-    breaks.push({ merchantId, chain: 'audit', at: String(afterId), reason: `the audit log ends after ${count} entries but ${head.index} were written: entries at the end were deleted` });
+  const [head] = await ports.store.read.chain.heads([auditScope(merchantId)]);
+  if (head!.index !== count || head!.hash !== prevHash) {
+    breaks.push({ merchantId, chain: 'audit', at: String(afterId), reason: `the audit log ends after ${count} entries but ${head!.index} were written: entries at the end were deleted` });
   }
   return { count, breaks, statusByNumber };
 }

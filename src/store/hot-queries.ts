@@ -6,22 +6,27 @@ import type { InvoiceTable } from './schema.js';
 
 type Row = Record<string, unknown>;
 
+function headsQuery(count: number, forUpdate: boolean) {
+  return prepare<Row, { scope: string; hash: string; length: number | string }>((db) => {
+    const query = db.selectFrom('chain_heads').select(['scope', 'hash', 'length']).where('scope', 'in', Array.from({ length: count }, (_, i) => arg<string>(`scope${i}`)));
+    return forUpdate ? query.forUpdate() : query;
+  });
+}
+
 export const hot = {
   nextSequence: prepare<{ merchantId: string; year: number }, { last_sequence: number | string }>((db) =>
     db.updateTable('invoice_series').set({ last_sequence: sql`last_sequence + 1` }).where('merchant_id', '=', arg('merchantId')).where('year', '=', arg('year')).returning('last_sequence'),
   ),
-  chainHead: prepare<{ scope: string }, { hash: string; length: number | string }>((db) =>
-    db.selectFrom('chain_heads').select(['hash', 'length']).where('scope', '=', arg('scope')),
-  ),
-  chainHeadForUpdate: prepare<{ scope: string }, { hash: string; length: number | string }>((db) =>
-    db.selectFrom('chain_heads').select(['hash', 'length']).where('scope', '=', arg('scope')).forUpdate(),
-  ),
-  advanceChain: prepare<{ scope: string; hash: string; length: number }, Row>((db) =>
-    db
-      .insertInto('chain_heads')
-      .values({ scope: arg('scope'), hash: arg('hash'), length: arg('length') })
-      .onConflict((oc) => oc.column('scope').doUpdateSet((eb) => ({ hash: eb.ref('excluded.hash'), length: eb.ref('excluded.length') }))),
-  ),
+  chainHeads: [1, 2].map((count) => ({
+    plain: headsQuery(count, false),
+    forUpdate: headsQuery(count, true),
+    advance: prepare<Row, Row>((db) =>
+      db
+        .insertInto('chain_heads')
+        .values(Array.from({ length: count }, (_, i) => ({ scope: arg(`scope${i}`), hash: arg(`hash${i}`), length: arg(`length${i}`) })))
+        .onConflict((oc) => oc.column('scope').doUpdateSet((eb) => ({ hash: eb.ref('excluded.hash'), length: eb.ref('excluded.length') }))),
+    ),
+  })),
   insertInvoice: prepare<InvoiceTable & Row, Row>((db) => {
     const columns: Array<keyof InvoiceTable> = [
       'merchant_id', 'number', 'kind', 'status', 'issued_at', 'issue_date', 'buyer_name', 'buyer_tax_id', 'total_amount', 'total_tax',
@@ -40,16 +45,18 @@ export const hot = {
   usage: prepare<{ merchantId: string; period: string }, { invoice_count: number | string; pre_tax_fen: number | string }>((db) =>
     db.selectFrom('usage').select(['invoice_count', 'pre_tax_fen']).where('merchant_id', '=', arg('merchantId')).where('period', '=', arg('period')),
   ),
-  addUsage: prepare<{ merchantId: string; period: string; count: number; fen: string }, Row>((db) =>
-    db
-      .insertInto('usage')
-      .values({ merchant_id: arg('merchantId'), period: arg('period'), invoice_count: arg('count'), pre_tax_fen: arg('fen') })
-      .onConflict((oc) =>
-        oc.columns(['merchant_id', 'period']).doUpdateSet((eb) => ({
-          invoice_count: sql`usage.invoice_count + ${eb.ref('excluded.invoice_count')}`,
-          pre_tax_fen: sql`usage.pre_tax_fen + ${eb.ref('excluded.pre_tax_fen')}`,
-        })),
-      ),
+  addUsage: [1, 2].map((count) =>
+    prepare<Row, Row>((db) =>
+      db
+        .insertInto('usage')
+        .values(Array.from({ length: count }, (_, i) => ({ merchant_id: arg('merchantId'), period: arg(`period${i}`), invoice_count: arg('count'), pre_tax_fen: arg('fen') })))
+        .onConflict((oc) =>
+          oc.columns(['merchant_id', 'period']).doUpdateSet((eb) => ({
+            invoice_count: sql`usage.invoice_count + ${eb.ref('excluded.invoice_count')}`,
+            pre_tax_fen: sql`usage.pre_tax_fen + ${eb.ref('excluded.pre_tax_fen')}`,
+          })),
+        ),
+    ),
   ),
   appendAudit: prepare<{ merchantId: string; at: string; actor: string; action: string; subject: string; detail: string; prevHash: string; hash: string }, Row>((db) =>
     db.insertInto('audit_log').values({

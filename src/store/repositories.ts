@@ -28,12 +28,20 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
       },
     },
     chain: {
-      async head(scope) {
-        const [row] = (await (locking ? hot.chainHeadForUpdate : hot.chainHead).execute(db, dialect, { scope })).rows;
-        return row ? { hash: row.hash, index: Number(row.length) } : { hash: GENESIS_HASH, index: 0 };
+      async heads(scopes) {
+        const queries = hot.chainHeads[scopes.length - 1];
+        if (!queries) throw new RangeError(`at most ${hot.chainHeads.length} chains at once`);
+        const { rows } = await (locking ? queries.forUpdate : queries.plain).execute(db, dialect, numbered('scope', scopes));
+        return scopes.map((scope) => {
+          const row = rows.find((r) => r.scope === scope);
+          return row ? { scope, hash: row.hash, index: Number(row.length) } : { scope, hash: GENESIS_HASH, index: 0 };
+        });
       },
-      async advance(scope, head) {
-        await hot.advanceChain.execute(db, dialect, { scope, hash: head.hash, length: head.index });
+      async advance(heads) {
+        const query = hot.chainHeads[heads.length - 1];
+        if (!query) throw new RangeError(`at most ${hot.chainHeads.length} chains at once`);
+        const args = heads.reduce<Record<string, unknown>>((all, head, i) => ({ ...all, [`scope${i}`]: head.scope, [`hash${i}`]: head.hash, [`length${i}`]: head.index }), {});
+        await query.advance.execute(db, dialect, args);
       },
     },
     invoices: invoices(db, dialect),
@@ -55,8 +63,10 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
         const [row] = (await hot.usage.execute(db, dialect, { merchantId, period })).rows;
         return row ? { invoiceCount: Number(row.invoice_count), preTaxFen: BigInt(row.pre_tax_fen) } : { invoiceCount: 0, preTaxFen: 0n };
       },
-      async add(merchantId, period, delta) {
-        await hot.addUsage.execute(db, dialect, { merchantId, period, count: delta.invoiceCount, fen: delta.preTaxFen.toString() });
+      async add(merchantId, periods, delta) {
+        const query = hot.addUsage[periods.length - 1];
+        if (!query) throw new RangeError(`at most ${hot.addUsage.length} periods at once`);
+        await query.execute(db, dialect, { merchantId, ...numbered('period', periods), count: delta.invoiceCount, fen: delta.preTaxFen.toString() });
       },
     },
     audit: {
@@ -97,6 +107,11 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
     savedBuyers: savedBuyers(db),
     savedItems: savedItems(db),
   };
+}
+
+/** { scope0: a, scope1: b } from ('scope', [a, b]): the argument names of the prepared queries. */
+function numbered(name: string, values: readonly string[]): Record<string, string> {
+  return Object.fromEntries(values.map((value, i) => [`${name}${i}`, value]));
 }
 
 function merchants(db: Db, dialect: Dialect, locking: boolean): Repositories['merchants'] {
