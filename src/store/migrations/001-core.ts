@@ -58,7 +58,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute();
   await db.schema.createIndex('invoices_by_date').on('invoices').columns(['merchant_id', 'issue_date', 'number']).execute();
   await db.schema.createIndex('invoices_by_buyer_tax_id').on('invoices').columns(['merchant_id', 'buyer_tax_id']).execute();
-  await db.schema.createIndex('invoices_by_buyer_name').on('invoices').columns(['merchant_id', 'buyer_name']).execute();
+  // No index on buyer_name: the search is a substring match, which no b-tree index can serve.
 
   await db.schema
     .createTable('idempotency_keys')
