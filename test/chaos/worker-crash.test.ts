@@ -1,0 +1,77 @@
+// One server process per core: when a worker dies (kill -9), the others keep answering, the primary
+// starts a replacement, and nothing acknowledged is lost or doubled.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createMerchantAndKey, freePort, processTree, queryAllInvoices, runCli, sleep, startServer, tempDataDir, threeLineInvoice, type ServerProcess,
+} from '../support/server-process.js';
+
+describe('a worker process killed under load', () => {
+  const dir = tempDataDir('fapiao-workers-');
+  let server: ServerProcess;
+  let merchantId: string;
+  let apiKey: string;
+
+  beforeAll(async () => {
+    ({ merchantId, apiKey } = await createMerchantAndKey(dir.dataDir));
+    server = await startServer({ dataDir: dir.dataDir, port: await freePort(), env: { FAPIAO_WORKERS: '2' } });
+  }, 60_000);
+  afterAll(async () => {
+    await server?.kill('SIGTERM');
+    dir.remove();
+  });
+
+  it('keeps serving, replaces the worker, and keeps every acknowledged invoice exactly once', async () => {
+    const acknowledged = new Map<string, string>(); // key → number
+    let stop = false;
+    const client = async () => {
+      while (!stop) {
+        const key = randomUUID();
+        const body = JSON.stringify(threeLineInvoice(key));
+        // Retry the same key until an answer arrives: a dead worker's connections just drop.
+        for (;;) {
+          try {
+            const response = await fetch(`${server.baseUrl}/api/v1/invoices`, {
+              method: 'POST', body, headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', 'idempotency-key': key },
+            });
+            const answer = (await response.json()) as { number?: string };
+            if (response.status === 201) {
+              acknowledged.set(key, answer.number!);
+              break;
+            }
+          } catch {
+            // connection reset by the killed worker
+          }
+          await sleep(20);
+        }
+      }
+    };
+    const clients = Array.from({ length: 6 }, client);
+
+    const workersKilled: number[] = [];
+    for (let round = 0; round < 4; round++) {
+      await sleep(700);
+      const workers = processTree(server.pid).filter((pid) => pid !== server.pid);
+      expect(workers.length).toBe(2);
+      process.kill(workers[round % 2]!, 'SIGKILL');
+      workersKilled.push(workers[round % 2]!);
+      await sleep(900); // the primary replaces it
+    }
+    stop = true;
+    await Promise.all(clients);
+
+    const workersNow = processTree(server.pid).filter((pid) => pid !== server.pid);
+    expect(workersNow).toHaveLength(2);
+    for (const pid of workersKilled) expect(workersNow).not.toContain(pid);
+
+    await server.kill('SIGTERM');
+    const stored = await queryAllInvoices<{ number: string; remarks: string }>(dir.dataDir, merchantId);
+    const byKey = new Map(stored.map((i) => [i.remarks, i.number]));
+    expect(stored.length).toBe(byKey.size); // no key made two invoices
+    for (const [key, number] of acknowledged) expect(byKey.get(key)).toBe(number);
+    const sequences = stored.map((i) => Number(i.number.slice(5))).sort((a, b) => a - b);
+    expect(sequences).toEqual(Array.from({ length: stored.length }, (_, i) => i + 1));
+    expect((await runCli(dir.dataDir, ['chain', 'verify'])).code).toBe(0);
+    expect(acknowledged.size).toBeGreaterThan(50);
+  }, 120_000);
+});
