@@ -3,6 +3,7 @@
 import type { Clock } from '../domain/time.js';
 import type { Invoice, InvoiceKind, InvoiceStatus } from '../domain/invoice.js';
 import type { Role } from '../domain/access.js';
+import type { AuditFields } from '../domain/audit-chain.js';
 
 export interface MerchantRecord {
   id: string;
@@ -45,13 +46,7 @@ export interface IdempotencyRecord {
   createdAt: string;
 }
 
-export interface AuditEntry {
-  merchantId: string;
-  at: string;
-  actor: string;
-  action: string;
-  subject: string;
-  detail: string;
+export interface AuditEntry extends AuditFields {
   prevHash: string;
   hash: string;
 }
