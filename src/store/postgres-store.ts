@@ -1,14 +1,19 @@
 // PostgreSQL: any number of stateless instances share one database. Each write is one
 // transaction; serialization failures, deadlocks and the unique-key race of two instances
 // creating the same row are retried transparently (the use case re-reads and decides again).
+// When the database is away (stopped, crashed, failing over) every call fails fast with 5001 and
+// Retry-After instead of hanging or crashing the process, and the pool reconnects by itself when
+// it is back; a DATABASE_URL naming several hosts follows the primary (pg-hosts.ts).
 import pg from 'pg';
-import { Kysely, PostgresDialect, type Transaction } from 'kysely';
+import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient, type Transaction } from 'kysely';
 import type { Database } from './schema.js';
 import type { Store } from '../app/ports.js';
 import { repositories } from './repositories.js';
 import { migrateToLatest } from './migrate.js';
 import { translateDriverError } from './driver-errors.js';
 import { heartbeat } from './heartbeat.js';
+import { hostListClient, parseHostList } from './pg-hosts.js';
+import { Fault, faults } from '../domain/faults.js';
 
 export interface PostgresOptions {
   url: string;
@@ -20,18 +25,69 @@ export interface PostgresOptions {
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
 const MAX_ATTEMPTS = 5;
 
+/** How long a new connection may take, probes of a host list included. */
+const CONNECT_TIMEOUT_MS = 3_000;
+/** No statement runs longer on the server… */
+const STATEMENT_TIMEOUT_MS = 10_000;
+/** …and no answer is awaited longer on our side, so a cut network cannot hang a request either. */
+const QUERY_TIMEOUT_MS = STATEMENT_TIMEOUT_MS + 2_000;
+
 function connect(options: PostgresOptions): Kysely<Database> {
-  const pool = new pg.Pool({
-    connectionString: options.url,
-    max: options.poolSize ?? 10,
+  const hostList = parseHostList(options.url);
+  const settings: pg.ClientConfig = {
+    connectionString: hostList?.url ?? options.url,
     // Fail fast when the database is away instead of hanging a clerk's request.
-    connectionTimeoutMillis: 3_000,
-    idleTimeoutMillis: 30_000,
-    statement_timeout: 10_000,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    statement_timeout: STATEMENT_TIMEOUT_MS,
+    query_timeout: QUERY_TIMEOUT_MS,
+    keepAlive: true,
     ...(options.schema && { options: `-c search_path=${options.schema}` }),
+  };
+  const pool = new pg.Pool({
+    ...settings,
+    max: options.poolSize ?? 10,
+    idleTimeoutMillis: 30_000,
+    // Several hosts (a primary and its standbys): each new connection goes to the one taking writes.
+    ...(hostList && { Client: hostListClient(hostList, { ...settings, connectionTimeoutMillis: CONNECT_TIMEOUT_MS / 2 }) as unknown as new () => pg.ClientBase }),
   });
   pool.on('error', () => {}); // a dropped idle connection is replaced on next use
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  // A connection that drops while a request holds it emits 'error' too; unheard, that event would
+  // end the process. The request's own query fails and is answered 5001.
+  pool.on('connect', (client) => client.on('error', () => {}));
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: faultTranslatingPool(pool) }) });
+}
+
+/**
+ * The pool as Kysely sees it, with every driver error translated where it happens, so reads
+ * outside a write transaction (authentication, queries, /readyz) answer 5001 like writes do.
+ * A connection that failed that way is discarded when released, never handed out again.
+ */
+function faultTranslatingPool(pool: pg.Pool): PostgresPool {
+  return {
+    async connect(): Promise<PostgresPoolClient> {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (error) {
+        throw translateDriverError(error);
+      }
+      let broken: Error | undefined;
+      return {
+        query: (async (text: string, parameters: ReadonlyArray<unknown>) => {
+          if (broken) throw translateDriverError(broken); // do not queue behind a dead or stuck query
+          try {
+            return await client.query(text, parameters as unknown[]);
+          } catch (error) {
+            const translated = translateDriverError(error);
+            if (translated instanceof Fault && translated.spec === faults.STORAGE_UNAVAILABLE) broken = error as Error;
+            throw translated;
+          }
+        }) as unknown as PostgresPoolClient['query'],
+        release: () => client.release(broken),
+      };
+    },
+    end: () => pool.end(),
+  };
 }
 
 export async function migratePostgres(options: PostgresOptions): Promise<string[]> {

@@ -198,3 +198,85 @@ export function threeLineInvoice(remarks = ''): Record<string, unknown> {
     ],
   };
 }
+
+/** `runCliJson` with settings of its own, e.g. the DATABASE_URL of a PostgreSQL server under test. */
+export async function runCliJsonWith<T>(dataDir: string, args: string[], env: NodeJS.ProcessEnv): Promise<T> {
+  const result = await runCli(dataDir, [...args, '--json'], env);
+  if (result.code !== 0) throw new Error(`fapiao ${args.join(' ')} exited ${result.code}\n${result.stdout}\n${result.stderr}`);
+  return JSON.parse(result.stdout) as T;
+}
+
+/** `createMerchantAndKey` against the database `env` names. */
+export async function createMerchantAndKeyWith(dataDir: string, env: NodeJS.ProcessEnv, region = '35'): Promise<{ merchantId: string; apiKey: string }> {
+  const merchant = await runCliJsonWith<{ id: string }>(dataDir, ['merchant', 'add', '--name', '福州测试商贸有限公司', '--tax-id', SELLER_TAX_ID, '--region', region], env);
+  const created = await runCliJsonWith<{ key: string }>(dataDir, ['apikey', 'create', '--merchant', merchant.id, '--role', 'clerk'], env);
+  return { merchantId: merchant.id, apiKey: created.key };
+}
+
+/** `queryAllInvoices` against the database `env` names. */
+export async function queryAllInvoicesWith<T = Record<string, unknown>>(dataDir: string, merchantId: string, env: NodeJS.ProcessEnv): Promise<T[]> {
+  const all: T[] = [];
+  let cursor: string | null = null;
+  do {
+    const args = ['query', '--merchant', merchantId, '--limit', '200', ...(cursor ? ['--cursor', cursor] : [])];
+    const page: { items: T[]; next_cursor: string | null } = await runCliJsonWith(dataDir, args, env);
+    all.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return all;
+}
+
+/** What one HTTP call came back with, or that none came back (`status` 0). */
+export interface CallOutcome {
+  status: number;
+  /** The fault code of an error answer (`error.code`), if there was one. */
+  code?: number;
+  retryAfter: string | null;
+  replayed: boolean;
+  /** Parsed JSON body, when there was one. */
+  body?: unknown;
+  /** Why there was no answer (refused, reset, timed out). */
+  failure?: string;
+  startedAt: number;
+  ms: number;
+}
+
+/** One POST /api/v1/invoices with an Idempotency-Key; never throws. */
+export async function postInvoice(baseUrl: string, apiKey: string, key: string, body: string, timeoutMs = 15_000): Promise<CallOutcome> {
+  const startedAt = Date.now();
+  try {
+    const response = await fetch(`${baseUrl}/api/v1/invoices`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', 'idempotency-key': key },
+      body,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+    const code = (parsed as { error?: { code?: number } } | null)?.error?.code;
+    return {
+      status: response.status, retryAfter: response.headers.get('retry-after'), replayed: response.headers.get('idempotent-replayed') === 'true',
+      body: parsed, startedAt, ms: Date.now() - startedAt, ...(code !== undefined && { code }),
+    };
+  } catch (error) {
+    return { status: 0, retryAfter: null, replayed: false, failure: (error as Error).message, startedAt, ms: Date.now() - startedAt };
+  }
+}
+
+/** GET /readyz once; `status` 0 when nothing answered. */
+export async function probeReady(baseUrl: string, timeoutMs = 10_000): Promise<CallOutcome> {
+  const startedAt = Date.now();
+  try {
+    const response = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
+    const parsed = (await response.json().catch(() => undefined)) as { error?: { code?: number } } | undefined;
+    const code = parsed?.error?.code;
+    return { status: response.status, retryAfter: response.headers.get('retry-after'), replayed: false, body: parsed, startedAt, ms: Date.now() - startedAt, ...(code !== undefined && { code }) };
+  } catch (error) {
+    return { status: 0, retryAfter: null, replayed: false, failure: (error as Error).message, startedAt, ms: Date.now() - startedAt };
+  }
+}
