@@ -14,6 +14,8 @@ export interface Config {
   workers: number;
   rateLimitPerKey: number | undefined;
   rateLimitPerIp: number | undefined;
+  /** Scheduled, verified backups (FAPIAO_BACKUP_DIR set), with retention. */
+  backup: { dir: string; everyHours: number; keep: number; keyFile?: string } | undefined;
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -27,6 +29,14 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workers: integer(env.FAPIAO_WORKERS, availableParallelism(), 'FAPIAO_WORKERS') || 1,
     rateLimitPerKey: env.FAPIAO_RATE_LIMIT_PER_KEY ? integer(env.FAPIAO_RATE_LIMIT_PER_KEY, 0, 'FAPIAO_RATE_LIMIT_PER_KEY') : undefined,
     rateLimitPerIp: env.FAPIAO_RATE_LIMIT_PER_IP ? integer(env.FAPIAO_RATE_LIMIT_PER_IP, 0, 'FAPIAO_RATE_LIMIT_PER_IP') : undefined,
+    backup: env.FAPIAO_BACKUP_DIR
+      ? {
+          dir: resolve(env.FAPIAO_BACKUP_DIR),
+          everyHours: positive(env.FAPIAO_BACKUP_EVERY_HOURS, 24, 'FAPIAO_BACKUP_EVERY_HOURS'),
+          keep: integer(env.FAPIAO_BACKUP_KEEP, 7, 'FAPIAO_BACKUP_KEEP') || 1,
+          ...(env.FAPIAO_BACKUP_KEY_FILE && { keyFile: resolve(env.FAPIAO_BACKUP_KEY_FILE) }),
+        }
+      : undefined,
   };
 }
 
@@ -34,5 +44,12 @@ function integer(text: string | undefined, fallback: number, name: string): numb
   if (text === undefined || text === '') return fallback;
   const value = Number(text);
   if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a whole number, got "${text}"`);
+  return value;
+}
+
+function positive(text: string | undefined, fallback: number, name: string): number {
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!(value > 0)) throw new Error(`${name} must be a positive number, got "${text}"`);
   return value;
 }

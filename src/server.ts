@@ -14,6 +14,14 @@ import { purgeExpired } from './app/housekeeping.js';
 import type { Ports } from './app/ports.js';
 import { createMetrics } from './ops/metrics.js';
 import { clusterMetricsSource, serveClusterMetrics } from './ops/cluster-metrics.js';
+import { scheduleBackups } from './app/backups.js';
+
+/** The primary has no HTTP logger of its own; it writes the same JSON lines. */
+const logLine = (level: number) => (fields: object, msg: string) => {
+  const errors = (_key: string, value: unknown) => (value instanceof Error ? { type: value.name, message: value.message } : value);
+  process.stdout.write(`${JSON.stringify({ level, time: Date.now(), pid: process.pid, ...fields, msg }, errors)}\n`);
+};
+const primaryLog = { info: logLine(30), warn: logLine(40) };
 
 const HOUSEKEEPING_INTERVAL_MS = 10 * 60_000;
 const RESTART_DELAY_MS = 500;
@@ -31,6 +39,7 @@ export async function serve(config: Config): Promise<void> {
 
 function runPrimary(config: Config): void {
   serveClusterMetrics();
+  const stopBackups = config.backup ? scheduleBackups(config, config.backup, primaryLog) : () => {};
   let stopping = false;
   const fork = () => cluster.fork();
   cluster.on('exit', (worker, code, signal) => {
@@ -41,6 +50,7 @@ function runPrimary(config: Config): void {
   for (let i = 0; i < config.workers; i++) fork();
   const stop = () => {
     stopping = true;
+    stopBackups();
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
     cluster.disconnect(() => process.exit(0));
   };
@@ -63,6 +73,8 @@ async function runWorker(config: Config, alone: boolean): Promise<void> {
     metrics,
   );
   await app.listen({ host: config.host, port: config.port });
+  // Backups run once per machine: here when this is the only process, else in the primary.
+  const stopBackups = alone && config.backup ? scheduleBackups(config, { ...config.backup, metrics: metrics.registry }, app.log) : () => {};
 
   const housekeeping = setInterval(() => {
     purgeExpired(ports).then(
@@ -75,6 +87,7 @@ async function runWorker(config: Config, alone: boolean): Promise<void> {
   const stop = async (reason: string) => {
     app.log.info({ reason }, 'shutting down');
     clearInterval(housekeeping);
+    stopBackups();
     await app.close();
     await store.close();
     process.exit(0);

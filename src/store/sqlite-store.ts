@@ -62,6 +62,8 @@ export async function openSqliteStore(dataDir: string, migrate: boolean): Promis
     async close() {
       await reader.destroy();
       await db.destroy();
+      // Kysely closes only connections it has used; a store that never wrote still holds its writer.
+      for (const open of [connection, readerConnection]) if (open.open) open.close();
     },
   };
 }

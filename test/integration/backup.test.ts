@@ -1,0 +1,275 @@
+// R33: every backup is verified by restoring it; restore refuses what it cannot trust (corrupt,
+// foreign, newer, wrong key, database in use) with a coded fault, and a dry run changes nothing.
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { storesUnderTest } from '../support/stores.js';
+import { openStore, sqliteFile, type StoreConfig } from '../../src/store/database.js';
+import { addMerchant } from '../../src/app/merchants.js';
+import { issueInvoice } from '../../src/app/issue-invoice.js';
+import { voidInvoice } from '../../src/app/void-invoice.js';
+import { verifyChains } from '../../src/app/verify-chain.js';
+import { applyRetention, backUp, readKeyFile, restore, scheduleBackups } from '../../src/app/backups.js';
+import type { Manifest } from '../../src/store/backup.js';
+import type { Store } from '../../src/app/ports.js';
+import { systemClock } from '../../src/domain/time.js';
+import type { Caller } from '../../src/domain/access.js';
+import type { InvoiceRequest } from '../../src/domain/draft.js';
+
+const BUYER = '备份校验购买方有限公司';
+const request = (i: number): InvoiceRequest => ({
+  kind: 'normal', prices_include_tax: false, remarks: `#${i}`,
+  buyer: { name: BUYER, tax_id: '91350100M000100Y43', address: '', phone: '', bank: '', account: '', email: '' },
+  lines: [{ name: '*信息技术服务*软件开发', tax_code: '3040201000000000000', spec: '', unit: '项', quantity: '1', unit_price: `${100 + i}.00`, tax_rate: '0.06' }],
+});
+
+/** A database of its own per call: a SQLite data dir, or a PostgreSQL schema named so the run's teardown drops it. */
+async function freshDatabase(kind: string): Promise<StoreConfig> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'fapiao-backup-test-'));
+  const url = process.env.TEST_DATABASE_URL;
+  if (kind === 'sqlite' || !url) return { dataDir };
+  const schema = `fapiao_test_${process.env.FAPIAO_TEST_RUN ?? 'adhoc'}_${randomBytes(6).toString('hex')}`;
+  await onPostgres(url, (c) => c.query(`create schema ${schema}`));
+  return { dataDir, databaseUrl: url, schema };
+}
+
+async function onPostgres<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The fault code a promise is refused with (or 'resolved'). */
+const refusal = (promise: Promise<unknown>) => promise.then(() => 'resolved', (error: { code?: unknown }) => error.code);
+const readManifestFile = (dir: string) => JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest;
+const editManifest = (dir: string, edit: (m: Manifest) => void) => {
+  const manifest = readManifestFile(dir);
+  edit(manifest);
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
+};
+const intact = async (store: Store) => (await verifyChains({ store, clock: systemClock })).flatMap((r) => r.breaks);
+
+for (const kind of storesUnderTest) {
+  describe(`backup and restore on ${kind.name}`, { timeout: 120_000 }, () => {
+    const opened: Store[] = [];
+    const dirs: string[] = [];
+    let source: StoreConfig;
+    let store: Store;
+    let caller: Caller;
+    let numbers: string[];
+    let backups: string;
+    const ports = () => ({ store, clock: systemClock });
+    const open = async (config: StoreConfig) => {
+      const s = await openStore(config);
+      opened.push(s);
+      return s;
+    };
+    const fresh = async () => {
+      const config = await freshDatabase(kind.name);
+      dirs.push(config.dataDir);
+      return config;
+    };
+
+    beforeEach(async () => {
+      source = await fresh();
+      backups = mkdtempSync(join(tmpdir(), 'fapiao-backups-'));
+      dirs.push(backups);
+      store = await open(source);
+      const merchant = await addMerchant(ports(), { name: '销售方有限公司', taxId: '91350100M000100Y43', regionCode: '35' });
+      caller = { merchantId: merchant.id, role: 'clerk', actor: 'clerk1' };
+      numbers = [];
+      for (let i = 0; i < 5; i++) numbers.push((await issueInvoice(ports(), caller, request(i))).invoice.number);
+      await voidInvoice(ports(), caller, numbers[1]!, '开错了');
+    });
+    afterEach(async () => {
+      for (const s of opened.splice(0)) await s.close().catch(() => undefined);
+      for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('backs up with a verified manifest and restores into a fresh database: same invoices, chains intact', async () => {
+      const { path, manifest } = await backUp(source, { dir: backups });
+      expect(basename(path)).toMatch(new RegExp(`^fapiao-\\d{8}T\\d{6}\\.\\d{3}Z-${kind.name}$`));
+      expect(manifest).toMatchObject({ dialect: kind.name, rowCounts: { invoices: 5, merchants: 1 }, schema: { latest: '001-core' } });
+      expect(manifest.verification).toMatchObject({ ok: true, invoices: 5, problems: [] });
+      expect(manifest.chainHeads.map((h) => h.scope).sort()).toEqual([`audit:${caller.merchantId}`, `invoices:${caller.merchantId}`]);
+      expect(readdirSync(backups)).toEqual([basename(path)]); // nothing temporary left behind
+
+      const target = await fresh();
+      const result = await restore(target, path, {});
+      expect(result).toMatchObject({ dryRun: false, verification: { ok: true, invoices: 5 } });
+      const restored = await open(target);
+      for (const number of numbers) {
+        expect((await restored.read.invoices.get(caller.merchantId, number))?.digest).toBe((await store.read.invoices.get(caller.merchantId, number))?.digest);
+      }
+      expect((await restored.read.invoices.get(caller.merchantId, numbers[1]!))?.status).toBe('voided');
+      expect(await intact(restored)).toEqual([]);
+    });
+
+    it('takes a consistent backup while invoices keep being issued', async () => {
+      // Enough rows that the SQLite copy takes many steps, with commits landing between them.
+      await Promise.all(Array.from({ length: 300 }, (_, i) => issueInvoice(ports(), caller, request(10 + i))));
+      let issuing = true;
+      let issued = 0;
+      const writers = Array.from({ length: 4 }, async (_, w) => {
+        for (let i = 0; issuing; i++) {
+          await issueInvoice(ports(), caller, request(1000 + w * 10_000 + i));
+          issued += 1;
+        }
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const before = issued;
+      let duringCopy = 0;
+      const progress = (line: string) => void (line.startsWith('copied ') && line.endsWith(' s') && (duringCopy = issued - before));
+      const { path, manifest } = await backUp(source, { dir: backups, progress });
+      issuing = false;
+      await Promise.all(writers);
+
+      expect(duringCopy).toBeGreaterThan(0); // invoices were committed while the copy was being taken
+      expect(manifest.verification).toMatchObject({ ok: true, problems: [] });
+      const total = await store.read.invoices.count(caller.merchantId);
+      expect(manifest.rowCounts.invoices).toBeGreaterThanOrEqual(305 + before);
+      expect(manifest.rowCounts.invoices).toBeLessThan(total);
+      // Its chain head is the head of exactly the invoices it holds, and a restore agrees.
+      expect(manifest.chainHeads.find((h) => h.scope === `invoices:${caller.merchantId}`)?.length).toBe(manifest.rowCounts.invoices);
+      expect((await restore(await fresh(), path, { dryRun: true })).verification).toMatchObject({ ok: true, invoices: manifest.rowCounts.invoices });
+    });
+
+    it('refuses a backup with one flipped byte in its data file as corrupt (5006)', async () => {
+      const { path, manifest } = await backUp(source, { dir: backups });
+      const file = join(path, manifest.dataFile);
+      const bytes = readFileSync(file);
+      bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
+      writeFileSync(file, bytes);
+      expect(await refusal(restore(await fresh(), path, { dryRun: true }))).toBe(5006);
+    });
+
+    it('refuses a backup of the other kind of database, or a directory that is no backup, as foreign (5007)', async () => {
+      const { path } = await backUp(source, { dir: backups });
+      editManifest(path, (m) => void (m.dialect = kind.name === 'sqlite' ? 'postgres' : 'sqlite'));
+      expect(await refusal(restore(await fresh(), path, { dryRun: true }))).toBe(5007);
+      expect(await refusal(restore(await fresh(), mkdtempSync(join(backups, 'empty-')), { dryRun: true }))).toBe(5007);
+    });
+
+    it('refuses a backup whose chain heads do not match its data as foreign (5007)', async () => {
+      const { path } = await backUp(source, { dir: backups });
+      editManifest(path, (m) => void (m.chainHeads[0]!.hash = 'f'.repeat(64)));
+      expect(await refusal(restore(await fresh(), path, { dryRun: true }))).toBe(5007);
+    });
+
+    it('refuses a backup made by a newer schema (5008)', async () => {
+      const { path } = await backUp(source, { dir: backups });
+      editManifest(path, (m) => {
+        m.schema.applied.push('999-from-the-future');
+        m.schema.latest = '999-from-the-future';
+      });
+      expect(await refusal(restore(await fresh(), path, { dryRun: true }))).toBe(5008);
+    });
+
+    it('restores a backup from an older schema (here: before the first migration) and migrates it', async () => {
+      const empty = await fresh();
+      if (!empty.databaseUrl) new SQLite(sqliteFile(empty.dataDir)).close();
+      const { manifest, path } = await backUp(empty, { dir: backups });
+      expect(manifest.schema).toEqual({ latest: null, applied: [] });
+      const target = await fresh();
+      expect((await restore(target, path, {})).verification.migrated).toEqual(['001-core']);
+      expect(await (await open(target)).read.merchants.list()).toEqual([]);
+    });
+
+    it('encrypts at rest: round-trips with the key, refuses a wrong or missing key (5010), no plain data in the file', async () => {
+      const keyFile = join(backups, 'backup.key');
+      writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+      const { path, manifest } = await backUp(source, { dir: backups, key: readKeyFile(keyFile) });
+      expect(manifest).toMatchObject({ dataFile: `${kind.name === 'sqlite' ? 'fapiao.db' : 'fapiao.dump'}.enc`, encryption: { algorithm: 'aes-256-gcm' } });
+      expect(JSON.stringify(manifest)).not.toContain(readFileSync(keyFile, 'utf8'));
+      expect(readFileSync(join(path, manifest.dataFile)).includes(Buffer.from(BUYER))).toBe(false);
+
+      const target = await fresh();
+      expect(await refusal(restore(target, path, { dryRun: true }))).toBe(5010);
+      expect(await refusal(restore(target, path, { dryRun: true, key: randomBytes(32) }))).toBe(5010);
+      await restore(target, path, { key: readKeyFile(keyFile) });
+      const restored = await open(target);
+      expect(await restored.read.invoices.count(caller.merchantId)).toBe(5);
+      expect(await intact(restored)).toEqual([]);
+    });
+
+    it('refuses a key file everyone can read (5010)', () => {
+      const keyFile = join(backups, 'open.key');
+      writeFileSync(keyFile, randomBytes(32));
+      chmodSync(keyFile, 0o644);
+      expect(() => readKeyFile(keyFile)).toThrow(expect.objectContaining({ code: 5010 }));
+    });
+
+    it('keeps the newest N verified backups, and never the last one away', async () => {
+      const made: string[] = [];
+      for (let i = 0; i < 3; i++) made.push((await backUp(source, { dir: backups })).path);
+      expect(await applyRetention(backups, kind.name as 'sqlite' | 'postgres', 2)).toEqual([made[0]]);
+      expect(readdirSync(backups).sort()).toEqual([basename(made[1]!), basename(made[2]!)]);
+      await applyRetention(backups, kind.name as 'sqlite' | 'postgres', 0);
+      expect(readdirSync(backups)).toEqual([basename(made[2]!)]);
+    });
+
+    it('leaves nothing that looks like a backup when it fails half-way (5004)', async () => {
+      const crash = (line: string) => {
+        if (line.startsWith('copied')) throw new Error('disk gone'); // after the data file is written, before the manifest
+      };
+      expect(await refusal(backUp(source, { dir: backups, progress: crash }))).toBe(5004);
+      expect(readdirSync(backups)).toEqual([]);
+    });
+
+    it('runs on a schedule: backs up when no recent verified backup exists, logs failures with their code', async () => {
+      const logged: Array<{ message: string; code?: number }> = [];
+      const log = { info: (_: object, message: string) => logged.push({ message }), warn: (fields: { code?: number }, message: string) => logged.push({ message, code: fields.code }) };
+      const stop = scheduleBackups(source, { dir: backups, everyHours: 24, keep: 2 }, log);
+      try {
+        await vi.waitFor(() => expect(logged.map((l) => l.message)).toContain('backup verified'), { timeout: 30_000, interval: 100 });
+      } finally {
+        stop();
+      }
+      expect(readdirSync(backups).filter((n) => n.startsWith('fapiao-'))).toHaveLength(1); // and no lease left behind
+
+      const openKey = join(backups, 'open.key');
+      writeFileSync(openKey, randomBytes(32));
+      chmodSync(openKey, 0o644);
+      const failing = scheduleBackups(source, { dir: join(backups, 'other'), everyHours: 24, keep: 2, keyFile: openKey }, log);
+      try {
+        await vi.waitFor(() => expect(logged.at(-1)?.code).toBe(5010), { timeout: 30_000, interval: 100 });
+      } finally {
+        failing();
+      }
+    });
+
+    it('changes nothing on a dry run', async () => {
+      const { path } = await backUp(source, { dir: backups });
+      await issueInvoice(ports(), caller, request(99));
+      const result = await restore(source, path, { dryRun: true });
+      expect(result).toMatchObject({ dryRun: true, verification: { ok: true, invoices: 5 } });
+      expect(await store.read.invoices.count(caller.merchantId)).toBe(6);
+      expect(await intact(store)).toEqual([]);
+      expect(readdirSync(source.dataDir).filter((n) => n.startsWith('.restore') || n.includes('before-restore'))).toEqual([]);
+    });
+
+    it('refuses a real restore while the database is in use (5009)', async () => {
+      const { path } = await backUp(source, { dir: backups });
+      if (kind.name === 'sqlite') {
+        // `store` is open on the source, as a running server would be.
+        expect(await refusal(restore(source, path, {}))).toBe(5009);
+      } else {
+        await onPostgres(source.databaseUrl!, async (client) => {
+          await client.query('begin');
+          await client.query(`lock table ${source.schema}.invoices in access share mode`); // a long transaction of some server
+          expect(await refusal(restore(source, path, { lockTimeoutMs: 300 }))).toBe(5009);
+          await client.query('rollback');
+        });
+      }
+      expect(await store.read.invoices.count(caller.merchantId)).toBe(5);
+    });
+  });
+}
