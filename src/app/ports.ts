@@ -51,6 +51,15 @@ export interface AuditEntry extends AuditFields {
   hash: string;
 }
 
+export interface OutboxJob {
+  id: number;
+  merchantId: string;
+  topic: string;
+  subject: string;
+  payload: string;
+  attempts: number;
+}
+
 export interface UserRecord {
   id: string;
   merchantId: string;
@@ -138,7 +147,19 @@ export interface Repositories {
     append(entry: AuditEntry): Promise<void>;
     page(merchantId: string, afterId: number, limit: number): Promise<Array<AuditEntry & { id: number }>>;
   };
-  outbox: { enqueue(job: { merchantId: string; topic: string; subject: string; payload: string; at: string }): Promise<void> };
+  /**
+   * Work to do after a commit (upload to the tax service, deliveries), shared by every instance
+   * through leases: a claimed job is invisible to others until its lease runs out, so the work of
+   * an instance that died is picked up by another.
+   */
+  outbox: {
+    enqueue(job: { merchantId: string; topic: string; subject: string; payload: string; at: string }): Promise<void>;
+    claim(request: { topic: string; owner: string; now: string; leaseUntil: string; limit: number }): Promise<OutboxJob[]>;
+    /** Marks a job done; false when the caller no longer holds its lease (another took it over). */
+    complete(id: number, owner: string, at: string): Promise<boolean>;
+    /** Gives a job back to be tried again from `availableAt`; false when the lease was lost. */
+    release(id: number, owner: string, availableAt: string): Promise<boolean>;
+  };
   users: {
     insert(user: UserRecord): Promise<void>;
     get(id: string): Promise<UserRecord | undefined>;

@@ -78,11 +78,7 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
         return rows.map((r) => ({ id: Number(r.id), merchantId: r.merchant_id, at: r.at, actor: r.actor, action: r.action, subject: r.subject, detail: r.detail, prevHash: r.prev_hash, hash: r.hash }));
       },
     },
-    outbox: {
-      async enqueue(job) {
-        await hot.enqueueOutbox.execute(db, dialect, job);
-      },
-    },
+    outbox: outbox(db, dialect),
     users: users(db),
     sessions: {
       async insert(s) {
@@ -106,6 +102,50 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
     },
     savedBuyers: savedBuyers(db),
     savedItems: savedItems(db),
+  };
+}
+
+function outbox(db: Db, dialect: Dialect): Repositories['outbox'] {
+  return {
+    async enqueue(job) {
+      await hot.enqueueOutbox.execute(db, dialect, job);
+    },
+    async claim({ topic, owner, now, leaseUntil, limit }) {
+      // PostgreSQL: instances claim side by side, each skipping rows another is claiming.
+      // SQLite: the write lock already makes claims one at a time.
+      const due = db
+        .selectFrom('outbox')
+        .select('id')
+        .where('topic', '=', topic)
+        .where('done_at', 'is', null)
+        .where('available_at', '<=', now)
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+        .orderBy('id')
+        .limit(limit);
+      const rows = await db
+        .updateTable('outbox')
+        .set({ lease_owner: owner, lease_until: leaseUntil, attempts: sql`attempts + 1` })
+        .where('id', 'in', dialect === 'postgres' ? due.forUpdate().skipLocked() : due)
+        .returning(['id', 'merchant_id', 'topic', 'subject', 'payload', 'attempts'])
+        .execute();
+      return rows
+        .map((r) => ({ id: Number(r.id), merchantId: r.merchant_id, topic: r.topic, subject: r.subject, payload: r.payload, attempts: Number(r.attempts) }))
+        .sort((a, b) => a.id - b.id);
+    },
+    async complete(id, owner, at) {
+      const result = await db.updateTable('outbox').set({ done_at: at, lease_until: null }).where('id', '=', id).where('lease_owner', '=', owner).where('done_at', 'is', null).executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    },
+    async release(id, owner, availableAt) {
+      const result = await db
+        .updateTable('outbox')
+        .set({ lease_owner: null, lease_until: null, available_at: availableAt })
+        .where('id', '=', id)
+        .where('lease_owner', '=', owner)
+        .where('done_at', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    },
   };
 }
 
