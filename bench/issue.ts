@@ -1,20 +1,35 @@
-// `npm run bench:issue`: invoices per second through the real server, against what the disk allows.
+// `npm run bench:issue [-- --db sqlite|postgres] [--instances N] [--profile]`: invoices per second
+// through the real server, against what the disk allows.
 //
-// The ceiling is measured in the same run: single-row insert transactions per second on a fresh
-// SQLite file with the server's settings (WAL, synchronous=FULL), so each one waits for an fsync.
-// Then the server runs as a child process and closed-loop clients issue 3-line invoices at several
-// concurrency levels, each request with its own Idempotency-Key as a POS system would send; then
-// an open-loop client paces requests at half the peak rate, and latency is measured from each
-// request's scheduled start (so a stalled server cannot hide its queue). Targets are reported as
-// PASS/FAIL but never change the exit code. If the throughput target is missed (or with
-// --profile), a second server runs under --cpu-prof and the report says where its CPU went.
+// SQLite (the default): the ceiling is measured in the same run: single-row insert transactions per
+// second on a fresh SQLite file with the server's settings (WAL, synchronous=FULL), so each one waits
+// for an fsync. Then the server runs as a child process (one process per core) and closed-loop
+// clients issue 3-line invoices at several concurrency levels, each request with its own
+// Idempotency-Key as a POS system would send; then an open-loop client paces requests at half the
+// peak rate, and latency is measured from each request's scheduled start (so a stalled server
+// cannot hide its queue).
+//
+// PostgreSQL (--db postgres, --instances 1|3): a fresh database per run (dropped at the end). The
+// ceiling is pgbench running a one-row insert transaction against a scratch table in that database
+// (full durability: synchronous_commit on) for 5 s at each client count; then N server instances
+// (separate processes on separate ports, FAPIAO_WORKERS=1 each) share the database and the clients
+// are spread over them round-robin; the same levels and open loop follow, and the share of time the
+// database's backends spend in each wait event is sampled while loaded.
+//
+// Targets are reported as PASS/FAIL but never change the exit code. If the throughput target is
+// missed (or with --profile), a second server runs under --cpu-prof and the report says where its
+// CPU went.
 import http from 'node:http';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { join, relative } from 'node:path';
+import { delimiter, join, relative } from 'node:path';
+import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
+import pg from 'pg';
 import {
-  createMerchantAndKey, freePort, peakRssKiB, processTree, repoRoot, sleep, startServer, tempDataDir, threeLineInvoice, type ServerProcess,
+  createMerchantAndKey, freePort, peakRssKiB, processTree, repoRoot, runCli, sleep, startServer, tempDataDir, threeLineInvoice, SELLER_TAX_ID, type ServerProcess,
 } from '../test/support/server-process.js';
 
 const CEILING_MS = 3_000;
@@ -25,8 +40,12 @@ const LEVELS = [16, 64, 128];
 const PROFILE_MS = 5_000;
 const PROFILE_CLIENTS = 64;
 const TARGET_RATIO = 0.7;
+const TARGET_RATIO_POSTGRES = 0.5; // with 3 instances
 const TARGET_P99_MS = 50;
+const PGBENCH_SECONDS = 5;
+const WAIT_SAMPLE_MS = 50;
 const serverEnv = { FAPIAO_RATE_LIMIT_PER_KEY: '100000000', LOG_LEVEL: 'warn' };
+const DEFAULT_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
 interface LevelResult {
   clients: number;
@@ -37,6 +56,22 @@ interface LevelResult {
   ratioToCeiling: number;
   serverCpuPercent: number;
   clientCpuPercent: number;
+}
+
+/** What a PostgreSQL level adds: the pgbench ceiling at the same client count, database CPU, waits. */
+interface PostgresLevel {
+  clients: number;
+  ceilingTps: number;
+  pgbenchClients: number;
+  databaseCpuPercent: number | null;
+  waits: WaitShare[];
+}
+
+interface WaitShare {
+  wait: string;
+  /** Average number of the bench database's backends in this state at a sample. */
+  backends: number;
+  percent: number;
 }
 
 interface PacedResult {
@@ -70,6 +105,147 @@ function measureCeiling(dir: string): number {
     db.close();
     for (const suffix of ['', '-wal', '-shm']) rmSync(file + suffix, { force: true });
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL: a database of the run's own, pgbench as the ceiling, and what the backends wait for.
+
+interface BenchDatabase {
+  name: string;
+  url: string;
+  version: string;
+  /** The postmaster, whose process tree is PostgreSQL's CPU, when the server runs on this machine. */
+  cpuPid: number | undefined;
+  drop(): Promise<void>;
+}
+
+async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function createBenchDatabase(adminUrl: string): Promise<BenchDatabase> {
+  const name = `fapiao_bench_${randomBytes(4).toString('hex')}`;
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const { cpuPid, version } = await withClient(adminUrl, async (client) => {
+    await client.query(`create database ${name}`);
+    const { rows } = await client.query<{ pid: number; version: string }>(`select pg_backend_pid() as pid, current_setting('server_version') as version`);
+    // The postmaster is the parent of our backend; it is only ours to measure if it runs on this machine.
+    let postmaster: number | undefined;
+    try {
+      const stat = readFileSync(`/proc/${rows[0]!.pid}/stat`, 'utf8');
+      postmaster = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]); // field 4: ppid
+    } catch {
+      postmaster = undefined;
+    }
+    return { cpuPid: postmaster, version: rows[0]!.version };
+  });
+  return {
+    name, url: url.toString(), version, cpuPid,
+    drop: () => withClient(adminUrl, async (client) => void (await client.query(`drop database if exists ${name} with (force)`))),
+  };
+}
+
+/** Connections pgbench may open now: what the server allows, less what others already hold. */
+async function connectionsAvailable(url: string): Promise<number> {
+  return withClient(url, async (client) => {
+    const { rows } = await client.query<{ max: number; used: number }>(
+      `select current_setting('max_connections')::int as max, (select count(*)::int from pg_stat_activity where backend_type = 'client backend') as used`,
+    );
+    return rows[0]!.max - rows[0]!.used - 2;
+  });
+}
+
+function pgbenchPath(): string {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter)];
+  if (existsSync('/usr/lib/postgresql')) for (const version of readdirSync('/usr/lib/postgresql').sort().reverse()) dirs.push(`/usr/lib/postgresql/${version}/bin`);
+  return dirs.map((dir) => join(dir, 'pgbench')).find((file) => existsSync(file)) ?? 'pgbench';
+}
+
+/** pgbench, one-row insert transactions for PGBENCH_SECONDS at each client count: tps per count. */
+async function measurePostgresCeiling(database: BenchDatabase, dir: string, levels: number[]): Promise<Map<number, { tps: number; clients: number }>> {
+  await withClient(database.url, (client) =>
+    client.query('create table bench_ceiling (id bigserial primary key, at timestamptz not null default now(), note text not null)'),
+  );
+  const script = join(dir, 'ceiling.sql');
+  writeFileSync(script, "insert into bench_ceiling (note) values ('row');\n");
+  const url = new URL(database.url);
+  const env = { ...process.env, ...(url.password && { PGPASSWORD: decodeURIComponent(url.password) }) };
+  const available = await connectionsAvailable(database.url);
+  const results = new Map<number, { tps: number; clients: number }>();
+  try {
+    for (const level of levels) {
+      const clients = Math.min(level, available);
+      const args = [
+        '-h', url.hostname || '127.0.0.1', '-p', url.port || '5432', '-U', decodeURIComponent(url.username) || 'postgres',
+        '-n', '-f', script, '-c', String(clients), '-j', '2', '-T', String(PGBENCH_SECONDS), database.name,
+      ];
+      const output = await new Promise<string>((resolve, reject) =>
+        execFile(pgbenchPath(), args, { env }, (error, stdout, stderr) => (error ? reject(new Error(`pgbench failed: ${stderr || error.message}`)) : resolve(stdout))),
+      );
+      const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(output)?.[1];
+      if (!tps) throw new Error(`no tps in pgbench's output:\n${output}`);
+      results.set(level, { tps: Number(tps), clients });
+    }
+  } finally {
+    await withClient(database.url, (client) => client.query('drop table bench_ceiling'));
+  }
+  return results;
+}
+
+/** Samples pg_stat_activity for the bench database from `delayMs` on until stopped: what its backends are doing. */
+function sampleWaits(database: BenchDatabase, delayMs: number): { stop(): Promise<WaitShare[]> } {
+  const counts = new Map<string, number>();
+  let samples = 0;
+  let running = true;
+  const client = new pg.Client({ connectionString: database.url });
+  const loop = (async () => {
+    await client.connect();
+    await sleep(delayMs);
+    while (running) {
+      const { rows } = await client.query<{ wait: string; n: number }>(
+        `select case when state = 'idle in transaction' then 'idle in transaction (waiting for the server process)'
+                     when wait_event is null then 'running (CPU)'
+                     else wait_event_type || ':' || wait_event end as wait, count(*)::int as n
+           from pg_stat_activity
+          where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'
+            and state in ('active', 'idle in transaction')
+          group by 1`,
+      );
+      samples += 1;
+      for (const row of rows) counts.set(row.wait, (counts.get(row.wait) ?? 0) + row.n);
+      await sleep(WAIT_SAMPLE_MS);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop.catch(() => undefined);
+      await client.end().catch(() => undefined);
+      const total = [...counts.values()].reduce((a, b) => a + b, 0);
+      return [...counts]
+        .sort((a, b) => b[1] - a[1])
+        .map(([wait, n]) => ({ wait, backends: n / Math.max(1, samples), percent: (100 * n) / Math.max(1, total) }));
+    },
+  };
+}
+
+/** A merchant and a clerk API key in the database `env` names, made with the CLI. */
+async function createMerchantAndKeyIn(dataDir: string, env: NodeJS.ProcessEnv): Promise<{ merchantId: string; apiKey: string }> {
+  const cli = async <T>(args: string[]): Promise<T> => {
+    const result = await runCli(dataDir, [...args, '--json'], env);
+    if (result.code !== 0) throw new Error(`fapiao ${args.join(' ')} exited ${result.code}\n${result.stdout}\n${result.stderr}`);
+    return JSON.parse(result.stdout) as T;
+  };
+  const merchant = await cli<{ id: string }>(['merchant', 'add', '--name', '福州测试商贸有限公司', '--tax-id', SELLER_TAX_ID, '--region', '35']);
+  const created = await cli<{ key: string }>(['apikey', 'create', '--merchant', merchant.id, '--role', 'clerk']);
+  return { merchantId: merchant.id, apiKey: created.key };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,10 +296,10 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-/** CPU seconds the server (all its processes) has used so far (user + system), from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
+/** CPU seconds the servers (all their processes) have used so far (user + system), from /proc/<pid>/stat. */
+function cpuSeconds(pids: number[]): number {
   let total = 0;
-  for (const member of processTree(pid)) {
+  for (const member of pids.flatMap(processTree)) {
     try {
       const stat = readFileSync(`/proc/${member}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -135,20 +311,26 @@ function cpuSeconds(pid: number): number {
   return total;
 }
 
-/** Closed loop: `clients` requests always in flight; counts what completes inside the window. */
-async function closedLoop(issuer: Issuer, clients: number, rampMs: number, windowMs: number, serverPid: number) {
+/**
+ * Closed loop: `clients` requests always in flight, client i sending to instance i mod N; counts
+ * what completes inside the window. `databasePid`, when given, is measured like the servers.
+ */
+async function closedLoop(issuers: Issuer[], clients: number, rampMs: number, windowMs: number, serverPids: number[], databasePid?: number) {
   const windowStart = performance.now() + rampMs;
   const windowEnd = windowStart + windowMs;
   const latencies: number[] = [];
   let ok = 0;
   let errors = 0;
   let cpuAtStart = NaN;
+  let databaseCpuAtStart = NaN;
   let clientCpuAtStart = process.cpuUsage();
   const startCpu = setTimeout(() => {
-    cpuAtStart = cpuSeconds(serverPid);
+    cpuAtStart = cpuSeconds(serverPids);
+    if (databasePid !== undefined) databaseCpuAtStart = cpuSeconds([databasePid]);
     clientCpuAtStart = process.cpuUsage();
   }, rampMs);
-  const worker = async () => {
+  const worker = async (_: unknown, i: number) => {
+    const issuer = issuers[i % issuers.length]!;
     while (performance.now() < windowEnd) {
       const started = performance.now();
       const status = await issuer.issue();
@@ -162,15 +344,19 @@ async function closedLoop(issuer: Issuer, clients: number, rampMs: number, windo
   };
   await Promise.all(Array.from({ length: clients }, worker));
   clearTimeout(startCpu);
-  const cpu = cpuSeconds(serverPid) - cpuAtStart;
+  const cpu = cpuSeconds(serverPids) - cpuAtStart;
+  const databaseCpu = databasePid === undefined ? NaN : cpuSeconds([databasePid]) - databaseCpuAtStart;
   const clientCpu = process.cpuUsage(clientCpuAtStart);
   const clientCpuPercent = ((clientCpu.user + clientCpu.system) / 1e6 / (windowMs / 1000)) * 100;
   const sorted = Float64Array.from(latencies).sort();
-  return { perSecond: ok / (windowMs / 1000), p50: percentile(sorted, 50), p99: percentile(sorted, 99), errors, cpuPercent: (cpu / (windowMs / 1000)) * 100, clientCpuPercent };
+  return {
+    perSecond: ok / (windowMs / 1000), p50: percentile(sorted, 50), p99: percentile(sorted, 99), errors,
+    cpuPercent: (cpu / (windowMs / 1000)) * 100, databaseCpuPercent: (databaseCpu / (windowMs / 1000)) * 100, clientCpuPercent,
+  };
 }
 
-/** Open loop: requests start on a fixed schedule whether or not earlier ones have answered. */
-async function pacedLoop(issuer: Issuer, perSecond: number, windowMs: number): Promise<PacedResult> {
+/** Open loop: requests start on a fixed schedule whether or not earlier ones have answered (request k to instance k mod N). */
+async function pacedLoop(issuers: Issuer[], perSecond: number, windowMs: number): Promise<PacedResult> {
   const latencies: number[] = [];
   const inFlight: Promise<void>[] = [];
   let errors = 0;
@@ -184,7 +370,7 @@ async function pacedLoop(issuer: Issuer, perSecond: number, windowMs: number): P
     for (; sent < due; sent++) {
       const scheduled = start + sent * interval;
       inFlight.push(
-        issuer.issue().then((status) => {
+        issuers[sent % issuers.length]!.issue().then((status) => {
           if (status === 201) {
             ok += 1;
             latencies.push(performance.now() - scheduled);
@@ -294,15 +480,15 @@ function summariseProfile(file: string, invoicesPerSecond: number, windowMs: num
   };
 }
 
-async function profileServer(dataDir: string, apiKey: string): Promise<ProfileSummary> {
+async function profileServer(dataDir: string, apiKey: string, databaseEnv: NodeJS.ProcessEnv = {}): Promise<ProfileSummary> {
   const profileDir = join(dataDir, 'cpu-profile');
   mkdirSync(profileDir, { recursive: true });
   const port = await freePort();
   // One process, so the profile holds all the work of a request (a cluster's primary only hands out connections).
-  const server = await startServer({ dataDir, port, env: { ...serverEnv, FAPIAO_WORKERS: '1' }, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--cpu-prof-interval=500'] });
+  const server = await startServer({ dataDir, port, env: { ...serverEnv, ...databaseEnv, FAPIAO_WORKERS: '1' }, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--cpu-prof-interval=500'] });
   const issuer = new Issuer(port, apiKey, `prof${Date.now()}`, PROFILE_CLIENTS);
   try {
-    const run = await closedLoop(issuer, PROFILE_CLIENTS, RAMP_MS, PROFILE_MS, server.pid);
+    const run = await closedLoop([issuer], PROFILE_CLIENTS, RAMP_MS, PROFILE_MS, [server.pid]);
     const loadEnded = performance.now();
     issuer.close();
     await server.kill('SIGTERM'); // a clean exit writes the profile
@@ -323,67 +509,157 @@ const fixed = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits)
 const pad = (text: string, width: number) => text.padStart(width);
 const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
 
-async function main(): Promise<void> {
-  const forceProfile = process.argv.includes('--profile');
-  const dir = tempDataDir('fapiao-bench-');
-  let server: ServerProcess | undefined;
-  let issuer: Issuer | undefined;
-  try {
-    process.stdout.write(`measuring the ceiling (${CEILING_MS / 1000} s of single-row transactions)…\n`);
-    const ceiling = measureCeiling(dir.dataDir);
+interface Options {
+  db: 'sqlite' | 'postgres';
+  /** Undefined: SQLite's usual single server with one process per core. */
+  instances: number | undefined;
+  profile: boolean;
+  postgresUrl: string;
+}
 
-    const { apiKey } = await createMerchantAndKey(dir.dataDir);
-    const port = await freePort();
-    server = await startServer({ dataDir: dir.dataDir, port, env: serverEnv });
-    issuer = new Issuer(port, apiKey, `b${Date.now()}`, Math.max(...LEVELS));
+function readOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      db: { type: 'string', default: 'sqlite' },
+      instances: { type: 'string' },
+      profile: { type: 'boolean', default: false },
+      'postgres-url': { type: 'string', default: process.env.BENCH_POSTGRES_URL ?? DEFAULT_POSTGRES_URL },
+    },
+  });
+  if (values.db !== 'sqlite' && values.db !== 'postgres') throw new Error(`--db is sqlite or postgres, not "${values.db}"`);
+  const instances = values.instances === undefined ? undefined : Number(values.instances);
+  if (instances !== undefined && !(Number.isInteger(instances) && instances >= 1 && instances <= 16)) throw new Error(`--instances is a whole number from 1 to 16, not "${values.instances}"`);
+  return { db: values.db, instances, profile: values.profile ?? false, postgresUrl: values['postgres-url']! };
+}
+
+async function main(): Promise<void> {
+  const options = readOptions();
+  const postgres = options.db === 'postgres';
+  const instanceCount = options.instances ?? 1;
+  const dir = tempDataDir('fapiao-bench-');
+  const servers: ServerProcess[] = [];
+  let issuers: Issuer[] = [];
+  let database: BenchDatabase | undefined;
+  let cleaned: Promise<void> | undefined;
+  const cleanUp = () =>
+    (cleaned ??= (async () => {
+      for (const issuer of issuers) issuer.close();
+      await Promise.all(servers.map((server) => server.kill('SIGKILL')));
+      await database?.drop().catch((error: Error) => process.stderr.write(`could not drop ${database?.name}: ${error.message}\n`));
+      dir.remove();
+    })());
+  process.once('SIGINT', () => void cleanUp().finally(() => process.exit(130)));
+  try {
+    let sqliteCeiling = NaN;
+    let postgresCeiling: Map<number, { tps: number; clients: number }> | undefined;
+    if (postgres) {
+      database = await createBenchDatabase(options.postgresUrl);
+      process.stdout.write(`measuring the ceiling (pgbench, ${PGBENCH_SECONDS} s of one-row insert transactions at ${LEVELS.join(', ')} clients)…\n`);
+      postgresCeiling = await measurePostgresCeiling(database, dir.dataDir, LEVELS);
+    } else {
+      process.stdout.write(`measuring the ceiling (${CEILING_MS / 1000} s of single-row transactions)…\n`);
+      sqliteCeiling = measureCeiling(dir.dataDir);
+    }
+    const ceilingAt = (clients: number) => postgresCeiling?.get(clients)?.tps ?? sqliteCeiling;
+
+    const databaseEnv: NodeJS.ProcessEnv = database ? { DATABASE_URL: database.url } : {};
+    const { apiKey } = database ? await createMerchantAndKeyIn(dir.dataDir, databaseEnv) : await createMerchantAndKey(dir.dataDir);
+    // SQLite by default: one server with a process per core. Otherwise N instances of one process each.
+    const instanceEnv = options.instances === undefined && !postgres ? serverEnv : { ...serverEnv, ...databaseEnv, FAPIAO_WORKERS: '1' };
+    for (let i = 0; i < instanceCount; i++) {
+      const port = await freePort();
+      servers.push(await startServer({ dataDir: dir.dataDir, port, env: instanceEnv }));
+    }
+    const pids = servers.map((server) => server.pid);
+    const stamp = Date.now();
+    issuers = servers.map((server, i) => new Issuer(server.port, apiKey, `b${stamp}-${i}`, Math.ceil(Math.max(...LEVELS) / servers.length)));
 
     process.stdout.write(`warming up (${WARMUP_MS / 1000} s)…\n`);
-    await closedLoop(issuer, 16, 0, WARMUP_MS, server.pid);
+    await closedLoop(issuers, 16, 0, WARMUP_MS, pids);
 
     const levels: LevelResult[] = [];
+    const postgresLevels: PostgresLevel[] = [];
     for (const clients of LEVELS) {
       process.stdout.write(`${clients} clients for ${LEVEL_MS / 1000} s…\n`);
-      const r = await closedLoop(issuer, clients, RAMP_MS, LEVEL_MS, server.pid);
-      levels.push({ clients, invoicesPerSecond: r.perSecond, p50Ms: r.p50, p99Ms: r.p99, errors: r.errors, ratioToCeiling: r.perSecond / ceiling, serverCpuPercent: r.cpuPercent, clientCpuPercent: r.clientCpuPercent });
+      const sampler = database && sampleWaits(database, RAMP_MS);
+      const r = await closedLoop(issuers, clients, RAMP_MS, LEVEL_MS, pids, database?.cpuPid);
+      const waits = await sampler?.stop();
+      levels.push({ clients, invoicesPerSecond: r.perSecond, p50Ms: r.p50, p99Ms: r.p99, errors: r.errors, ratioToCeiling: r.perSecond / ceilingAt(clients), serverCpuPercent: r.cpuPercent, clientCpuPercent: r.clientCpuPercent });
+      if (postgresCeiling) {
+        const ceiling = postgresCeiling.get(clients)!;
+        postgresLevels.push({ clients, ceilingTps: ceiling.tps, pgbenchClients: ceiling.clients, databaseCpuPercent: Number.isFinite(r.databaseCpuPercent) ? r.databaseCpuPercent : null, waits: waits ?? [] });
+      }
     }
     const peak = levels.reduce((best, l) => (l.invoicesPerSecond > best.invoicesPerSecond ? l : best));
 
     const halfRate = Math.max(1, Math.round(peak.invoicesPerSecond / 2));
     process.stdout.write(`open loop at ${halfRate}/s for ${LEVEL_MS / 1000} s…\n`);
-    const paced = await pacedLoop(issuer, halfRate, LEVEL_MS);
-    const peakRss = peakRssKiB(server.pid);
-    issuer.close();
-    await server.kill('SIGTERM');
+    const paced = await pacedLoop(issuers, halfRate, LEVEL_MS);
+    const rssEach = servers.map((server) => peakRssKiB(server.pid));
+    const peakRss = rssEach.some((kib) => kib === undefined) ? undefined : rssEach.reduce((a, b) => a! + b!, 0);
+    for (const issuer of issuers) issuer.close();
+    await Promise.all(servers.map((server) => server.kill('SIGTERM')));
 
-    const throughputOk = peak.invoicesPerSecond >= TARGET_RATIO * ceiling;
+    const targetRatio = postgres ? TARGET_RATIO_POSTGRES : TARGET_RATIO;
+    const ceiling = ceilingAt(peak.clients);
+    const throughputOk = peak.invoicesPerSecond >= targetRatio * ceiling;
     const latencyOk = paced.p99Ms <= TARGET_P99_MS && paced.errors === 0;
 
     let profile: ProfileSummary | undefined;
-    if (!throughputOk || forceProfile) {
+    if (!throughputOk || options.profile) {
       process.stdout.write(`profiling a single-process server (--cpu-prof, ${PROFILE_CLIENTS} clients, ${PROFILE_MS / 1000} s)…\n`);
-      profile = await profileServer(dir.dataDir, apiKey);
+      profile = await profileServer(dir.dataDir, apiKey, databaseEnv);
     }
 
-    const lines = [
-      '',
-      `Fapiao issue benchmark — ${new Date().toISOString()}`,
-      `node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), data in ${dir.dataDir.split('/').slice(0, -1).join('/') || '/'}`,
-      `3-line normal invoices, one Idempotency-Key each; client and server share the machine`,
-      '',
-      `Ceiling: ${fixed(ceiling, 0)} single-row insert transactions/s (better-sqlite3, WAL, synchronous=FULL, ${CEILING_MS / 1000} s)`,
-      '',
-      ` clients  invoices/s   p50 ms   p99 ms  errors  ÷ ceiling  server CPU  client CPU`,
-      ...levels.map((l) =>
-        `${pad(String(l.clients), 8)}${pad(fixed(l.invoicesPerSecond, 0), 12)}${pad(fixed(l.p50Ms), 9)}${pad(fixed(l.p99Ms), 9)}${pad(String(l.errors), 8)}${pad(fixed(l.ratioToCeiling, 2), 11)}${pad(fixed(l.serverCpuPercent, 0) + ' %', 12)}${pad(fixed(l.clientCpuPercent, 0) + ' %', 12)}`),
+    const machine = `node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'})`;
+    const lines = ['', `Fapiao issue benchmark — ${new Date().toISOString()}`];
+    if (!database) {
+      lines.push(
+        `${machine}, data in ${dir.dataDir.split('/').slice(0, -1).join('/') || '/'}`,
+        `3-line normal invoices, one Idempotency-Key each; client and server share the machine`,
+      );
+      if (options.instances !== undefined) lines.push(`${instanceCount} server instance(s) on one SQLite file (separate processes, FAPIAO_WORKERS=1 each); clients spread over them round-robin`);
+      lines.push(
+        '',
+        `Ceiling: ${fixed(sqliteCeiling, 0)} single-row insert transactions/s (better-sqlite3, WAL, synchronous=FULL, ${CEILING_MS / 1000} s)`,
+        '',
+        ` clients  invoices/s   p50 ms   p99 ms  errors  ÷ ceiling  server CPU  client CPU`,
+        ...levels.map((l) =>
+          `${pad(String(l.clients), 8)}${pad(fixed(l.invoicesPerSecond, 0), 12)}${pad(fixed(l.p50Ms), 9)}${pad(fixed(l.p99Ms), 9)}${pad(String(l.errors), 8)}${pad(fixed(l.ratioToCeiling, 2), 11)}${pad(fixed(l.serverCpuPercent, 0) + ' %', 12)}${pad(fixed(l.clientCpuPercent, 0) + ' %', 12)}`),
+      );
+    } else {
+      const capped = postgresLevels.filter((l) => l.pgbenchClients < l.clients);
+      lines.push(
+        `${machine}; PostgreSQL ${database.version} at ${new URL(database.url).host}, fresh database ${database.name} (dropped afterwards)`,
+        `3-line normal invoices, one Idempotency-Key each; clients, servers and database share the machine`,
+        `${instanceCount} server instance${instanceCount > 1 ? 's' : ''} (separate processes on separate ports, FAPIAO_WORKERS=1 each) on one database; clients spread over them round-robin`,
+        '',
+        `Ceiling: pgbench, one-row insert transactions into a scratch table (synchronous_commit=on, -j 2, ${PGBENCH_SECONDS} s at each client count)`,
+        ...capped.map((l) => `  pgbench at ${l.clients} clients was capped at ${l.pgbenchClients} connections (max_connections less those in use)`),
+        '',
+        ` clients  invoices/s   p50 ms   p99 ms  errors  pgbench tps  ÷ ceiling  servers CPU  postgres CPU  client CPU`,
+        ...levels.map((l, i) => {
+          const p = postgresLevels[i]!;
+          return `${pad(String(l.clients), 8)}${pad(fixed(l.invoicesPerSecond, 0), 12)}${pad(fixed(l.p50Ms), 9)}${pad(fixed(l.p99Ms), 9)}${pad(String(l.errors), 8)}${pad(fixed(p.ceilingTps, 0), 13)}${pad(fixed(l.ratioToCeiling, 3), 11)}` +
+            `${pad(fixed(l.serverCpuPercent, 0) + ' %', 13)}${pad(p.databaseCpuPercent === null ? '—' : fixed(p.databaseCpuPercent, 0) + ' %', 14)}${pad(fixed(l.clientCpuPercent, 0) + ' %', 12)}`;
+        }),
+        '',
+        `What the bench database's client backends were doing while loaded (sampled every ${WAIT_SAMPLE_MS} ms; average backends, share):`,
+        ...postgresLevels.map((p) => `${pad(String(p.clients), 8)} clients: ${p.waits.slice(0, 5).map((w) => `${w.wait} ${fixed(w.backends)} (${fixed(w.percent, 0)} %)`).join(', ')}`),
+      );
+    }
+    const ceilingText = database ? `pgbench ceiling at ${peak.clients} clients (${fixed(ceiling, 0)} tps)` : 'ceiling';
+    lines.push(
       '',
       `Open loop at half the peak (${paced.targetPerSecond}/s for ${LEVEL_MS / 1000} s): achieved ${fixed(paced.achievedPerSecond, 0)}/s, ` +
         `p50 ${fixed(paced.p50Ms)} ms, p99 ${fixed(paced.p99Ms)} ms, max ${fixed(paced.maxMs)} ms, errors ${paced.errors}`,
-      `Server peak RSS (VmHWM): ${peakRss === undefined ? 'unknown' : `${fixed(peakRss / 1024)} MiB`}`,
+      `Server peak RSS (VmHWM): ${peakRss === undefined ? 'unknown' : `${fixed(peakRss / 1024)} MiB`}${servers.length > 1 ? ` (${servers.length} instances together)` : ''}`,
       '',
       'Targets',
-      `  throughput ≥ ${TARGET_RATIO} × ceiling: peak ${fixed(peak.invoicesPerSecond, 0)}/s at ${peak.clients} clients = ${fixed(peak.ratioToCeiling, 2)} × ceiling   ${verdict(throughputOk)}`,
+      `  throughput ≥ ${targetRatio} × ${database ? `pgbench ceiling${instanceCount === 3 ? '' : ' (the target is set for 3 instances)'}` : 'ceiling'}: ` +
+        `peak ${fixed(peak.invoicesPerSecond, 0)}/s at ${peak.clients} clients = ${fixed(peak.ratioToCeiling, database ? 3 : 2)} × ${ceilingText}   ${verdict(throughputOk)}`,
       `  p99 ≤ ${TARGET_P99_MS} ms at half the peak rate: ${fixed(paced.p99Ms)} ms${paced.errors ? ` (${paced.errors} errors)` : ''}   ${verdict(latencyOk)}`,
-    ];
+    );
     if (profile) {
       lines.push(
         '',
@@ -400,18 +676,21 @@ async function main(): Promise<void> {
 
     const resultsDir = join(repoRoot, 'bench', 'results');
     mkdirSync(resultsDir, { recursive: true });
-    const out = join(resultsDir, `issue-${new Date().toISOString().slice(0, 10)}.json`);
+    const variant = !postgres && options.instances === undefined ? '' : `${options.db}-${instanceCount}x-`;
+    const out = join(resultsDir, `issue-${variant}${new Date().toISOString().slice(0, 10)}.json`);
     const report = {
       at: new Date().toISOString(),
       node: process.version,
       cpus: availableParallelism(),
+      ...(variant && { db: options.db, instances: instanceCount }),
+      ...(database && { postgres: { version: database.version, ceiling: 'pgbench one-row insert transactions, synchronous_commit=on', levels: postgresLevels } }),
       ceilingTransactionsPerSecond: ceiling,
       levels,
       peak: { clients: peak.clients, invoicesPerSecond: peak.invoicesPerSecond, ratioToCeiling: peak.ratioToCeiling },
       halfPeakOpenLoop: paced,
       serverPeakRssKiB: peakRss ?? null,
       targets: {
-        throughput: { wanted: `≥ ${TARGET_RATIO} × ceiling`, ratio: peak.ratioToCeiling, pass: throughputOk },
+        throughput: { wanted: `≥ ${targetRatio} × ceiling`, ratio: peak.ratioToCeiling, pass: throughputOk },
         p99AtHalfPeak: { wanted: `≤ ${TARGET_P99_MS} ms`, p99Ms: paced.p99Ms, pass: latencyOk },
       },
       profile: profile ?? null,
@@ -419,9 +698,7 @@ async function main(): Promise<void> {
     writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
     process.stdout.write(`\nwritten to ${relative(repoRoot, out)}\n`);
   } finally {
-    issuer?.close();
-    await server?.kill('SIGKILL');
-    dir.remove();
+    await cleanUp();
   }
 }
 
