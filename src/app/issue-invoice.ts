@@ -24,7 +24,8 @@ export async function issueInvoice(ports: Ports, caller: Caller, request: Invoic
   const requestHash = sha256(JSON.stringify(request));
 
   return ports.store.write(async (tx) => {
-    await tx.merchants.lock(caller.merchantId);
+    const merchant = await tx.merchants.lock(caller.merchantId);
+    if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: caller.merchantId });
     if (idempotencyKey !== undefined) {
       const earlier = await tx.idempotency.find(caller.merchantId, idempotencyKey);
       if (earlier) {
@@ -35,8 +36,6 @@ export async function issueInvoice(ports: Ports, caller: Caller, request: Invoic
       }
     }
 
-    const merchant = await tx.merchants.get(caller.merchantId);
-    if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: caller.merchantId });
     const now = ports.clock.now();
     const issuedAt = shanghaiTimestamp(now);
     const date = shanghaiDate(now);

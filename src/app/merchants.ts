@@ -52,8 +52,7 @@ export async function setMerchantLimits(
   const dailyInvoiceLimit = dailyLimit(limits.dailyInvoiceLimit);
   const monthlyCreditFen = limits.monthlyCredit === null ? null : parseYuan(limits.monthlyCredit, 'monthly_credit');
   return ports.store.write(async (tx) => {
-    await tx.merchants.lock(merchantId);
-    const merchant = await tx.merchants.get(merchantId);
+    const merchant = await tx.merchants.lock(merchantId);
     if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: merchantId });
     await tx.merchants.setLimits(merchantId, { dailyInvoiceLimit, monthlyCreditFen });
     await recordAudit(tx, ports.clock, {

@@ -107,10 +107,10 @@ export interface SavedItem {
 export interface Repositories {
   merchants: {
     /**
-     * Serialises a merchant's writes across instances (a row lock on PostgreSQL; SQLite has a
-     * single writer already). Take it first, so everything read after it is current.
+     * Reads the merchant and serialises its writes across instances (a row lock on PostgreSQL;
+     * SQLite's write lock is already held). Take it first, so everything read after it is current.
      */
-    lock(id: string): Promise<void>;
+    lock(id: string): Promise<MerchantRecord | undefined>;
     insert(merchant: MerchantRecord): Promise<void>;
     get(id: string): Promise<MerchantRecord | undefined>;
     findByTaxId(taxId: string): Promise<MerchantRecord | undefined>;

@@ -70,6 +70,7 @@ export const hot = {
     }),
   ),
   merchant: prepare<{ id: string }, Row>((db) => db.selectFrom('merchants').selectAll().where('id', '=', arg('id'))),
+  merchantForUpdate: prepare<{ id: string }, Row>((db) => db.selectFrom('merchants').selectAll().where('id', '=', arg('id')).forUpdate()),
   invoice: prepare<{ merchantId: string; number: string }, InvoiceTable>((db) =>
     db.selectFrom('invoices').selectAll().where('merchant_id', '=', arg('merchantId')).where('number', '=', arg('number')),
   ),

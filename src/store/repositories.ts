@@ -170,7 +170,8 @@ function merchants(db: Db, dialect: Dialect, locking: boolean): Repositories['me
   });
   return {
     async lock(id) {
-      if (locking) await db.selectFrom('merchants').select('id').where('id', '=', id).forUpdate().execute();
+      const [row] = (await (locking ? hot.merchantForUpdate : hot.merchant).execute(db, dialect, { id })).rows;
+      return row && toRecord(row as unknown as Database['merchants']);
     },
     async insert(m) {
       await db
