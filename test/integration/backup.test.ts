@@ -125,18 +125,25 @@ for (const kind of storesUnderTest) {
         }
       });
       await new Promise((resolve) => setTimeout(resolve, 50));
-      const before = issued;
+      // On a busy machine a copy can slip between two commits; take another until one has had
+      // commits land while it was being copied (each one must verify regardless).
+      let backup: Awaited<ReturnType<typeof backUp>> | undefined;
+      let before = 0;
       let duringCopy = 0;
-      const progress = (line: string) => void (line.startsWith('copied ') && line.endsWith(' s') && (duringCopy = issued - before));
-      const { path, manifest } = await backUp(source, { dir: backups, progress });
+      for (let attempt = 0; attempt < 5 && duringCopy === 0; attempt++) {
+        before = issued;
+        const progress = (line: string) => void (line.startsWith('copied ') && line.endsWith(' s') && (duringCopy = issued - before));
+        backup = await backUp(source, { dir: backups, progress });
+        expect(backup.manifest.verification).toMatchObject({ ok: true, problems: [] });
+      }
       issuing = false;
       await Promise.all(writers);
+      const { path, manifest } = backup!;
 
       expect(duringCopy).toBeGreaterThan(0); // invoices were committed while the copy was being taken
-      expect(manifest.verification).toMatchObject({ ok: true, problems: [] });
       const total = await store.read.invoices.count(caller.merchantId);
       expect(manifest.rowCounts.invoices).toBeGreaterThanOrEqual(305 + before);
-      expect(manifest.rowCounts.invoices).toBeLessThan(total);
+      expect(manifest.rowCounts.invoices).toBeLessThanOrEqual(total);
       // Its chain head is the head of exactly the invoices it holds, and a restore agrees.
       expect(manifest.chainHeads.find((h) => h.scope === `invoices:${caller.merchantId}`)?.length).toBe(manifest.rowCounts.invoices);
       expect((await restore(await fresh(), path, { dryRun: true })).verification).toMatchObject({ ok: true, invoices: manifest.rowCounts.invoices });
