@@ -57,7 +57,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addUniqueConstraint('invoices_chain_unique', ['merchant_id', 'chain_index'])
     .execute();
   await db.schema.createIndex('invoices_by_date').on('invoices').columns(['merchant_id', 'issue_date', 'number']).execute();
-  await db.schema.createIndex('invoices_by_buyer_tax_id').on('invoices').columns(['merchant_id', 'buyer_tax_id']).execute();
+  // Lists come newest first (chain_index desc); with the buyer in front, one buyer's invoices are read in that order.
+  await db.schema.createIndex('invoices_by_buyer_tax_id').on('invoices').columns(['merchant_id', 'buyer_tax_id', 'chain_index']).execute();
   // No index on buyer_name: the search is a substring match, which no b-tree index can serve.
 
   await db.schema
