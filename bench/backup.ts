@@ -1,21 +1,70 @@
-// One-off measurement (R33): how long a verified backup and a restore take for a SQLite store
-// holding 100,000 invoices, and how long the event loop stalls meanwhile (the server runs scheduled
-// backups in-process). Not part of the test suite.
-//   node --import tsx bench/backup.ts [invoices]
+// One-off measurement (R33): how long a verified backup, an encrypted one, a dry run and a restore
+// take for a store holding many invoices, how big the files are, and how long the event loop
+// stalls meanwhile (the server runs scheduled backups in-process). Not part of the test suite.
+//   node --import tsx bench/backup.ts [--invoices 100000] [--db sqlite|postgres] [--postgres-url URL] [--fill bulk|app] [--skip-encrypted-restore]
+// (`bench/backup.ts 100000`, the invoice count alone, still works.)
+//
+// --db postgres creates a database of its own on the server --postgres-url names (default
+// postgres://postgres@127.0.0.1:5432/test) and drops it at the end; pg_dump, pg_restore and psql
+// must be on PATH.
+//
+// The fill. --fill app issues every invoice through the store (issueInvoice, one transaction
+// each): the reference, but slow (~4,000 a second on SQLite, ~350 on PostgreSQL). --fill bulk
+// (the default) runs the same issueInvoice against a transaction double: reads (the merchant, the
+// series, the chain heads) are answered from memory, and the writes go through the store's own
+// repositories into a Kysely that records each compiled statement instead of running it. The
+// recorded statements (invoice, audit entry, upload job) are then run in transactions of BATCH
+// invoices (on PostgreSQL as multi-row INSERTs), with the usage counters, the series and the chain
+// heads written once per transaction as they stand after its last invoice. Every row is therefore
+// what the server would have written; the backup's own verification (the chain walk, audit
+// statuses, row counts) checks the fill in full. Issue times are spread over one year on a clock
+// of the bench's own, starting 1 January 2025 (Shanghai).
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import {
+  type CompiledQuery, type DatabaseConnection, type Driver, Kysely, type QueryResult,
+  PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler,
+} from 'kysely';
 import { openStore, sqliteFile, type StoreConfig } from '../src/store/database.js';
+import { repositories } from '../src/store/repositories.js';
+import type { Database } from '../src/store/schema.js';
+import type { ChainHead, MerchantRecord, Ports, Repositories, Store } from '../src/app/ports.js';
 import { addMerchant } from '../src/app/merchants.js';
 import { issueInvoice } from '../src/app/issue-invoice.js';
 import { backUp, readKeyFile, restore } from '../src/app/backups.js';
-import { systemClock } from '../src/domain/time.js';
+import { auditScope, invoiceChainScope } from '../src/domain/audit-chain.js';
+import { GENESIS_HASH } from '../src/domain/invoice.js';
+import type { Clock } from '../src/domain/time.js';
 import type { InvoiceRequest } from '../src/domain/draft.js';
 
-const INVOICES = Number(process.argv[2] ?? 100_000);
-const BATCH = 500;
+const { values: options, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    invoices: { type: 'string' },
+    db: { type: 'string', default: 'sqlite' },
+    'postgres-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
+    fill: { type: 'string', default: 'bulk' },
+    'skip-encrypted-restore': { type: 'boolean', default: false },
+  },
+});
+const INVOICES = Number(options.invoices ?? positionals[0] ?? 100_000);
+const DIALECT = options.db as 'sqlite' | 'postgres';
+const FILL = options.fill as 'bulk' | 'app';
+if (!Number.isInteger(INVOICES) || INVOICES < 1) throw new Error(`--invoices must be a positive whole number, got ${options.invoices ?? positionals[0]}`);
+if (DIALECT !== 'sqlite' && DIALECT !== 'postgres') throw new Error(`--db must be sqlite or postgres, got ${DIALECT}`);
+if (FILL !== 'bulk' && FILL !== 'app') throw new Error(`--fill must be bulk or app, got ${FILL}`);
+
+/** Invoices per fill transaction (bulk), or issued concurrently (app). */
+const BATCH = FILL === 'bulk' ? 10_000 : 500;
+/** PostgreSQL takes at most 65,535 parameters per statement. */
+const PG_PARAMETERS_PER_STATEMENT = 60_000;
 
 const request = (i: number): InvoiceRequest => ({
   kind: 'normal', prices_include_tax: false, remarks: `bench #${i}`,
@@ -26,6 +75,214 @@ const request = (i: number): InvoiceRequest => ({
   ],
 });
 
+/** 1 January 2025 00:00 in Shanghai, moving on by `step` ms at every reading: the fill's issue times. */
+function yearClock(count: number): Clock {
+  const start = Date.UTC(2025, 0, 1) - 8 * 3600_000;
+  const step = (365 * 24 * 3600_000) / Math.max(count, 1) / 2; // issuing an invoice reads it twice (the invoice, its audit entry)
+  let readings = 0;
+  return { now: () => new Date(start + Math.floor(step * readings++)) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fill.
+
+/** A Kysely driver that keeps each compiled statement instead of running it. */
+class RecordingDriver implements Driver {
+  readonly statements: CompiledQuery[] = [];
+  private readonly connection: DatabaseConnection = {
+    executeQuery: async <R>(query: CompiledQuery): Promise<QueryResult<R>> => {
+      this.statements.push(query);
+      return { rows: [] };
+    },
+    streamQuery: () => {
+      throw new Error('streaming is not recorded');
+    },
+  };
+  async init(): Promise<void> {}
+  async acquireConnection(): Promise<DatabaseConnection> {
+    return this.connection;
+  }
+  async beginTransaction(): Promise<void> {}
+  async commitTransaction(): Promise<void> {}
+  async rollbackTransaction(): Promise<void> {}
+  async releaseConnection(): Promise<void> {}
+  async destroy(): Promise<void> {}
+}
+
+function recordingKysely(dialect: 'sqlite' | 'postgres', driver: Driver): Kysely<Database> {
+  return new Kysely<Database>({
+    dialect: dialect === 'postgres'
+      ? { createAdapter: () => new PostgresAdapter(), createDriver: () => driver, createQueryCompiler: () => new PostgresQueryCompiler(), createIntrospector: (k) => new PostgresIntrospector(k) }
+      : { createAdapter: () => new SqliteAdapter(), createDriver: () => driver, createQueryCompiler: () => new SqliteQueryCompiler(), createIntrospector: (k) => new SqliteIntrospector(k) },
+  });
+}
+
+interface Statement {
+  sql: string;
+  parameters: readonly unknown[];
+}
+
+/** Runs one fill transaction's statements on the live database. */
+interface Executor {
+  run(statements: Statement[]): Promise<void>;
+  /** After the fill: checkpoint (SQLite) or vacuum, analyze and checkpoint (PostgreSQL). */
+  finish(): Promise<string>;
+  close(): Promise<void>;
+}
+
+function sqliteExecutor(dataDir: string): Executor {
+  const connection = new SQLite(sqliteFile(dataDir));
+  connection.pragma('busy_timeout = 10000');
+  connection.pragma('synchronous = NORMAL'); // the fill only; the server runs with FULL
+  const prepared = new Map<string, SQLite.Statement>();
+  const statement = (sql: string) => prepared.get(sql) ?? prepared.set(sql, connection.prepare(sql)).get(sql)!;
+  const transaction = connection.transaction((statements: Statement[]) => {
+    for (const s of statements) statement(s.sql).run(...s.parameters);
+  });
+  return {
+    async run(statements) {
+      transaction.immediate(statements);
+    },
+    async finish() {
+      // What SQLite leaves in the WAL goes into the database file before anything is measured.
+      connection.pragma('wal_checkpoint(TRUNCATE)');
+      return 'wal_checkpoint(TRUNCATE)';
+    },
+    async close() {
+      connection.close();
+    },
+  };
+}
+
+async function postgresExecutor(url: string): Promise<Executor> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const insert = /^(insert into "[a-z_]+" \([^)]*\) values )\((\$\d+(?:, \$\d+)*)\)$/;
+  const multiRow = new Map<string, string>();
+  /** The one-row INSERT as an INSERT of `rows` rows. */
+  const forRows = (head: string, columns: number, rows: number) => {
+    const key = `${head}|${rows}`;
+    let text = multiRow.get(key);
+    if (!text) {
+      text = head + Array.from({ length: rows }, (_, r) => `(${Array.from({ length: columns }, (_, c) => `$${r * columns + c + 1}`).join(', ')})`).join(', ');
+      multiRow.set(key, text);
+    }
+    return text;
+  };
+  return {
+    async run(statements) {
+      // Plain one-row INSERTs of one statement are sent together; anything else (the upserts) as it is.
+      const groups = new Map<string, Statement[]>();
+      const others: Statement[] = [];
+      for (const s of statements) {
+        if (insert.test(s.sql)) groups.set(s.sql, [...(groups.get(s.sql) ?? []), s]);
+        else others.push(s);
+      }
+      await client.query('begin');
+      try {
+        for (const [sql, rows] of groups) {
+          const [, head, placeholders] = insert.exec(sql)!;
+          const columns = placeholders!.split(', ').length;
+          const perStatement = Math.floor(PG_PARAMETERS_PER_STATEMENT / columns);
+          for (let i = 0; i < rows.length; i += perStatement) {
+            const slice = rows.slice(i, i + perStatement);
+            await client.query(forRows(head!, columns, slice.length), slice.flatMap((s) => [...s.parameters]));
+          }
+        }
+        for (const s of others) await client.query(s.sql, [...s.parameters]);
+        await client.query('commit');
+      } catch (error) {
+        await client.query('rollback').catch(() => undefined);
+        throw error;
+      }
+    },
+    async finish() {
+      // What autovacuum would do soon after a bulk load, and a checkpoint, so that neither lands in the measurements.
+      for (const table of ['invoices', 'audit_log', 'outbox', 'usage', 'chain_heads', 'invoice_series']) await client.query(`vacuum (analyze) ${table}`);
+      await client.query('checkpoint');
+      return 'vacuum (analyze) of the written tables, checkpoint';
+    },
+    async close() {
+      await client.end();
+    },
+  };
+}
+
+/**
+ * Issues `count` invoices with the real issueInvoice against a transaction double (see the top of
+ * the file) and writes what it recorded, BATCH invoices per transaction.
+ */
+async function bulkFill(store: Store, merchant: MerchantRecord, count: number, clock: Clock, executor: Executor, progress: (done: number) => void): Promise<void> {
+  const driver = new RecordingDriver();
+  const recorded = repositories(recordingKysely(store.dialect, driver), store.dialect);
+  const scopes = [invoiceChainScope(merchant.id), auditScope(merchant.id)];
+  const heads = new Map<string, ChainHead>((await store.read.chain.heads(scopes)).map((h) => [h.scope, h]));
+  const sequences = new Map<number, number>();
+  const usage = new Map<string, { periods: readonly string[]; invoiceCount: number; preTaxFen: bigint }>();
+  const tx: Repositories = {
+    ...recorded,
+    merchants: { ...recorded.merchants, lock: async (id) => (id === merchant.id ? merchant : undefined) },
+    series: {
+      async next(_merchantId, year) {
+        const next = (sequences.get(year) ?? 0) + 1;
+        sequences.set(year, next);
+        return next;
+      },
+    },
+    chain: {
+      heads: async (asked) => asked.map((scope) => heads.get(scope) ?? { scope, hash: GENESIS_HASH, index: 0 }),
+      advance: async (moved) => void moved.forEach((h) => heads.set(h.scope, h)),
+    },
+    usage: {
+      ...recorded.usage,
+      async add(_merchantId, periods, delta) {
+        const key = periods.join(' ');
+        const sum = usage.get(key) ?? { periods, invoiceCount: 0, preTaxFen: 0n };
+        usage.set(key, { periods, invoiceCount: sum.invoiceCount + delta.invoiceCount, preTaxFen: sum.preTaxFen + delta.preTaxFen });
+      },
+    },
+  };
+  const ports: Ports = { store: { ...store, write: (work) => work(tx) }, clock };
+  const caller = { merchantId: merchant.id, role: 'clerk' as const, actor: 'apikey:bench' };
+  const upsertSeries = store.dialect === 'postgres'
+    ? 'insert into invoice_series (merchant_id, year, last_sequence) values ($1, $2, $3) on conflict (merchant_id, year) do update set last_sequence = excluded.last_sequence'
+    : 'insert into invoice_series (merchant_id, year, last_sequence) values (?, ?, ?) on conflict (merchant_id, year) do update set last_sequence = excluded.last_sequence';
+
+  let writing: Promise<void> = Promise.resolve();
+  for (let done = 0; done < count; ) {
+    const size = Math.min(BATCH, count - done);
+    driver.statements.length = 0;
+    usage.clear();
+    for (let i = 0; i < size; i++) {
+      await issueInvoice(ports, caller, request(done + i));
+      if (i % 500 === 499) await yieldToLoop(); // lets the previous batch's I/O move on meanwhile
+    }
+    // As the batch's last transaction would have left them: the usage counters, the chain heads, the series.
+    for (const sum of usage.values()) await recorded.usage.add(merchant.id, sum.periods, sum);
+    await recorded.chain.advance(scopes.map((scope) => heads.get(scope)!));
+    const statements: Statement[] = driver.statements.map((q) => ({ sql: q.sql, parameters: q.parameters }));
+    for (const [year, last] of sequences) statements.push({ sql: upsertSeries, parameters: [merchant.id, year, last] });
+    await writing;
+    done += size;
+    const finished = done;
+    writing = executor.run(statements).then(() => progress(finished));
+    writing.catch(() => undefined); // awaited (and thrown) before the next batch is written
+  }
+  await writing;
+}
+
+async function appFill(store: Store, merchant: MerchantRecord, count: number, clock: Clock, progress: (done: number) => void): Promise<void> {
+  const ports: Ports = { store, clock };
+  const caller = { merchantId: merchant.id, role: 'clerk' as const, actor: 'apikey:bench' };
+  for (let done = 0; done < count; done += BATCH) {
+    await Promise.all(Array.from({ length: Math.min(BATCH, count - done) }, (_, i) => issueInvoice(ports, caller, request(done + i))));
+    progress(Math.min(done + BATCH, count));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring.
+
 /** Runs `work`, timing each progress line from the start, and the event loop's worst stall. */
 async function timed<T>(label: string, work: (progress: (line: string) => void) => Promise<T>) {
   const started = performance.now();
@@ -35,43 +292,117 @@ async function timed<T>(label: string, work: (progress: (line: string) => void) 
   const result = await work((line) => steps.push([line, (performance.now() - started) / 1000]));
   loop.disable();
   const seconds = (performance.now() - started) / 1000;
-  console.log(`\n${label}: ${seconds.toFixed(2)} s (event loop: p99 ${(loop.percentile(99) / 1e6).toFixed(0)} ms, max ${(loop.max / 1e6).toFixed(0)} ms)`);
-  for (const [line, at] of steps) console.log(`  ${at.toFixed(2).padStart(7)} s  ${line}`);
-  return { result, seconds };
+  const stall = { p99Ms: loop.percentile(99) / 1e6, maxMs: loop.max / 1e6 };
+  console.log(`\n${label}: ${seconds.toFixed(2)} s (event loop: p99 ${stall.p99Ms.toFixed(0)} ms, max ${stall.maxMs.toFixed(0)} ms)`);
+  for (const [line, at] of steps) console.log(`  ${at.toFixed(2).padStart(8)} s  ${line}`);
+  return { result, seconds, stall };
+}
+
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+
+function withDatabaseName(url: string, database: string): string {
+  const match = /^(postgres(?:ql)?:\/\/[^/?#]*)(\/[^?#]*)?(.*)$/i.exec(url);
+  if (!match) throw new Error('--postgres-url must be a postgres:// URL');
+  return `${match[1]}/${database}${match[3] ?? ''}`;
+}
+
+async function onPostgres<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The live database's size: the SQLite file (+ WAL), or pg_database_size. */
+async function databaseBytes(live: StoreConfig): Promise<number> {
+  if (!live.databaseUrl) {
+    const file = sqliteFile(live.dataDir);
+    return statSync(file).size + (statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0);
+  }
+  return onPostgres(live.databaseUrl, async (c) => Number((await c.query<{ n: string }>('select pg_database_size(current_database()) as n')).rows[0]!.n));
 }
 
 const root = mkdtempSync(join(tmpdir(), 'fapiao-bench-backup-'));
+const database = DIALECT === 'postgres' ? `fapiao_bench_backup_${randomBytes(4).toString('hex')}` : undefined;
+const serverUrl = options['postgres-url']!;
+const benchStarted = performance.now();
 try {
-  const live: StoreConfig = { dataDir: join(root, 'live') };
+  if (database) await onPostgres(serverUrl, (c) => c.query(`create database ${database}`));
+  const live: StoreConfig = { dataDir: join(root, 'live'), ...(database && { databaseUrl: withDatabaseName(serverUrl, database) }) };
   const store = await openStore(live);
-  const ports = { store, clock: systemClock };
-  const merchant = await addMerchant(ports, { name: '销售方有限公司', taxId: '91350100M000100Y43', regionCode: '35' });
-  const caller = { merchantId: merchant.id, role: 'clerk' as const, actor: 'bench' };
+  const clock = yearClock(INVOICES);
+  const merchant = await addMerchant({ store, clock }, { name: '销售方有限公司', taxId: '91350100M000100Y43', regionCode: '35' });
+
+  console.log(`${DIALECT}${database ? ` (database ${database})` : ''}: filling ${INVOICES.toLocaleString('en')} invoices (${FILL}) …`);
   const filling = performance.now();
-  for (let done = 0; done < INVOICES; done += BATCH) {
-    await Promise.all(Array.from({ length: Math.min(BATCH, INVOICES - done) }, (_, i) => issueInvoice(ports, caller, request(done + i))));
+  const progress = (done: number) =>
+    process.stdout.write(`\r  ${done.toLocaleString('en')} / ${INVOICES.toLocaleString('en')} invoices, ${((performance.now() - filling) / 1000).toFixed(0)} s`);
+  let maintenance = '';
+  if (FILL === 'bulk') {
+    const executor = DIALECT === 'postgres' ? await postgresExecutor(live.databaseUrl!) : sqliteExecutor(live.dataDir);
+    try {
+      await bulkFill(store, merchant, INVOICES, clock, executor, progress);
+      const t = performance.now();
+      maintenance = `${await executor.finish()} ${((performance.now() - t) / 1000).toFixed(1)} s`;
+    } finally {
+      await executor.close();
+    }
+  } else {
+    await appFill(store, merchant, INVOICES, clock, progress);
   }
-  const size = statSync(sqliteFile(live.dataDir)).size + statSync(`${sqliteFile(live.dataDir)}-wal`, { throwIfNoEntry: false })!.size;
-  console.log(`filled ${INVOICES} invoices in ${((performance.now() - filling) / 1000).toFixed(1)} s; database ${(size / 1024 / 1024).toFixed(0)} MB (file + WAL)`);
+  process.stdout.write('\n');
+  const stored = await store.read.invoices.count(merchant.id);
+  if (stored !== INVOICES) throw new Error(`${stored} invoices stored, expected ${INVOICES}`);
+  const liveBytes = await databaseBytes(live);
+  const fillSeconds = (performance.now() - filling) / 1000;
+  console.log(`filled ${INVOICES.toLocaleString('en')} invoices in ${fillSeconds.toFixed(1)} s${maintenance && ` (incl. ${maintenance})`}; database ${mb(liveBytes)}`);
 
   const keyFile = join(root, 'backup.key');
   writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
   const key = readKeyFile(keyFile);
   const dir = join(root, 'backups');
   // The store stays open, as a running server's would: these are online backups.
-  const plain = await timed('backup (online, verified)', (progress) => backUp(live, { dir, progress }));
-  const encrypted = await timed('backup (online, verified, AES-256-GCM)', (progress) => backUp(live, { dir, key, progress }));
-  await timed('restore --dry-run', (progress) => restore(live, plain.result.path, { dryRun: true, progress }));
+  const plain = await timed('backup (online, verified)', (p) => backUp(live, { dir, progress: p }));
+  const encrypted = await timed('backup (online, verified, AES-256-GCM)', (p) => backUp(live, { dir, key, progress: p }));
+  const dryRun = await timed('restore --dry-run', (p) => restore(live, plain.result.path, { dryRun: true, progress: p }));
   await store.close();
-  const restored = await timed('restore (replaces the database)', (progress) => restore(live, plain.result.path, { progress }));
-  await timed('restore of the encrypted backup', (progress) => restore(live, encrypted.result.path, { key, progress }));
+  const restored = await timed('restore (replaces the database)', (p) => restore(live, plain.result.path, { progress: p }));
+  const restoredEncrypted = options['skip-encrypted-restore']
+    ? undefined
+    : await timed('restore of the encrypted backup', (p) => restore(live, encrypted.result.path, { key, progress: p }));
 
   const manifest = plain.result.manifest;
-  console.log(
-    `\nsummary: ${manifest.rowCounts.invoices} invoices, data file ${(manifest.files[manifest.dataFile]!.size / 1024 / 1024).toFixed(0)} MB; ` +
-      `backup ${plain.seconds.toFixed(1)} s (encrypted ${encrypted.seconds.toFixed(1)} s), restore ${restored.seconds.toFixed(1)} s; ` +
-      `verification walked ${restored.result.verification.invoices} invoices`,
-  );
+  const fileBytes = (m: typeof manifest) => m.files[m.dataFile]!.size;
+  const summary = {
+    dialect: DIALECT,
+    invoices: manifest.rowCounts.invoices,
+    auditEntries: manifest.rowCounts.audit_log,
+    fill: { how: FILL, seconds: Math.round(fillSeconds) },
+    sizesMB: {
+      database: Math.round(liveBytes / 1048576),
+      backupDataFile: Math.round(fileBytes(manifest) / 1048576),
+      encryptedDataFile: Math.round(fileBytes(encrypted.result.manifest) / 1048576),
+    },
+    seconds: {
+      backup: +plain.seconds.toFixed(1),
+      backupVerificationPart: manifest.verification!.seconds,
+      encryptedBackup: +encrypted.seconds.toFixed(1),
+      dryRun: +dryRun.seconds.toFixed(1),
+      restore: +restored.seconds.toFixed(1),
+      restoreEncrypted: restoredEncrypted ? +restoredEncrypted.seconds.toFixed(1) : 'skipped',
+    },
+    eventLoopMaxMs: Object.fromEntries(
+      Object.entries({ backup: plain, encryptedBackup: encrypted, dryRun, restore: restored, ...(restoredEncrypted && { restoreEncrypted: restoredEncrypted }) }).map(([k, v]) => [k, Math.round(v.stall.maxMs)]),
+    ),
+    verified: [plain, encrypted].every((b) => b.result.manifest.verification?.ok) && [dryRun, restored, restoredEncrypted].every((r) => !r || r.result.verification.ok),
+    walkedInvoices: restored.result.verification.invoices,
+    totalSeconds: Math.round((performance.now() - benchStarted) / 1000),
+  };
+  console.log(`\nsummary: ${JSON.stringify(summary, null, 2)}`);
 } finally {
   rmSync(root, { recursive: true, force: true });
+  if (database) await onPostgres(serverUrl, (c) => c.query(`drop database if exists ${database} with (force)`));
 }

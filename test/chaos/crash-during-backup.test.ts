@@ -261,10 +261,11 @@ describe('crash: SIGKILL while scheduled and CLI backups are being written', () 
           // Wait for the schedule to be writing a backup (it holds its lease from just before the temporary
           // directory is made until after retention), then kill at a random point of it; when the backup
           // finished first, wait for the next one.
+          // Early backups of a small store are quick: each miss halves the random delay.
           await sleep(100);
-          for (let tries = 0; tries < 4; tries++) {
+          for (let tries = 0, delayMs = 120; tries < 6; tries++, delayMs /= 2) {
             await waitFor(() => leaseHolder(backupDir) === server.pid && writingInto(server.pid, backupDir).length > 0, 5_000);
-            await sleep(Math.random() * 100);
+            await sleep(Math.random() * delayMs);
             if (writingInto(server.pid, backupDir).length > 0) break;
             await waitFor(() => leaseHolder(backupDir) !== server.pid, 2_000);
           }
