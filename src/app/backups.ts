@@ -1,6 +1,7 @@
 // Backups as the application runs them (R33): `fapiao backup`, `fapiao restore`, and a schedule
 // the server runs. The store copies, checks and restores; this module adds the one check only the
 // application can make (the hash chains of every merchant) and the timing.
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -156,10 +157,13 @@ export function scheduleBackups(config: StoreConfig, schedule: BackupSchedule, l
   };
 }
 
+/** Tells this process from an earlier one that had the same PID. */
+const PROCESS_TOKEN = randomUUID();
+
 async function takeLease(dir: string): Promise<{ release(): Promise<void> } | undefined> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, LEASE_FILE);
-  const mine = JSON.stringify({ host: hostname(), pid: process.pid, at: new Date().toISOString() });
+  const mine = JSON.stringify({ host: hostname(), pid: process.pid, token: PROCESS_TOKEN, at: new Date().toISOString() });
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       await writeFile(path, mine, { flag: 'wx', mode: 0o600 });
@@ -175,9 +179,12 @@ async function takeLease(dir: string): Promise<{ release(): Promise<void> } | un
 
 async function leaseIsStale(path: string): Promise<boolean> {
   try {
-    const lease = JSON.parse(await readFile(path, 'utf8')) as { host: string; pid: number; at: string };
+    const lease = JSON.parse(await readFile(path, 'utf8')) as { host: string; pid: number; token?: string; at: string };
     if (Date.now() - Date.parse(lease.at) > LEASE_STALE_MS) return true;
-    return lease.host === hostname() && !processAlive(lease.pid);
+    if (lease.host !== hostname()) return false;
+    // Our own PID with another token: an earlier life of this process (a container restarts as PID 1).
+    if (lease.pid === process.pid) return lease.token !== PROCESS_TOKEN;
+    return !processAlive(lease.pid);
   } catch {
     return true; // unreadable: written by a process that died mid-write
   }

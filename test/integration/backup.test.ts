@@ -1,8 +1,8 @@
 // R33: every backup is verified by restoring it; restore refuses what it cannot trust (corrupt,
 // foreign, newer, wrong key, database in use) with a coded fault, and a dry run changes nothing.
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
@@ -250,6 +250,19 @@ for (const kind of storesUnderTest) {
         await vi.waitFor(() => expect(logged.at(-1)?.code).toBe(5010), { timeout: 30_000, interval: 100 });
       } finally {
         failing();
+      }
+    });
+
+    it('takes over the lease left by an earlier life of this same process (a restarted container is PID 1 again)', async () => {
+      mkdirSync(backups, { recursive: true });
+      writeFileSync(join(backups, '.fapiao-backup.lease'), JSON.stringify({ host: hostname(), pid: process.pid, token: 'an earlier life', at: new Date().toISOString() }));
+      const logged: string[] = [];
+      const log = { info: (_: object, message: string) => logged.push(message), warn: (_: object, message: string) => logged.push(message) };
+      const stop = scheduleBackups(source, { dir: backups, everyHours: 24, keep: 2 }, log);
+      try {
+        await vi.waitFor(() => expect(logged).toContain('backup verified'), { timeout: 30_000, interval: 100 });
+      } finally {
+        stop();
       }
     });
 

@@ -45,7 +45,9 @@ export async function applyRetention(dir: string, dialect: Dialect, keep: number
   }
   for (const name of (await readdir(dir).catch(() => [])).filter((n) => n.startsWith('.fapiao-') && n.endsWith('.partial'))) {
     const path = join(dir, name);
-    if (now.getTime() - (await stat(path)).mtimeMs < STALE_PARTIAL_MS) continue;
+    // A concurrent backup may finish (rename) its directory between the listing and this look.
+    const modified = await stat(path).then((s) => s.mtimeMs, () => undefined);
+    if (modified === undefined || now.getTime() - modified < STALE_PARTIAL_MS) continue;
     await rm(path, { recursive: true, force: true });
     removed.push(path);
   }
