@@ -28,13 +28,9 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import {
-  type CompiledQuery, type DatabaseConnection, type Driver, Kysely, type QueryResult,
-  PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler,
-} from 'kysely';
+import { RecordingDriver, recordingKysely } from './support/recording-driver.js';
 import { openStore, sqliteFile, type StoreConfig } from '../src/store/database.js';
 import { repositories } from '../src/store/repositories.js';
-import type { Database } from '../src/store/schema.js';
 import type { ChainHead, MerchantRecord, Ports, Repositories, Store } from '../src/app/ports.js';
 import { addMerchant } from '../src/app/merchants.js';
 import { issueInvoice } from '../src/app/issue-invoice.js';
@@ -85,37 +81,6 @@ function yearClock(count: number): Clock {
 
 // ---------------------------------------------------------------------------------------------
 // The fill.
-
-/** A Kysely driver that keeps each compiled statement instead of running it. */
-class RecordingDriver implements Driver {
-  readonly statements: CompiledQuery[] = [];
-  private readonly connection: DatabaseConnection = {
-    executeQuery: async <R>(query: CompiledQuery): Promise<QueryResult<R>> => {
-      this.statements.push(query);
-      return { rows: [] };
-    },
-    streamQuery: () => {
-      throw new Error('streaming is not recorded');
-    },
-  };
-  async init(): Promise<void> {}
-  async acquireConnection(): Promise<DatabaseConnection> {
-    return this.connection;
-  }
-  async beginTransaction(): Promise<void> {}
-  async commitTransaction(): Promise<void> {}
-  async rollbackTransaction(): Promise<void> {}
-  async releaseConnection(): Promise<void> {}
-  async destroy(): Promise<void> {}
-}
-
-function recordingKysely(dialect: 'sqlite' | 'postgres', driver: Driver): Kysely<Database> {
-  return new Kysely<Database>({
-    dialect: dialect === 'postgres'
-      ? { createAdapter: () => new PostgresAdapter(), createDriver: () => driver, createQueryCompiler: () => new PostgresQueryCompiler(), createIntrospector: (k) => new PostgresIntrospector(k) }
-      : { createAdapter: () => new SqliteAdapter(), createDriver: () => driver, createQueryCompiler: () => new SqliteQueryCompiler(), createIntrospector: (k) => new SqliteIntrospector(k) },
-  });
-}
 
 interface Statement {
   sql: string;

@@ -25,14 +25,10 @@ import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import {
-  type CompiledQuery, type DatabaseConnection, type Driver, Kysely, type QueryResult,
-  PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler,
-} from 'kysely';
 import { freePort, processTree, repoRoot, SELLER_TAX_ID, startServer, tempDataDir, threeLineInvoice, type ServerProcess } from '../test/support/server-process.js';
+import { RecordingDriver, recordingKysely } from './support/recording-driver.js';
 import { openStore, sqliteFile } from '../src/store/database.js';
 import { repositories } from '../src/store/repositories.js';
-import type { Database } from '../src/store/schema.js';
 import type { InvoiceFilter, MerchantRecord, Ports } from '../src/app/ports.js';
 import { addMerchant } from '../src/app/merchants.js';
 import { createApiKey } from '../src/app/api-keys.js';
@@ -59,43 +55,17 @@ const DEFAULT_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
 const serverEnv = { FAPIAO_RATE_LIMIT_PER_KEY: '100000000', FAPIAO_RATE_LIMIT_PER_IP: '100000000', LOG_LEVEL: 'warn' };
 
 // ---------------------------------------------------------------------------------------------
-// The store's own SQL, recorded instead of run: a Kysely whose driver keeps each compiled query.
-
-class RecordingDriver implements Driver {
-  readonly queries: CompiledQuery[] = [];
-  private readonly connection: DatabaseConnection = {
-    executeQuery: async <R>(query: CompiledQuery): Promise<QueryResult<R>> => {
-      this.queries.push(query);
-      return { rows: [] };
-    },
-    streamQuery: () => {
-      throw new Error('not recorded');
-    },
-  };
-  async init(): Promise<void> {}
-  async acquireConnection(): Promise<DatabaseConnection> {
-    return this.connection;
-  }
-  async beginTransaction(): Promise<void> {}
-  async commitTransaction(): Promise<void> {}
-  async rollbackTransaction(): Promise<void> {}
-  async releaseConnection(): Promise<void> {}
-  async destroy(): Promise<void> {}
-}
+// The store's own SQL, recorded instead of run (support/recording-driver.ts).
 
 function recordingRepositories(dialect: 'sqlite' | 'postgres') {
   const driver = new RecordingDriver();
-  const db = new Kysely<Database>({
-    dialect: dialect === 'postgres'
-      ? { createAdapter: () => new PostgresAdapter(), createDriver: () => driver, createQueryCompiler: () => new PostgresQueryCompiler(), createIntrospector: (k) => new PostgresIntrospector(k) }
-      : { createAdapter: () => new SqliteAdapter(), createDriver: () => driver, createQueryCompiler: () => new SqliteQueryCompiler(), createIntrospector: (k) => new SqliteIntrospector(k) },
-  });
+  const db = recordingKysely(dialect, driver);
   /** The one statement `work` ran through the repositories. */
   const record = async (work: (repos: ReturnType<typeof repositories>) => Promise<unknown>): Promise<{ sql: string; parameters: unknown[] }> => {
-    driver.queries.length = 0;
+    driver.statements.length = 0;
     await work(repositories(db, dialect));
-    if (driver.queries.length !== 1) throw new Error(`expected one statement, recorded ${driver.queries.length}`);
-    const [query] = driver.queries;
+    if (driver.statements.length !== 1) throw new Error(`expected one statement, recorded ${driver.statements.length}`);
+    const [query] = driver.statements;
     return { sql: query!.sql, parameters: [...query!.parameters] };
   };
   return { record };
