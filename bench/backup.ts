@@ -28,6 +28,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
+import { withPostgres } from './support/postgres.js';
 import { RecordingDriver, recordingKysely } from './support/recording-driver.js';
 import { openStore, sqliteFile, type StoreConfig } from '../src/store/database.js';
 import { repositories } from '../src/store/repositories.js';
@@ -271,23 +272,13 @@ function withDatabaseName(url: string, database: string): string {
   return `${match[1]}/${database}${match[3] ?? ''}`;
 }
 
-async function onPostgres<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
 /** The live database's size: the SQLite file (+ WAL), or pg_database_size. */
 async function databaseBytes(live: StoreConfig): Promise<number> {
   if (!live.databaseUrl) {
     const file = sqliteFile(live.dataDir);
     return statSync(file).size + (statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0);
   }
-  return onPostgres(live.databaseUrl, async (c) => Number((await c.query<{ n: string }>('select pg_database_size(current_database()) as n')).rows[0]!.n));
+  return withPostgres(live.databaseUrl, async (c) => Number((await c.query<{ n: string }>('select pg_database_size(current_database()) as n')).rows[0]!.n));
 }
 
 const root = mkdtempSync(join(tmpdir(), 'fapiao-bench-backup-'));
@@ -295,7 +286,7 @@ const database = DIALECT === 'postgres' ? `fapiao_bench_backup_${randomBytes(4).
 const serverUrl = options['postgres-url']!;
 const benchStarted = performance.now();
 try {
-  if (database) await onPostgres(serverUrl, (c) => c.query(`create database ${database}`));
+  if (database) await withPostgres(serverUrl, (c) => c.query(`create database ${database}`));
   const live: StoreConfig = { dataDir: join(root, 'live'), ...(database && { databaseUrl: withDatabaseName(serverUrl, database) }) };
   const store = await openStore(live);
   const clock = yearClock(INVOICES);
@@ -369,5 +360,5 @@ try {
   console.log(`\nsummary: ${JSON.stringify(summary, null, 2)}`);
 } finally {
   rmSync(root, { recursive: true, force: true });
-  if (database) await onPostgres(serverUrl, (c) => c.query(`drop database if exists ${database} with (force)`));
+  if (database) await withPostgres(serverUrl, (c) => c.query(`drop database if exists ${database} with (force)`));
 }

@@ -28,6 +28,7 @@ import { delimiter, join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
+import { withPostgres } from './support/postgres.js';
 import {
   createMerchantAndKey, freePort, peakRssKiB, processTree, repoRoot, runCli, sleep, startServer, tempDataDir, threeLineInvoice, SELLER_TAX_ID, type ServerProcess,
 } from '../test/support/server-process.js';
@@ -119,21 +120,11 @@ interface BenchDatabase {
   drop(): Promise<void>;
 }
 
-async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
 async function createBenchDatabase(adminUrl: string): Promise<BenchDatabase> {
   const name = `fapiao_bench_${randomBytes(4).toString('hex')}`;
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  const { cpuPid, version } = await withClient(adminUrl, async (client) => {
+  const { cpuPid, version } = await withPostgres(adminUrl, async (client) => {
     await client.query(`create database ${name}`);
     const { rows } = await client.query<{ pid: number; version: string }>(`select pg_backend_pid() as pid, current_setting('server_version') as version`);
     // The postmaster is the parent of our backend; it is only ours to measure if it runs on this machine.
@@ -148,13 +139,13 @@ async function createBenchDatabase(adminUrl: string): Promise<BenchDatabase> {
   });
   return {
     name, url: url.toString(), version, cpuPid,
-    drop: () => withClient(adminUrl, async (client) => void (await client.query(`drop database if exists ${name} with (force)`))),
+    drop: () => withPostgres(adminUrl, async (client) => void (await client.query(`drop database if exists ${name} with (force)`))),
   };
 }
 
 /** Connections pgbench may open now: what the server allows, less what others already hold. */
 async function connectionsAvailable(url: string): Promise<number> {
-  return withClient(url, async (client) => {
+  return withPostgres(url, async (client) => {
     const { rows } = await client.query<{ max: number; used: number }>(
       `select current_setting('max_connections')::int as max, (select count(*)::int from pg_stat_activity where backend_type = 'client backend') as used`,
     );
@@ -170,7 +161,7 @@ function pgbenchPath(): string {
 
 /** pgbench, one-row insert transactions for PGBENCH_SECONDS at each client count: tps per count. */
 async function measurePostgresCeiling(database: BenchDatabase, dir: string, levels: number[]): Promise<Map<number, { tps: number; clients: number }>> {
-  await withClient(database.url, (client) =>
+  await withPostgres(database.url, (client) =>
     client.query('create table bench_ceiling (id bigserial primary key, at timestamptz not null default now(), note text not null)'),
   );
   const script = join(dir, 'ceiling.sql');
@@ -194,7 +185,7 @@ async function measurePostgresCeiling(database: BenchDatabase, dir: string, leve
       results.set(level, { tps: Number(tps), clients });
     }
   } finally {
-    await withClient(database.url, (client) => client.query('drop table bench_ceiling'));
+    await withPostgres(database.url, (client) => client.query('drop table bench_ceiling'));
   }
   return results;
 }

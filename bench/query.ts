@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { freePort, processTree, repoRoot, SELLER_TAX_ID, startServer, tempDataDir, threeLineInvoice, type ServerProcess } from '../test/support/server-process.js';
+import { withPostgres } from './support/postgres.js';
 import { RecordingDriver, recordingKysely } from './support/recording-driver.js';
 import { openStore, sqliteFile } from '../src/store/database.js';
 import { repositories } from '../src/store/repositories.js';
@@ -425,16 +426,6 @@ function readOptions(): Options {
   return { db: values.db, invoices, postgresUrl: values['postgres-url']!, keep: values.keep ?? false };
 }
 
-async function withAdmin<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
 async function main(): Promise<void> {
   const options = readOptions();
   const dialect = options.db;
@@ -453,7 +444,7 @@ async function main(): Promise<void> {
         if (databaseName) dir.remove();
         return;
       }
-      if (databaseName) await withAdmin(options.postgresUrl, (c) => c.query(`drop database if exists ${databaseName} with (force)`)).catch((e: Error) => process.stderr.write(`could not drop ${databaseName}: ${e.message}\n`));
+      if (databaseName) await withPostgres(options.postgresUrl, (c) => c.query(`drop database if exists ${databaseName} with (force)`)).catch((e: Error) => process.stderr.write(`could not drop ${databaseName}: ${e.message}\n`));
       dir.remove();
     })());
   process.once('SIGINT', () => void cleanUp().finally(() => process.exit(130)));
@@ -462,7 +453,7 @@ async function main(): Promise<void> {
     let postgresVersion = '';
     if (dialect === 'postgres') {
       databaseName = `fapiao_bench_${randomBytes(4).toString('hex')}`;
-      postgresVersion = await withAdmin(options.postgresUrl, async (c) => {
+      postgresVersion = await withPostgres(options.postgresUrl, async (c) => {
         await c.query(`create database ${databaseName}`);
         const { rows } = await c.query<{ v: string; pid: number }>(`select current_setting('server_version') as v, pg_backend_pid() as pid`);
         // The postmaster (our backend's parent) and its children are PostgreSQL's CPU, if it runs on this machine.
