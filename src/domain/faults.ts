@@ -349,8 +349,6 @@ export const faults = {
   },
 } as const satisfies Record<string, FaultSpec>;
 
-export type FaultName = keyof typeof faults;
-
 export class Fault extends Error {
   constructor(
     readonly spec: FaultSpec,
@@ -374,8 +372,4 @@ export function fill(template: string, params: Record<string, string>): string {
 
 export function faultByCode(code: number): FaultSpec | undefined {
   return Object.values(faults).find((spec) => spec.code === code);
-}
-
-export function isFault(error: unknown): error is Fault {
-  return error instanceof Fault;
 }
