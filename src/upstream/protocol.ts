@@ -1,0 +1,85 @@
+// The tax-service protocol as the rest of Fapiao sees it (docs/tax-service-protocol.md is the
+// wire-level description). The sandbox implements the server side; src/upstream/client.ts the
+// client side. Amounts travel as decimal fen strings, never as binary floats.
+import type { InvoiceKind } from '../domain/invoice.js';
+
+/** A 号段: the sequences `first..last` of one (seller, year) series, granted by the tax service. */
+export interface NumberBlock {
+  blockId: string;
+  year: number;
+  first: number;
+  last: number;
+}
+
+/** What the tax service keeps of one invoice: enough to deduplicate and reconcile. */
+export interface UploadRecord {
+  number: string;
+  kind: InvoiceKind;
+  issuedAt: string; // Asia/Shanghai timestamp, as on the invoice
+  buyerTaxId: string;
+  totalAmountFen: string; // pre-tax
+  totalTaxFen: string;
+  digest: string; // SHA-256 of the canonical content
+  /** The invoice's canonical content, so the tax service holds the invoice itself. */
+  content: string;
+}
+
+/**
+ * One record's outcome. `duplicate` = already held with the same digest (counts as accepted);
+ * `conflict` = already held with a DIFFERENT digest (never overwritten); `rejected` = refused by a
+ * rule, with the tax service's reason; `failed` = not processed this time (retry later).
+ */
+export interface UploadOutcome {
+  number: string;
+  result: 'accepted' | 'duplicate' | 'conflict' | 'rejected' | 'failed';
+  reasonCode?: string;
+  reason?: string;
+  /** On a conflict: the digest the tax service holds. */
+  heldDigest?: string;
+}
+
+export interface UploadAnswer {
+  outcomes: UploadOutcome[];
+  /** Flow control (like VERI*FACTU's TiempoEsperaEnvio): wait this long before the next submission. */
+  waitSeconds: number;
+}
+
+export interface InvoiceStatusAnswer {
+  number: string;
+  known: boolean;
+  digest?: string;
+  state?: 'accepted' | 'rejected';
+  reason?: string;
+}
+
+export interface AcceptedInvoice {
+  number: string;
+  digest: string;
+  acceptedAt: string;
+}
+
+export interface ContingencyLimit {
+  kind: InvoiceKind;
+  /** Issuing this kind stops when the oldest un-uploaded invoice is older than this. */
+  maxOfflineHours: number;
+  /** …or when the un-uploaded invoices' pre-tax amounts add up to more than this. */
+  maxOfflineAmountFen: string;
+}
+
+export interface MerchantTerms {
+  /** 授信额度 per calendar month, pre-tax fen; null = no credit line set. */
+  monthlyCreditFen: string | null;
+  contingency: ContingencyLimit[];
+}
+
+export const MAX_RECORDS_PER_UPLOAD = 1000;
+
+/** The tax service, from the client's point of view. Every call is for one seller (taxpayer). */
+export interface TaxService {
+  allocateBlock(sellerTaxId: string, year: number, size: number): Promise<NumberBlock>;
+  upload(sellerTaxId: string, records: readonly UploadRecord[]): Promise<UploadAnswer>;
+  status(sellerTaxId: string, number: string): Promise<InvoiceStatusAnswer>;
+  /** The invoices the tax service accepted from this seller on one Shanghai date, a page at a time. */
+  acceptedOn(sellerTaxId: string, date: string, cursor?: string): Promise<{ invoices: AcceptedInvoice[]; next?: string }>;
+  terms(sellerTaxId: string): Promise<MerchantTerms>;
+}
