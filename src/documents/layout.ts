@@ -1,0 +1,249 @@
+// The page of an electronic invoice (电子发票), drawn after the official layout of the 全面数字化
+// 电子发票: QR code top left, title with its double rule in the middle, number and date top right;
+// one frame holding the buyer and seller blocks, the lines table, 合计, 价税合计 in capitals and
+// figures, and 备注; the issuer under the frame. More than eight lines go to a 销货清单 (list of
+// goods) on the following pages, as the official software does.
+import { amountInWords } from '../domain/amount-in-words.js';
+import type { InvoiceContent, InvoiceLine, Party } from '../domain/invoice.js';
+import { formatYuan } from '../domain/money.js';
+import { darkRuns, qrMatrix } from './qr.js';
+
+/** What the layout needs from pdfkit: a small surface, so the layout reads as drawing steps. */
+export type Doc = PDFKit.PDFDocument;
+
+export interface PageFacts {
+  invoice: InvoiceContent;
+  /** The URL in the QR code (public verification). */
+  verifyUrl: string;
+  /** 校验码, printed under the date. */
+  checkCode: string;
+}
+
+export const PAGE = { width: 841.89, height: 595.28 }; // A4 landscape, in points
+const INK = '#000000';
+const FRAME = '#8a4b23'; // the brown of the official form's rules and labels
+const LEFT = 40;
+const RIGHT = PAGE.width - 40;
+const WIDTH = RIGHT - LEFT;
+export const LINES_ON_FIRST_PAGE = 8;
+
+const TITLES = { normal: '电子发票（普通发票）', special: '电子发票（增值税专用发票）' } as const;
+
+// Lines table columns: label, width, alignment of the values.
+const COLUMNS = [
+  { label: '项目名称', width: 190, align: 'left' },
+  { label: '规格型号', width: 80, align: 'left' },
+  { label: '单 位', width: 44, align: 'center' },
+  { label: '数 量', width: 76, align: 'right' },
+  { label: '单 价', width: 86, align: 'right' },
+  { label: '金 额', width: 92, align: 'right' },
+  { label: '税率/征收率', width: 66, align: 'center' },
+  { label: '税 额', width: WIDTH - 190 - 80 - 44 - 76 - 86 - 92 - 66, align: 'right' },
+] as const;
+const COLUMN_X = COLUMNS.reduce<number[]>((xs, c, i) => [...xs, (xs[i] ?? LEFT) + c.width], [LEFT]);
+
+export function drawInvoice(doc: Doc, facts: PageFacts): void {
+  const { invoice } = facts;
+  const onList = invoice.lines.length > LINES_ON_FIRST_PAGE;
+  drawHeader(doc, facts);
+
+  // The frame: parties, lines, totals, 价税合计, remarks.
+  const top = 118;
+  const partiesBottom = top + 78;
+  const headerBottom = partiesBottom + 20;
+  const rows = onList ? 1 : Math.max(invoice.lines.length, 1);
+  const linesBottom = headerBottom + Math.max(96, rows * 18 + 8);
+  const totalsBottom = linesBottom + 22;
+  const inWordsBottom = totalsBottom + 26;
+  const bottom = inWordsBottom + 66;
+
+  doc.lineWidth(0.8).strokeColor(FRAME);
+  doc.rect(LEFT, top, WIDTH, bottom - top).stroke();
+  hline(doc, partiesBottom);
+  hline(doc, totalsBottom);
+  hline(doc, inWordsBottom);
+  vline(doc, LEFT + WIDTH / 2, top, partiesBottom);
+
+  drawParty(doc, '购买方信息', invoice.buyer, LEFT, top, partiesBottom);
+  drawParty(doc, '销售方信息', invoice.seller, LEFT + WIDTH / 2, top, partiesBottom);
+
+  // Column headings, centred over their columns.
+  COLUMNS.forEach((c, i) => label(doc, c.label, COLUMN_X[i]!, partiesBottom + 5, c.width, 'center'));
+  if (onList) {
+    cell(doc, '（详见销货清单）', 0, headerBottom + 2);
+    cell(doc, formatYuan(invoice.totalAmount), 5, headerBottom + 2);
+    cell(doc, formatYuan(invoice.totalTax), 7, headerBottom + 2);
+  } else {
+    invoice.lines.forEach((line, i) => lineRow(doc, line, headerBottom + 2 + i * 18));
+  }
+
+  // 合计
+  label(doc, '合　　计', LEFT, linesBottom + 5, COLUMNS[0].width, 'center');
+  value(doc, `¥${formatYuan(invoice.totalAmount)}`, COLUMN_X[5]!, linesBottom + 5, COLUMNS[5].width - 4, 'right');
+  value(doc, `¥${formatYuan(invoice.totalTax)}`, COLUMN_X[7]!, linesBottom + 5, COLUMNS[7].width - 4, 'right');
+
+  // 价税合计（大写）… （小写）
+  const labelWidth = 130;
+  vline(doc, LEFT + labelWidth, totalsBottom, inWordsBottom);
+  label(doc, '价税合计（大写）', LEFT, totalsBottom + 7, labelWidth, 'center');
+  doc.circle(LEFT + labelWidth + 16, totalsBottom + 13, 5.5).lineWidth(0.6).strokeColor(INK).stroke();
+  doc.moveTo(LEFT + labelWidth + 12, totalsBottom + 9).lineTo(LEFT + labelWidth + 20, totalsBottom + 17)
+    .moveTo(LEFT + labelWidth + 20, totalsBottom + 9).lineTo(LEFT + labelWidth + 12, totalsBottom + 17).stroke();
+  value(doc, amountInWords(invoice.totalWithTax), LEFT + labelWidth + 28, totalsBottom + 6, 330, 'left', 11);
+  label(doc, '（小写）', COLUMN_X[5]! - 10, totalsBottom + 7, 50, 'left');
+  value(doc, `¥${formatYuan(invoice.totalWithTax)}`, COLUMN_X[5]! + 38, totalsBottom + 6, 150, 'left', 11);
+
+  // 备注
+  doc.lineWidth(0.8).strokeColor(FRAME);
+  vline(doc, LEFT + 24, inWordsBottom, bottom);
+  verticalLabel(doc, '备注', LEFT, inWordsBottom, bottom);
+  const remarks = [invoice.remarks, invoice.pricesIncludeTax ? '' : ''].filter(Boolean).join('\n');
+  if (remarks) value(doc, remarks, LEFT + 32, inWordsBottom + 6, WIDTH - 40, 'left', 9, bottom - inWordsBottom - 10);
+
+  label(doc, '开票人：', LEFT + 20, bottom + 10, 50, 'left');
+  value(doc, invoice.issuer, LEFT + 66, bottom + 10, 200, 'left');
+
+  if (onList) drawList(doc, facts);
+}
+
+function drawHeader(doc: Doc, { invoice, verifyUrl, checkCode }: PageFacts): void {
+  // QR code, 2.2 cm square, top left, with its quiet zone inside the page margin.
+  const matrix = qrMatrix(verifyUrl);
+  const side = 64;
+  const module = side / matrix.size;
+  doc.fillColor(INK);
+  for (const run of darkRuns(matrix)) doc.rect(LEFT + run.col * module, 32 + run.row * module, run.length * module + 0.05, module + 0.05);
+  doc.fill();
+
+  const title = TITLES[invoice.kind];
+  doc.font('bold').fontSize(20).fillColor(FRAME);
+  const titleWidth = doc.widthOfString(title);
+  const titleX = (PAGE.width - titleWidth) / 2;
+  doc.text(title, titleX, 44, { lineBreak: false });
+  doc.lineWidth(0.8).strokeColor(FRAME);
+  doc.moveTo(titleX - 6, 72).lineTo(titleX + titleWidth + 6, 72).stroke();
+  doc.moveTo(titleX - 6, 75).lineTo(titleX + titleWidth + 6, 75).stroke();
+
+  const x = RIGHT - 220;
+  label(doc, '发票号码：', x, 44, 70, 'left');
+  value(doc, invoice.number, x + 66, 44, 160, 'left');
+  label(doc, '开票日期：', x, 62, 70, 'left');
+  value(doc, chineseDate(invoice.issuedAt), x + 66, 62, 160, 'left');
+  label(doc, '校 验 码：', x, 80, 70, 'left');
+  value(doc, checkCode.replace(/(\d{5})(?=\d)/g, '$1 '), x + 66, 80, 160, 'left');
+}
+
+function drawParty(doc: Doc, title: string, party: Party, x: number, top: number, bottom: number): void {
+  doc.lineWidth(0.8).strokeColor(FRAME);
+  vline(doc, x + 24, top, bottom);
+  verticalLabel(doc, title, x, top, bottom);
+  const fields: Array<[string, string]> = [
+    ['名称：', party.name],
+    ['统一社会信用代码/纳税人识别号：', party.taxId],
+  ];
+  const contact = [party.address, party.phone].filter(Boolean).join(' ');
+  const bank = [party.bank, party.account].filter(Boolean).join(' ');
+  if (contact) fields.push(['地址、电话：', contact]);
+  if (bank) fields.push(['开户行及账号：', bank]);
+  let y = top + 8;
+  for (const [name, text] of fields) {
+    doc.font('regular').fontSize(9).fillColor(FRAME);
+    const width = doc.widthOfString(name);
+    doc.text(name, x + 32, y + 1, { lineBreak: false });
+    value(doc, text, x + 32 + width, y, WIDTH / 2 - 40 - width, 'left', fields.length > 2 ? 9.5 : 10.5);
+    y += fields.length > 2 ? 16 : 22;
+  }
+}
+
+function lineRow(doc: Doc, line: InvoiceLine, y: number): void {
+  const rate = rateText(line.taxRate);
+  const texts = [line.name, line.spec, line.unit, line.quantity, line.unitPrice, formatYuan(line.amount), rate, taxText(line)];
+  texts.forEach((text, i) => cell(doc, text, i, y));
+}
+
+function cell(doc: Doc, text: string, column: number, y: number): void {
+  const c = COLUMNS[column]!;
+  value(doc, text, COLUMN_X[column]! + 4, y, c.width - 8, c.align, 9, 16);
+}
+
+/** 销货清单: every line, with the invoice's number and date, on as many pages as it takes. */
+function drawList(doc: Doc, { invoice }: PageFacts): void {
+  const perPage = 24;
+  const pages = Math.ceil(invoice.lines.length / perPage);
+  for (let page = 0; page < pages; page++) {
+    doc.addPage();
+    doc.font('bold').fontSize(16).fillColor(FRAME);
+    const title = '销售货物或者提供应税劳务、服务清单';
+    doc.text(title, (PAGE.width - doc.widthOfString(title)) / 2, 40, { lineBreak: false });
+    label(doc, `发票号码：${invoice.number}    开票日期：${chineseDate(invoice.issuedAt)}    第 ${page + 1} 页 / 共 ${pages} 页`, LEFT, 72, WIDTH, 'left');
+    label(doc, `购买方：${invoice.buyer.name}    销售方：${invoice.seller.name}`, LEFT, 88, WIDTH, 'left');
+    const top = 108;
+    doc.lineWidth(0.8).strokeColor(FRAME);
+    const lines = invoice.lines.slice(page * perPage, (page + 1) * perPage);
+    const bottom = top + 22 + perPage * 18 + 4;
+    doc.rect(LEFT, top, WIDTH, bottom - top).stroke();
+    hline(doc, top + 20);
+    COLUMNS.forEach((c, i) => label(doc, c.label, COLUMN_X[i]!, top + 5, c.width, 'center'));
+    lines.forEach((line, i) => lineRow(doc, line, top + 24 + i * 18));
+    if (page === pages - 1) {
+      label(doc, '合　　计', LEFT, bottom + 6, COLUMNS[0].width, 'center');
+      value(doc, `¥${formatYuan(invoice.totalAmount)}`, COLUMN_X[5]!, bottom + 6, COLUMNS[5].width - 4, 'right');
+      value(doc, `¥${formatYuan(invoice.totalTax)}`, COLUMN_X[7]!, bottom + 6, COLUMNS[7].width - 4, 'right');
+    }
+  }
+}
+
+function label(doc: Doc, text: string, x: number, y: number, width: number, align: 'left' | 'center' | 'right'): void {
+  doc.font('regular').fontSize(9).fillColor(FRAME).text(text, x, y + 1, { width, align, lineBreak: false });
+}
+
+function value(doc: Doc, text: string, x: number, y: number, width: number, align: 'left' | 'center' | 'right', size = 10, height?: number): void {
+  if (!text) return;
+  doc.font('regular').fontSize(size).fillColor(INK);
+  // Long values wrap inside their cell (height given) or are cut at its edge, never spill over.
+  if (height !== undefined) doc.text(text, x, y, { width, align, height, ellipsis: true, lineGap: -1 });
+  else doc.text(fitted(doc, text, width), x, y, { width, align, lineBreak: false });
+}
+
+/** Cuts text to the width available, marking the cut with an ellipsis. */
+function fitted(doc: Doc, text: string, width: number): string {
+  if (doc.widthOfString(text) <= width) return text;
+  let cut = text;
+  while (cut.length > 1 && doc.widthOfString(`${cut}…`) > width) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
+
+function verticalLabel(doc: Doc, text: string, x: number, top: number, bottom: number): void {
+  const chars = [...text];
+  const step = 12;
+  let y = (top + bottom) / 2 - (chars.length * step) / 2;
+  doc.font('regular').fontSize(9).fillColor(FRAME);
+  for (const ch of chars) {
+    doc.text(ch, x, y + 1, { width: 24, align: 'center', lineBreak: false });
+    y += step;
+  }
+}
+
+function hline(doc: Doc, y: number): void {
+  doc.lineWidth(0.8).strokeColor(FRAME).moveTo(LEFT, y).lineTo(RIGHT, y).stroke();
+}
+
+function vline(doc: Doc, x: number, top: number, bottom: number): void {
+  doc.lineWidth(0.8).strokeColor(FRAME).moveTo(x, top).lineTo(x, bottom).stroke();
+}
+
+export function rateText(rate: string): string {
+  if (rate === 'exempt') return '免税';
+  if (rate === 'non_taxable') return '不征税';
+  const percent = Number(rate) * 100;
+  return `${Number.isFinite(percent) ? Math.round(percent * 100) / 100 : rate}%`;
+}
+
+function taxText(line: InvoiceLine): string {
+  return line.taxRate === 'exempt' || line.taxRate === 'non_taxable' ? '***' : formatYuan(line.tax);
+}
+
+/** "2026-11-22T10:11:12+08:00" → "2026年11月22日" */
+export function chineseDate(issuedAt: string): string {
+  return `${issuedAt.slice(0, 4)}年${issuedAt.slice(5, 7)}月${issuedAt.slice(8, 10)}日`;
+}
