@@ -4,6 +4,7 @@ import type { Clock } from '../domain/time.js';
 import type { Invoice, InvoiceKind, InvoiceStatus } from '../domain/invoice.js';
 import type { Role } from '../domain/access.js';
 import type { AuditFields } from '../domain/audit-chain.js';
+import type { UpstreamRepositories } from './upstream-ports.js';
 
 export interface MerchantRecord {
   id: string;
@@ -104,7 +105,7 @@ export interface SavedItem {
   updatedAt: string;
 }
 
-export interface Repositories {
+export interface Repositories extends UpstreamRepositories {
   merchants: {
     /**
      * Reads the merchant and serialises its writes across instances (a row lock on PostgreSQL;
@@ -154,6 +155,8 @@ export interface Repositories {
    */
   outbox: {
     enqueue(job: { merchantId: string; topic: string; subject: string; payload: string; at: string }): Promise<void>;
+    /** Whether a job of this topic could be claimed at `now` (a cheap read before claiming). */
+    hasDue(topic: string, now: string): Promise<boolean>;
     claim(request: { topic: string; owner: string; now: string; leaseUntil: string; limit: number }): Promise<OutboxJob[]>;
     /** Marks a job done; false when the caller no longer holds its lease (another took it over). */
     complete(id: number, owner: string, at: string): Promise<boolean>;

@@ -14,6 +14,7 @@ import { Admission } from './admission.js';
 import { registerAuthentication } from './auth.js';
 import type { HttpContext } from './context.js';
 import { handleError, sendFault, zodValidatorCompiler } from './errors.js';
+import { alertRoutes } from './routes/alerts.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { invoiceRoutes } from './routes/invoices.js';
 import { merchantRoutes } from './routes/merchant.js';
@@ -97,7 +98,7 @@ export async function buildApp(ports: HttpContext['ports'], options: Partial<Htt
 
   const context: HttpContext = { ports, metrics, admission: new Admission(settings.maxIssuesInFlight) };
   registerAuthentication(app, ports);
-  for (const routes of [opsRoutes, sessionRoutes, merchantRoutes, invoiceRoutes, savedRoutes, apiKeyRoutes]) routes(app, context);
+  for (const routes of [opsRoutes, sessionRoutes, merchantRoutes, invoiceRoutes, savedRoutes, apiKeyRoutes, alertRoutes]) routes(app, context);
   app.get('/api/v1/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   return app;
 }

@@ -7,6 +7,7 @@ import type { Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, Buyer, Party } f
 import { GENESIS_HASH } from '../domain/invoice.js';
 import type { Role } from '../domain/access.js';
 import { hot } from './hot-queries.js';
+import { upstreamRepositories } from './upstream-repositories.js';
 
 type Db = Kysely<Database>;
 
@@ -17,6 +18,7 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
   // that two instances cannot both extend the same chain.
   const locking = dialect === 'postgres' && db.isTransaction;
   return {
+    ...upstreamRepositories(db),
     merchants: merchants(db, dialect, locking),
     series: {
       async next(merchantId, year) {
@@ -109,6 +111,18 @@ function outbox(db: Db, dialect: Dialect): Repositories['outbox'] {
   return {
     async enqueue(job) {
       await hot.enqueueOutbox.execute(db, dialect, job);
+    },
+    async hasDue(topic, now) {
+      const row = await db
+        .selectFrom('outbox')
+        .select('id')
+        .where('topic', '=', topic)
+        .where('done_at', 'is', null)
+        .where('available_at', '<=', now)
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+        .limit(1)
+        .executeTakeFirst();
+      return row !== undefined;
     },
     async claim({ topic, owner, now, leaseUntil, limit }) {
       // PostgreSQL: instances claim side by side, each skipping rows another is claiming.

@@ -16,6 +16,8 @@ export interface MerchantTable {
   daily_invoice_limit: number | null;
   monthly_credit_fen: Int64 | null;
   created_at: string;
+  contingency_terms: string | null; // JSON ContingencyLimit[] from the tax service's terms; null = never fetched
+  terms_fetched_at: string | null;
 }
 
 export interface InvoiceSeriesTable {
@@ -64,6 +66,39 @@ export interface UsageTable {
   period: string; // "D2026-11-22" or "M2026-11"
   invoice_count: number;
   pre_tax_fen: Int64;
+  since: string | null; // backlog rows: issue time of the oldest un-uploaded invoice
+}
+
+export interface NumberBlockTable {
+  merchant_id: string;
+  block_id: string;
+  year: number;
+  first_seq: Int64;
+  last_seq: Int64;
+  next_seq: Int64;
+  source: string;
+  granted_at: string;
+}
+
+export interface InvoiceUploadTable {
+  merchant_id: string;
+  number: string;
+  state: string;
+  reason_code: string | null;
+  reason: string | null;
+  local_digest: string;
+  held_digest: string | null;
+  upstream_record: string | null;
+  at: string;
+}
+
+export interface UpstreamStateTable {
+  merchant_id: string;
+  mode: string;
+  since: string;
+  last_error: string | null;
+  last_success_at: string | null;
+  warned_at: string | null;
 }
 
 export interface AuditTable {
@@ -150,6 +185,60 @@ export interface HeartbeatTable {
   at: string;
 }
 
+export interface UpstreamCredentialTable {
+  seller_tax_id: string;
+  upstream_url: string;
+  key_id: string;
+  secret: string;
+  created_at: string;
+}
+
+export interface AlertTable {
+  id: Generated<number>;
+  merchant_id: string;
+  kind: string;
+  severity: string;
+  subject: string;
+  detail: string;
+  at: string;
+  acknowledged_at: string | null;
+  acknowledged_by: string | null;
+}
+
+export interface ReconciliationTable {
+  id: string;
+  merchant_id: string;
+  date: string;
+  ran_at: string;
+  actor: string;
+  local_count: number;
+  upstream_count: number;
+  matched: number;
+  differences: number;
+}
+
+export interface ReconciliationItemTable {
+  id: Generated<number>;
+  reconciliation_id: string;
+  merchant_id: string;
+  number: string;
+  difference: string;
+  local_digest: string | null;
+  upstream_digest: string | null;
+  local_status: string | null;
+  resolution: string | null;
+  resolved_at: string | null;
+  resolved_by: string | null;
+  note: string | null;
+}
+
+export interface JobLeaseTable {
+  name: string;
+  owner: string | null;
+  lease_until: string | null;
+  last_done: string | null;
+}
+
 export interface Database {
   heartbeats: HeartbeatTable;
   merchants: MerchantTable;
@@ -165,4 +254,12 @@ export interface Database {
   api_keys: ApiKeyTable;
   saved_buyers: SavedBuyerTable;
   saved_items: SavedItemTable;
+  number_blocks: NumberBlockTable;
+  invoice_uploads: InvoiceUploadTable;
+  upstream_state: UpstreamStateTable;
+  upstream_credentials: UpstreamCredentialTable;
+  alerts: AlertTable;
+  reconciliations: ReconciliationTable;
+  reconciliation_items: ReconciliationItemTable;
+  job_leases: JobLeaseTable;
 }
