@@ -16,8 +16,6 @@ export interface MerchantTable {
   daily_invoice_limit: number | null;
   monthly_credit_fen: Int64 | null;
   created_at: string;
-  contingency_terms: string | null; // JSON ContingencyLimit[] from the tax service's terms; null = never fetched
-  terms_fetched_at: string | null;
 }
 
 export interface InvoiceSeriesTable {
@@ -66,39 +64,6 @@ export interface UsageTable {
   period: string; // "D2026-11-22" or "M2026-11"
   invoice_count: number;
   pre_tax_fen: Int64;
-  since: string | null; // backlog rows: issue time of the oldest un-uploaded invoice
-}
-
-export interface NumberBlockTable {
-  merchant_id: string;
-  block_id: string;
-  year: number;
-  first_seq: Int64;
-  last_seq: Int64;
-  next_seq: Int64;
-  source: string;
-  granted_at: string;
-}
-
-export interface InvoiceUploadTable {
-  merchant_id: string;
-  number: string;
-  state: string;
-  reason_code: string | null;
-  reason: string | null;
-  local_digest: string;
-  held_digest: string | null;
-  upstream_record: string | null;
-  at: string;
-}
-
-export interface UpstreamStateTable {
-  merchant_id: string;
-  mode: string;
-  since: string;
-  last_error: string | null;
-  last_success_at: string | null;
-  warned_at: string | null;
 }
 
 export interface AuditTable {
@@ -254,9 +219,6 @@ export interface Database {
   api_keys: ApiKeyTable;
   saved_buyers: SavedBuyerTable;
   saved_items: SavedItemTable;
-  number_blocks: NumberBlockTable;
-  invoice_uploads: InvoiceUploadTable;
-  upstream_state: UpstreamStateTable;
   upstream_credentials: UpstreamCredentialTable;
   alerts: AlertTable;
   reconciliations: ReconciliationTable;
