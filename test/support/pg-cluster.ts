@@ -4,7 +4,7 @@
 // (`pg_ctl stop -m immediate`) and started again on the same port; a primary with a synchronous
 // standby can lose its primary to kill -9 and have the standby promoted.
 import { execFile, execFileSync } from 'node:child_process';
-import { appendFileSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -261,4 +261,87 @@ async function waitForSyncStandby(primary: PgNode, timeoutMs = 30_000): Promise<
     await sleep(100);
   }
   throw new Error(`the standby did not become synchronous within ${timeoutMs} ms (pg_stat_replication: ${seen})`);
+}
+
+export interface PgArchiving extends PgSingle {
+  /** Where the server copies every finished WAL segment (archive_command). */
+  archiveDir: string;
+  /** `pg_basebackup -Ft -z -X fetch` into a new directory, as docs/deploy.md prescribes; returns it. */
+  baseBackup(): Promise<string>;
+  /** Forces the current WAL segment out and waits until the archiver has copied it. */
+  archiveCurrentWal(): Promise<void>;
+  /**
+   * Point-in-time recovery as docs/deploy.md describes it: the base backup unpacked into an empty
+   * data directory, restore_command reading the archive, recovery_target_time, recovery.signal.
+   * Resolves once the recovered server has promoted and takes writes.
+   */
+  recoverTo(baseBackupDir: string, targetTime: string): Promise<PgNode>;
+}
+
+/** One cluster with continuous WAL archiving (for point-in-time recovery). */
+export async function startArchivingCluster(): Promise<PgArchiving> {
+  const root = tempRoot();
+  const archiveDir = join(root, 'wal-archive');
+  const node = new PgNode('db', root, await freePort());
+  const nodes = [node];
+  live.set(root, nodes);
+  const remove = () => removeRoot(root, nodes);
+  try {
+    mkdirSync(archiveDir);
+    ownedByPostgres(archiveDir);
+    await initCluster(node, {
+      wal_level: 'replica',
+      archive_mode: 'on',
+      archive_command: `'test ! -f ${archiveDir}/%f && cp %p ${archiveDir}/%f'`,
+      max_wal_senders: 5,
+    });
+    await node.start();
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+  let backups = 0;
+  return {
+    node,
+    url: node.url,
+    archiveDir,
+    remove,
+    async baseBackup() {
+      const dir = join(root, `base-${++backups}`);
+      await pgRun('pg_basebackup', ['-h', '127.0.0.1', '-p', String(node.port), '-U', 'postgres', '-D', dir, '-Ft', '-z', '-X', 'fetch', '-c', 'fast']);
+      return dir;
+    },
+    async archiveCurrentWal() {
+      const [{ wal }] = (await node.query<{ wal: string }>('select pg_walfile_name(pg_switch_wal()) as wal')) as [{ wal: string }];
+      const deadline = Date.now() + 30_000;
+      while (!existsSync(join(archiveDir, wal))) {
+        if (Date.now() > deadline) throw new Error(`WAL segment ${wal} was not archived within 30 s:\n${node.log()}`);
+        await sleep(50);
+      }
+    },
+    async recoverTo(baseBackupDir, targetTime) {
+      const recovered = new PgNode(`recovered-${nodes.length}`, root, await freePort());
+      nodes.push(recovered);
+      mkdirSync(recovered.dataDir, { mode: 0o700 });
+      execFileSync('tar', ['-xzf', join(baseBackupDir, 'base.tar.gz'), '-C', recovered.dataDir]);
+      appendFileSync(
+        join(recovered.dataDir, 'postgresql.conf'),
+        settings(root, recovered.port, {
+          archive_mode: 'off',
+          restore_command: `'cp ${archiveDir}/%f %p'`,
+          recovery_target_time: `'${targetTime}'`,
+          recovery_target_action: "'promote'",
+        }),
+      );
+      writeFileSync(join(recovered.dataDir, 'recovery.signal'), '');
+      if (asRoot) execFileSync('chown', ['-R', 'postgres:postgres', recovered.dataDir]);
+      await recovered.start();
+      const deadline = Date.now() + 60_000;
+      while ((await recovered.query<{ r: boolean }>('select pg_is_in_recovery() as r'))[0]?.r !== false) {
+        if (Date.now() > deadline) throw new Error(`the recovered server did not promote within 60 s:\n${recovered.log()}`);
+        await sleep(100);
+      }
+      return recovered;
+    },
+  };
 }
