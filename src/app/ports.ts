@@ -5,6 +5,7 @@ import type { Invoice, InvoiceKind, InvoiceStatus } from '../domain/invoice.js';
 import type { Role } from '../domain/access.js';
 import type { AuditFields } from '../domain/audit-chain.js';
 import type { UpstreamRepositories } from './upstream-ports.js';
+import type { DeliveryRepositories } from './delivery-ports.js';
 
 export interface MerchantRecord {
   id: string;
@@ -105,7 +106,7 @@ export interface SavedItem {
   updatedAt: string;
 }
 
-export interface Repositories extends UpstreamRepositories {
+export interface Repositories extends UpstreamRepositories, DeliveryRepositories {
   merchants: {
     /**
      * Reads the merchant and serialises its writes across instances (a row lock on PostgreSQL;

@@ -21,6 +21,7 @@ import { merchantRoutes } from './routes/merchant.js';
 import { opsRoutes } from './routes/ops.js';
 import { savedRoutes } from './routes/saved.js';
 import { sessionRoutes } from './routes/session.js';
+import { exportRoutes } from './routes/export.js';
 
 export interface HttpOptions {
   /** Requests per minute for one API key or session, and for one IP address without either. */
@@ -99,6 +100,7 @@ export async function buildApp(ports: HttpContext['ports'], options: Partial<Htt
   const context: HttpContext = { ports, metrics, admission: new Admission(settings.maxIssuesInFlight) };
   registerAuthentication(app, ports);
   for (const routes of [opsRoutes, sessionRoutes, merchantRoutes, invoiceRoutes, savedRoutes, apiKeyRoutes, alertRoutes]) routes(app, context);
+  for (const routes of [exportRoutes]) routes(app, context); // printing, delivery and export (R11, R12, R21)
   app.get('/api/v1/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   return app;
 }

@@ -2,10 +2,12 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
 import * as core from './migrations/001-core.js';
 import * as upstreamAlerts from './migrations/003-upstream-alerts.js';
+import * as delivery from './migrations/005-delivery.js';
 
 const migrations: Record<string, Migration> = {
   '001-core': core,
   '003-upstream-alerts': upstreamAlerts,
+  '005-delivery': delivery,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -8,6 +8,7 @@ import { GENESIS_HASH } from '../domain/invoice.js';
 import type { Role } from '../domain/access.js';
 import { hot } from './hot-queries.js';
 import { upstreamRepositories } from './upstream-repositories.js';
+import { deliveryRepositories } from './delivery-repositories.js';
 
 type Db = Kysely<Database>;
 
@@ -19,6 +20,7 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
   const locking = dialect === 'postgres' && db.isTransaction;
   return {
     ...upstreamRepositories(db),
+    ...deliveryRepositories(db, dialect),
     merchants: merchants(db, dialect, locking),
     series: {
       async next(merchantId, year) {

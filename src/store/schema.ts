@@ -1,6 +1,7 @@
 // Table types for Kysely. Money columns hold integer fen; drivers hand them back as number
 // (SQLite) or string (PostgreSQL bigint), so repositories convert with BigInt() when reading.
 import type { Generated } from 'kysely';
+import type { DeliveryTables } from './delivery-schema.js';
 
 type Int64 = number | string | bigint;
 
@@ -204,7 +205,7 @@ export interface JobLeaseTable {
   last_done: string | null;
 }
 
-export interface Database {
+export interface Database extends DeliveryTables {
   heartbeats: HeartbeatTable;
   merchants: MerchantTable;
   invoice_series: InvoiceSeriesTable;
