@@ -53,6 +53,8 @@ export interface ReconciliationReport {
   localCount: number;
   upstreamCount: number;
   matched: number;
+  /** Issued locally and not yet uploaded: on their way, not differences. */
+  pending: number;
   differences: number;
 }
 
@@ -67,6 +69,7 @@ export interface UpstreamRepositories {
     get(sellerTaxId: string, upstreamUrl: string): Promise<UpstreamCredential | undefined>;
     /** Stores the credential unless one is already there; returns the one that is stored. */
     insertIfAbsent(credential: UpstreamCredential): Promise<UpstreamCredential>;
+    remove(sellerTaxId: string, upstreamUrl: string): Promise<void>;
   };
   reconciliations: {
     insert(report: ReconciliationReport, items: ReadonlyArray<Omit<ReconciliationItem, 'id' | 'reconciliationId' | 'resolution' | 'resolvedAt' | 'resolvedBy' | 'note'>>): Promise<void>;

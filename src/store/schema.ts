@@ -180,6 +180,7 @@ export interface ReconciliationTable {
   local_count: number;
   upstream_count: number;
   matched: number;
+  pending: number;
   differences: number;
 }
 

@@ -53,13 +53,16 @@ function credentials(db: Db): UpstreamRepositories['upstreamCredentials'] {
         .execute();
       return (await get(c.sellerTaxId, c.upstreamUrl))!;
     },
+    async remove(sellerTaxId, upstreamUrl) {
+      await db.deleteFrom('upstream_credentials').where('seller_tax_id', '=', sellerTaxId).where('upstream_url', '=', upstreamUrl).execute();
+    },
   };
 }
 
 function reconciliations(db: Db): UpstreamRepositories['reconciliations'] {
   const toReport = (r: Database['reconciliations']): ReconciliationReport => ({
     id: r.id, merchantId: r.merchant_id, date: r.date, ranAt: r.ran_at, actor: r.actor,
-    localCount: Number(r.local_count), upstreamCount: Number(r.upstream_count), matched: Number(r.matched), differences: Number(r.differences),
+    localCount: Number(r.local_count), upstreamCount: Number(r.upstream_count), matched: Number(r.matched), pending: Number(r.pending), differences: Number(r.differences),
   });
   const toItem = (r: Database['reconciliation_items'] & { id: number }): ReconciliationItem => ({
     id: Number(r.id), reconciliationId: r.reconciliation_id, number: r.number, difference: r.difference as ReconciliationDifference,
@@ -72,7 +75,7 @@ function reconciliations(db: Db): UpstreamRepositories['reconciliations'] {
         .insertInto('reconciliations')
         .values({
           id: report.id, merchant_id: report.merchantId, date: report.date, ran_at: report.ranAt, actor: report.actor,
-          local_count: report.localCount, upstream_count: report.upstreamCount, matched: report.matched, differences: report.differences,
+          local_count: report.localCount, upstream_count: report.upstreamCount, matched: report.matched, pending: report.pending, differences: report.differences,
         })
         .execute();
       // A few hundred rows per statement keeps within both dialects' parameter limits.

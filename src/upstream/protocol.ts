@@ -76,10 +76,15 @@ export const MAX_RECORDS_PER_UPLOAD = 1000;
 
 /** The tax service, from the client's point of view. Every call is for one seller (taxpayer). */
 export interface TaxService {
-  allocateBlock(sellerTaxId: string, year: number, size: number): Promise<NumberBlock>;
+  /**
+   * Grants the next `size` numbers of the (seller, year) series. The same `requestId` always gets
+   * the same block, so a retried request never costs a second block: keep the id with the request
+   * until the block is stored (the client makes one up per call when none is given).
+   */
+  allocateBlock(sellerTaxId: string, year: number, size: number, requestId?: string): Promise<NumberBlock>;
   upload(sellerTaxId: string, records: readonly UploadRecord[]): Promise<UploadAnswer>;
   status(sellerTaxId: string, number: string): Promise<InvoiceStatusAnswer>;
-  /** The invoices the tax service accepted from this seller on one Shanghai date, a page at a time. */
+  /** The invoices of this seller ISSUED on one Shanghai date (开票日期) that the tax service has accepted, a page at a time. */
   acceptedOn(sellerTaxId: string, date: string, cursor?: string): Promise<{ invoices: AcceptedInvoice[]; next?: string }>;
   terms(sellerTaxId: string): Promise<MerchantTerms>;
 }

@@ -41,6 +41,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('local_count', 'integer', (c) => c.notNull())
     .addColumn('upstream_count', 'integer', (c) => c.notNull())
     .addColumn('matched', 'integer', (c) => c.notNull())
+    .addColumn('pending', 'integer', (c) => c.notNull()) // issued, not yet uploaded: not a difference yet
     .addColumn('differences', 'integer', (c) => c.notNull())
     .execute();
   await db.schema.createIndex('reconciliations_by_merchant').on('reconciliations').columns(['merchant_id', 'date', 'ran_at']).execute();
