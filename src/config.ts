@@ -16,6 +16,12 @@ export interface Config {
   rateLimitPerIp: number | undefined;
   /** Scheduled, verified backups (FAPIAO_BACKUP_DIR set), with retention. */
   backup: { dir: string; everyHours: number; keep: number; keyFile?: string } | undefined;
+  /** The tax service (FAPIAO_UPSTREAM_URL); unset = the sandbox mounted at /sandbox on this server. */
+  upstreamUrl: string | undefined;
+  /** The address people reach this service at, printed in every invoice's QR code (FAPIAO_PUBLIC_URL). */
+  publicUrl: string;
+  /** Verification requests per minute from one IP address (FAPIAO_VERIFY_PER_IP). */
+  verifyPerIpPerMinute: number;
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -27,8 +33,11 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminPassword: env.FAPIAO_ADMIN_PASSWORD || undefined,
     logLevel: env.LOG_LEVEL ?? 'info',
     workers: integer(env.FAPIAO_WORKERS, availableParallelism(), 'FAPIAO_WORKERS') || 1,
+    upstreamUrl: env.FAPIAO_UPSTREAM_URL ? env.FAPIAO_UPSTREAM_URL.replace(/\/+$/, '') : undefined,
     rateLimitPerKey: env.FAPIAO_RATE_LIMIT_PER_KEY ? integer(env.FAPIAO_RATE_LIMIT_PER_KEY, 0, 'FAPIAO_RATE_LIMIT_PER_KEY') : undefined,
     rateLimitPerIp: env.FAPIAO_RATE_LIMIT_PER_IP ? integer(env.FAPIAO_RATE_LIMIT_PER_IP, 0, 'FAPIAO_RATE_LIMIT_PER_IP') : undefined,
+    publicUrl: (env.FAPIAO_PUBLIC_URL || `http://${env.HOST ?? '127.0.0.1'}:${env.PORT || 8080}`).replace(/\/+$/, ''),
+    verifyPerIpPerMinute: integer(env.FAPIAO_VERIFY_PER_IP, 120, 'FAPIAO_VERIFY_PER_IP') || 120,
     backup: env.FAPIAO_BACKUP_DIR
       ? {
           dir: resolve(env.FAPIAO_BACKUP_DIR),

@@ -4,6 +4,8 @@
 import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import type { Config } from './config.js';
+import { openSigner } from './app/signing-keys.js';
+import { join } from 'node:path';
 import { migrateDatabase, openStore } from './store/database.js';
 import { buildApp } from './http/app.js';
 import { argon2Hasher, type PasswordHasher } from './security/passwords.js';
@@ -15,6 +17,9 @@ import type { Ports } from './app/ports.js';
 import { createMetrics } from './ops/metrics.js';
 import { clusterMetricsSource, serveClusterMetrics } from './ops/cluster-metrics.js';
 import { scheduleBackups } from './app/backups.js';
+import { hostname } from 'node:os';
+import { scheduleReconciliation } from './app/reconcile.js';
+import { taxServiceClientFor, upstreamBanner, upstreamSetup } from './upstream/setup.js';
 
 /** The primary has no HTTP logger of its own; it writes the same JSON lines. */
 const logLine = (level: number) => (fields: object, msg: string) => {
@@ -33,6 +38,7 @@ export async function serve(config: Config): Promise<void> {
   if (cluster.isWorker) return runWorker(config, false);
   await migrateDatabase(config);
   await withPorts(config, (ports) => ensureSomeoneCanLogIn(ports, config));
+  process.stdout.write(`${upstreamBanner(upstreamSetup(config))}\n`);
   if (config.workers <= 1) return runWorker(config, true);
   runPrimary(config);
 }
@@ -60,19 +66,29 @@ function runPrimary(config: Config): void {
 
 async function runWorker(config: Config, alone: boolean): Promise<void> {
   const store = await openStore(config, { migrate: false });
-  const ports = { store, clock: systemClock, passwords: argon2Hasher() };
+  const signer = await openSigner(store, systemClock, config.dataDir); // R22: created on first start
+  const ports = { store, clock: systemClock, passwords: argon2Hasher(), signer };
   const metrics = createMetrics();
   if (!alone) metrics.render = clusterMetricsSource(metrics.registry);
+  // The tax service: FAPIAO_UPSTREAM_URL, or the sandbox this server mounts at /sandbox.
+  const upstream = upstreamSetup(config);
+  const taxService = taxServiceClientFor(upstream, store, systemClock);
   const app = await buildApp(
     ports,
     {
       logger: { level: config.logLevel },
       ...(config.rateLimitPerKey !== undefined && { rateLimitPerKey: config.rateLimitPerKey }),
       ...(config.rateLimitPerIp !== undefined && { rateLimitPerIp: config.rateLimitPerIp }),
+      taxService,
+      ...(upstream.sandboxDbFile && { sandbox: { dbFile: upstream.sandboxDbFile } }),
+      documents: { publicUrl: config.publicUrl, pdfCacheDir: join(config.dataDir, 'pdf-cache'), verifyPerIpPerMinute: config.verifyPerIpPerMinute },
     },
     metrics,
   );
   await app.listen({ host: config.host, port: config.port });
+  app.log.info({ upstream: upstream.baseUrl, sandbox: upstream.sandbox }, upstreamBanner(upstream));
+  // Every process ticks; a lease in the database lets one of them reconcile yesterday.
+  const stopReconciliation = scheduleReconciliation({ ...ports, taxService }, `${hostname()}:${process.pid}`, app.log);
   // Backups run once per machine: here when this is the only process, else in the primary.
   const stopBackups = alone && config.backup ? scheduleBackups(config, { ...config.backup, metrics: metrics.registry }, app.log) : () => {};
 
@@ -88,6 +104,7 @@ async function runWorker(config: Config, alone: boolean): Promise<void> {
     app.log.info({ reason }, 'shutting down');
     clearInterval(housekeeping);
     stopBackups();
+    stopReconciliation();
     await app.close();
     await store.close();
     process.exit(0);

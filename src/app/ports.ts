@@ -5,6 +5,9 @@ import type { Invoice, InvoiceKind, InvoiceStatus } from '../domain/invoice.js';
 import type { Role } from '../domain/access.js';
 import type { AuditFields } from '../domain/audit-chain.js';
 import type { UpstreamRepositories } from './upstream-ports.js';
+import type { UploadRepositories } from './upload-ports.js';
+import type { ContingencyLimits } from '../domain/contingency.js';
+import type { DocumentRepositories, InvoiceSigner } from './document-ports.js';
 import type { DeliveryRepositories } from './delivery-ports.js';
 
 export interface MerchantRecord {
@@ -19,6 +22,17 @@ export interface MerchantRecord {
   dailyInvoiceLimit: number | null;
   monthlyCreditFen: bigint | null; // 授信额度, pre-tax fen per calendar month
   createdAt: string;
+  /** 离线开票 limits per kind from the tax service's terms; null/absent = never fetched (no limits). */
+  contingency?: ContingencyLimits[] | null;
+  termsFetchedAt?: string | null;
+}
+
+export interface UsageCounters {
+  period: string;
+  invoiceCount: number;
+  preTaxFen: bigint;
+  /** The oldest moment still counted (a backlog's oldest un-uploaded invoice). */
+  since: string | null;
 }
 
 export interface ChainHead {
@@ -106,7 +120,7 @@ export interface SavedItem {
   updatedAt: string;
 }
 
-export interface Repositories extends UpstreamRepositories, DeliveryRepositories {
+export interface Repositories extends UpstreamRepositories, DeliveryRepositories, DocumentRepositories, UploadRepositories {
   merchants: {
     /**
      * Reads the merchant and serialises its writes across instances (a row lock on PostgreSQL;
@@ -142,8 +156,11 @@ export interface Repositories extends UpstreamRepositories, DeliveryRepositories
   };
   usage: {
     get(merchantId: string, period: string): Promise<{ invoiceCount: number; preTaxFen: bigint }>;
-    /** Adds to the counters of every period given (a day and its month), in one statement. */
-    add(merchantId: string, periods: readonly string[], delta: { invoiceCount: number; preTaxFen: bigint }): Promise<void>;
+    /**
+     * Adds to the counters of every period given (a day, its month, a kind's upload backlog), in one
+     * statement, and returns the counters after it. `at` starts a period's `since` if it has none.
+     */
+    add(merchantId: string, periods: readonly string[], delta: { invoiceCount: number; preTaxFen: bigint; at?: string }): Promise<UsageCounters[]>;
   };
   audit: {
     append(entry: AuditEntry): Promise<void>;
@@ -210,4 +227,6 @@ export interface Store {
 export interface Ports {
   store: Store;
   clock: Clock;
+  /** Signs invoices as they are issued (R22); without it invoices are stored unsigned. */
+  signer?: InvoiceSigner;
 }

@@ -25,6 +25,8 @@ import { RequestRejected, zodValidatorCompiler } from '../http/errors.js';
 import { invoiceView, merchantView } from '../http/views.js';
 import { serve } from '../server.js';
 import { printJson, reportError } from './output.js';
+import { registerDocumentCommands } from './documents.js';
+import { openSigner } from '../app/signing-keys.js';
 
 const program = new Command('fapiao').description('Fapiao e-invoicing platform (发票)').showHelpAfterError();
 
@@ -137,7 +139,8 @@ program.command('issue').description('issue an invoice from a JSON file (same bo
   .addOption(json)
   .action(withStore(async (ports, o) => {
     const body = parseWith<z.infer<typeof IssueRequest>>(IssueRequest, readJson(o.file), 'body');
-    const { invoice } = await issueInvoice(ports, cliCaller(o.merchant), body, o.idempotencyKey);
+    const signer = await openSigner(ports.store, ports.clock, readConfig().dataDir); // signed like every invoice (R22)
+    const { invoice } = await issueInvoice({ ...ports, signer }, cliCaller(o.merchant), body, o.idempotencyKey);
     if (o.json) printJson(invoiceView(invoice));
     else console.log(`issued ${invoice.number}  价税合计 ${invoiceView(invoice).total_with_tax}  ${invoiceView(invoice).total_in_words}`);
   }));
@@ -242,4 +245,5 @@ function readJson(path: string): unknown {
   }
 }
 
+registerDocumentCommands(program);
 await program.parseAsync(process.argv);

@@ -413,6 +413,47 @@ export const faults = {
     cause: 'Someone already re-uploaded the invoice or marked the difference as investigated.',
     remedy: '刷新对账报告；如仍有差异，重新对账会生成新的记录。', remedyEn: 'Reload the report; a new reconciliation lists any difference still there.',
   },
+  NUMBERS_EXHAUSTED: {
+    code: 4020, http: 503,
+    zh: '{year} 年的发票号码已用完，正在向税务服务申请新号段', en: 'No invoice numbers left for {year}; a new block is being requested from the tax service',
+    cause: 'Invoice numbers come in blocks (号段) from the tax service. The reserve ran out, usually because the tax service has been unreachable longer than the reserve lasts.',
+    remedy: '稍后用同一个 Idempotency-Key 重试；恢复与税务服务的连接后号段会自动补充。紧急时运维可录入税务机关分配的号段（fapiao numbers grant）。',
+    remedyEn: 'Retry later with the same Idempotency-Key; blocks are refilled automatically once the tax service is reachable. In an emergency operations can enter a block the tax office assigned (`fapiao numbers grant`).',
+  },
+  CONTINGENCY_HOURS_EXCEEDED: {
+    code: 4021, http: 503,
+    zh: '离线开票时间超限：最早一张未上传的{kind}已开具 {hours} 小时（上限 {max} 小时），暂停开具{kind}', en: 'Offline time limit reached: the oldest un-uploaded {kindEn} invoice was issued {hours} h ago (limit {max} h); issuing {kindEn} invoices is paused',
+    cause: 'While the tax service is unreachable, invoices may be issued offline only for a limited time after the oldest one not yet uploaded (离线开票时限, set by the tax service).',
+    remedy: '恢复与税务服务的连接（检查网络、查看 GET /api/v1/status）；积压发票上传后自动解锁，无需其他操作。',
+    remedyEn: 'Restore the connection to the tax service (check the network, see GET /api/v1/status); issuing unlocks by itself once the backlog is uploaded.',
+  },
+  CONTINGENCY_AMOUNT_EXCEEDED: {
+    code: 4022, http: 503,
+    zh: '离线开票金额超限：未上传{kind}不含税合计 {pending} 元，加上本张 {amount} 元将超过上限 {max} 元', en: 'Offline amount limit reached: un-uploaded {kindEn} invoices total {pending} yuan before tax; this one ({amount} yuan) would pass the limit of {max} yuan',
+    cause: 'While the tax service is unreachable, the pre-tax total of invoices not yet uploaded may not exceed the offline amount limit (离线开票限额, set by the tax service).',
+    remedy: '恢复与税务服务的连接；积压发票上传后额度自动释放。金额较小的发票在剩余额度内仍可开具。',
+    remedyEn: 'Restore the connection to the tax service; the amount frees itself as the backlog is uploaded. Smaller invoices within the remaining amount can still be issued.',
+  },
+  NUMBER_BLOCK_INVALID: {
+    code: 4023, http: 422,
+    zh: '号段无效：{reason}', en: 'Invalid number block: {reason}',
+    cause: 'A block must lie within 1–999999999999999 for one year and must not overlap a block the merchant already holds.',
+    remedy: '核对税务机关分配的号段起止号码和年度。', remedyEn: 'Check the first and last numbers and the year of the block the tax office assigned.',
+  },
+  UPLOAD_REJECTED: {
+    code: 4024, http: 409,
+    zh: '税务服务拒收发票 {number}：{reason}', en: 'The tax service rejected invoice {number}: {reason}',
+    cause: 'The tax service checked the uploaded invoice and refused it by one of its rules (the reason says which). The invoice stays in Fapiao, marked rejected.',
+    remedy: '按拒收原因处理：内容有误时开具红字发票冲销并重新开具正确的发票；原因不明请带发票号码联系主管税务机关。',
+    remedyEn: 'Act on the reason: if the content is wrong, reverse it with a red-letter invoice and issue a correct one; if the reason is unclear, contact the tax office with the invoice number.',
+  },
+  UPLOAD_CONFLICT: {
+    code: 4025, http: 409,
+    zh: '发票 {number} 已隔离：税务服务持有的同号发票内容不同（摘要 {held}）', en: 'Invoice {number} is quarantined: the tax service holds different content under this number (digest {held})',
+    cause: 'The tax service already holds an invoice with this number whose content digest differs from ours — a number used twice, or content changed after an upload. Nothing was overwritten; both versions are kept.',
+    remedy: '不要重开此号码；运维核对两份内容（本地发票与税务服务记录）并联系主管税务机关处理，处理前该发票不计入已上传。',
+    remedyEn: 'Do not reissue this number; operations compare both versions (ours and the tax service\'s record) and settle it with the tax office; until then the invoice does not count as uploaded.',
+  },
   WEBHOOK_URL_INVALID: {
     code: 1030, http: 422,
     zh: 'Webhook 地址无效：{reason}', en: 'Webhook URL is invalid: {reason}',
@@ -556,6 +597,49 @@ export const faults = {
     zh: '服务器内部错误（请求编号 {requestId}）', en: 'Internal server error (request {requestId})',
     cause: 'An unexpected error; the details are in the server log under the request ID.',
     remedy: '稍后重试；若持续出现，请把请求编号提供给技术支持。', remedyEn: 'Retry later; if it persists, give support the request ID.',
+  },
+  // Documents, signatures and public verification (R20, R22).
+  VERIFY_LINK_INVALID: {
+    code: 1022, http: 404,
+    zh: '查验链接无效', en: 'The verification link is not valid',
+    cause: 'The path after /v/ is not number-date-amount-check code as printed in an invoice QR code; it was cut or typed wrongly.',
+    remedy: '重新扫描发票上的二维码，或在 /verify 页面手工输入发票信息。', remedyEn: 'Scan the QR code on the invoice again, or type the invoice details on the /verify page.',
+  },
+  VERIFICATION_LIMIT_REACHED: {
+    code: 3020, http: 429,
+    zh: '该发票今日查验次数已达上限（{limit} 次），请明日再试', en: 'This invoice has been verified {limit} times today, the daily limit; try again tomorrow',
+    cause: 'Like the national verification platform, each invoice can be verified only a few times a day, so that nobody can probe invoices by trial.',
+    remedy: '明日再查验；如需核对全部内容，请向开票方索取发票文件并离线验签（fapiao verify）。', remedyEn: 'Verify again tomorrow; to check the whole content, get the invoice file from the seller and verify its signature offline (fapiao verify).',
+  },
+  PDF_RENDER_FAILED: {
+    code: 6001, http: 500,
+    zh: '发票 {number} 的版式文件生成失败', en: 'The PDF of invoice {number} could not be made',
+    cause: 'Rendering failed, e.g. the font package is missing from node_modules or the disk of the PDF cache is full.',
+    remedy: '运行 npm ci 以恢复字体包，检查数据目录的磁盘空间，然后重试。', remedyEn: 'Run npm ci to restore the font package, check disk space in the data directory, and retry.',
+  },
+  SIGNING_KEY_UNAVAILABLE: {
+    code: 6002, http: 503,
+    zh: '平台签名密钥不可用：{reason}', en: 'The platform signing key is not available: {reason}',
+    cause: 'The key file under FAPIAO_DATA_DIR/keys cannot be read or does not match its name.',
+    remedy: '检查 keys 目录的权限（仅属主可读）与内容；必要时运行 fapiao keys rotate 生成新密钥。', remedyEn: 'Check the keys directory (readable by the owner only) and its files; if it is lost, run fapiao keys rotate to make a new key.',
+  },
+  INVOICE_FILE_INVALID: {
+    code: 6003, http: 422,
+    zh: '不是有效的发票文件：{reason}', en: 'Not a valid invoice file: {reason}',
+    cause: 'The file is neither a PDF made by this platform nor a fapiao-invoice/1 JSON file, or it was cut short.',
+    remedy: '使用平台下载的原始 PDF 或导出的发票文件。', remedyEn: 'Use the original PDF downloaded from the platform or the exported invoice file.',
+  },
+  INVOICE_SIGNATURE_INVALID: {
+    code: 6004, http: 422,
+    zh: '发票 {number} 验签失败：{reason}', en: 'Invoice {number} fails signature verification: {reason}',
+    cause: 'The content was changed after signing, or the file was not signed by this platform: the invoice is forged or altered.',
+    remedy: '不要接受该发票；向开票方索取原始发票并通过 /verify 查验。', remedyEn: 'Do not accept the invoice; ask the seller for the original and verify it at /verify.',
+  },
+  SIGNING_KEY_UNKNOWN: {
+    code: 6005, http: 422,
+    zh: '签名密钥 {key} 未知', en: 'Signing key {key} is unknown',
+    cause: 'The invoice names a key that is not among the public keys given (GET /api/v1/keys lists every key the platform ever used).',
+    remedy: '从 /api/v1/keys 下载最新公钥后重试；仍未知则该发票不是本平台签发的。', remedyEn: 'Download the public keys from /api/v1/keys and retry; if the key is still unknown, the invoice was not signed by this platform.',
   },
 } as const satisfies Record<string, FaultSpec>;
 

@@ -2,6 +2,7 @@
 // status moves, and every move is an audited event.
 import { createHash } from 'node:crypto';
 import type { Fen } from './money.js';
+import type { InvoiceSignature } from './signature.js';
 
 export const invoiceKinds = ['normal', 'special'] as const; // 普通发票 | 增值税专用发票 (both electronic)
 export type InvoiceKind = (typeof invoiceKinds)[number];
@@ -62,6 +63,8 @@ export interface Invoice extends InvoiceContent {
   chainIndex: number; // position in the merchant's chain, from 1
   voidReason: string | null;
   statusChangedAt: string | null;
+  /** The platform's Ed25519 signature of the digest, made at issue (R22); null before signing existed. */
+  signature?: InvoiceSignature | null;
 }
 
 export const GENESIS_HASH = '0'.repeat(64);

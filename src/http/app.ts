@@ -15,7 +15,12 @@ import { registerAuthentication } from './auth.js';
 import type { HttpContext } from './context.js';
 import { handleError, sendFault, zodValidatorCompiler } from './errors.js';
 import { alertRoutes } from './routes/alerts.js';
+import { reconciliationRoutes } from './routes/reconciliations.js';
+import { sandboxPlugin } from '../upstream/simulator/plugin.js';
+import { SANDBOX_PREFIX } from '../upstream/setup.js';
+import type { TaxService } from '../upstream/protocol.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
+import { defaultDocumentOptions, documentRoutes, type DocumentOptions } from './routes/documents.js';
 import { invoiceRoutes } from './routes/invoices.js';
 import { merchantRoutes } from './routes/merchant.js';
 import { opsRoutes } from './routes/ops.js';
@@ -30,6 +35,12 @@ export interface HttpOptions {
   /** Issue requests in flight before the server answers 7001 busy. */
   maxIssuesInFlight: number;
   bodyLimitBytes: number;
+  /** Mount the sandbox tax service at /sandbox with its database in this file (only when no real tax service is configured). */
+  sandbox?: { dbFile: string };
+  /** The tax service, for reconciliation (对账) from the API; without it those routes answer 4008. */
+  taxService?: TaxService;
+  /** PDFs and public verification: QR base URL, PDF cache directory, per-IP verification limit. */
+  documents: DocumentOptions;
   logger: boolean | { level: string; stream?: NodeJS.WritableStream };
 }
 
@@ -38,6 +49,7 @@ export const defaultHttpOptions: HttpOptions = {
   rateLimitPerIp: 6_000,
   maxIssuesInFlight: 2_000,
   bodyLimitBytes: 2 * 1024 * 1024,
+  documents: defaultDocumentOptions,
   logger: { level: 'info' },
 };
 
@@ -100,7 +112,10 @@ export async function buildApp(ports: HttpContext['ports'], options: Partial<Htt
   const context: HttpContext = { ports, metrics, admission: new Admission(settings.maxIssuesInFlight) };
   registerAuthentication(app, ports);
   for (const routes of [opsRoutes, sessionRoutes, merchantRoutes, invoiceRoutes, savedRoutes, apiKeyRoutes, alertRoutes]) routes(app, context);
+  documentRoutes(app, context, settings.documents);
   for (const routes of [exportRoutes]) routes(app, context); // printing, delivery and export (R11, R12, R21)
+  reconciliationRoutes(app, context, settings.taxService);
+  if (settings.sandbox) await app.register(sandboxPlugin({ dbFile: settings.sandbox.dbFile }), { prefix: SANDBOX_PREFIX });
   app.get('/api/v1/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   return app;
 }

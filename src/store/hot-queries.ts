@@ -30,7 +30,7 @@ export const hot = {
   insertInvoice: prepare<InvoiceTable & Row, Row>((db) => {
     const columns: Array<keyof InvoiceTable> = [
       'merchant_id', 'number', 'kind', 'status', 'issued_at', 'issue_date', 'buyer_name', 'buyer_tax_id', 'total_amount', 'total_tax',
-      'total_with_tax', 'content', 'digest', 'prev_hash', 'chain_hash', 'chain_index', 'void_reason', 'status_changed_at',
+      'total_with_tax', 'content', 'digest', 'prev_hash', 'chain_hash', 'chain_index', 'void_reason', 'status_changed_at', 'signature', 'signing_key_id',
     ];
     return db.insertInto('invoices').values(Object.fromEntries(columns.map((c) => [c, arg(c)])) as never);
   }),
@@ -45,17 +45,21 @@ export const hot = {
   usage: prepare<{ merchantId: string; period: string }, { invoice_count: number | string; pre_tax_fen: number | string }>((db) =>
     db.selectFrom('usage').select(['invoice_count', 'pre_tax_fen']).where('merchant_id', '=', arg('merchantId')).where('period', '=', arg('period')),
   ),
-  addUsage: [1, 2].map((count) =>
-    prepare<Row, Row>((db) =>
+  addUsage: [1, 2, 3].map((count) =>
+    prepare<Row, { period: string; invoice_count: number | string; pre_tax_fen: number | string; since: string | null }>((db) =>
       db
         .insertInto('usage')
-        .values(Array.from({ length: count }, (_, i) => ({ merchant_id: arg('merchantId'), period: arg(`period${i}`), invoice_count: arg('count'), pre_tax_fen: arg('fen') })))
+        .values(Array.from({ length: count }, (_, i) => ({ merchant_id: arg('merchantId'), period: arg(`period${i}`), invoice_count: arg('count'), pre_tax_fen: arg('fen'), since: arg('at') })))
         .onConflict((oc) =>
           oc.columns(['merchant_id', 'period']).doUpdateSet((eb) => ({
             invoice_count: sql`usage.invoice_count + ${eb.ref('excluded.invoice_count')}`,
             pre_tax_fen: sql`usage.pre_tax_fen + ${eb.ref('excluded.pre_tax_fen')}`,
+            since: sql`coalesce(usage.since, ${eb.ref('excluded.since')})`,
           })),
-        ),
+        )
+        // The counters after the change: the issue checks the upload backlog's limits on them
+        // (and rolls back when one is passed) without a statement of its own.
+        .returning(['period', 'invoice_count', 'pre_tax_fen', 'since']),
     ),
   ),
   appendAudit: prepare<{ merchantId: string; at: string; actor: string; action: string; subject: string; detail: string; prevHash: string; hash: string }, Row>((db) =>

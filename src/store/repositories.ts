@@ -8,6 +8,9 @@ import { GENESIS_HASH } from '../domain/invoice.js';
 import type { Role } from '../domain/access.js';
 import { hot } from './hot-queries.js';
 import { upstreamRepositories } from './upstream-repositories.js';
+import { uploadRepositories } from './upload-repositories.js';
+import { parseContingencyTerms } from '../domain/contingency.js';
+import { documentRepositories } from './document-repositories.js';
 import { deliveryRepositories } from './delivery-repositories.js';
 
 type Db = Kysely<Database>;
@@ -20,6 +23,8 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
   const locking = dialect === 'postgres' && db.isTransaction;
   return {
     ...upstreamRepositories(db),
+    ...uploadRepositories(db, dialect),
+    ...documentRepositories(db, rowToInvoice),
     ...deliveryRepositories(db, dialect),
     merchants: merchants(db, dialect, locking),
     series: {
@@ -70,7 +75,8 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
       async add(merchantId, periods, delta) {
         const query = hot.addUsage[periods.length - 1];
         if (!query) throw new RangeError(`at most ${hot.addUsage.length} periods at once`);
-        await query.execute(db, dialect, { merchantId, ...numbered('period', periods), count: delta.invoiceCount, fen: delta.preTaxFen.toString() });
+        const { rows } = await query.execute(db, dialect, { merchantId, ...numbered('period', periods), count: delta.invoiceCount, fen: delta.preTaxFen.toString(), at: delta.at ?? null });
+        return rows.map((r) => ({ period: r.period, invoiceCount: Number(r.invoice_count), preTaxFen: BigInt(r.pre_tax_fen), since: r.since }));
       },
     },
     audit: {
@@ -183,6 +189,8 @@ function merchants(db: Db, dialect: Dialect, locking: boolean): Repositories['me
     dailyInvoiceLimit: r.daily_invoice_limit === null ? null : Number(r.daily_invoice_limit),
     monthlyCreditFen: r.monthly_credit_fen === null ? null : BigInt(r.monthly_credit_fen),
     createdAt: r.created_at,
+    contingency: parseContingencyTerms(r.contingency_terms ?? null),
+    termsFetchedAt: r.terms_fetched_at ?? null,
   });
   return {
     async lock(id) {
@@ -258,12 +266,14 @@ function invoiceToRow(i: Invoice): InvoiceTable {
     chain_index: i.chainIndex,
     void_reason: i.voidReason,
     status_changed_at: i.statusChangedAt,
+    signature: i.signature?.value ?? null,
+    signing_key_id: i.signature?.keyId ?? null,
   };
 }
 
 // Columns win over the JSON body for the fields that have both, so that a change to either
 // one shows up as a digest mismatch in `chain verify`.
-function rowToInvoice(r: InvoiceTable): Invoice {
+export function rowToInvoice(r: InvoiceTable): Invoice {
   const c = JSON.parse(r.content) as StoredContent;
   return {
     merchantId: r.merchant_id,
@@ -286,6 +296,7 @@ function rowToInvoice(r: InvoiceTable): Invoice {
     chainIndex: Number(r.chain_index),
     voidReason: r.void_reason,
     statusChangedAt: r.status_changed_at,
+    signature: r.signature && r.signing_key_id ? { keyId: r.signing_key_id, value: r.signature } : null,
   };
 }
 

@@ -2,6 +2,7 @@
 // (SQLite) or string (PostgreSQL bigint), so repositories convert with BigInt() when reading.
 import type { Generated } from 'kysely';
 import type { DeliveryTables } from './delivery-schema.js';
+import type { DocumentTables } from './document-schema.js';
 
 type Int64 = number | string | bigint;
 
@@ -17,6 +18,8 @@ export interface MerchantTable {
   daily_invoice_limit: number | null;
   monthly_credit_fen: Int64 | null;
   created_at: string;
+  contingency_terms: string | null; // JSON ContingencyLimit[] from the tax service's terms; null = never fetched
+  terms_fetched_at: string | null;
 }
 
 export interface InvoiceSeriesTable {
@@ -50,6 +53,8 @@ export interface InvoiceTable {
   chain_index: number;
   void_reason: string | null;
   status_changed_at: string | null;
+  signature?: string | null; // Ed25519, base64 (004-documents)
+  signing_key_id?: string | null;
 }
 
 export interface IdempotencyKeyTable {
@@ -65,6 +70,39 @@ export interface UsageTable {
   period: string; // "D2026-11-22" or "M2026-11"
   invoice_count: number;
   pre_tax_fen: Int64;
+  since: string | null; // backlog rows: issue time of the oldest un-uploaded invoice
+}
+
+export interface NumberBlockTable {
+  merchant_id: string;
+  block_id: string;
+  year: number;
+  first_seq: Int64;
+  last_seq: Int64;
+  next_seq: Int64;
+  source: string;
+  granted_at: string;
+}
+
+export interface InvoiceUploadTable {
+  merchant_id: string;
+  number: string;
+  state: string;
+  reason_code: string | null;
+  reason: string | null;
+  local_digest: string;
+  held_digest: string | null;
+  upstream_record: string | null;
+  at: string;
+}
+
+export interface UpstreamStateTable {
+  merchant_id: string;
+  mode: string;
+  since: string;
+  last_error: string | null;
+  last_success_at: string | null;
+  warned_at: string | null;
 }
 
 export interface AuditTable {
@@ -206,7 +244,7 @@ export interface JobLeaseTable {
   last_done: string | null;
 }
 
-export interface Database extends DeliveryTables {
+export interface Database extends DeliveryTables, DocumentTables {
   heartbeats: HeartbeatTable;
   merchants: MerchantTable;
   invoice_series: InvoiceSeriesTable;
@@ -221,6 +259,9 @@ export interface Database extends DeliveryTables {
   api_keys: ApiKeyTable;
   saved_buyers: SavedBuyerTable;
   saved_items: SavedItemTable;
+  number_blocks: NumberBlockTable;
+  invoice_uploads: InvoiceUploadTable;
+  upstream_state: UpstreamStateTable;
   upstream_credentials: UpstreamCredentialTable;
   alerts: AlertTable;
   reconciliations: ReconciliationTable;

@@ -6,12 +6,14 @@ import { randomInt } from 'node:crypto';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { createApiKey } from '../../src/app/api-keys.js';
 import { addMerchant, type MerchantInput } from '../../src/app/merchants.js';
+import { grantTestNumbers } from './numbers.js';
 import type { MerchantRecord, Ports, Store } from '../../src/app/ports.js';
 import { addUser } from '../../src/app/users.js';
 import { roles, type Role } from '../../src/domain/access.js';
 import { organisationCodeCheckCharacter, usccCheckCharacter } from '../../src/domain/taxpayer-id.js';
 import type { Clock } from '../../src/domain/time.js';
-import { buildApp } from '../../src/http/app.js';
+import { buildApp, type HttpOptions } from '../../src/http/app.js';
+import type { InvoiceSigner } from '../../src/app/document-ports.js';
 import { argon2Hasher, type PasswordHasher } from '../../src/security/passwords.js';
 
 /** Tuesday 2026-03-10, 10:00 in Shanghai. */
@@ -141,6 +143,9 @@ export interface ApiOptions {
   merchantA?: Partial<MerchantInput>;
   merchantB?: Partial<MerchantInput>;
   clock?: MovableClock;
+  /** Signs issued invoices, as the server does (R22). */
+  signer?: InvoiceSigner;
+  http?: Partial<HttpOptions>;
 }
 
 let seeds = randomInt(10_000_000, 80_000_000);
@@ -149,8 +154,8 @@ const nextSeed = () => (seeds += 2);
 
 export async function startApi(store: Store, options: ApiOptions = {}): Promise<Api> {
   const clock = options.clock ?? movableClock();
-  const ports = { store, clock, passwords: argon2Hasher({ memoryCost: 1024, timeCost: 1 }) };
-  const app = await buildApp(ports, { logger: false });
+  const ports = { store, clock, passwords: argon2Hasher({ memoryCost: 1024, timeCost: 1 }), ...(options.signer && { signer: options.signer }) };
+  const app = await buildApp(ports, { logger: false, ...options.http });
   await app.ready();
 
   // Fresh taxpayer IDs and user names each time, so several APIs can share one store.
@@ -186,6 +191,7 @@ export async function startApi(store: Store, options: ApiOptions = {}): Promise<
 
 async function merchant(ports: Ports & { passwords: PasswordHasher }, unique: string, tag: string, input: MerchantInput): Promise<TestMerchant> {
   const record = await addMerchant(ports, input);
+  await grantTestNumbers(ports, record.id);
   const owner = { username: `owner-${unique}`, password: OWNER_PASSWORD };
   await addUser(ports, { merchantId: record.id, username: owner.username, password: owner.password, role: 'owner' });
   const keys = {} as Record<Role, string>;

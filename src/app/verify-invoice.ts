@@ -1,0 +1,145 @@
+// 查验 (R22): public verification of an invoice by number, date, 价税合计 and 校验码, as typed on
+// /verify, posted to /api/v1/verify or carried by the QR code. Answers genuine, voided, reversed
+// or unknown and shows only what a verifier needs (the buyer's tax ID masked). Each invoice may
+// be verified VERIFY_LIMIT_PER_DAY times a day, as on the national platform.
+//
+// Also the offline check of a signed invoice file (`fapiao verify <file>`), against public keys.
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { Fault, faults } from '../domain/faults.js';
+import { contentDigest, type Invoice, type InvoiceKind, type InvoiceStatus } from '../domain/invoice.js';
+import { checkCode, maskTaxId, verifyDigest } from '../domain/signature.js';
+import { shanghaiDate } from '../domain/time.js';
+import { contentOf, recomputedDigest, type InvoiceFile } from '../documents/invoice-file.js';
+import type { SigningKeyRecord } from './document-ports.js';
+import type { Ports } from './ports.js';
+
+export const VERIFY_LIMIT_PER_DAY = 5;
+
+export interface VerifyRequest {
+  number: string;
+  date: string; // yyyy-mm-dd, the issue date
+  totalWithTax: bigint; // 价税合计, fen
+  checkCode: string; // 20 digits
+}
+
+export type VerifyResult = 'genuine' | 'voided' | 'reversed' | 'unknown';
+
+export interface VerifiedInvoice {
+  number: string;
+  kind: InvoiceKind;
+  issueDate: string;
+  sellerName: string;
+  sellerTaxId: string;
+  buyerName: string;
+  buyerTaxIdMasked: string;
+  totalAmount: bigint;
+  totalTax: bigint;
+  totalWithTax: bigint;
+  statusChangedAt: string | null;
+  signed: boolean;
+  verificationsToday: number;
+}
+
+export interface VerifyAnswer {
+  result: VerifyResult;
+  /** Only when the invoice was found: unknown answers say nothing about what exists. */
+  invoice?: VerifiedInvoice;
+}
+
+const resultOf: Record<InvoiceStatus, VerifyResult> = {
+  issued: 'genuine',
+  uploaded: 'genuine',
+  voided: 'voided',
+  reversed: 'reversed',
+  rejected: 'unknown', // the tax service refused it: not a valid invoice
+};
+
+export async function verifyInvoice(ports: Ports, keys: PublicKeys, request: VerifyRequest): Promise<VerifyAnswer> {
+  const candidates = await ports.store.read.verification.invoicesByNumber(request.number);
+  // Every field must match; which one did not is never said, so nobody can probe field by field.
+  const invoice = candidates.find(
+    (i) => i.issuedAt.slice(0, 10) === request.date && i.totalWithTax === request.totalWithTax && checkCode(i.digest) === request.checkCode,
+  );
+  if (!invoice) return { result: 'unknown' };
+
+  const today = shanghaiDate(ports.clock.now());
+  const count = await ports.store.write((tx) => tx.verification.count(invoice.merchantId, invoice.number, today));
+  if (count > VERIFY_LIMIT_PER_DAY) throw new Fault(faults.VERIFICATION_LIMIT_REACHED, { limit: String(VERIFY_LIMIT_PER_DAY) });
+
+  // A row changed behind the application's back is not vouched for, whatever its status says.
+  if (!(await isIntact(invoice, keys))) return { result: 'unknown' };
+  return {
+    result: resultOf[invoice.status],
+    invoice: {
+      number: invoice.number,
+      kind: invoice.kind,
+      issueDate: invoice.issuedAt.slice(0, 10),
+      sellerName: invoice.seller.name,
+      sellerTaxId: invoice.seller.taxId,
+      buyerName: invoice.buyer.name,
+      buyerTaxIdMasked: maskTaxId(invoice.buyer.taxId),
+      totalAmount: invoice.totalAmount,
+      totalTax: invoice.totalTax,
+      totalWithTax: invoice.totalWithTax,
+      statusChangedAt: invoice.statusChangedAt,
+      signed: Boolean(invoice.signature),
+      verificationsToday: count,
+    },
+  };
+}
+
+async function isIntact(invoice: Invoice, keys: PublicKeys): Promise<boolean> {
+  if (contentDigest(invoice) !== invoice.digest) return false;
+  if (!invoice.signature) return true; // issued before signing existed; the hash chain vouches for it
+  const key = await keys.get(invoice.signature.keyId);
+  return key !== undefined && verifyDigest(key, invoice.digest, invoice.signature.value);
+}
+
+/** The platform's public keys, parsed once; reloaded from the store when an unknown id turns up. */
+export class PublicKeys {
+  private keys = new Map<string, KeyObject>();
+  private loadedAt = 0;
+
+  constructor(private readonly load: () => Promise<SigningKeyRecord[]>) {}
+
+  static fromStore(ports: Ports): PublicKeys {
+    return new PublicKeys(() => ports.store.read.signingKeys.list());
+  }
+
+  static fromRecords(records: SigningKeyRecord[]): PublicKeys {
+    return new PublicKeys(async () => records);
+  }
+
+  async get(id: string): Promise<KeyObject | undefined> {
+    const known = this.keys.get(id);
+    if (known) return known;
+    // At most one reload a second, so a flood of made-up key ids cannot flood the database.
+    if (Date.now() - this.loadedAt < 1_000) return undefined;
+    this.loadedAt = Date.now();
+    this.keys = new Map((await this.load()).map((k) => [k.id, createPublicKey(k.publicKeyPem)]));
+    return this.keys.get(id);
+  }
+}
+
+export interface FileCheck {
+  number: string;
+  keyId: string;
+  digest: string;
+  totalWithTax: bigint;
+}
+
+/** `fapiao verify <file>`: the file's content must hash to its digest, signed by a known key. */
+export async function checkInvoiceFile(file: InvoiceFile, keys: PublicKeys): Promise<FileCheck> {
+  const number = String(file.invoice.number);
+  let digest: string;
+  try {
+    digest = recomputedDigest(file);
+  } catch (error) {
+    throw new Fault(faults.INVOICE_FILE_INVALID, { reason: (error as Error).message });
+  }
+  if (digest !== file.digest) throw new Fault(faults.INVOICE_SIGNATURE_INVALID, { number, reason: 'the content does not match its digest (altered)' });
+  const key = await keys.get(file.signature.keyId);
+  if (!key) throw new Fault(faults.SIGNING_KEY_UNKNOWN, { key: file.signature.keyId });
+  if (!verifyDigest(key, digest, file.signature.value)) throw new Fault(faults.INVOICE_SIGNATURE_INVALID, { number, reason: 'the signature is not the platform\'s (forged)' });
+  return { number, keyId: file.signature.keyId, digest, totalWithTax: contentOf(file).totalWithTax };
+}

@@ -1,0 +1,49 @@
+// Signing keys and verification counters, on both dialects.
+import { type Kysely, sql } from 'kysely';
+import type { DocumentRepositories, SigningKeyRecord } from '../app/document-ports.js';
+import type { Invoice } from '../domain/invoice.js';
+import type { Database, InvoiceTable } from './schema.js';
+
+type Db = Kysely<Database>;
+
+export function documentRepositories(db: Db, toInvoice: (row: InvoiceTable) => Invoice): DocumentRepositories {
+  return {
+    signingKeys: {
+      async register(key) {
+        await db
+          .insertInto('signing_keys')
+          .values({ id: key.id, algorithm: key.algorithm, public_key: key.publicKeyPem, created_at: key.createdAt, retired_at: key.retiredAt })
+          .onConflict((oc) => oc.column('id').doNothing())
+          .execute();
+      },
+      async retireOthers(currentId, at) {
+        await db.updateTable('signing_keys').set({ retired_at: at }).where('id', '!=', currentId).where('retired_at', 'is', null).execute();
+        await db.updateTable('signing_keys').set({ retired_at: null }).where('id', '=', currentId).execute();
+      },
+      async list() {
+        const rows = await db.selectFrom('signing_keys').selectAll().orderBy('created_at').orderBy('id').execute();
+        return rows.map((r): SigningKeyRecord => ({ id: r.id, algorithm: 'Ed25519', publicKeyPem: r.public_key, createdAt: r.created_at, retiredAt: r.retired_at }));
+      },
+    },
+    verification: {
+      async invoicesByNumber(number) {
+        const rows = await db.selectFrom('invoices').selectAll().where('number', '=', number).limit(20).execute();
+        return rows.map(toInvoice);
+      },
+      async count(merchantId, number, day) {
+        // One statement: insert the day's first count or add one, and read the result back.
+        const row = await db
+          .insertInto('verification_counts')
+          .values({ merchant_id: merchantId, number, day, count: 1 })
+          .onConflict((oc) => oc.columns(['merchant_id', 'number', 'day']).doUpdateSet({ count: sql`verification_counts.count + 1` }))
+          .returning('count')
+          .executeTakeFirstOrThrow();
+        return Number(row.count);
+      },
+      async purgeBefore(day) {
+        const result = await db.deleteFrom('verification_counts').where('day', '<', day).executeTakeFirst();
+        return Number(result.numDeletedRows);
+      },
+    },
+  };
+}
