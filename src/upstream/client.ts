@@ -230,7 +230,8 @@ function transportFault(error: unknown, timeoutMs: number): UpstreamFault {
   const reason = [code, e.cause?.message ?? e.message].filter(Boolean).join(' ').slice(0, 200);
   // Refused or unresolvable: the request never left. Anything else (reset, closed mid-answer) may have been processed.
   const neverSent = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
-  return new UpstreamFault(faults.UPSTREAM_UNREACHABLE, { reason }, !neverSent);
+  // `sent` tells the caller without a type check whether the request may have arrived.
+  return new UpstreamFault(faults.UPSTREAM_UNREACHABLE, { reason, sent: neverSent ? 'false' : 'true' }, !neverSent);
 }
 
 function countsAgainstHealth(error: UpstreamFault): boolean {
