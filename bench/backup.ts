@@ -34,6 +34,7 @@ import { openStore, sqliteFile, type StoreConfig } from '../src/store/database.j
 import { repositories } from '../src/store/repositories.js';
 import type { ChainHead, MerchantRecord, Ports, Repositories, Store } from '../src/app/ports.js';
 import { addMerchant } from '../src/app/merchants.js';
+import { grantNumberBlock } from '../src/app/number-blocks.js';
 import { issueInvoice } from '../src/app/issue-invoice.js';
 import { backUp, readKeyFile, restore } from '../src/app/backups.js';
 import { auditScope, invoiceChainScope } from '../src/domain/audit-chain.js';
@@ -188,8 +189,9 @@ async function bulkFill(store: Store, merchant: MerchantRecord, count: number, c
   const tx: Repositories = {
     ...recorded,
     merchants: { ...recorded.merchants, lock: async (id) => (id === merchant.id ? merchant : undefined) },
-    series: {
-      async next(_merchantId, year) {
+    numberBlocks: {
+      ...recorded.numberBlocks,
+      async take(_merchantId, year) {
         const next = (sequences.get(year) ?? 0) + 1;
         sequences.set(year, next);
         return next;
@@ -205,6 +207,7 @@ async function bulkFill(store: Store, merchant: MerchantRecord, count: number, c
         const key = periods.join(' ');
         const sum = usage.get(key) ?? { periods, invoiceCount: 0, preTaxFen: 0n };
         usage.set(key, { periods, invoiceCount: sum.invoiceCount + delta.invoiceCount, preTaxFen: sum.preTaxFen + delta.preTaxFen });
+        return [];
       },
     },
   };
@@ -291,6 +294,10 @@ try {
   const store = await openStore(live);
   const clock = yearClock(INVOICES);
   const merchant = await addMerchant({ store, clock }, { name: '销售方有限公司', taxId: '91350100M000100Y43', regionCode: '35' });
+  // Numbers for the whole fill, as a block the tax service would have granted (the bulk fill numbers in memory).
+  for (const year of new Set([clock.now().getUTCFullYear() - 1, clock.now().getUTCFullYear(), clock.now().getUTCFullYear() + 1])) {
+    await grantNumberBlock({ store, clock }, merchant.id, { year, first: 1, last: 999_999_999 });
+  }
 
   console.log(`${DIALECT}${database ? ` (database ${database})` : ''}: filling ${INVOICES.toLocaleString('en')} invoices (${FILL}) …`);
   const filling = performance.now();

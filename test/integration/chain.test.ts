@@ -3,6 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { addMerchant } from '../../src/app/merchants.js';
+import { grantTestNumbers } from '../support/numbers.js';
 import { issueInvoice } from '../../src/app/issue-invoice.js';
 import { voidInvoice } from '../../src/app/void-invoice.js';
 import { verifyChains } from '../../src/app/verify-chain.js';
@@ -27,6 +28,7 @@ for (const kind of storesUnderTest) {
     beforeEach(async () => {
       opened = await kind.open();
       const merchant = await addMerchant(ports(), { name: '销售方有限公司', taxId: '91350100M000100Y43', regionCode: '35' });
+      await grantTestNumbers(ports(), merchant.id);
       caller = { merchantId: merchant.id, role: 'clerk', actor: 'clerk1' };
       numbers = [];
       for (let i = 0; i < 5; i++) numbers.push((await issueInvoice(ports(), caller, request(i))).invoice.number);

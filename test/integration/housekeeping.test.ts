@@ -2,6 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { addMerchant } from '../../src/app/merchants.js';
+import { grantTestNumbers } from '../support/numbers.js';
 import { issueInvoice } from '../../src/app/issue-invoice.js';
 import { purgeExpired } from '../../src/app/housekeeping.js';
 import type { InvoiceRequest } from '../../src/domain/draft.js';
@@ -27,6 +28,7 @@ for (const kind of storesUnderTest) {
     it('replays an Idempotency-Key for 24 hours and more, and forgets it after 48', async () => {
       const ports = { store: opened.store, clock };
       const merchant = await addMerchant(ports, { name: '销售方', taxId: '91350100M000100Y43', regionCode: '35' });
+      await grantTestNumbers(ports, merchant.id);
       const caller = { merchantId: merchant.id, role: 'clerk' as const, actor: 'pos' };
       const first = await issueInvoice(ports, caller, body, 'key-1');
 

@@ -4,6 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { addMerchant } from '../../src/app/merchants.js';
+import { grantTestNumbers } from '../support/numbers.js';
 import { issueInvoice } from '../../src/app/issue-invoice.js';
 import { shanghaiTimestamp } from '../../src/domain/time.js';
 import type { InvoiceRequest } from '../../src/domain/draft.js';
@@ -29,6 +30,7 @@ for (const kind of storesUnderTest) {
       opened = await kind.open();
       const ports = { store: opened.store, clock };
       const merchant = await addMerchant(ports, { name: '销售方', taxId: '91350100M000100Y43', regionCode: '35' });
+      await grantTestNumbers(ports, merchant.id);
       for (let i = 0; i < 60; i++) await issueInvoice(ports, { merchantId: merchant.id, role: 'clerk', actor: 'pos' }, body(i));
     });
     afterEach(() => opened.cleanup());

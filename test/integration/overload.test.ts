@@ -8,6 +8,7 @@ import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { movableClock, sampleInvoice, validUscc } from '../support/http.js';
 import { buildApp } from '../../src/http/app.js';
 import { addMerchant } from '../../src/app/merchants.js';
+import { grantTestNumbers } from '../support/numbers.js';
 import { createApiKey } from '../../src/app/api-keys.js';
 import { argon2Hasher } from '../../src/security/passwords.js';
 
@@ -23,6 +24,7 @@ for (const kind of storesUnderTest) {
       const ports = { store: opened.store, clock: movableClock(), passwords: argon2Hasher({ memoryCost: 1024, timeCost: 1 }) };
       app = await buildApp(ports, { maxIssuesInFlight: 2, logger: false });
       merchantId = (await addMerchant(ports, { name: '销售方有限公司', taxId: validUscc(7), regionCode: '31' })).id;
+      await grantTestNumbers(ports, merchantId);
       key = (await createApiKey(ports, { merchantId, role: 'clerk', label: 'pos' })).key;
     });
     afterEach(async () => {

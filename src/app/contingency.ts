@@ -1,0 +1,146 @@
+// 离线开票 in the application: the check inside the issue transaction, the merchant's connection
+// state (online / contingency) as the upload worker finds it, the 80 % warnings, and the status
+// a merchant sees (GET /api/v1/status).
+import { authorize, type Caller } from '../domain/access.js';
+import { assess, backlogPeriod, limitsFor, refuseIssue, type KindAssessment } from '../domain/contingency.js';
+import { Fault, faults } from '../domain/faults.js';
+import { invoiceKinds, type InvoiceKind } from '../domain/invoice.js';
+import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
+import { raiseAlert } from './alerts.js';
+import type { MerchantRecord, Ports, Repositories, UsageCounters } from './ports.js';
+import type { BacklogRow, UpstreamState } from './upload-ports.js';
+
+/**
+ * Inside the issue transaction, on the counters the usage statement returned (this invoice
+ * included): throws the contingency fault when the kind's backlog is past a limit.
+ */
+export function checkBacklogAfterIssue(merchant: MerchantRecord, kind: InvoiceKind, counters: readonly UsageCounters[], preTaxFen: bigint, now: Date): void {
+  const limits = limitsFor(merchant.contingency, kind);
+  if (!limits) return;
+  const after = counters.find((c) => c.period === backlogPeriod(kind));
+  if (!after) return;
+  // `since` was kept from before unless the backlog was empty, in which case it is this invoice.
+  const before = { count: after.invoiceCount - 1, preTaxFen: after.preTaxFen - preTaxFen, oldestAt: after.invoiceCount > 1 ? after.since : null };
+  const refusal = refuseIssue(limits, before, preTaxFen, now);
+  if (refusal) throw refusal;
+}
+
+/** The worker reached the tax service: back online if the merchant was in contingency. */
+export async function markOnline(tx: Repositories, merchantId: string, at: string, known?: UpstreamState): Promise<UpstreamState> {
+  const current = known ?? (await tx.upstreamState.get(merchantId));
+  const next: UpstreamState = current?.mode === 'online'
+    ? { ...current, lastSuccessAt: at }
+    : { merchantId, mode: 'online', since: at, lastError: null, lastSuccessAt: at, warnedAt: null };
+  await tx.upstreamState.put(next);
+  if (current && current.mode === 'contingency') {
+    await raiseAlert(tx, { merchantId, kind: 'contingency.ended', severity: 'info', subject: merchantId, detail: { since: current.since }, at });
+  }
+  return next;
+}
+
+/** The worker could not reach the tax service: contingency from now on (or still, since earlier). */
+export async function markUnreachable(tx: Repositories, merchantId: string, at: string, error: string): Promise<UpstreamState> {
+  const current = await tx.upstreamState.get(merchantId);
+  if (current?.mode === 'contingency') {
+    const next = { ...current, lastError: error };
+    if (current.lastError !== error) await tx.upstreamState.put(next);
+    return next;
+  }
+  const next: UpstreamState = { merchantId, mode: 'contingency', since: at, lastError: error, lastSuccessAt: current?.lastSuccessAt ?? null, warnedAt: null };
+  await tx.upstreamState.put(next);
+  await raiseAlert(tx, { merchantId, kind: 'contingency.started', severity: 'warning', subject: merchantId, detail: { error }, at });
+  return next;
+}
+
+/**
+ * Raises one alert per contingency episode when a kind's backlog passes 80 % of a limit (R41:
+ * before issuing stops). Runs in the background; the issue path never waits for it.
+ */
+export async function warnNearLimits(ports: Ports, merchant: MerchantRecord): Promise<KindAssessment[]> {
+  if (!merchant.contingency?.length) return [];
+  const now = ports.clock.now();
+  const backlog = await ports.store.read.uploads.backlog(merchant.id);
+  const assessments = assessAll(merchant, backlog, now);
+  const near = assessments.filter((a) => a.warning);
+  if (near.length === 0) return assessments;
+  await ports.store.write(async (tx) => {
+    const state = await tx.upstreamState.get(merchant.id);
+    if (state?.warnedAt) return;
+    const at = shanghaiTimestamp(now);
+    await tx.upstreamState.put({ merchantId: merchant.id, mode: state?.mode ?? 'contingency', since: state?.since ?? at, lastError: state?.lastError ?? null, lastSuccessAt: state?.lastSuccessAt ?? null, warnedAt: at });
+    await raiseAlert(tx, {
+      merchantId: merchant.id, kind: 'contingency.limit_near', severity: near.some((a) => a.blocked) ? 'critical' : 'warning', subject: merchant.id, at,
+      detail: Object.fromEntries(near.map((a) => [a.kind, { hoursRatio: round(a.hours.ratio), amountRatio: round(a.amount.ratio), blocked: a.blocked }])),
+    });
+  });
+  return assessments;
+}
+
+function assessAll(merchant: MerchantRecord, backlog: readonly BacklogRow[], now: Date): KindAssessment[] {
+  return invoiceKinds.flatMap((kind) => {
+    const limits = limitsFor(merchant.contingency, kind);
+    const row = backlog.find((b) => b.kind === kind);
+    return limits && row ? [assess(limits, row, now)] : [];
+  });
+}
+
+const round = (x: number) => Math.round(x * 1000) / 1000;
+
+export interface MerchantStatus {
+  merchantId: string;
+  mode: 'online' | 'contingency';
+  since: string | null;
+  lastError: string | null;
+  lastSuccessAt: string | null;
+  termsFetchedAt: string | null;
+  backlog: { count: number; preTaxFen: bigint; oldestAt: string | null; oldestAgeHours: number; byKind: BacklogRow[] };
+  limits: Array<KindAssessment & { maxOfflineAmountFen: bigint; unlock: string }>;
+  numbers: { year: number; remaining: number; blocks: number };
+  problems: { rejected: number; quarantined: number };
+}
+
+export async function merchantStatus(ports: Ports, caller: Caller): Promise<MerchantStatus> {
+  authorize(caller, 'merchant.read');
+  const read = ports.store.read;
+  const merchant = await read.merchants.get(caller.merchantId);
+  if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: caller.merchantId });
+  const now = ports.clock.now();
+  const year = Number(shanghaiDate(now).slice(0, 4));
+  const [state, backlog, numbers, problems] = await Promise.all([
+    read.upstreamState.get(merchant.id),
+    read.uploads.backlog(merchant.id),
+    read.numberBlocks.reserve(merchant.id, year),
+    read.uploads.countProblems(merchant.id),
+  ]);
+  const pending = backlog.filter((b) => b.count > 0);
+  const oldestAt = pending.map((b) => b.oldestAt).filter((t): t is string => t !== null).sort()[0] ?? null;
+  const limits = invoiceKinds.flatMap((kind) => {
+    const l = limitsFor(merchant.contingency, kind);
+    if (!l) return [];
+    const a = assess(l, backlog.find((b) => b.kind === kind)!, now);
+    const unlock = a.hours.reached
+      ? 'Upload the oldest offline invoices: restore the connection to the tax service; issuing unlocks by itself once they are uploaded.'
+      : a.amount.reached
+        ? 'Upload the offline invoices: restore the connection to the tax service; the amount frees itself as they are uploaded.'
+        : '';
+    return [{ ...a, maxOfflineAmountFen: l.maxOfflineAmountFen, unlock }];
+  });
+  return {
+    merchantId: merchant.id,
+    mode: state?.mode ?? 'online',
+    since: state?.since ?? null,
+    lastError: state?.lastError ?? null,
+    lastSuccessAt: state?.lastSuccessAt ?? null,
+    termsFetchedAt: merchant.termsFetchedAt ?? null,
+    backlog: {
+      count: pending.reduce((n, b) => n + b.count, 0),
+      preTaxFen: pending.reduce((n, b) => n + b.preTaxFen, 0n),
+      oldestAt,
+      oldestAgeHours: oldestAt === null ? 0 : Math.max(0, (now.getTime() - Date.parse(oldestAt)) / 3_600_000),
+      byKind: backlog,
+    },
+    limits,
+    numbers: { year, ...numbers },
+    problems,
+  };
+}

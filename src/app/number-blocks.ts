@@ -1,0 +1,115 @@
+// 号段: invoice numbers come from the tax service in blocks. The issue path takes the next sequence
+// of the oldest open block inside its own transaction (gap-free within a block: a refused or failed
+// issue rolls its number back); a background refill keeps about a day of the merchant's recent
+// issuing in reserve, with a floor, so issuing goes on through an outage of the tax service.
+import { Fault, faults } from '../domain/faults.js';
+import { MAX_SEQUENCE } from '../domain/numbering.js';
+import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
+import type { NumberBlock, TaxService } from '../upstream/protocol.js';
+import { recordAudit } from './audit.js';
+import type { MerchantRecord, Ports, Repositories } from './ports.js';
+import type { NumberBlockRecord } from './upload-ports.js';
+
+/** Inside the issue transaction: the next sequence for (merchant, year), or 4020 when none is left. */
+export async function takeSequence(tx: Repositories, merchantId: string, year: number): Promise<number> {
+  const sequence = await tx.numberBlocks.take(merchantId, year);
+  if (sequence === undefined) throw new Fault(faults.NUMBERS_EXHAUSTED, { year: String(year) }, [], 30);
+  return sequence;
+}
+
+export interface ReservePolicy {
+  /** Never keep fewer numbers than this in reserve, however little the merchant issues. */
+  floor: number;
+  /** Reserve this many days of the merchant's recent issuing. */
+  days: number;
+  /** Largest block asked for at once. */
+  maxBlock: number;
+}
+
+export const DEFAULT_RESERVE: ReservePolicy = { floor: 1_000, days: 1, maxBlock: 200_000 };
+
+/** How many numbers to keep in reserve for a merchant who issued `recentPerDay` lately. */
+export function reserveTarget(recentPerDay: number, policy: ReservePolicy): number {
+  return Math.max(policy.floor, Math.ceil(recentPerDay * policy.days));
+}
+
+/** Stores a block (from the tax service, or entered by an operator) after checking it fits. */
+export async function storeBlock(tx: Repositories, merchantId: string, block: NumberBlock, source: NumberBlockRecord['source'], at: string): Promise<NumberBlockRecord> {
+  if (!(Number.isSafeInteger(block.first) && Number.isSafeInteger(block.last) && block.first >= 1 && block.last >= block.first && block.last <= MAX_SEQUENCE)) {
+    throw new Fault(faults.NUMBER_BLOCK_INVALID, { reason: `${block.first}–${block.last} is not a range within 1–${MAX_SEQUENCE}` });
+  }
+  if (!(Number.isInteger(block.year) && block.year >= 2000 && block.year <= 2099)) throw new Fault(faults.NUMBER_BLOCK_INVALID, { reason: `year ${block.year}` });
+  if (await tx.numberBlocks.overlaps(merchantId, block.year, block.first, block.last)) {
+    throw new Fault(faults.NUMBER_BLOCK_INVALID, { reason: `${block.year} ${block.first}–${block.last} overlaps a block the merchant already holds` });
+  }
+  const record: NumberBlockRecord = { merchantId, blockId: block.blockId, year: block.year, first: block.first, last: block.last, next: block.first, source, grantedAt: at };
+  await tx.numberBlocks.insert(record);
+  return record;
+}
+
+/**
+ * A block the tax office assigned by other means (paper, phone during an outage), entered by an
+ * operator; or a test fixture's explicit grant.
+ */
+export async function grantNumberBlock(ports: Ports, merchantId: string, block: Omit<NumberBlock, 'blockId'> & { blockId?: string }, actor = 'platform'): Promise<NumberBlockRecord> {
+  const at = shanghaiTimestamp(ports.clock.now());
+  const blockId = block.blockId ?? `granted-${block.year}-${block.first}-${block.last}`;
+  return ports.store.write(async (tx) => {
+    const merchant = await tx.merchants.lock(merchantId);
+    if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: merchantId });
+    const record = await storeBlock(tx, merchantId, { ...block, blockId }, 'granted', at);
+    await recordAudit(tx, ports.clock, { merchantId, actor, action: 'numbers.granted', subject: blockId, detail: { year: block.year, first: block.first, last: block.last } });
+    return record;
+  });
+}
+
+export interface RefillResult {
+  merchantId: string;
+  year: number;
+  remaining: number;
+  target: number;
+  fetched?: NumberBlockRecord;
+}
+
+/**
+ * Tops up one merchant's reserve for the current year (and for next year in its last days) when it
+ * is below the target. The network call happens outside any transaction; the block is stored after.
+ */
+export async function refillNumbers(ports: Ports, taxService: TaxService, merchant: MerchantRecord, policy: ReservePolicy = DEFAULT_RESERVE): Promise<RefillResult[]> {
+  const now = ports.clock.now();
+  const today = shanghaiDate(now);
+  const year = Number(today.slice(0, 4));
+  const recent = await recentPerDay(ports, merchant.id, now);
+  const target = reserveTarget(recent, policy);
+  const years = [year];
+  // From 25 December on, next year's series is fetched too, so New Year's Eve can go offline.
+  if (today.slice(5) >= '12-25') years.push(year + 1);
+  const results: RefillResult[] = [];
+  for (const y of years) {
+    const { remaining } = await ports.store.read.numberBlocks.reserve(merchant.id, y);
+    const result: RefillResult = { merchantId: merchant.id, year: y, remaining, target };
+    if (remaining < target) {
+      const size = Math.min(policy.maxBlock, Math.max(target * 2 - remaining, policy.floor));
+      const block = await taxService.allocateBlock(merchant.taxId, y, size);
+      const at = shanghaiTimestamp(ports.clock.now());
+      result.fetched = await ports.store.write(async (tx) => {
+        const stored = await storeBlock(tx, merchant.id, block, 'upstream', at);
+        await recordAudit(tx, ports.clock, { merchantId: merchant.id, actor: 'system', action: 'numbers.allocated', subject: block.blockId, detail: { year: y, first: block.first, last: block.last } });
+        return stored;
+      });
+      result.remaining += block.last - block.first + 1;
+    }
+    results.push(result);
+  }
+  return results;
+}
+
+/** Invoices per day lately: the larger of yesterday's count and today's so far scaled to a whole day. */
+async function recentPerDay(ports: Ports, merchantId: string, now: Date): Promise<number> {
+  const today = shanghaiDate(now);
+  const yesterday = shanghaiDate(new Date(now.getTime() - 86_400_000));
+  const [t, y] = await Promise.all([ports.store.read.usage.get(merchantId, `D${today}`), ports.store.read.usage.get(merchantId, `D${yesterday}`)]);
+  const startOfDay = Date.parse(`${today}T00:00:00+08:00`);
+  const dayFraction = Math.max((now.getTime() - startOfDay) / 86_400_000, 1 / 24); // at least an hour, so the first minutes do not explode
+  return Math.max(y.invoiceCount, Math.ceil(t.invoiceCount / dayFraction));
+}

@@ -1,0 +1,89 @@
+// Repositories for numbers from the tax service (号段), the upload backlog and the merchant's
+// connection state. Part of `Repositories` (ports.ts), implemented in
+// src/store/upload-repositories.ts for both dialects.
+import type { Invoice, InvoiceKind } from '../domain/invoice.js';
+
+export interface NumberBlockRecord {
+  merchantId: string;
+  blockId: string;
+  year: number;
+  first: number;
+  last: number;
+  /** The next sequence to hand out; past `last` when the block is used up. */
+  next: number;
+  source: 'upstream' | 'granted';
+  grantedAt: string;
+}
+
+export type UploadProblemState = 'rejected' | 'quarantined';
+
+/** What the tax service said about an invoice that was not a plain acceptance. */
+export interface UploadProblem {
+  merchantId: string;
+  number: string;
+  state: UploadProblemState;
+  reasonCode: string | null;
+  reason: string | null;
+  localDigest: string;
+  heldDigest: string | null;
+  upstreamRecord: string | null;
+  at: string;
+}
+
+export interface BacklogRow {
+  kind: InvoiceKind;
+  count: number;
+  preTaxFen: bigint;
+  oldestAt: string | null;
+}
+
+export interface UpstreamState {
+  merchantId: string;
+  mode: 'online' | 'contingency';
+  since: string;
+  lastError: string | null;
+  lastSuccessAt: string | null;
+  warnedAt: string | null;
+}
+
+export interface UploadRepositories {
+  numberBlocks: {
+    /** Takes the next sequence of the oldest open block of (merchant, year), or undefined when none is left. */
+    take(merchantId: string, year: number): Promise<number | undefined>;
+    insert(block: NumberBlockRecord): Promise<void>;
+    /** Whether any block of the merchant for `year` shares a sequence with first..last. */
+    overlaps(merchantId: string, year: number, first: number, last: number): Promise<boolean>;
+    /** Numbers still to hand out for (merchant, year), and in how many open blocks. */
+    reserve(merchantId: string, year: number): Promise<{ remaining: number; blocks: number }>;
+    list(merchantId: string, year: number): Promise<NumberBlockRecord[]>;
+  };
+  uploads: {
+    /** The merchant's invoices with these numbers (any order; missing ones are left out). */
+    invoices(merchantId: string, numbers: readonly string[]): Promise<Invoice[]>;
+    /** Marks upload jobs done, only those `owner` still holds; returns the ids it marked. */
+    completeJobs(ids: readonly number[], owner: string, at: string): Promise<number[]>;
+    /**
+     * Gives jobs back for later. `counted: false` undoes the claim's attempt count: the attempt
+     * certainly did not reach the tax service, so the next one needs no status query first.
+     */
+    releaseJobs(ids: readonly number[], owner: string, availableAt: string, counted: boolean): Promise<number>;
+    /** Sets 'issued' invoices to 'uploaded'; returns the numbers that changed (a voided one stays voided). */
+    markUploaded(merchantId: string, numbers: readonly string[], at: string): Promise<string[]>;
+    recordProblem(problem: UploadProblem): Promise<void>;
+    problem(merchantId: string, number: string): Promise<UploadProblem | undefined>;
+    countProblems(merchantId: string): Promise<Record<UploadProblemState, number>>;
+    /** Issue time of the oldest invoice of this kind still waiting for upload. */
+    oldestPending(merchantId: string, kind: InvoiceKind): Promise<string | null>;
+    backlog(merchantId: string): Promise<BacklogRow[]>;
+    /** Subtracts uploaded (or settled) invoices from a kind's backlog and sets its oldest. */
+    reduceBacklog(merchantId: string, kind: InvoiceKind, delta: { count: number; preTaxFen: bigint }, oldestAt: string | null): Promise<void>;
+  };
+  upstreamState: {
+    get(merchantId: string): Promise<UpstreamState | undefined>;
+    put(state: UpstreamState): Promise<void>;
+  };
+  terms: {
+    /** Caches the tax service's terms on the merchant row (contingency limits JSON, credit line). */
+    save(merchantId: string, terms: { contingencyJson: string; monthlyCreditFen: bigint | null; fetchedAt: string }): Promise<void>;
+  };
+}

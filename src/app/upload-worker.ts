@@ -1,0 +1,257 @@
+// The upload of issued invoices to the tax service (R30): the 'invoice.upload' outbox jobs, claimed
+// by lease (outbox-runner.ts), grouped per seller into submissions of at most 1000 records.
+// Exactly-once in effect:
+//   - an attempt whose outcome is unknown (timeout, lost answer, a process killed mid-upload, a lease
+//     taken over) leaves the job's attempt counted; such a job is resolved by a status query before
+//     anything is sent again. An attempt that certainly did not reach the tax service (refused
+//     connection, 5xx, flow control, a record answered 'failed') gives its attempt back;
+//   - 'accepted' and 'duplicate' (same digest) both mean uploaded;
+//   - 'conflict' (the tax service holds another digest) quarantines the invoice: nothing is
+//     overwritten, our version stays, theirs is recorded beside it, and an alert is raised;
+//   - 'rejected' marks the invoice rejected with the tax service's reason, and the view says what to do.
+// Each outcome is written in ONE transaction with the completion of the job, and only for jobs this
+// process still holds: a job another process took over is finished by that one alone.
+import { auditScope } from '../domain/audit-chain.js';
+import { Fault, faults } from '../domain/faults.js';
+import { canonicalContent, type Invoice, type InvoiceKind } from '../domain/invoice.js';
+import { shanghaiTimestamp } from '../domain/time.js';
+import type { InvoiceStatusAnswer, TaxService, UploadOutcome, UploadRecord } from '../upstream/protocol.js';
+import { MAX_RECORDS_PER_UPLOAD } from '../upstream/protocol.js';
+import { raiseAlert } from './alerts.js';
+import { appendAudit, type AuditRecord } from './audit.js';
+import { markOnline, markUnreachable } from './contingency.js';
+import { backoffDelay, createOutboxRunner, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
+import type { MerchantRecord, OutboxJob, Ports } from './ports.js';
+
+export const UPLOAD_TOPIC = 'invoice.upload';
+
+export interface UploadWorkerOptions extends RunnerOptions {
+  /** Status queries in flight at once while resolving unknown outcomes. */
+  statusConcurrency?: number;
+}
+
+type Verdict =
+  | { kind: 'uploaded' }
+  | { kind: 'rejected'; reasonCode: string | null; reason: string }
+  | { kind: 'quarantined'; heldDigest: string | null; record: unknown }
+  | { kind: 'failed' } // certainly not processed: try again, no status query needed
+  | { kind: 'unknown' }; // may have been processed: status query before any resend
+
+/** Errors after which the tax service certainly did not process the request. */
+const NOT_PROCESSED = new Set<number>([
+  faults.UPSTREAM_CIRCUIT_OPEN.code, faults.UPSTREAM_SERVER_ERROR.code, faults.UPSTREAM_FLOW_CONTROL.code, faults.UPSTREAM_SIGNATURE_REFUSED.code,
+  faults.UPSTREAM_NOT_ENROLLED.code, faults.UPSTREAM_REQUEST_REFUSED.code,
+]);
+
+export function certainlyNotProcessed(error: unknown): boolean {
+  if (!(error instanceof Fault)) return false;
+  if (NOT_PROCESSED.has(error.spec.code)) return true;
+  // Refused before anything was sent (the client says so); a reset mid-request stays unknown.
+  return error.spec.code === faults.UPSTREAM_UNREACHABLE.code && error.params.sent !== 'true';
+}
+
+export function uploadHandler(ports: Ports, taxService: TaxService, options: UploadWorkerOptions = {}): OutboxHandler {
+  const merchants = new Map<string, MerchantRecord>();
+  const statusConcurrency = options.statusConcurrency ?? 8;
+  const backoffMs = options.backoffMs ?? 1_000;
+  const maxBackoffMs = options.maxBackoffMs ?? 5 * 60_000;
+
+  async function merchantOf(id: string): Promise<MerchantRecord | undefined> {
+    let m = merchants.get(id);
+    if (!m) {
+      m = await ports.store.read.merchants.get(id);
+      if (m) merchants.set(id, m);
+    }
+    return m;
+  }
+
+  async function handle(jobs: OutboxJob[], lease: Lease): Promise<BatchResult> {
+    const bySeller = new Map<string, OutboxJob[]>();
+    for (const job of jobs) bySeller.set(job.merchantId, [...(bySeller.get(job.merchantId) ?? []), job]);
+    let pauseMs = 0;
+    let failure: unknown;
+    for (const [merchantId, group] of bySeller) {
+      for (let i = 0; i < group.length; i += MAX_RECORDS_PER_UPLOAD) {
+        try {
+          pauseMs = Math.max(pauseMs, await uploadGroup(merchantId, group.slice(i, i + MAX_RECORDS_PER_UPLOAD), lease));
+        } catch (error) {
+          failure ??= error;
+        }
+      }
+    }
+    // A failed submission has given its jobs back already; the runner backs the loop off.
+    if (failure) throw failure;
+    return { pauseMs };
+  }
+
+  /** Uploads one seller's jobs; returns the flow-control pause the tax service asked for (ms). */
+  async function uploadGroup(merchantId: string, jobs: OutboxJob[], lease: Lease): Promise<number> {
+    const merchant = await merchantOf(merchantId);
+    const invoices = new Map((await ports.store.read.uploads.invoices(merchantId, jobs.map((j) => j.subject))).map((i) => [i.number, i]));
+    const verdicts = new Map<number, Verdict>();
+    const orphans = jobs.filter((j) => !merchant || !invoices.has(j.subject));
+    for (const job of orphans) verdicts.set(job.id, { kind: 'uploaded' }); // nothing to upload: an upload job always has its invoice; never retry forever
+    const live = jobs.filter((j) => !verdicts.has(j.id));
+    if (!merchant || live.length === 0) {
+      await finish(merchantId, jobs, verdicts, invoices, lease);
+      return 0;
+    }
+
+    let waitSeconds = 0;
+    try {
+      // 1. Attempts whose outcome is unknown are resolved by a status query first.
+      const uncertain = live.filter((j) => j.attempts > 1);
+      await eachLimited(uncertain, statusConcurrency, async (job) => {
+        const invoice = invoices.get(job.subject)!;
+        const verdict = fromStatus(await taxService.status(merchant.taxId, invoice.number), invoice);
+        if (verdict) verdicts.set(job.id, verdict);
+      });
+      // 2. Everything not settled by a status answer is submitted, once.
+      const toSend = live.filter((j) => !verdicts.has(j.id));
+      if (toSend.length > 0) {
+        const answer = await taxService.upload(merchant.taxId, toSend.map((j) => uploadRecord(invoices.get(j.subject)!)));
+        waitSeconds = answer.waitSeconds;
+        const outcomes = new Map(answer.outcomes.map((o) => [o.number, o]));
+        for (const job of toSend) verdicts.set(job.id, fromOutcome(outcomes.get(job.subject)));
+      }
+    } catch (error) {
+      const notProcessed = certainlyNotProcessed(error);
+      // Jobs settled by status answers keep their verdicts; the rest wait for the next round.
+      for (const job of live) if (!verdicts.has(job.id)) verdicts.set(job.id, notProcessed ? { kind: 'failed' } : { kind: 'unknown' });
+      await finish(merchantId, jobs, verdicts, invoices, lease, describe(error), pauseOf(error));
+      throw error;
+    }
+    await finish(merchantId, jobs, verdicts, invoices, lease);
+    return Math.max(0, waitSeconds) * 1000;
+  }
+
+  /** Writes every verdict in one transaction, for the jobs this process still holds. */
+  async function finish(
+    merchantId: string, jobs: OutboxJob[], verdicts: Map<number, Verdict>, invoices: Map<string, Invoice>, lease: Lease, error?: string, pauseMs = 0,
+  ): Promise<void> {
+    const settled = jobs.filter((j) => ['uploaded', 'rejected', 'quarantined'].includes(verdicts.get(j.id)?.kind ?? ''));
+    const failed = jobs.filter((j) => verdicts.get(j.id)?.kind === 'failed');
+    const unknown = jobs.filter((j) => verdicts.get(j.id)?.kind === 'unknown');
+    const maxAttempts = Math.max(1, ...failed.map((j) => j.attempts), ...unknown.map((j) => j.attempts));
+    const retryAt = (extra: number) => shanghaiTimestamp(new Date(ports.clock.now().getTime() + Math.max(pauseMs, extra)));
+    await ports.store.write(async (tx) => {
+      const at = shanghaiTimestamp(ports.clock.now());
+      await tx.merchants.lock(merchantId); // the backlog's counters move with the issue path's, never past them
+      const completed = new Set(await tx.uploads.completeJobs(settled.map((j) => j.id), lease.owner, at));
+      const audit: AuditRecord[] = [];
+      const uploaded: string[] = [];
+      const reduced = new Map<InvoiceKind, { count: number; preTaxFen: bigint }>();
+      for (const job of settled) {
+        if (!completed.has(job.id)) continue; // another process holds it now
+        const invoice = invoices.get(job.subject);
+        const verdict = verdicts.get(job.id)!;
+        if (!invoice) continue;
+        const sum = reduced.get(invoice.kind) ?? { count: 0, preTaxFen: 0n };
+        reduced.set(invoice.kind, { count: sum.count + 1, preTaxFen: sum.preTaxFen + invoice.totalAmount });
+        if (verdict.kind === 'uploaded') uploaded.push(invoice.number);
+        else if (verdict.kind === 'rejected') {
+          await tx.uploads.recordProblem({
+            merchantId, number: invoice.number, state: 'rejected', reasonCode: verdict.reasonCode, reason: verdict.reason,
+            localDigest: invoice.digest, heldDigest: null, upstreamRecord: null, at,
+          });
+          if (invoice.status === 'issued') {
+            await tx.invoices.setStatus(merchantId, invoice.number, { status: 'rejected', at, reason: verdict.reason });
+            audit.push({ merchantId, actor: 'tax-service', action: 'invoice.rejected', subject: invoice.number, detail: { reasonCode: verdict.reasonCode, reason: verdict.reason } });
+          }
+        } else if (verdict.kind === 'quarantined') {
+          await tx.uploads.recordProblem({
+            merchantId, number: invoice.number, state: 'quarantined', reasonCode: null, reason: 'digest conflict',
+            localDigest: invoice.digest, heldDigest: verdict.heldDigest, upstreamRecord: JSON.stringify(verdict.record), at,
+          });
+          audit.push({ merchantId, actor: 'tax-service', action: 'invoice.quarantined', subject: invoice.number, detail: { localDigest: invoice.digest, heldDigest: verdict.heldDigest } });
+          await raiseAlert(tx, {
+            merchantId, kind: 'upload.conflict', severity: 'critical', subject: invoice.number, at,
+            detail: { localDigest: invoice.digest, heldDigest: verdict.heldDigest, code: faults.UPLOAD_CONFLICT.code },
+          });
+        }
+      }
+      for (const number of await tx.uploads.markUploaded(merchantId, uploaded, at)) {
+        audit.push({ merchantId, actor: 'tax-service', action: 'invoice.uploaded', subject: number });
+      }
+      if (audit.length > 0) {
+        let [head] = await tx.chain.heads([auditScope(merchantId)]);
+        for (const record of audit) head = await appendAudit(tx, ports.clock, record, head!);
+        await tx.chain.advance([head!]);
+      }
+      for (const [kind, delta] of reduced) {
+        const oldest = await tx.uploads.oldestPending(merchantId, kind);
+        await tx.uploads.reduceBacklog(merchantId, kind, delta, oldest);
+      }
+      await tx.uploads.releaseJobs(failed.map((j) => j.id), lease.owner, retryAt(backoffDelay(maxAttempts, backoffMs, maxBackoffMs)), false);
+      await tx.uploads.releaseJobs(unknown.map((j) => j.id), lease.owner, retryAt(backoffDelay(maxAttempts, backoffMs, maxBackoffMs)), true);
+      if (error === undefined) await markOnline(tx, merchantId, at);
+      else if (!isRuleRefusal(error)) await markUnreachable(tx, merchantId, at, error);
+    });
+  }
+
+  return { topic: UPLOAD_TOPIC, handle };
+}
+
+export function startUploadWorker(ports: Ports, taxService: TaxService, options: UploadWorkerOptions = {}): OutboxRunner & { start(): void } {
+  return createOutboxRunner(ports, uploadHandler(ports, taxService, options), { batchSize: MAX_RECORDS_PER_UPLOAD, leaseMs: 120_000, ...options });
+}
+
+export function uploadRecord(invoice: Invoice): UploadRecord {
+  return {
+    number: invoice.number,
+    kind: invoice.kind,
+    issuedAt: invoice.issuedAt,
+    buyerTaxId: invoice.buyer.taxId,
+    totalAmountFen: invoice.totalAmount.toString(),
+    totalTaxFen: invoice.totalTax.toString(),
+    digest: invoice.digest,
+    content: canonicalContent(invoice),
+  };
+}
+
+function fromOutcome(outcome: UploadOutcome | undefined): Verdict {
+  switch (outcome?.result) {
+    case 'accepted':
+    case 'duplicate':
+      return { kind: 'uploaded' };
+    case 'rejected':
+      return { kind: 'rejected', reasonCode: outcome.reasonCode ?? null, reason: outcome.reason ?? outcome.reasonCode ?? 'rejected' };
+    case 'conflict':
+      return { kind: 'quarantined', heldDigest: outcome.heldDigest ?? null, record: outcome };
+    case 'failed':
+      return { kind: 'failed' };
+    default:
+      return { kind: 'unknown' }; // no outcome for a record we sent: ask before sending it again
+  }
+}
+
+/** What a status answer settles; undefined when the tax service does not know the invoice (send it). */
+function fromStatus(answer: InvoiceStatusAnswer, invoice: Invoice): Verdict | undefined {
+  if (!answer.known) return undefined;
+  if (answer.digest !== undefined && answer.digest !== invoice.digest) return { kind: 'quarantined', heldDigest: answer.digest, record: answer };
+  if (answer.state === 'rejected') return { kind: 'rejected', reasonCode: null, reason: answer.reason ?? 'rejected' };
+  return { kind: 'uploaded' };
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Fault) return `${error.spec.code} ${error.message}`;
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Refusals by rule (signature, enrolment, a malformed request) are not an outage. */
+function isRuleRefusal(error: string): boolean {
+  return [faults.UPSTREAM_SIGNATURE_REFUSED.code, faults.UPSTREAM_REQUEST_REFUSED.code].some((code) => error.startsWith(`${code} `));
+}
+
+function pauseOf(error: unknown): number {
+  if (error instanceof Fault && error.spec.code === faults.UPSTREAM_FLOW_CONTROL.code) return Number(error.params.seconds ?? 1) * 1000;
+  return 0;
+}
+
+async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await work(items[next++]!);
+  });
+  await Promise.all(lanes);
+}

@@ -1,0 +1,124 @@
+// Background upkeep per merchant, in every server process: keep the number reserve topped up
+// (number-blocks.ts), refresh the tax service's terms (contingency limits, 授信额度 R9), and raise
+// the 80 % contingency warnings. One process at a time per merchant (a job lease), so several
+// instances never fetch blocks for the same merchant at once. A failure is logged with its fault
+// code and tried again at the next round; issuing never waits for any of this.
+import { serializeContingencyTerms, type ContingencyLimits } from '../domain/contingency.js';
+import { Fault } from '../domain/faults.js';
+import { invoiceKinds } from '../domain/invoice.js';
+import { shanghaiTimestamp } from '../domain/time.js';
+import type { TaxService } from '../upstream/protocol.js';
+import { recordAudit } from './audit.js';
+import { markOnline, markUnreachable, warnNearLimits } from './contingency.js';
+import { DEFAULT_RESERVE, refillNumbers, type RefillResult, type ReservePolicy } from './number-blocks.js';
+import { instanceName, type RunnerLog } from './outbox-runner.js';
+import type { MerchantRecord, Ports } from './ports.js';
+
+export interface UpkeepOptions {
+  /** Time between rounds. */
+  intervalMs?: number;
+  /** Terms older than this are fetched again. */
+  termsMaxAgeMs?: number;
+  reserve?: ReservePolicy;
+  owner?: string;
+  log?: RunnerLog;
+}
+
+export interface Upkeep {
+  /** One round over every merchant now (start-up, tests); resolves when done. */
+  runOnce(): Promise<void>;
+  /** Tops up one merchant at once (a merchant just added). */
+  merchant(merchant: MerchantRecord): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const quiet: RunnerLog = { info() {}, warn() {} };
+
+export function createUpkeep(ports: Ports, taxService: TaxService, options: UpkeepOptions = {}): Upkeep & { start(): void } {
+  const intervalMs = options.intervalMs ?? 30_000;
+  const termsMaxAgeMs = options.termsMaxAgeMs ?? 10 * 60_000;
+  const reserve = options.reserve ?? DEFAULT_RESERVE;
+  const owner = options.owner ?? instanceName();
+  const log = options.log ?? quiet;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+
+  async function merchant(m: MerchantRecord): Promise<void> {
+    const now = ports.clock.now();
+    const name = `upkeep:${m.id}`;
+    const taken = await ports.store.write((tx) => tx.jobLeases.acquire(name, owner, shanghaiTimestamp(now), shanghaiTimestamp(new Date(now.getTime() + 120_000))));
+    if (!taken) return;
+    try {
+      let current = m;
+      const fetchedAt = m.termsFetchedAt ? Date.parse(m.termsFetchedAt) : 0;
+      if (now.getTime() - fetchedAt >= termsMaxAgeMs) current = await refreshTerms(ports, taxService, m);
+      const results: RefillResult[] = await refillNumbers(ports, taxService, current, reserve);
+      for (const r of results) if (r.fetched) log.info({ merchant: m.id, year: r.year, first: r.fetched.first, last: r.fetched.last, remaining: r.remaining }, 'numbers: block fetched');
+      await warnNearLimits(ports, current);
+    } catch (error) {
+      const code = error instanceof Fault ? error.spec.code : undefined;
+      log.warn({ merchant: m.id, code, err: error }, 'upkeep: tax service not reached; will retry');
+      if (code !== undefined && code >= 4001 && code <= 4009) {
+        const at = shanghaiTimestamp(ports.clock.now());
+        await ports.store.write((tx) => markUnreachable(tx, m.id, at, `${code} ${(error as Error).message}`)).catch(() => undefined);
+      }
+      await warnNearLimits(ports, m).catch(() => undefined);
+      throw error;
+    } finally {
+      await ports.store.write((tx) => tx.jobLeases.release(name, owner)).catch(() => undefined);
+    }
+  }
+
+  async function runOnce(): Promise<void> {
+    for (const m of await ports.store.read.merchants.list()) {
+      if (stopped) return;
+      await merchant(m).catch(() => undefined); // logged above; the next merchant still gets its turn
+    }
+  }
+
+  const schedule = () => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      running = runOnce().finally(schedule);
+    }, intervalMs);
+    timer.unref();
+  };
+
+  return {
+    runOnce,
+    merchant,
+    start() {
+      running = runOnce().finally(schedule);
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running?.catch(() => undefined);
+    },
+  };
+}
+
+/** Fetches the tax service's terms and caches them on the merchant row (audited when they change). */
+export async function refreshTerms(ports: Ports, taxService: TaxService, merchant: MerchantRecord): Promise<MerchantRecord> {
+  const terms = await taxService.terms(merchant.taxId);
+  const contingency: ContingencyLimits[] = terms.contingency
+    .filter((l) => (invoiceKinds as readonly string[]).includes(l.kind))
+    .map((l) => ({ kind: l.kind, maxOfflineHours: l.maxOfflineHours, maxOfflineAmountFen: BigInt(l.maxOfflineAmountFen) }));
+  const monthlyCreditFen = terms.monthlyCreditFen === null ? null : BigInt(terms.monthlyCreditFen);
+  const contingencyJson = serializeContingencyTerms(contingency);
+  const fetchedAt = shanghaiTimestamp(ports.clock.now());
+  const before = merchant.contingency ? serializeContingencyTerms(merchant.contingency) : null;
+  await ports.store.write(async (tx) => {
+    await tx.merchants.lock(merchant.id);
+    await tx.terms.save(merchant.id, { contingencyJson, monthlyCreditFen, fetchedAt });
+    if (before !== contingencyJson || merchant.monthlyCreditFen !== monthlyCreditFen) {
+      await recordAudit(tx, ports.clock, {
+        merchantId: merchant.id, actor: 'tax-service', action: 'merchant.terms_changed', subject: merchant.id,
+        detail: { contingency: JSON.parse(contingencyJson), monthlyCreditFen: monthlyCreditFen?.toString() ?? null },
+      });
+    }
+    await markOnline(tx, merchant.id, fetchedAt);
+  });
+  return { ...merchant, contingency, monthlyCreditFen, termsFetchedAt: fetchedAt };
+}

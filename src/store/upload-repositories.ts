@@ -1,0 +1,220 @@
+// Number blocks, the upload backlog and the connection state, on both dialects. Every query on
+// merchant data is scoped by merchant id.
+import { type Kysely, sql } from 'kysely';
+import type { Database } from './schema.js';
+import type { BacklogRow, NumberBlockRecord, UploadProblem, UploadProblemState, UploadRepositories, UpstreamState } from '../app/upload-ports.js';
+import { backlogPeriod } from '../domain/contingency.js';
+import { invoiceKinds, type InvoiceKind } from '../domain/invoice.js';
+import { arg, prepare } from './prepared.js';
+import { rowToInvoice } from './repositories.js';
+
+type Db = Kysely<Database>;
+type Dialect = 'sqlite' | 'postgres';
+
+// On the path of every issue, so prepared once per dialect like the other hot statements. The
+// oldest open block is found through the partial index of open blocks; the merchant's row lock
+// (taken first by the issue) serialises takes across instances.
+const takeNumber = prepare<{ merchantId: string; year: number }, { sequence: number | string }>((db) =>
+  db
+    .updateTable('number_blocks')
+    .set({ next_seq: sql`next_seq + 1` })
+    .where('merchant_id', '=', arg('merchantId'))
+    .where('block_id', '=', (eb) =>
+      eb
+        .selectFrom('number_blocks')
+        .select('block_id')
+        .where('merchant_id', '=', arg('merchantId'))
+        .where('year', '=', arg('year'))
+        .where(sql.ref('next_seq'), '<=', sql.ref('last_seq'))
+        .orderBy('first_seq')
+        .limit(1),
+    )
+    .returning(sql<number>`next_seq - 1`.as('sequence')),
+);
+
+export function uploadRepositories(db: Db, dialect: Dialect): UploadRepositories {
+  return { numberBlocks: numberBlocks(db, dialect), uploads: uploads(db), upstreamState: upstreamState(db), terms: terms(db) };
+}
+
+function numberBlocks(db: Db, dialect: Dialect): UploadRepositories['numberBlocks'] {
+  const toRecord = (r: Database['number_blocks']): NumberBlockRecord => ({
+    merchantId: r.merchant_id, blockId: r.block_id, year: Number(r.year), first: Number(r.first_seq), last: Number(r.last_seq), next: Number(r.next_seq),
+    source: r.source as NumberBlockRecord['source'], grantedAt: r.granted_at,
+  });
+  return {
+    async take(merchantId, year) {
+      const [row] = (await takeNumber.execute(db, dialect, { merchantId, year })).rows;
+      return row ? Number(row.sequence) : undefined;
+    },
+    async insert(b) {
+      await db
+        .insertInto('number_blocks')
+        .values({ merchant_id: b.merchantId, block_id: b.blockId, year: b.year, first_seq: b.first, last_seq: b.last, next_seq: b.next, source: b.source, granted_at: b.grantedAt })
+        .execute();
+    },
+    async overlaps(merchantId, year, first, last) {
+      const row = await db
+        .selectFrom('number_blocks')
+        .select('block_id')
+        .where('merchant_id', '=', merchantId)
+        .where('year', '=', year)
+        .where('first_seq', '<=', last)
+        .where('last_seq', '>=', first)
+        .limit(1)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+    async reserve(merchantId, year) {
+      const row = await db
+        .selectFrom('number_blocks')
+        .select([sql<number | string | null>`sum(last_seq - next_seq + 1)`.as('remaining'), sql<number | string>`count(*)`.as('blocks')])
+        .where('merchant_id', '=', merchantId)
+        .where('year', '=', year)
+        .where(sql.ref('next_seq'), '<=', sql.ref('last_seq'))
+        .executeTakeFirstOrThrow();
+      return { remaining: Number(row.remaining ?? 0), blocks: Number(row.blocks) };
+    },
+    async list(merchantId, year) {
+      return (await db.selectFrom('number_blocks').selectAll().where('merchant_id', '=', merchantId).where('year', '=', year).orderBy('first_seq').execute()).map(toRecord);
+    },
+  };
+}
+
+function uploads(db: Db): UploadRepositories['uploads'] {
+  const toProblem = (r: Database['invoice_uploads']): UploadProblem => ({
+    merchantId: r.merchant_id, number: r.number, state: r.state as UploadProblemState, reasonCode: r.reason_code, reason: r.reason,
+    localDigest: r.local_digest, heldDigest: r.held_digest, upstreamRecord: r.upstream_record, at: r.at,
+  });
+  return {
+    async invoices(merchantId, numbers) {
+      if (numbers.length === 0) return [];
+      const rows = await db.selectFrom('invoices').selectAll().where('merchant_id', '=', merchantId).where('number', 'in', [...numbers]).execute();
+      return rows.map(rowToInvoice);
+    },
+    async completeJobs(ids, owner, at) {
+      if (ids.length === 0) return [];
+      const rows = await db
+        .updateTable('outbox')
+        .set({ done_at: at, lease_until: null })
+        .where('id', 'in', [...ids])
+        .where('lease_owner', '=', owner)
+        .where('done_at', 'is', null)
+        .returning('id')
+        .execute();
+      return rows.map((r) => Number(r.id));
+    },
+    async releaseJobs(ids, owner, availableAt, counted) {
+      if (ids.length === 0) return 0;
+      const result = await db
+        .updateTable('outbox')
+        .set({ lease_owner: null, lease_until: null, available_at: availableAt, ...(counted ? {} : { attempts: sql`attempts - 1` }) })
+        .where('id', 'in', [...ids])
+        .where('lease_owner', '=', owner)
+        .where('done_at', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    },
+    async markUploaded(merchantId, numbers, at) {
+      if (numbers.length === 0) return [];
+      const rows = await db
+        .updateTable('invoices')
+        .set({ status: 'uploaded', status_changed_at: at })
+        .where('merchant_id', '=', merchantId)
+        .where('number', 'in', [...numbers])
+        .where('status', '=', 'issued')
+        .returning('number')
+        .execute();
+      return rows.map((r) => r.number);
+    },
+    async recordProblem(p) {
+      const values = {
+        state: p.state, reason_code: p.reasonCode, reason: p.reason, local_digest: p.localDigest, held_digest: p.heldDigest, upstream_record: p.upstreamRecord, at: p.at,
+      };
+      await db
+        .insertInto('invoice_uploads')
+        .values({ merchant_id: p.merchantId, number: p.number, ...values })
+        .onConflict((oc) => oc.columns(['merchant_id', 'number']).doUpdateSet(values))
+        .execute();
+    },
+    async problem(merchantId, number) {
+      const row = await db.selectFrom('invoice_uploads').selectAll().where('merchant_id', '=', merchantId).where('number', '=', number).executeTakeFirst();
+      return row && toProblem(row);
+    },
+    async countProblems(merchantId) {
+      const rows = await db
+        .selectFrom('invoice_uploads')
+        .select(['state', sql<number | string>`count(*)`.as('n')])
+        .where('merchant_id', '=', merchantId)
+        .groupBy('state')
+        .execute();
+      const counts: Record<UploadProblemState, number> = { rejected: 0, quarantined: 0 };
+      for (const r of rows) counts[r.state as UploadProblemState] = Number(r.n);
+      return counts;
+    },
+    async oldestPending(merchantId, kind) {
+      // The literal topic and `done_at is null` let both databases use the partial index of
+      // pending uploads (a bound parameter would not match the index's predicate).
+      const { rows } = await sql<{ issued_at: string }>`
+        select i.issued_at from outbox o
+        join invoices i on i.merchant_id = o.merchant_id and i.number = o.subject
+        where o.merchant_id = ${merchantId} and o.topic = 'invoice.upload' and o.done_at is null and i.kind = ${kind}
+        order by o.id limit 1`.execute(db);
+      return rows[0]?.issued_at ?? null;
+    },
+    async backlog(merchantId) {
+      const rows = await db
+        .selectFrom('usage')
+        .select(['period', 'invoice_count', 'pre_tax_fen', 'since'])
+        .where('merchant_id', '=', merchantId)
+        .where('period', 'in', invoiceKinds.map(backlogPeriod))
+        .execute();
+      return invoiceKinds.map((kind): BacklogRow => {
+        const row = rows.find((r) => r.period === backlogPeriod(kind));
+        return row && Number(row.invoice_count) > 0
+          ? { kind, count: Number(row.invoice_count), preTaxFen: BigInt(row.pre_tax_fen), oldestAt: row.since }
+          : { kind, count: 0, preTaxFen: 0n, oldestAt: null };
+      });
+    },
+    async reduceBacklog(merchantId, kind: InvoiceKind, delta, oldestAt) {
+      await db
+        .updateTable('usage')
+        .set({
+          invoice_count: sql`invoice_count - ${delta.count}`,
+          pre_tax_fen: sql`pre_tax_fen - ${delta.preTaxFen.toString()}`,
+          since: oldestAt,
+        })
+        .where('merchant_id', '=', merchantId)
+        .where('period', '=', backlogPeriod(kind))
+        .execute();
+    },
+  };
+}
+
+function upstreamState(db: Db): UploadRepositories['upstreamState'] {
+  return {
+    async get(merchantId) {
+      const r = await db.selectFrom('upstream_state').selectAll().where('merchant_id', '=', merchantId).executeTakeFirst();
+      return r && { merchantId, mode: r.mode as UpstreamState['mode'], since: r.since, lastError: r.last_error, lastSuccessAt: r.last_success_at, warnedAt: r.warned_at };
+    },
+    async put(s) {
+      const values = { mode: s.mode, since: s.since, last_error: s.lastError, last_success_at: s.lastSuccessAt, warned_at: s.warnedAt };
+      await db
+        .insertInto('upstream_state')
+        .values({ merchant_id: s.merchantId, ...values })
+        .onConflict((oc) => oc.column('merchant_id').doUpdateSet(values))
+        .execute();
+    },
+  };
+}
+
+function terms(db: Db): UploadRepositories['terms'] {
+  return {
+    async save(merchantId, t) {
+      await db
+        .updateTable('merchants')
+        .set({ contingency_terms: t.contingencyJson, terms_fetched_at: t.fetchedAt, monthly_credit_fen: t.monthlyCreditFen === null ? null : t.monthlyCreditFen.toString() })
+        .where('id', '=', merchantId)
+        .execute();
+    },
+  };
+}
