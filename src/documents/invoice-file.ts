@@ -58,15 +58,18 @@ export function recomputedDigest(file: InvoiceFile): string {
 
 /**
  * Reads a signed invoice file from JSON text or from a PDF made by renderInvoicePdf. The
- * document information dictionary is written uncompressed, so the base64 text is found as is.
+ * document information is written uncompressed, so the base64 text is found as is.
  */
 export function readInvoiceFile(bytes: Buffer): InvoiceFile {
   const head = bytes.subarray(0, 5).toString('latin1');
   let json: string;
   if (head === '%PDF-') {
-    const match = new RegExp(`/${INFO_KEY} \\(([A-Za-z0-9+/=]+)\\)`).exec(bytes.toString('latin1'));
-    if (!match) throw new Error('this PDF carries no signed invoice (/FapiaoInvoice)');
-    json = Buffer.from(match[1]!, 'base64').toString('utf8');
+    // pdfkit writes each information entry as its own object: /FapiaoInvoice 18 0 R … 18 0 obj (…)
+    const text = bytes.toString('latin1');
+    const ref = new RegExp(`/${INFO_KEY} (\\d+) 0 R`).exec(text);
+    const value = ref && new RegExp(`(?:^|\\n)${ref[1]} 0 obj\\s*\\(([A-Za-z0-9+/=]+)\\)`).exec(text);
+    if (!value) throw new Error('this PDF carries no signed invoice (/FapiaoInvoice)');
+    json = Buffer.from(value[1]!, 'base64').toString('utf8');
   } else {
     json = bytes.toString('utf8');
   }
