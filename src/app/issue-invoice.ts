@@ -13,9 +13,6 @@ import { appendAudit } from './audit.js';
 import { takeSequence } from './number-blocks.js';
 import { checkBacklogAfterIssue } from './contingency.js';
 import { backlogPeriod } from '../domain/contingency.js';
-import { takeSequence } from './number-blocks.js';
-import { checkBacklogAfterIssue } from './contingency.js';
-import { backlogPeriod } from '../domain/contingency.js';
 import type { MerchantRecord, Ports, Repositories } from './ports.js';
 
 export interface IssueResult {

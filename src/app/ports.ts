@@ -7,8 +7,6 @@ import type { AuditFields } from '../domain/audit-chain.js';
 import type { UpstreamRepositories } from './upstream-ports.js';
 import type { UploadRepositories } from './upload-ports.js';
 import type { ContingencyLimits } from '../domain/contingency.js';
-import type { UploadRepositories } from './upload-ports.js';
-import type { ContingencyLimits } from '../domain/contingency.js';
 import type { DocumentRepositories, InvoiceSigner } from './document-ports.js';
 import type { DeliveryRepositories } from './delivery-ports.js';
 
@@ -27,14 +25,6 @@ export interface MerchantRecord {
   /** 离线开票 limits per kind from the tax service's terms; null/absent = never fetched (no limits). */
   contingency?: ContingencyLimits[] | null;
   termsFetchedAt?: string | null;
-}
-
-export interface UsageCounters {
-  period: string;
-  invoiceCount: number;
-  preTaxFen: bigint;
-  /** The oldest moment still counted (a backlog's oldest un-uploaded invoice). */
-  since: string | null;
 }
 
 export interface UsageCounters {

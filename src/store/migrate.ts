@@ -2,14 +2,12 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
 import * as core from './migrations/001-core.js';
 import * as upstream from './migrations/002-upstream.js';
-import * as upstream from './migrations/002-upstream.js';
 import * as upstreamAlerts from './migrations/003-upstream-alerts.js';
 import * as documents from './migrations/004-documents.js';
 import * as delivery from './migrations/005-delivery.js';
 
 const migrations: Record<string, Migration> = {
   '001-core': core,
-  '002-upstream': upstream,
   '002-upstream': upstream,
   '003-upstream-alerts': upstreamAlerts,
   '004-documents': documents,

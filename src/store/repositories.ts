@@ -10,8 +10,6 @@ import { hot } from './hot-queries.js';
 import { upstreamRepositories } from './upstream-repositories.js';
 import { uploadRepositories } from './upload-repositories.js';
 import { parseContingencyTerms } from '../domain/contingency.js';
-import { uploadRepositories } from './upload-repositories.js';
-import { parseContingencyTerms } from '../domain/contingency.js';
 import { documentRepositories } from './document-repositories.js';
 import { deliveryRepositories } from './delivery-repositories.js';
 
@@ -25,7 +23,6 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
   const locking = dialect === 'postgres' && db.isTransaction;
   return {
     ...upstreamRepositories(db),
-    ...uploadRepositories(db, dialect),
     ...uploadRepositories(db, dialect),
     ...documentRepositories(db, rowToInvoice),
     ...deliveryRepositories(db, dialect),

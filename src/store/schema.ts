@@ -20,8 +20,6 @@ export interface MerchantTable {
   created_at: string;
   contingency_terms: string | null; // JSON ContingencyLimit[] from the tax service's terms; null = never fetched
   terms_fetched_at: string | null;
-  contingency_terms: string | null; // JSON ContingencyLimit[] from the tax service's terms; null = never fetched
-  terms_fetched_at: string | null;
 }
 
 export interface InvoiceSeriesTable {
@@ -261,9 +259,6 @@ export interface Database extends DeliveryTables, DocumentTables {
   api_keys: ApiKeyTable;
   saved_buyers: SavedBuyerTable;
   saved_items: SavedItemTable;
-  number_blocks: NumberBlockTable;
-  invoice_uploads: InvoiceUploadTable;
-  upstream_state: UpstreamStateTable;
   number_blocks: NumberBlockTable;
   invoice_uploads: InvoiceUploadTable;
   upstream_state: UpstreamStateTable;

@@ -7,7 +7,6 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import { createApiKey } from '../../src/app/api-keys.js';
 import { addMerchant, type MerchantInput } from '../../src/app/merchants.js';
 import { grantTestNumbers } from './numbers.js';
-import { grantTestNumbers } from './numbers.js';
 import type { MerchantRecord, Ports, Store } from '../../src/app/ports.js';
 import { addUser } from '../../src/app/users.js';
 import { roles, type Role } from '../../src/domain/access.js';
@@ -192,7 +191,6 @@ export async function startApi(store: Store, options: ApiOptions = {}): Promise<
 
 async function merchant(ports: Ports & { passwords: PasswordHasher }, unique: string, tag: string, input: MerchantInput): Promise<TestMerchant> {
   const record = await addMerchant(ports, input);
-  await grantTestNumbers(ports, record.id);
   await grantTestNumbers(ports, record.id);
   const owner = { username: `owner-${unique}`, password: OWNER_PASSWORD };
   await addUser(ports, { merchantId: record.id, username: owner.username, password: owner.password, role: 'owner' });
