@@ -25,6 +25,8 @@ import { RequestRejected, zodValidatorCompiler } from '../http/errors.js';
 import { invoiceView, merchantView } from '../http/views.js';
 import { serve } from '../server.js';
 import { printJson, reportError } from './output.js';
+import { registerSimulatorCommands } from './simulator.js';
+import { registerReconcileCommands } from './reconcile.js';
 import { registerDocumentCommands } from './documents.js';
 import { openSigner } from '../app/signing-keys.js';
 
@@ -246,4 +248,6 @@ function readJson(path: string): unknown {
 }
 
 registerDocumentCommands(program);
+registerSimulatorCommands(program);
+registerReconcileCommands(program);
 await program.parseAsync(process.argv);
