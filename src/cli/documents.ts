@@ -120,12 +120,16 @@ async function keysFromStore(): Promise<SigningKeyRecord[]> {
 
 /** A PEM public key, or the JSON answer of GET /api/v1/keys. */
 function keysFromFile(path: string): SigningKeyRecord[] {
-  const text = readFileSync(path, 'utf8');
-  if (text.includes('-----BEGIN PUBLIC KEY-----')) {
-    const pem = createPublicKey(text).export({ type: 'spki', format: 'pem' }).toString();
-    return [{ id: keyIdOf(pem), algorithm: 'Ed25519', publicKeyPem: pem, createdAt: '', retiredAt: null }];
+  try {
+    const text = readFileSync(path, 'utf8');
+    if (text.trimStart().startsWith('-----BEGIN')) {
+      const pem = createPublicKey(text).export({ type: 'spki', format: 'pem' }).toString();
+      return [{ id: keyIdOf(pem), algorithm: 'Ed25519', publicKeyPem: pem, createdAt: '', retiredAt: null }];
+    }
+    const answer = JSON.parse(text) as { keys: Array<{ id: string; public_key_pem: string; created_at: string; retired_at: string | null }> };
+    // The id is recomputed from the key itself: a keys file cannot vouch for a key under another id.
+    return answer.keys.map((k) => ({ id: keyIdOf(k.public_key_pem), algorithm: 'Ed25519', publicKeyPem: k.public_key_pem, createdAt: k.created_at, retiredAt: k.retired_at }));
+  } catch (error) {
+    throw new Fault(faults.INVOICE_FILE_INVALID, { reason: `keys file ${path} is neither a PEM public key nor the JSON of /api/v1/keys (${(error as Error).message})` });
   }
-  const answer = JSON.parse(text) as { keys: Array<{ id: string; public_key_pem: string; created_at: string; retired_at: string | null }> };
-  // The id is recomputed from the key itself: a keys file cannot vouch for a key under another id.
-  return answer.keys.map((k) => ({ id: keyIdOf(k.public_key_pem), algorithm: 'Ed25519', publicKeyPem: k.public_key_pem, createdAt: k.created_at, retiredAt: k.retired_at }));
 }
