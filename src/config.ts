@@ -18,10 +18,29 @@ export interface Config {
   backup: { dir: string; everyHours: number; keep: number; keyFile?: string } | undefined;
   /** The tax service (FAPIAO_UPSTREAM_URL); unset = the sandbox mounted at /sandbox on this server. */
   upstreamUrl: string | undefined;
+  /** Uploads, number reserve and the client's patience with the tax service (FAPIAO_UPLOAD_*, FAPIAO_UPSTREAM_*, FAPIAO_NUMBER_*). */
+  upload: UploadConfig;
   /** The address people reach this service at, printed in every invoice's QR code (FAPIAO_PUBLIC_URL). */
   publicUrl: string;
   /** Verification requests per minute from one IP address (FAPIAO_VERIFY_PER_IP). */
   verifyPerIpPerMinute: number;
+}
+
+export interface UploadConfig {
+  /** How often each process looks for invoices to upload when there were none. */
+  pollMs: number;
+  /** First retry delay of a failed upload; doubles up to maxBackoffMs, with jitter. */
+  backoffMs: number;
+  maxBackoffMs: number;
+  /** How long a claimed batch stays with one process before another may take it over. */
+  leaseMs: number;
+  /** How often number reserves, terms and contingency warnings are looked after. */
+  upkeepMs: number;
+  /** The least numbers kept in reserve per merchant (more when it issues more than this a day). */
+  reserveFloor: number;
+  /** Per call to the tax service, and how long the circuit stays open after repeated failures. */
+  timeoutMs: number;
+  circuitOpenMs: number;
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -34,6 +53,16 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL ?? 'info',
     workers: integer(env.FAPIAO_WORKERS, availableParallelism(), 'FAPIAO_WORKERS') || 1,
     upstreamUrl: env.FAPIAO_UPSTREAM_URL ? env.FAPIAO_UPSTREAM_URL.replace(/\/+$/, '') : undefined,
+    upload: {
+      pollMs: integer(env.FAPIAO_UPLOAD_POLL_MS, 500, 'FAPIAO_UPLOAD_POLL_MS') || 500,
+      backoffMs: integer(env.FAPIAO_UPLOAD_BACKOFF_MS, 1_000, 'FAPIAO_UPLOAD_BACKOFF_MS') || 1_000,
+      maxBackoffMs: integer(env.FAPIAO_UPLOAD_MAX_BACKOFF_MS, 60_000, 'FAPIAO_UPLOAD_MAX_BACKOFF_MS') || 60_000,
+      leaseMs: integer(env.FAPIAO_UPLOAD_LEASE_MS, 120_000, 'FAPIAO_UPLOAD_LEASE_MS') || 120_000,
+      upkeepMs: integer(env.FAPIAO_UPKEEP_INTERVAL_MS, 30_000, 'FAPIAO_UPKEEP_INTERVAL_MS') || 30_000,
+      reserveFloor: integer(env.FAPIAO_NUMBER_RESERVE_MIN, 1_000, 'FAPIAO_NUMBER_RESERVE_MIN') || 1_000,
+      timeoutMs: integer(env.FAPIAO_UPSTREAM_TIMEOUT_MS, 10_000, 'FAPIAO_UPSTREAM_TIMEOUT_MS') || 10_000,
+      circuitOpenMs: integer(env.FAPIAO_UPSTREAM_CIRCUIT_OPEN_MS, 30_000, 'FAPIAO_UPSTREAM_CIRCUIT_OPEN_MS') || 30_000,
+    },
     rateLimitPerKey: env.FAPIAO_RATE_LIMIT_PER_KEY ? integer(env.FAPIAO_RATE_LIMIT_PER_KEY, 0, 'FAPIAO_RATE_LIMIT_PER_KEY') : undefined,
     rateLimitPerIp: env.FAPIAO_RATE_LIMIT_PER_IP ? integer(env.FAPIAO_RATE_LIMIT_PER_IP, 0, 'FAPIAO_RATE_LIMIT_PER_IP') : undefined,
     publicUrl: (env.FAPIAO_PUBLIC_URL || `http://${env.HOST ?? '127.0.0.1'}:${env.PORT || 8080}`).replace(/\/+$/, ''),

@@ -19,6 +19,7 @@ import { clusterMetricsSource, serveClusterMetrics } from './ops/cluster-metrics
 import { scheduleBackups } from './app/backups.js';
 import { hostname } from 'node:os';
 import { scheduleReconciliation } from './app/reconcile.js';
+import { startUploads } from './app/uploads.js';
 import { taxServiceClientFor, upstreamBanner, upstreamSetup } from './upstream/setup.js';
 
 /** The primary has no HTTP logger of its own; it writes the same JSON lines. */
@@ -72,7 +73,7 @@ async function runWorker(config: Config, alone: boolean): Promise<void> {
   if (!alone) metrics.render = clusterMetricsSource(metrics.registry);
   // The tax service: FAPIAO_UPSTREAM_URL, or the sandbox this server mounts at /sandbox.
   const upstream = upstreamSetup(config);
-  const taxService = taxServiceClientFor(upstream, store, systemClock);
+  const taxService = taxServiceClientFor(upstream, store, systemClock, { timeoutMs: config.upload.timeoutMs, openMs: config.upload.circuitOpenMs });
   const app = await buildApp(
     ports,
     {
@@ -87,6 +88,9 @@ async function runWorker(config: Config, alone: boolean): Promise<void> {
   );
   await app.listen({ host: config.host, port: config.port });
   app.log.info({ upstream: upstream.baseUrl, sandbox: upstream.sandbox }, upstreamBanner(upstream));
+  // Uploads and number reserves (R30): every process works the shared outbox by lease; upkeep
+  // tops up numbers, refreshes terms and warns near the offline limits.
+  const stopUploads = startUploads({ ...ports }, taxService, config, app.log);
   // Every process ticks; a lease in the database lets one of them reconcile yesterday.
   const stopReconciliation = scheduleReconciliation({ ...ports, taxService }, `${hostname()}:${process.pid}`, app.log);
   // Backups run once per machine: here when this is the only process, else in the primary.
@@ -105,6 +109,7 @@ async function runWorker(config: Config, alone: boolean): Promise<void> {
     clearInterval(housekeeping);
     stopBackups();
     stopReconciliation();
+    await stopUploads();
     await app.close();
     await store.close();
     process.exit(0);

@@ -26,7 +26,7 @@ export interface ReservePolicy {
   maxBlock: number;
 }
 
-export const DEFAULT_RESERVE: ReservePolicy = { floor: 1_000, days: 1, maxBlock: 200_000 };
+export const DEFAULT_RESERVE: ReservePolicy = { floor: 1_000, days: 1, maxBlock: 100_000 }; // the sandbox grants at most 100,000 at once
 
 /** How many numbers to keep in reserve for a merchant who issued `recentPerDay` lately. */
 export function reserveTarget(recentPerDay: number, policy: ReservePolicy): number {
@@ -88,8 +88,9 @@ export async function refillNumbers(ports: Ports, taxService: TaxService, mercha
   for (const y of years) {
     const { remaining } = await ports.store.read.numberBlocks.reserve(merchant.id, y);
     const result: RefillResult = { merchantId: merchant.id, year: y, remaining, target };
-    if (remaining < target) {
-      const size = Math.min(policy.maxBlock, Math.max(target * 2 - remaining, policy.floor));
+    // Up to twice the target, so a refill is not needed again at once; several blocks when one is too small.
+    for (let blocks = 0; result.remaining < target && blocks < 20; blocks++) {
+      const size = Math.min(policy.maxBlock, Math.max(target * 2 - result.remaining, policy.floor));
       const block = await taxService.allocateBlock(merchant.taxId, y, size);
       const at = shanghaiTimestamp(ports.clock.now());
       result.fetched = await ports.store.write(async (tx) => {
@@ -98,6 +99,7 @@ export async function refillNumbers(ports: Ports, taxService: TaxService, mercha
         return stored;
       });
       result.remaining += block.last - block.first + 1;
+      if (result.remaining >= target) break;
     }
     results.push(result);
   }

@@ -16,6 +16,7 @@ import { Fault, faults } from '../domain/faults.js';
 import { canonicalContent, type Invoice, type InvoiceKind } from '../domain/invoice.js';
 import { shanghaiTimestamp } from '../domain/time.js';
 import type { InvoiceStatusAnswer, TaxService, UploadOutcome, UploadRecord } from '../upstream/protocol.js';
+import { UpstreamFault } from '../upstream/client.js';
 import { MAX_RECORDS_PER_UPLOAD } from '../upstream/protocol.js';
 import { raiseAlert } from './alerts.js';
 import { appendAudit, type AuditRecord } from './audit.js';
@@ -44,6 +45,7 @@ const NOT_PROCESSED = new Set<number>([
 ]);
 
 export function certainlyNotProcessed(error: unknown): boolean {
+  if (error instanceof UpstreamFault) return !error.maybeCommitted;
   if (!(error instanceof Fault)) return false;
   if (NOT_PROCESSED.has(error.spec.code)) return true;
   // Refused before anything was sent (the client says so); a reset mid-request stays unknown.

@@ -27,6 +27,7 @@ import { serve } from '../server.js';
 import { printJson, reportError } from './output.js';
 import { registerSimulatorCommands } from './simulator.js';
 import { registerReconcileCommands } from './reconcile.js';
+import { provisionMerchant, registerNumberCommands } from './numbers.js';
 import { registerDocumentCommands } from './documents.js';
 import { openSigner } from '../app/signing-keys.js';
 
@@ -89,6 +90,8 @@ merchant.command('add')
       name: o.name, taxId: o.taxId, regionCode: o.region, address: o.address, phone: o.phone, bank: o.bank, account: o.account,
       dailyInvoiceLimit: o.dailyLimit === undefined ? null : Number(o.dailyLimit), monthlyCredit: o.monthlyCredit ?? null,
     });
+    const notProvisioned = await provisionMerchant(ports, readConfig(), m); // terms and first numbers from the tax service
+    if (notProvisioned) process.stderr.write(`warning: ${notProvisioned}\n`);
     if (o.json) printJson(merchantView(m));
     else console.log(`merchant ${m.id} ${m.name} (${m.taxId})`);
   }));
@@ -250,4 +253,5 @@ function readJson(path: string): unknown {
 registerDocumentCommands(program);
 registerSimulatorCommands(program);
 registerReconcileCommands(program);
+registerNumberCommands(program);
 await program.parseAsync(process.argv);

@@ -16,6 +16,7 @@ import type { HttpContext } from './context.js';
 import { handleError, sendFault, zodValidatorCompiler } from './errors.js';
 import { alertRoutes } from './routes/alerts.js';
 import { reconciliationRoutes } from './routes/reconciliations.js';
+import { statusRoutes } from './routes/status.js';
 import { sandboxPlugin } from '../upstream/simulator/plugin.js';
 import { SANDBOX_PREFIX } from '../upstream/setup.js';
 import type { TaxService } from '../upstream/protocol.js';
@@ -115,6 +116,7 @@ export async function buildApp(ports: HttpContext['ports'], options: Partial<Htt
   documentRoutes(app, context, settings.documents);
   for (const routes of [exportRoutes]) routes(app, context); // printing, delivery and export (R11, R12, R21)
   reconciliationRoutes(app, context, settings.taxService);
+  statusRoutes(app, context, settings.taxService);
   if (settings.sandbox) await app.register(sandboxPlugin({ dbFile: settings.sandbox.dbFile }), { prefix: SANDBOX_PREFIX });
   app.get('/api/v1/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   return app;

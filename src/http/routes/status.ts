@@ -1,0 +1,84 @@
+// GET /api/v1/status: what a merchant needs to know about its link to the tax service — online or
+// contingency (离线) and since when, the offline limits used per kind (with what unlocks a blocked
+// kind), the upload backlog's size and age, and the invoice numbers left in reserve.
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { merchantStatus, type MerchantStatus } from '../../app/contingency.js';
+import { invoiceKinds } from '../../domain/invoice.js';
+import { formatYuan } from '../../domain/money.js';
+import type { TaxService } from '../../upstream/protocol.js';
+import type { HttpContext } from '../context.js';
+import { ErrorView } from '../schemas.js';
+
+const LimitView = z.object({
+  kind: z.enum(invoiceKinds),
+  max_offline_hours: z.number(),
+  hours_used: z.number().describe('hours since the oldest un-uploaded invoice of this kind'),
+  hours_ratio: z.number(),
+  max_offline_amount: z.string().describe('yuan, pre-tax'),
+  amount_used: z.string().describe('yuan, pre-tax, of the un-uploaded invoices of this kind'),
+  amount_ratio: z.number(),
+  warning: z.boolean().describe('at or past 80 % of a limit'),
+  blocked: z.boolean().describe('issuing this kind is refused (4021/4022) until the backlog is uploaded'),
+  unlock: z.string().describe('what unlocks a blocked kind'),
+});
+
+export const StatusView = z.object({
+  mode: z.enum(['online', 'contingency']).describe('contingency = 离线开票: the tax service is not reachable; issuing goes on within the limits'),
+  since: z.string().nullable(),
+  last_error: z.string().nullable(),
+  last_upload_at: z.string().nullable(),
+  upstream: z.object({ circuit: z.string().nullable() }),
+  backlog: z.object({
+    count: z.number().int(),
+    pre_tax_total: z.string(),
+    oldest_issued_at: z.string().nullable(),
+    oldest_age_hours: z.number(),
+    by_kind: z.array(z.object({ kind: z.enum(invoiceKinds), count: z.number().int(), pre_tax_total: z.string(), oldest_issued_at: z.string().nullable() })),
+  }),
+  limits: z.array(LimitView).describe('empty until the tax service\'s terms were fetched'),
+  terms_fetched_at: z.string().nullable(),
+  numbers: z.object({ year: z.number().int(), remaining: z.number().int(), blocks: z.number().int() }).describe('invoice numbers left in reserve (号段)'),
+  upload_problems: z.object({ rejected: z.number().int(), quarantined: z.number().int() }),
+});
+
+export function statusView(s: MerchantStatus, circuit: string | null): z.infer<typeof StatusView> {
+  const r = (x: number) => (Number.isFinite(x) ? Math.round(x * 1000) / 1000 : 999);
+  return {
+    mode: s.mode,
+    since: s.since,
+    last_error: s.lastError,
+    last_upload_at: s.lastSuccessAt,
+    upstream: { circuit },
+    backlog: {
+      count: s.backlog.count,
+      pre_tax_total: formatYuan(s.backlog.preTaxFen),
+      oldest_issued_at: s.backlog.oldestAt,
+      oldest_age_hours: r(s.backlog.oldestAgeHours),
+      by_kind: s.backlog.byKind.map((b) => ({ kind: b.kind, count: b.count, pre_tax_total: formatYuan(b.preTaxFen), oldest_issued_at: b.oldestAt })),
+    },
+    limits: s.limits.map((l) => ({
+      kind: l.kind, max_offline_hours: l.hours.max, hours_used: r(l.hours.used), hours_ratio: r(l.hours.ratio),
+      max_offline_amount: formatYuan(l.maxOfflineAmountFen), amount_used: formatYuan(BigInt(l.amount.used)), amount_ratio: r(l.amount.ratio),
+      warning: l.warning, blocked: l.blocked, unlock: l.unlock,
+    })),
+    terms_fetched_at: s.termsFetchedAt,
+    numbers: s.numbers,
+    upload_problems: s.problems,
+  };
+}
+
+export function statusRoutes(app: FastifyInstance, { ports }: HttpContext, taxService?: TaxService): void {
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  api.get('/api/v1/status', {
+    schema: {
+      summary: 'Connection to the tax service: online or contingency (离线), limits used, backlog, numbers in reserve',
+      tags: ['tax service'],
+      response: { 200: StatusView, 401: ErrorView, 403: ErrorView, 404: ErrorView },
+    },
+  }, async (request) => {
+    const circuit = taxService && 'circuit' in taxService ? (taxService as { circuit(): { state: string } }).circuit().state : null;
+    return statusView(await merchantStatus(ports, request.caller), circuit);
+  });
+}
