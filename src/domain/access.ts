@@ -13,10 +13,11 @@ export type Action =
   | 'merchant.read'
   | 'users.manage'
   | 'apikeys.manage'
-  | 'ops.read';
+  | 'ops.read'
+  | 'delivery.manage'; // printers, webhook endpoints, delivery settings
 
 const grants: Record<Role, readonly Action[]> = {
-  owner: ['invoice.issue', 'invoice.read', 'invoice.void', 'saved.read', 'saved.write', 'merchant.read', 'users.manage', 'apikeys.manage', 'ops.read'],
+  owner: ['invoice.issue', 'invoice.read', 'invoice.void', 'saved.read', 'saved.write', 'merchant.read', 'users.manage', 'apikeys.manage', 'ops.read', 'delivery.manage'],
   clerk: ['invoice.issue', 'invoice.read', 'invoice.void', 'saved.read', 'saved.write', 'merchant.read'],
   auditor: ['invoice.read', 'saved.read', 'merchant.read', 'ops.read'],
   operator: ['merchant.read', 'ops.read'],

@@ -27,6 +27,7 @@ import { merchantRoutes } from './routes/merchant.js';
 import { opsRoutes } from './routes/ops.js';
 import { savedRoutes } from './routes/saved.js';
 import { sessionRoutes } from './routes/session.js';
+import { deliveryRoutes } from './routes/delivery.js';
 import { exportRoutes } from './routes/export.js';
 
 export interface HttpOptions {
@@ -114,7 +115,7 @@ export async function buildApp(ports: HttpContext['ports'], options: Partial<Htt
   registerAuthentication(app, ports);
   for (const routes of [opsRoutes, sessionRoutes, merchantRoutes, invoiceRoutes, savedRoutes, apiKeyRoutes, alertRoutes]) routes(app, context);
   documentRoutes(app, context, settings.documents);
-  for (const routes of [exportRoutes]) routes(app, context); // printing, delivery and export (R11, R12, R21)
+  for (const routes of [deliveryRoutes, exportRoutes]) routes(app, context); // printing, delivery and export (R11, R12, R21)
   reconciliationRoutes(app, context, settings.taxService);
   statusRoutes(app, context, settings.taxService);
   if (settings.sandbox) await app.register(sandboxPlugin({ dbFile: settings.sandbox.dbFile }), { prefix: SANDBOX_PREFIX });
