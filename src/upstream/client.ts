@@ -41,6 +41,8 @@ export interface TaxServiceClientOptions {
   /** Failures in a row that open the circuit, and how long it stays open. Defaults 5 and 30 s. */
   failureThreshold?: number;
   openMs?: number;
+  /** The jitter's source of randomness (tests make it fixed). */
+  random?: () => number;
 }
 
 export interface TaxServiceClient extends TaxService {
@@ -65,6 +67,7 @@ export function createTaxServiceClient(options: TaxServiceClientOptions): TaxSer
   const maxAttempts = options.maxAttempts ?? 3;
   const baseBackoffMs = options.baseBackoffMs ?? 200;
   const maxBackoffMs = options.maxBackoffMs ?? 5_000;
+  const random = options.random ?? Math.random;
   const breaker = new CircuitBreaker({ failureThreshold: options.failureThreshold ?? 5, openMs: options.openMs ?? 30_000 });
 
   async function attempt<T>(call: Call, schema: z.ZodType<T>): Promise<T> {
@@ -129,7 +132,7 @@ export function createTaxServiceClient(options: TaxServiceClientOptions): TaxSer
         return await attempt(c, schema);
       } catch (error) {
         if (!c.repeatable || n >= maxAttempts || !(error instanceof UpstreamFault) || !worthRetrying(error)) throw error;
-        await sleep(Math.random() * Math.min(maxBackoffMs, baseBackoffMs * 2 ** (n - 1)));
+        await sleep(random() * Math.min(maxBackoffMs, baseBackoffMs * 2 ** (n - 1)));
       }
     }
   }

@@ -6,7 +6,7 @@ import type { SandboxDb } from './db.js';
 export const FAULT_MODES = {
   down: 'refuse connections: the connection is reset before any answer, nothing is processed',
   hang: 'accept the request and never answer (until the fault is cleared); nothing is processed',
-  slow: 'answer after delay_ms (default 2000) extra milliseconds; processed normally',
+  slow: 'process at once, answer delay_ms (default 2000) later: a client that times out does not know it went through',
   error: 'answer HTTP 500 without processing',
   lose_response: 'process and commit, then reset the connection: the client never hears the answer',
   double_ack: 'process an upload twice, as if delivered twice: each record is acknowledged twice (accepted, then duplicate)',

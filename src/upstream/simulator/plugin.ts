@@ -82,8 +82,6 @@ function protocolRoutes(app: FastifyInstance, { db, faults, ledger }: SandboxSta
       while (!request.raw.socket.destroyed && db.open && faults.active('hang')) await sleep(100);
       return cut(request, reply);
     }
-    const slow = faults.hits('slow');
-    if (slow) await sleep(slow.delayMs ?? 2000);
     if (faults.hits('error')) throw new SandboxError(500, 'INJECTED_ERROR', 'internal error (sandbox fault "error"); nothing was processed');
     if (faults.hits('garbage')) {
       reply.hijack();
@@ -91,7 +89,11 @@ function protocolRoutes(app: FastifyInstance, { db, faults, ledger }: SandboxSta
     }
   };
   /** The answer is computed (and committed) — and then, under lose_response, never arrives. */
-  const answer = (request: FastifyRequest, reply: FastifyReply, status: number, body: object) => {
+  const answer = async (request: FastifyRequest, reply: FastifyReply, status: number, body: object) => {
+    // Slow answers: processed (and committed) at once, answered late — so a client that gives up
+    // waiting does not know that its request went through.
+    const slow = faults.hits('slow');
+    if (slow) await sleep(slow.delayMs ?? 2000);
     if (faults.hits('lose_response')) return cut(request, reply);
     return reply.code(status).send({ ...body, sandbox: true });
   };
