@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { withFastSubsets } from './font-subset.js';
 
 const require = createRequire(import.meta.url);
 // fontkit is pdfkit's own font engine; load the copy pdfkit uses, so the objects match.
@@ -12,9 +13,22 @@ const fontkit = createRequire(require.resolve('pdfkit'))('fontkit') as { create(
 
 /** The part of a fontkit font we touch; pdfkit accepts the object itself as a font source. */
 export interface FontkitFont {
-  layout(text: string): unknown;
+  layout(text: string, features?: unknown): GlyphRun;
   createSubset(): { includeGlyph(id: number): number; encode(): Uint8Array };
   readonly postscriptName: string;
+}
+
+interface GlyphPosition {
+  xAdvance: number;
+  yAdvance: number;
+  xOffset: number;
+  yOffset: number;
+}
+
+interface GlyphRun {
+  glyphs: unknown[];
+  positions: GlyphPosition[];
+  readonly advanceWidth: number;
 }
 
 export const FONT_FILES = {
@@ -35,8 +49,40 @@ const loaded = new Map<FontWeight, FontkitFont>();
 export function invoiceFont(weight: FontWeight): FontkitFont {
   let font = loaded.get(weight);
   if (!font) {
-    font = fontkit.create(readFileSync(fontPath(weight)));
+    font = withLayoutCache(withFastSubsets(fontkit.create(readFileSync(fontPath(weight)))));
     loaded.set(weight, font);
   }
   return font;
+}
+
+const MAX_CACHED_RUNS = 50_000;
+
+/**
+ * Shaping a string (OpenType features, GSUB/GPOS lookups) costs more than drawing it, and the
+ * labels of the form repeat on every invoice: runs are cached per process. pdfkit scales the
+ * positions of a run in place, so every caller gets fresh position objects.
+ */
+function withLayoutCache(font: FontkitFont): FontkitFont {
+  const runs = new Map<string, GlyphRun>();
+  const cached = Object.create(font) as FontkitFont;
+  cached.layout = (text: string, features?: unknown) => {
+    if (features) return font.layout(text, features);
+    let run = runs.get(text);
+    if (!run) {
+      if (runs.size >= MAX_CACHED_RUNS) runs.clear();
+      run = font.layout(text);
+      runs.set(text, run);
+    }
+    const positions = run.positions.map((p) => ({ xAdvance: p.xAdvance, yAdvance: p.yAdvance, xOffset: p.xOffset, yOffset: p.yOffset }));
+    return {
+      glyphs: run.glyphs,
+      positions,
+      get advanceWidth() {
+        let width = 0;
+        for (const p of positions) width += p.xAdvance;
+        return width;
+      },
+    };
+  };
+  return cached;
 }

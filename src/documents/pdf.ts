@@ -30,6 +30,8 @@ export async function renderInvoicePdf(invoice: PdfInvoice, options: PdfOptions 
     margin: 0,
     autoFirstPage: true,
     compress: true,
+    // No default font: pdfkit would parse Helvetica's metrics for every document, to no use.
+    font: null as never,
     info: {
       Title: `${invoice.kind === 'special' ? '电子发票（增值税专用发票）' : '电子发票（普通发票）'} ${invoice.number}`,
       Author: invoice.seller.name,
