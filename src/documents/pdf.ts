@@ -6,7 +6,7 @@
 import PDFDocument from 'pdfkit';
 import { checkCode, type InvoiceSignature } from '../domain/signature.js';
 import type { InvoiceContent } from '../domain/invoice.js';
-import { invoiceFont } from './font.js';
+import { fontPath, invoiceFont } from './font.js';
 import { drawInvoice, PAGE } from './layout.js';
 import { encodeInvoiceFile, INFO_KEY } from './invoice-file.js';
 import { verifyUrl } from './verify-url.js';
@@ -19,6 +19,11 @@ export interface PdfInvoice extends InvoiceContent {
 export interface PdfOptions {
   /** Base URL of the public verification service, e.g. "https://fapiao.example.com". */
   publicUrl?: string;
+  /**
+   * 'naive': pdfkit reads and subsets the font files itself for this one document (~15/s). The
+   * baseline of `npm run bench:docs` and the reference the fast subsets are checked against.
+   */
+  fonts?: 'shared' | 'naive';
 }
 
 export const DEFAULT_PUBLIC_URL = 'http://127.0.0.1:8080';
@@ -44,8 +49,9 @@ export async function renderInvoicePdf(invoice: PdfInvoice, options: PdfOptions 
       ...(invoice.signature && { [INFO_KEY]: encodeInvoiceFile(invoice, invoice.signature) }),
     } as PDFKit.DocumentInfo,
   });
-  doc.registerFont('regular', invoiceFont('regular') as never);
-  doc.registerFont('bold', invoiceFont('bold') as never);
+  const naive = options.fonts === 'naive';
+  doc.registerFont('regular', naive ? fontPath('regular') : (invoiceFont('regular') as never));
+  doc.registerFont('bold', naive ? fontPath('bold') : (invoiceFont('bold') as never));
   drawInvoice(doc, {
     invoice,
     verifyUrl: verifyUrl(options.publicUrl ?? DEFAULT_PUBLIC_URL, invoice),
