@@ -1,0 +1,118 @@
+// `fapiao simulator` as an operator uses it: two real sandbox processes on ONE data directory (as
+// when several server processes mount it) act as one tax service, and `simulator fault` switches
+// their faults at run time through either of them.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTaxServiceClient } from '../../src/upstream/client.js';
+import { enroll, staticCredentials } from '../../src/upstream/credentials.js';
+import type { NumberBlock, UploadRecord } from '../../src/upstream/protocol.js';
+
+const run = promisify(execFile);
+const dataDir = mkdtempSync(join(tmpdir(), 'fapiao-simulator-'));
+const SELLER = '91350100M000100Y43';
+
+async function fapiao(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run('node', ['bin/fapiao.mjs', ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+/** Starts `fapiao simulator` on a free port and waits for the line that says where it listens. */
+async function startSimulator(): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn('node', ['bin/fapiao.mjs', 'simulator', '--port', '0', '--data-dir', dataDir, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let text = '';
+  for await (const line of createInterface({ input: child.stdout! })) {
+    text += line;
+    try {
+      return { child, url: (JSON.parse(text) as { url: string }).url };
+    } catch {
+      // the JSON object spans several lines
+    }
+  }
+  throw new Error('the simulator ended before it listened');
+}
+
+describe('fapiao simulator', () => {
+  let one: { child: ChildProcess; url: string };
+  let two: { child: ChildProcess; url: string };
+
+  beforeAll(async () => {
+    [one, two] = await Promise.all([startSimulator(), startSimulator()]);
+  }, 30_000);
+  afterAll(() => {
+    for (const s of [one, two]) s?.child.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  // Each CLI run costs seconds (a whole program starts), so the admin API sets up around them.
+  const admin = (url: string, method: string, path: string, body?: object) =>
+    fetch(`${url}${path}`, { method, ...(body && { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) }).then((r) => r.json() as Promise<any>);
+
+  it('sets, shows and clears faults at run time, seen by every process on the data directory', async () => {
+    const set = await fapiao('simulator', 'fault', 'slow', '--rate', '0.5', '--delay-ms', '10', '--url', one.url, '--json');
+    expect(set.code).toBe(0);
+    expect(JSON.parse(set.stdout)).toMatchObject({ sandbox: true, faults: [{ mode: 'slow', rate: 0.5, delayMs: 10 }] });
+    await admin(one.url, 'PUT', '/admin/faults/partial', { rate: 0.1, seconds: 60 });
+    await new Promise((resolve) => setTimeout(resolve, 300)); // each process caches the faults for 250 ms
+    const shown = await fapiao('simulator', 'fault', 'show', '--url', two.url);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/^partial\trate 0\.1 until .*\nslow\trate 0\.5\tdelay 10 ms/);
+
+    const cleared = await fapiao('simulator', 'fault', 'clear', 'slow', '--url', two.url, '--json');
+    expect(JSON.parse(cleared.stdout).faults.map((f: { mode: string }) => f.mode)).toEqual(['partial']);
+    await admin(one.url, 'DELETE', '/admin/faults');
+  });
+
+  it('refuses an unknown mode or an impossible rate with 1051, and changes nothing', async () => {
+    await admin(one.url, 'PUT', '/admin/faults/error', { rate: 0.2 });
+    const unknown = await fapiao('simulator', 'fault', 'meteor', '--url', one.url, '--json');
+    expect(unknown.code).toBe(2);
+    expect(JSON.parse(unknown.stdout).error).toMatchObject({ code: 1051 });
+    const rate = await fapiao('simulator', 'fault', 'error', '--rate', '1.5', '--url', one.url);
+    expect(rate.code).toBe(2);
+    expect(rate.stderr).toContain('1051');
+    expect((await admin(one.url, 'GET', '/admin/faults')).faults).toEqual([expect.objectContaining({ mode: 'error', rate: 0.2 })]);
+    const cleared = await fapiao('simulator', 'fault', 'clear', '--url', one.url);
+    expect(cleared.stdout).toContain('no faults');
+    expect((await admin(one.url, 'GET', '/admin/faults')).faults).toEqual([]);
+  });
+
+  it('says when the sandbox is not there (4001)', async () => {
+    const gone = await fapiao('simulator', 'fault', 'show', '--url', 'http://127.0.0.1:9/sandbox', '--json');
+    expect(gone.code).toBe(2);
+    expect(JSON.parse(gone.stdout).error.code).toBe(4001);
+  });
+
+  it('two processes on one file grant blocks that never overlap and accept each invoice once', async () => {
+    const key = await enroll(one.url, SELLER);
+    const client = (url: string) => createTaxServiceClient({ baseUrl: url, credentials: staticCredentials({ [SELLER]: key }), timeoutMs: 10_000, failureThreshold: 1000 });
+    const [a, b] = [client(one.url), client(two.url)];
+    const blocks: NumberBlock[] = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).allocateBlock(SELLER, 2026, 25)));
+    const sorted = blocks.sort((x, y) => x.first - y.first);
+    sorted.forEach((block, i) => expect(block.first).toBe(i * 25 + 1));
+    expect(await b.allocateBlock(SELLER, 2026, 25, 'same-request')).toEqual(await a.allocateBlock(SELLER, 2026, 25, 'same-request'));
+
+    const records: UploadRecord[] = Array.from({ length: 50 }, (_, i) => {
+      const content = `invoice ${i}`;
+      return { number: `26350000000${String(i).padStart(9, '0')}`, kind: 'normal', issuedAt: '2026-11-21T10:00:00.000+08:00', buyerTaxId: '', totalAmountFen: '100', totalTaxFen: '6', digest: createHash('sha256').update(content).digest('hex'), content };
+    });
+    const answers = await Promise.all([a.upload(SELLER, records), b.upload(SELLER, records), a.upload(SELLER, records.slice(25)), b.upload(SELLER, records.slice(0, 25))]);
+    const accepted = answers.flatMap((x) => x.outcomes).filter((o) => o.result === 'accepted').map((o) => o.number);
+    expect(accepted.sort()).toEqual(records.map((r) => r.number).sort());
+
+    const counted = await fapiao('simulator', 'uploads', '--seller', SELLER, '--url', two.url, '--json');
+    const { items, totals } = JSON.parse(counted.stdout);
+    expect(totals).toMatchObject({ numbers: 50, submissions: 150, accepted: 50, duplicates: 100, conflicts: 0 });
+    expect(items.every((i: { accepted: number; digest: string }) => i.accepted === 1 && /^[0-9a-f]{64}$/.test(i.digest))).toBe(true);
+  }, 60_000);
+});
