@@ -5,13 +5,11 @@
 // the contingency limits hold exactly at their boundaries while the tax service is down.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { issueInvoice } from '../../src/app/issue-invoice.js';
 import { createOutboxRunner, type OutboxRunner } from '../../src/app/outbox-runner.js';
 import { uploadHandler, UPLOAD_TOPIC } from '../../src/app/upload-worker.js';
 import { refreshTerms } from '../../src/app/upstream-upkeep.js';
 import { verifyChains } from '../../src/app/verify-chain.js';
 import type { Ports } from '../../src/app/ports.js';
-import { Fault } from '../../src/domain/faults.js';
 import type { TaxServiceClient } from '../../src/upstream/client.js';
 import { body as json, movableClock, oneLine, sampleInvoice, startApi, type Api } from '../support/http.js';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
