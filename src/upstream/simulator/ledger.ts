@@ -4,6 +4,7 @@
 // processes on one file decide as one tax service.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { MAX_RECORDS_PER_UPLOAD } from '../protocol.js';
+import type SQLite from 'better-sqlite3';
 import { writeTx, type SandboxDb } from './db.js';
 import type { FaultBoard } from './faults.js';
 import { shanghaiDate, shanghaiTimestamp } from '../../domain/time.js';
@@ -66,6 +67,7 @@ const NONCE_KEEP_MS = 15 * 60_000;
 
 export class Ledger {
   private noncesPrunedAt = 0;
+  private readonly statements = new Map<string, SQLite.Statement<unknown[]>>();
 
   constructor(readonly db: SandboxDb, private readonly faults: FaultBoard, private readonly now: () => number = Date.now) {}
 
@@ -73,12 +75,12 @@ export class Ledger {
   enroll(seller: string): { keyId: string; secret: string } {
     const keyId = `sk_${randomBytes(8).toString('hex')}`;
     const secret = randomBytes(32).toString('base64url');
-    this.db.prepare('insert into keys (key_id, seller, secret, created_at) values (?, ?, ?, ?)').run(keyId, seller, secret, this.stamp());
+    this.sql('insert into keys (key_id, seller, secret, created_at) values (?, ?, ?, ?)').run(keyId, seller, secret, this.stamp());
     return { keyId, secret };
   }
 
   key(keyId: string): { seller: string; secret: string } | undefined {
-    return this.db.prepare('select seller, secret from keys where key_id = ?').get(keyId) as { seller: string; secret: string } | undefined;
+    return this.sql('select seller, secret from keys where key_id = ?').get(keyId) as { seller: string; secret: string } | undefined;
   }
 
   /** Records the nonce's single use; false when it was used before. */
@@ -86,9 +88,9 @@ export class Ledger {
     const now = this.now();
     if (now - this.noncesPrunedAt > 60_000) {
       this.noncesPrunedAt = now;
-      this.db.prepare('delete from nonces where at < ?').run(now - NONCE_KEEP_MS);
+      this.sql('delete from nonces where at < ?').run(now - NONCE_KEEP_MS);
     }
-    return this.db.prepare('insert into nonces (key_id, nonce, at) values (?, ?, ?) on conflict do nothing').run(keyId, nonce, now).changes === 1;
+    return this.sql('insert into nonces (key_id, nonce, at) values (?, ?, ?) on conflict do nothing').run(keyId, nonce, now).changes === 1;
   }
 
   /** Grants the next `size` numbers of the series; the same request id always gets the same block. */
@@ -97,15 +99,15 @@ export class Ledger {
     if (!Number.isInteger(year) || year < 2000 || year > 2099) throw new SandboxError(400, 'BAD_REQUEST', 'year: 2000-2099');
     if (!Number.isInteger(size) || size < 1 || size > MAX_BLOCK_SIZE) throw new SandboxError(400, 'BAD_REQUEST', `size: 1-${MAX_BLOCK_SIZE}`);
     return writeTx(this.db, () => {
-      const earlier = this.db.prepare('select block_id, year, first, last from blocks where seller = ? and request_id = ?').get(seller, requestId) as
+      const earlier = this.sql('select block_id, year, first, last from blocks where seller = ? and request_id = ?').get(seller, requestId) as
         { block_id: string; year: number; first: number; last: number } | undefined;
       if (earlier) {
         if (earlier.year !== year || earlier.last - earlier.first + 1 !== size) throw new SandboxError(409, 'REQUEST_ID_REUSED', `request_id ${requestId} was used for another block request`);
         return earlier;
       }
-      const top = this.db.prepare('select coalesce(max(last), 0) as top from blocks where seller = ? and year = ?').get(seller, year) as { top: number };
+      const top = this.sql('select coalesce(max(last), 0) as top from blocks where seller = ? and year = ?').get(seller, year) as { top: number };
       const block = { block_id: `blk_${randomUUID()}`, year, first: top.top + 1, last: top.top + size };
-      this.db.prepare('insert into blocks (block_id, seller, year, first, last, request_id, created_at) values (?, ?, ?, ?, ?, ?, ?)')
+      this.sql('insert into blocks (block_id, seller, year, first, last, request_id, created_at) values (?, ?, ?, ?, ?, ?, ?)')
         .run(block.block_id, seller, year, block.first, block.last, requestId, this.stamp());
       return block;
     });
@@ -120,13 +122,13 @@ export class Ledger {
       let waitSeconds = 0;
       if (flow) {
         const now = this.now();
-        const gate = this.db.prepare('select next_allowed_at from flow where seller = ?').get(seller) as { next_allowed_at: number } | undefined;
+        const gate = this.sql('select next_allowed_at from flow where seller = ?').get(seller) as { next_allowed_at: number } | undefined;
         if (gate && gate.next_allowed_at > now) {
           const wait = Math.ceil((gate.next_allowed_at - now) / 1000);
           throw new SandboxError(429, 'FLOW_CONTROL', `submitted before the wait asked for; wait ${wait} s`, wait);
         }
         waitSeconds = flow.waitSeconds ?? 2;
-        this.db.prepare('insert into flow (seller, next_allowed_at) values (?, ?) on conflict (seller) do update set next_allowed_at = excluded.next_allowed_at').run(seller, now + waitSeconds * 1000);
+        this.sql('insert into flow (seller, next_allowed_at) values (?, ?) on conflict (seller) do update set next_allowed_at = excluded.next_allowed_at').run(seller, now + waitSeconds * 1000);
       }
       const outcomes = records.map((r) => this.take(seller, r, 'submissions'));
       // Delivered twice: the second delivery meets what the first stored.
@@ -148,7 +150,7 @@ export class Ledger {
       this.count(seller, number, null, 'failed');
       return { number, result: 'failed', reason_code: 'PARTIAL_FAILURE', reason: 'not processed this time (sandbox fault "partial"); send it again' };
     }
-    const held = this.db.prepare('select digest from invoices where seller = ? and number = ?').get(seller, number) as { digest: string } | undefined;
+    const held = this.sql('select digest from invoices where seller = ? and number = ?').get(seller, number) as { digest: string } | undefined;
     if (held) {
       if (held.digest === record.digest) {
         if (countAs === 'submissions') this.count(seller, number, null, 'duplicates');
@@ -160,15 +162,15 @@ export class Ledger {
     const rule = this.faults.active('reject');
     if (rule && (!rule.kind || rule.kind === record.kind) && Math.random() < rule.rate) {
       const reason = 'rejected by a sandbox rule (fault "reject")';
-      this.db.prepare('insert into rejections (seller, number, reason_code, reason, at) values (?, ?, ?, ?, ?) on conflict (seller, number) do update set reason_code = excluded.reason_code, reason = excluded.reason, at = excluded.at')
+      this.sql('insert into rejections (seller, number, reason_code, reason, at) values (?, ?, ?, ?, ?) on conflict (seller, number) do update set reason_code = excluded.reason_code, reason = excluded.reason, at = excluded.at')
         .run(seller, number, 'SANDBOX_RULE', reason, this.stamp());
       this.count(seller, number, null, 'rejections');
       return { number, result: 'rejected', reason_code: 'SANDBOX_RULE', reason };
     }
-    this.db.prepare(`insert into invoices (seller, number, digest, kind, issued_at, issue_date, buyer_tax_id, total_amount_fen, total_tax_fen, content, accepted_at)
+    this.sql(`insert into invoices (seller, number, digest, kind, issued_at, issue_date, buyer_tax_id, total_amount_fen, total_tax_fen, content, accepted_at)
       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .run(seller, number, record.digest, record.kind, record.issued_at, record.issued_at.slice(0, 10), record.buyer_tax_id, record.total_amount_fen, record.total_tax_fen, record.content, this.stamp());
-    this.db.prepare('delete from rejections where seller = ? and number = ?').run(seller, number);
+    this.sql('delete from rejections where seller = ? and number = ?').run(seller, number);
     this.count(seller, number, null, 'accepted');
     return { number, result: 'accepted' };
   }
@@ -176,33 +178,33 @@ export class Ledger {
   private count(seller: string, number: string, ...columns: Array<keyof UploadCounter | null>): void {
     for (const column of columns) {
       if (!column) continue;
-      this.db.prepare(`insert into counters (seller, number, ${column}) values (?, ?, 1) on conflict (seller, number) do update set ${column} = ${column} + 1`).run(seller, number);
+      this.sql(`insert into counters (seller, number, ${column}) values (?, ?, 1) on conflict (seller, number) do update set ${column} = ${column} + 1`).run(seller, number);
     }
   }
 
   status(seller: string, number: string): { number: string; known: boolean; digest?: string; state?: 'accepted' | 'rejected'; reason?: string } {
-    const held = this.db.prepare('select digest from invoices where seller = ? and number = ?').get(seller, number) as { digest: string } | undefined;
+    const held = this.sql('select digest from invoices where seller = ? and number = ?').get(seller, number) as { digest: string } | undefined;
     if (held) return { number, known: true, digest: held.digest, state: 'accepted' };
-    const rejected = this.db.prepare('select reason_code, reason from rejections where seller = ? and number = ?').get(seller, number) as { reason_code: string; reason: string } | undefined;
+    const rejected = this.sql('select reason_code, reason from rejections where seller = ? and number = ?').get(seller, number) as { reason_code: string; reason: string } | undefined;
     if (rejected) return { number, known: true, state: 'rejected', reason: `${rejected.reason_code}: ${rejected.reason}` };
     return { number, known: false };
   }
 
   /** Accepted invoices of one issue date (开票日期, Shanghai), by number, a page at a time. */
   acceptedOn(seller: string, date: string, cursor: string | undefined, limit = 1000): { invoices: Array<{ number: string; digest: string; accepted_at: string }>; next: string | null } {
-    const rows = this.db.prepare('select number, digest, accepted_at from invoices where seller = ? and issue_date = ? and number > ? order by number limit ?')
+    const rows = this.sql('select number, digest, accepted_at from invoices where seller = ? and issue_date = ? and number > ? order by number limit ?')
       .all(seller, date, cursor ?? '', limit + 1) as Array<{ number: string; digest: string; accepted_at: string }>;
     const page = rows.slice(0, limit);
     return { invoices: page, next: rows.length > limit ? page.at(-1)!.number : null };
   }
 
   terms(seller: string): WireTerms {
-    const row = this.db.prepare('select terms from terms where seller = ?').get(seller) as { terms: string } | undefined;
+    const row = this.sql('select terms from terms where seller = ?').get(seller) as { terms: string } | undefined;
     return row ? (JSON.parse(row.terms) as WireTerms) : DEFAULT_TERMS;
   }
 
   setTerms(seller: string, terms: WireTerms): void {
-    this.db.prepare('insert into terms (seller, terms) values (?, ?) on conflict (seller) do update set terms = excluded.terms').run(seller, JSON.stringify(terms));
+    this.sql('insert into terms (seller, terms) values (?, ?) on conflict (seller) do update set terms = excluded.terms').run(seller, JSON.stringify(terms));
   }
 
   counters(filter: { seller?: string; number?: string }): UploadCounter[] {
@@ -210,8 +212,15 @@ export class Ledger {
     const args: string[] = [];
     if (filter.seller) (where.push('c.seller = ?'), args.push(filter.seller));
     if (filter.number) (where.push('c.number = ?'), args.push(filter.number));
-    return this.db.prepare(`select c.*, i.digest from counters c left join invoices i on i.seller = c.seller and i.number = c.number
+    return this.sql(`select c.*, i.digest from counters c left join invoices i on i.seller = c.seller and i.number = c.number
       ${where.length ? `where ${where.join(' and ')}` : ''} order by c.seller, c.number`).all(...args) as UploadCounter[];
+  }
+
+  /** Prepared once per text: preparing costs more than running these statements. */
+  private sql(text: string): SQLite.Statement<unknown[]> {
+    let statement = this.statements.get(text);
+    if (!statement) this.statements.set(text, (statement = this.db.prepare(text)));
+    return statement;
   }
 
   private stamp(): string {
