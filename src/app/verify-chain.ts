@@ -3,6 +3,8 @@
 import { auditHash, auditScope, invoiceChainScope } from '../domain/audit-chain.js';
 import { chainLink, contentDigest, GENESIS_HASH, type InvoiceStatus } from '../domain/invoice.js';
 import type { Ports } from './ports.js';
+import { verifyDigest } from '../domain/signature.js';
+import { PublicKeys } from './verify-invoice.js';
 
 export interface ChainBreak {
   merchantId: string;
@@ -24,18 +26,20 @@ const PAGE = 500;
 export async function verifyChains(ports: Ports, merchantIds?: string[]): Promise<ChainReport[]> {
   const ids = merchantIds ?? (await ports.store.read.merchants.list()).map((m) => m.id);
   const reports: ChainReport[] = [];
+  const keys = PublicKeys.fromStore(ports);
   for (const merchantId of ids) {
     const audit = await verifyAuditChain(ports, merchantId);
-    const invoices = await verifyInvoiceChain(ports, merchantId, audit.statusByNumber);
+    const invoices = await verifyInvoiceChain(ports, merchantId, audit.statusByNumber, keys);
     reports.push({ merchantId, invoices: invoices.count, auditEntries: audit.count, breaks: [...invoices.breaks, ...audit.breaks] });
   }
   return reports;
 }
 
-async function verifyInvoiceChain(ports: Ports, merchantId: string, statusByNumber: Map<string, InvoiceStatus>) {
+async function verifyInvoiceChain(ports: Ports, merchantId: string, statusByNumber: Map<string, InvoiceStatus>, keys: PublicKeys) {
   const breaks: ChainBreak[] = [];
   const broken = (at: string, reason: string) => breaks.push({ merchantId, chain: 'invoices', at, reason });
   let previous = { hash: GENESIS_HASH, index: 0, number: '(start)' };
+  let signing = false; // once one invoice of the chain is signed, every later one must be
   for (;;) {
     const page = await ports.store.read.invoices.chainPage(merchantId, previous.index, PAGE);
     for (const invoice of page) {
@@ -43,10 +47,15 @@ async function verifyInvoiceChain(ports: Ports, merchantId: string, statusByNumb
       else if (invoice.prevHash !== previous.hash) broken(invoice.number, `its link does not match invoice ${previous.number}: a row was replaced or inserted`);
       else if (contentDigest(invoice) !== invoice.digest) broken(invoice.number, 'its content does not match its digest: the row was altered');
       else if (chainLink(invoice.prevHash, invoice.digest) !== invoice.chainHash) broken(invoice.number, 'its chain hash is wrong: the row was altered');
+      // The hashes are public algorithms; only the signature needs the platform's private key. A
+      // row altered and re-hashed all the way to the chain head is caught here.
+      else if (invoice.signature && !(await signatureHolds(keys, invoice.digest, invoice.signature))) broken(invoice.number, 'its signature does not match its content: the row was altered and re-hashed, or forged');
+      else if (!invoice.signature && signing) broken(invoice.number, 'it has no signature although earlier invoices do: the signature was removed');
       else if ((statusByNumber.get(invoice.number) ?? 'missing') !== invoice.status) {
         broken(invoice.number, `its status ${invoice.status} is not what the audit log records (${statusByNumber.get(invoice.number) ?? 'no issue entry'})`);
       }
       previous = { hash: invoice.chainHash, index: invoice.chainIndex, number: invoice.number };
+      signing ||= Boolean(invoice.signature);
     }
     if (page.length < PAGE) break;
   }
@@ -91,4 +100,9 @@ async function verifyAuditChain(ports: Ports, merchantId: string) {
     breaks.push({ merchantId, chain: 'audit', at: String(afterId), reason: `the audit log ends after ${count} entries but ${head!.index} were written: entries at the end were deleted` });
   }
   return { count, breaks, statusByNumber };
+}
+
+async function signatureHolds(keys: PublicKeys, digest: string, signature: { keyId: string; value: string }): Promise<boolean> {
+  const key = await keys.get(signature.keyId);
+  return key !== undefined && verifyDigest(key, digest, signature.value);
 }
