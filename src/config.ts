@@ -18,6 +18,8 @@ export interface Config {
   backup: { dir: string; everyHours: number; keep: number; keyFile?: string } | undefined;
   /** The tax service (FAPIAO_UPSTREAM_URL); unset = the sandbox mounted at /sandbox on this server. */
   upstreamUrl: string | undefined;
+  /** When set, the sandbox's /admin endpoints need x-sandbox-admin-token with this value (FAPIAO_SANDBOX_ADMIN_TOKEN). */
+  sandboxAdminToken: string | undefined;
   /** Uploads, number reserve and the client's patience with the tax service (FAPIAO_UPLOAD_*, FAPIAO_UPSTREAM_*, FAPIAO_NUMBER_*). */
   upload: UploadConfig;
   /** The address people reach this service at, printed in every invoice's QR code (FAPIAO_PUBLIC_URL). */
@@ -53,6 +55,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL ?? 'info',
     workers: integer(env.FAPIAO_WORKERS, availableParallelism(), 'FAPIAO_WORKERS') || 1,
     upstreamUrl: env.FAPIAO_UPSTREAM_URL ? env.FAPIAO_UPSTREAM_URL.replace(/\/+$/, '') : undefined,
+    sandboxAdminToken: env.FAPIAO_SANDBOX_ADMIN_TOKEN || undefined,
     upload: {
       pollMs: integer(env.FAPIAO_UPLOAD_POLL_MS, 500, 'FAPIAO_UPLOAD_POLL_MS') || 500,
       backoffMs: integer(env.FAPIAO_UPLOAD_BACKOFF_MS, 1_000, 'FAPIAO_UPLOAD_BACKOFF_MS') || 1_000,

@@ -81,7 +81,7 @@ async function runWorker(config: Config, alone: boolean): Promise<void> {
       ...(config.rateLimitPerKey !== undefined && { rateLimitPerKey: config.rateLimitPerKey }),
       ...(config.rateLimitPerIp !== undefined && { rateLimitPerIp: config.rateLimitPerIp }),
       taxService,
-      ...(upstream.sandboxDbFile && { sandbox: { dbFile: upstream.sandboxDbFile } }),
+      ...(upstream.sandboxDbFile && { sandbox: { dbFile: upstream.sandboxDbFile, ...(config.sandboxAdminToken && { adminToken: config.sandboxAdminToken }) } }),
       documents: { publicUrl: config.publicUrl, pdfCacheDir: join(config.dataDir, 'pdf-cache'), verifyPerIpPerMinute: config.verifyPerIpPerMinute },
     },
     metrics,

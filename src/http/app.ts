@@ -38,7 +38,7 @@ export interface HttpOptions {
   maxIssuesInFlight: number;
   bodyLimitBytes: number;
   /** Mount the sandbox tax service at /sandbox with its database in this file (only when no real tax service is configured). */
-  sandbox?: { dbFile: string };
+  sandbox?: { dbFile: string; adminToken?: string };
   /** The tax service, for reconciliation (对账) from the API; without it those routes answer 4008. */
   taxService?: TaxService;
   /** PDFs and public verification: QR base URL, PDF cache directory, per-IP verification limit. */
@@ -118,7 +118,7 @@ export async function buildApp(ports: HttpContext['ports'], options: Partial<Htt
   for (const routes of [deliveryRoutes, exportRoutes]) routes(app, context); // printing, delivery and export (R11, R12, R21)
   reconciliationRoutes(app, context, settings.taxService);
   statusRoutes(app, context, settings.taxService);
-  if (settings.sandbox) await app.register(sandboxPlugin({ dbFile: settings.sandbox.dbFile }), { prefix: SANDBOX_PREFIX });
+  if (settings.sandbox) await app.register(sandboxPlugin(settings.sandbox), { prefix: SANDBOX_PREFIX });
   app.get('/api/v1/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   return app;
 }

@@ -286,6 +286,22 @@ describe('tax-service client against the sandbox', () => {
     });
   });
 
+  it('guards the admin API with a token when given one', async () => {
+    const guardedDir = mkdtempSync(join(tmpdir(), 'fapiao-sandbox-'));
+    const guarded = await startSandbox({ dataDir: guardedDir, adminToken: 'let-me-in' });
+    try {
+      const put = (token?: string) => fetch(`${guarded.url}/admin/faults/down`, { method: 'PUT', headers: { 'content-type': 'application/json', ...(token && { 'x-sandbox-admin-token': token }) }, body: '{}' });
+      const refused = await put('guess');
+      expect(refused.status).toBe(401);
+      expect((await refused.json()).error.code).toBe('ADMIN_TOKEN_REQUIRED');
+      expect((await (await fetch(`${guarded.url}/admin/faults`, { headers: { 'x-sandbox-admin-token': 'let-me-in' } })).json()).faults).toEqual([]);
+      expect((await put('let-me-in')).status).toBe(200);
+    } finally {
+      await guarded.close();
+      rmSync(guardedDir, { recursive: true, force: true });
+    }
+  });
+
   it('a restarted standalone sandbox keeps its invoices, blocks, keys and faults', async () => {
     const kept = record();
     await client.upload(SELLER, [kept]);
