@@ -33,7 +33,7 @@ for (const kind of storesUnderTest) {
       const first = await issueInvoice(ports, caller, body, 'key-1');
 
       at += 47 * 3600_000;
-      expect(await purgeExpired(ports)).toEqual({ idempotencyKeys: 0, sessions: 0 });
+      expect(await purgeExpired(ports)).toEqual({ idempotencyKeys: 0, sessions: 0, verificationCounts: 0 });
       const replay = await issueInvoice(ports, caller, body, 'key-1');
       expect(replay).toMatchObject({ replayed: true, invoice: { number: first.invoice.number } });
 
