@@ -38,6 +38,8 @@ export interface UploadConfig {
   leaseMs: number;
   /** How often number reserves, terms and contingency warnings are looked after. */
   upkeepMs: number;
+  /** The tax service's terms are fetched again when older than this. */
+  termsMaxAgeMs: number;
   /** The least numbers kept in reserve per merchant (more when it issues more than this a day). */
   reserveFloor: number;
   /** Per call to the tax service, and how long the circuit stays open after repeated failures. */
@@ -62,6 +64,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxBackoffMs: integer(env.FAPIAO_UPLOAD_MAX_BACKOFF_MS, 60_000, 'FAPIAO_UPLOAD_MAX_BACKOFF_MS') || 60_000,
       leaseMs: integer(env.FAPIAO_UPLOAD_LEASE_MS, 120_000, 'FAPIAO_UPLOAD_LEASE_MS') || 120_000,
       upkeepMs: integer(env.FAPIAO_UPKEEP_INTERVAL_MS, 30_000, 'FAPIAO_UPKEEP_INTERVAL_MS') || 30_000,
+      termsMaxAgeMs: integer(env.FAPIAO_TERMS_REFRESH_MS, 600_000, 'FAPIAO_TERMS_REFRESH_MS') || 600_000,
       reserveFloor: integer(env.FAPIAO_NUMBER_RESERVE_MIN, 1_000, 'FAPIAO_NUMBER_RESERVE_MIN') || 1_000,
       timeoutMs: integer(env.FAPIAO_UPSTREAM_TIMEOUT_MS, 10_000, 'FAPIAO_UPSTREAM_TIMEOUT_MS') || 10_000,
       circuitOpenMs: integer(env.FAPIAO_UPSTREAM_CIRCUIT_OPEN_MS, 30_000, 'FAPIAO_UPSTREAM_CIRCUIT_OPEN_MS') || 30_000,

@@ -63,6 +63,14 @@ export const InvoiceView = z.object({
   chain_hash: z.string(),
   void_reason: z.string().nullable(),
   status_changed_at: z.string().nullable(),
+  upload: z.object({
+    state: z.enum(['pending', 'uploaded', 'rejected', 'quarantined']),
+    code: z.number().int().nullable().describe('fault code to look up: 4024 rejected, 4025 quarantined'),
+    reason: z.string().nullable().describe("the tax service's reason"),
+    remedy: z.string().nullable(),
+    remedy_en: z.string().nullable(),
+    held_digest: z.string().nullable().describe('quarantined: the digest the tax service holds under this number'),
+  }).optional().describe('what the tax service made of the invoice (when one invoice is read)'),
 });
 
 export const InvoiceQuery = z.strictObject({

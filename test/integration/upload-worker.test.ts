@@ -56,6 +56,7 @@ for (const kind of storesUnderTest) {
         expect({ number, accepted: c!.accepted, duplicates: c!.duplicates, conflicts: c!.conflicts }).toEqual({ number, accepted: 1, duplicates: 0, conflicts: 0 });
         const invoice = json(await api.get(api.a.keys.owner, `/api/v1/invoices/${number}`));
         expect(invoice.status).toBe('uploaded');
+        expect(invoice.upload).toMatchObject({ state: 'uploaded', code: null });
         expect(c!.digest).toBe(invoice.digest);
       }
     };
@@ -137,6 +138,7 @@ for (const kind of storesUnderTest) {
       const ours = json(await api.get(api.a.keys.owner, `/api/v1/invoices/${number}`));
       expect(problem).toMatchObject({ state: 'quarantined', localDigest: ours.digest, heldDigest: createHash('sha256').update(content).digest('hex') });
       expect(ours.status).toBe('issued'); // nothing overwritten either side
+      expect(ours.upload).toMatchObject({ state: 'quarantined', code: 4025, held_digest: problem!.heldDigest });
       expect((await sandbox.counters(seller())).get(number!)).toMatchObject({ accepted: 1, conflicts: 1 });
       const alerts = json(await api.get(api.a.keys.owner, '/api/v1/alerts')).items;
       expect(alerts.map((a: { kind: string; subject: string }) => [a.kind, a.subject])).toContainEqual(['upload.conflict', number]);
@@ -150,6 +152,9 @@ for (const kind of storesUnderTest) {
       await drain();
       const invoice = json(await api.get(api.a.keys.owner, `/api/v1/invoices/${number}`));
       expect(invoice).toMatchObject({ status: 'rejected', void_reason: expect.stringContaining('sandbox rule') });
+      // The merchant is told what happened and what to do, with a code to look up.
+      expect(invoice.upload).toMatchObject({ state: 'rejected', code: 4024, reason: expect.stringContaining('SANDBOX_RULE'), remedy: expect.stringContaining('红字发票') });
+      expect(json(await api.get(api.a.keys.owner, '/api/v1/errors/4024')).code).toBe(4024);
       expect(await opened.store.read.uploads.problem(api.a.id, number!)).toMatchObject({ state: 'rejected', reasonCode: 'SANDBOX_RULE' });
       expect(await status()).toMatchObject({ backlog: { count: 0 }, upload_problems: { rejected: 1 } });
       expect((await verifyChains(ports(), [api.a.id]))[0]!.breaks).toEqual([]);

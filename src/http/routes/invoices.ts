@@ -8,6 +8,7 @@ import { Fault, faults } from '../../domain/faults.js';
 import type { HttpContext } from '../context.js';
 import { ErrorView, InvoicePageView, InvoiceQuery, InvoiceView, IssueRequest, NumberParams, VoidRequest } from '../schemas.js';
 import { invoiceView } from '../views.js';
+import { uploadView } from './status.js';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
@@ -47,7 +48,10 @@ export function invoiceRoutes(app: FastifyInstance, { ports, metrics, admission 
 
   api.get('/api/v1/invoices/:number', {
     schema: { summary: 'One invoice by number', tags: ['invoices'], params: NumberParams, response: { 200: InvoiceView, ...errors } },
-  }, async (request) => invoiceView(await getInvoice(ports, request.caller, request.params.number)));
+  }, async (request) => {
+    const invoice = await getInvoice(ports, request.caller, request.params.number);
+    return { ...invoiceView(invoice), upload: uploadView(invoice, await ports.store.read.uploads.problem(request.caller.merchantId, invoice.number)) };
+  });
 
   api.post('/api/v1/invoices/:number/void', {
     schema: { summary: 'Void an invoice (作废) in its month of issue', tags: ['invoices'], params: NumberParams, body: VoidRequest, response: { 200: InvoiceView, ...errors } },

@@ -8,6 +8,9 @@ import { merchantStatus, type MerchantStatus } from '../../app/contingency.js';
 import { invoiceKinds } from '../../domain/invoice.js';
 import { formatYuan } from '../../domain/money.js';
 import type { TaxService } from '../../upstream/protocol.js';
+import type { Invoice } from '../../domain/invoice.js';
+import { faults, fill } from '../../domain/faults.js';
+import type { UploadProblem } from '../../app/upload-ports.js';
 import type { HttpContext } from '../context.js';
 import { ErrorView } from '../schemas.js';
 
@@ -67,6 +70,20 @@ export function statusView(s: MerchantStatus, circuit: string | null): z.infer<t
     numbers: s.numbers,
     upload_problems: s.problems,
   };
+}
+
+/** The upload part of one invoice's view: where it stands, and for a problem, the reason and what to do. */
+export function uploadView(invoice: Invoice, problem: UploadProblem | undefined) {
+  if (problem) {
+    const spec = problem.state === 'rejected' ? faults.UPLOAD_REJECTED : faults.UPLOAD_CONFLICT;
+    return {
+      state: problem.state, code: spec.code,
+      reason: problem.state === 'rejected' ? `${problem.reasonCode ?? ''}${problem.reasonCode ? ': ' : ''}${problem.reason ?? ''}` : fill(spec.zh, { number: invoice.number, held: problem.heldDigest ?? '?' }),
+      remedy: spec.remedy, remedy_en: spec.remedyEn, held_digest: problem.heldDigest,
+    };
+  }
+  const state = invoice.status === 'uploaded' || invoice.status === 'reversed' ? 'uploaded' : invoice.status === 'rejected' ? 'rejected' : 'pending';
+  return { state, code: null, reason: invoice.status === 'rejected' ? invoice.voidReason : null, remedy: null, remedy_en: null, held_digest: null } as const;
 }
 
 export function statusRoutes(app: FastifyInstance, { ports }: HttpContext, taxService?: TaxService): void {
