@@ -29,6 +29,7 @@ import { savedRoutes } from './routes/saved.js';
 import { sessionRoutes } from './routes/session.js';
 import { deliveryRoutes } from './routes/delivery.js';
 import { exportRoutes } from './routes/export.js';
+import { printingRoutes } from './routes/printing.js';
 
 export interface HttpOptions {
   /** Requests per minute for one API key or session, and for one IP address without either. */
@@ -115,7 +116,7 @@ export async function buildApp(ports: HttpContext['ports'], options: Partial<Htt
   registerAuthentication(app, ports);
   for (const routes of [opsRoutes, sessionRoutes, merchantRoutes, invoiceRoutes, savedRoutes, apiKeyRoutes, alertRoutes]) routes(app, context);
   documentRoutes(app, context, settings.documents);
-  for (const routes of [deliveryRoutes, exportRoutes]) routes(app, context); // printing, delivery and export (R11, R12, R21)
+  for (const routes of [printingRoutes, deliveryRoutes, exportRoutes]) routes(app, context); // printing, delivery and export (R11, R12, R21)
   reconciliationRoutes(app, context, settings.taxService);
   statusRoutes(app, context, settings.taxService);
   if (settings.sandbox) await app.register(sandboxPlugin(settings.sandbox), { prefix: SANDBOX_PREFIX });
