@@ -26,6 +26,9 @@ const LEFT = 40;
 const RIGHT = PAGE.width - 40;
 const WIDTH = RIGHT - LEFT;
 export const LINES_ON_FIRST_PAGE = 8;
+const FIRST_PAGE_TABLE_HEIGHT = 200;
+const ROW_HEIGHT = 18;
+const CELL_FONT = 9;
 
 const TITLES = { normal: '电子发票（普通发票）', special: '电子发票（增值税专用发票）' } as const;
 
@@ -44,15 +47,17 @@ const COLUMN_X = COLUMNS.reduce<number[]>((xs, c, i) => [...xs, (xs[i] ?? LEFT) 
 
 export function drawInvoice(doc: Doc, facts: PageFacts): void {
   const { invoice } = facts;
-  const onList = invoice.lines.length > LINES_ON_FIRST_PAGE;
+  const heights = invoice.lines.map((line) => rowHeight(doc, line));
+  const tableHeight = heights.reduce((sum, h) => sum + h, 0);
+  // Up to eight lines that fit the frame go on the invoice itself, as the official software does.
+  const onList = invoice.lines.length > LINES_ON_FIRST_PAGE || tableHeight > FIRST_PAGE_TABLE_HEIGHT;
   drawHeader(doc, facts);
 
   // The frame: parties, lines, totals, 价税合计, remarks.
   const top = 118;
   const partiesBottom = top + 78;
   const headerBottom = partiesBottom + 20;
-  const rows = onList ? 1 : Math.max(invoice.lines.length, 1);
-  const linesBottom = headerBottom + Math.max(96, rows * 18 + 8);
+  const linesBottom = headerBottom + Math.max(96, (onList ? 18 : tableHeight) + 8);
   const totalsBottom = linesBottom + 22;
   const inWordsBottom = totalsBottom + 26;
   const bottom = inWordsBottom + 66;
@@ -74,7 +79,11 @@ export function drawInvoice(doc: Doc, facts: PageFacts): void {
     cell(doc, formatYuan(invoice.totalAmount), 5, headerBottom + 2);
     cell(doc, formatYuan(invoice.totalTax), 7, headerBottom + 2);
   } else {
-    invoice.lines.forEach((line, i) => lineRow(doc, line, headerBottom + 2 + i * 18));
+    let y = headerBottom + 2;
+    invoice.lines.forEach((line, i) => {
+      lineRow(doc, line, y);
+      y += heights[i]!;
+    });
   }
 
   // 合计
@@ -161,15 +170,39 @@ function lineRow(doc: Doc, line: InvoiceLine, y: number): void {
   texts.forEach((text, i) => cell(doc, text, i, y));
 }
 
+/** Cells wrap inside their column (a 100-character item name takes several lines); never cut. */
 function cell(doc: Doc, text: string, column: number, y: number): void {
+  if (!text) return;
   const c = COLUMNS[column]!;
-  value(doc, text, COLUMN_X[column]! + 4, y, c.width - 8, c.align, 9, 16);
+  doc.font('regular').fontSize(CELL_FONT).fillColor(INK).text(text, COLUMN_X[column]! + 4, y, { width: c.width - 8, align: c.align, lineGap: -1 });
+}
+
+/** The height a line needs: its tallest wrapped cell. */
+function rowHeight(doc: Doc, line: InvoiceLine): number {
+  doc.font('regular').fontSize(CELL_FONT);
+  let tallest = 0;
+  [line.name, line.spec, line.unit].forEach((text, column) => {
+    if (text) tallest = Math.max(tallest, doc.heightOfString(text, { width: COLUMNS[column]!.width - 8, lineGap: -1 }));
+  });
+  return Math.max(ROW_HEIGHT, Math.ceil(tallest) + 6);
 }
 
 /** 销货清单: every line, with the invoice's number and date, on as many pages as it takes. */
 function drawList(doc: Doc, { invoice }: PageFacts): void {
-  const perPage = 24;
-  const pages = Math.ceil(invoice.lines.length / perPage);
+  // Pages by height, since a line with a long name takes more than one row.
+  const rowsHeight = 24 * ROW_HEIGHT;
+  const pagesOfLines: InvoiceLine[][] = [[]];
+  let used = 0;
+  for (const line of invoice.lines) {
+    const h = rowHeight(doc, line);
+    if (used + h > rowsHeight && pagesOfLines.at(-1)!.length > 0) {
+      pagesOfLines.push([]);
+      used = 0;
+    }
+    pagesOfLines.at(-1)!.push(line);
+    used += h;
+  }
+  const pages = pagesOfLines.length;
   for (let page = 0; page < pages; page++) {
     doc.addPage();
     doc.font('bold').fontSize(16).fillColor(FRAME);
@@ -179,12 +212,16 @@ function drawList(doc: Doc, { invoice }: PageFacts): void {
     label(doc, `购买方：${invoice.buyer.name}    销售方：${invoice.seller.name}`, LEFT, 88, WIDTH, 'left');
     const top = 108;
     doc.lineWidth(0.8).strokeColor(FRAME);
-    const lines = invoice.lines.slice(page * perPage, (page + 1) * perPage);
-    const bottom = top + 22 + perPage * 18 + 4;
+    const lines = pagesOfLines[page]!;
+    const bottom = top + 22 + rowsHeight + 4;
     doc.rect(LEFT, top, WIDTH, bottom - top).stroke();
     hline(doc, top + 20);
     COLUMNS.forEach((c, i) => label(doc, c.label, COLUMN_X[i]!, top + 5, c.width, 'center'));
-    lines.forEach((line, i) => lineRow(doc, line, top + 24 + i * 18));
+    let y = top + 24;
+    for (const line of lines) {
+      lineRow(doc, line, y);
+      y += rowHeight(doc, line);
+    }
     if (page === pages - 1) {
       label(doc, '合　　计', LEFT, bottom + 6, COLUMNS[0].width, 'center');
       value(doc, `¥${formatYuan(invoice.totalAmount)}`, COLUMN_X[5]!, bottom + 6, COLUMNS[5].width - 4, 'right');
@@ -200,17 +237,17 @@ function label(doc: Doc, text: string, x: number, y: number, width: number, alig
 function value(doc: Doc, text: string, x: number, y: number, width: number, align: 'left' | 'center' | 'right', size = 10, height?: number): void {
   if (!text) return;
   doc.font('regular').fontSize(size).fillColor(INK);
-  // Long values wrap inside their cell (height given) or are cut at its edge, never spill over.
-  if (height !== undefined) doc.text(text, x, y, { width, align, height, ellipsis: true, lineGap: -1 });
-  else doc.text(fitted(doc, text, width), x, y, { width, align, lineBreak: false });
-}
-
-/** Cuts text to the width available, marking the cut with an ellipsis. */
-function fitted(doc: Doc, text: string, width: number): string {
-  if (doc.widthOfString(text) <= width) return text;
-  let cut = text;
-  while (cut.length > 1 && doc.widthOfString(`${cut}…`) > width) cut = cut.slice(0, -1);
-  return `${cut}…`;
+  // Nothing printed on an invoice may be cut off: a block of text wraps in its box (height
+  // given); a one-line value too long for its place is set smaller, down to 6.5 pt, then wraps.
+  if (height !== undefined) {
+    doc.text(text, x, y, { width, align, height, lineGap: -1 });
+    return;
+  }
+  let fitSize = size;
+  while (fitSize > 6.5 && doc.widthOfString(text) > width) doc.fontSize((fitSize -= 0.5));
+  const lift = (size - fitSize) * -0.5; // keep the smaller text on the same baseline band
+  if (doc.widthOfString(text) <= width) doc.text(text, x, y - lift, { width, align, lineBreak: false });
+  else doc.text(text, x, y - 2, { width, align, lineGap: -2 });
 }
 
 function verticalLabel(doc: Doc, text: string, x: number, top: number, bottom: number): void {

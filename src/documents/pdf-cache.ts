@@ -11,7 +11,7 @@ import { Fault, faults } from '../domain/faults.js';
 import { renderInvoicePdf, type PdfInvoice } from './pdf.js';
 
 /** Bump when the layout changes, so cached PDFs of the old layout are not served. */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
 export class PdfCache {
   constructor(private readonly options: { publicUrl: string; dir?: string }) {}
