@@ -12,6 +12,8 @@ import { enroll, staticCredentials, storedCredentials } from '../../src/upstream
 import type { UploadRecord } from '../../src/upstream/protocol.js';
 import { signRequest, type SigningKey } from '../../src/upstream/signing.js';
 import { startSandbox, type StandaloneSandbox } from '../../src/upstream/simulator/server.js';
+import { sandboxPlugin } from '../../src/upstream/simulator/plugin.js';
+import Fastify from 'fastify';
 import { systemClock } from '../../src/domain/time.js';
 import { storesUnderTest } from '../support/stores.js';
 import { validUscc } from '../support/http.js';
@@ -284,6 +286,28 @@ describe('tax-service client against the sandbox', () => {
       await guarded.terms(SELLER);
       expect(guarded.circuit()).toMatchObject({ state: 'closed', consecutiveFailures: 0 });
     });
+  });
+
+  it('a hung request never holds up the shutdown of a server that mounts the sandbox', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fapiao-sandbox-'));
+    // Mounted as on Fapiao's own server, where closing waits for requests in flight.
+    const host = Fastify({ logger: false });
+    await host.register(sandboxPlugin({ dbFile: join(dir, 'sandbox.db') }), { prefix: '/sandbox' });
+    await host.listen({ host: '127.0.0.1', port: 0 });
+    const url = `http://127.0.0.1:${(host.server.address() as AddressInfo).port}/sandbox`;
+    try {
+      const k = await enroll(url, SELLER);
+      await fetch(`${url}/admin/faults/hang`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const patient = createTaxServiceClient({ baseUrl: url, credentials: staticCredentials({ [SELLER]: k }), timeoutMs: 10_000, maxAttempts: 1 });
+      const hung = failure(patient.terms(SELLER));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const started = Date.now();
+      await host.close();
+      expect(Date.now() - started).toBeLessThan(1000);
+      expect(await hung).toMatchObject({ code: 4001 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('guards the admin API with a token when given one', async () => {

@@ -29,6 +29,7 @@ declare module 'fastify' {
 }
 
 interface SandboxState {
+  closing: boolean;
   db: SandboxDb;
   faults: FaultBoard;
   ledger: Ledger;
@@ -39,8 +40,12 @@ export function sandboxPlugin(options: SandboxOptions) {
   return async function sandbox(app: FastifyInstance): Promise<void> {
     const db = openSandboxDb(options.dbFile);
     const faults = new FaultBoard(db);
-    const state: SandboxState = { db, faults, ledger: new Ledger(db, faults) };
+    const state: SandboxState = { db, faults, ledger: new Ledger(db, faults), closing: false };
     app.addHook('onClose', async () => db.close());
+    // Held requests (hang, slow) let go when the server closes, so they never hold up its shutdown.
+    app.addHook('preClose', async () => {
+      state.closing = true;
+    });
 
     // The signature covers the body's exact bytes, so keep them as they came.
     app.removeAllContentTypeParsers();
@@ -74,12 +79,18 @@ export function sandboxPlugin(options: SandboxOptions) {
 const routeConfig = { public: true, rateLimit: false } as Record<string, unknown>;
 const hidden = { hide: true };
 
-function protocolRoutes(app: FastifyInstance, { db, faults, ledger }: SandboxState, options: SandboxOptions): void {
+function protocolRoutes(app: FastifyInstance, state: SandboxState, options: SandboxOptions): void {
+  const { faults, ledger } = state;
+  /** Waits up to `ms`, less when the server is closing or `until` says stop. */
+  const hold = async (ms: number, until: () => boolean = () => false) => {
+    const end = Date.now() + ms;
+    while (Date.now() < end && !state.closing && !until()) await sleep(Math.min(50, end - Date.now()));
+  };
   // Faults that strike before anything is read or decided.
   const strikeEarly = async (request: FastifyRequest, reply: FastifyReply) => {
     if (faults.hits('down')) return cut(request, reply);
     if (faults.hits('hang')) {
-      while (!request.raw.socket.destroyed && db.open && faults.active('hang')) await sleep(100);
+      await hold(Number.POSITIVE_INFINITY, () => request.raw.socket.destroyed || !faults.active('hang'));
       return cut(request, reply);
     }
     if (faults.hits('error')) throw new SandboxError(500, 'INJECTED_ERROR', 'internal error (sandbox fault "error"); nothing was processed');
@@ -93,7 +104,7 @@ function protocolRoutes(app: FastifyInstance, { db, faults, ledger }: SandboxSta
     // Slow answers: processed (and committed) at once, answered late — so a client that gives up
     // waiting does not know that its request went through.
     const slow = faults.hits('slow');
-    if (slow) await sleep(slow.delayMs ?? 2000);
+    if (slow) await hold(slow.delayMs ?? 2000);
     if (faults.hits('lose_response')) return cut(request, reply);
     return reply.code(status).send({ ...body, sandbox: true });
   };
