@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresInstalled, startArchivingCluster, type PgArchiving } from '../support/pg-cluster.js';
 import { sleep } from '../support/server-process.js';
+import { grantTestNumbers } from '../support/numbers.js';
 import { openStore } from '../../src/store/database.js';
 import { addMerchant } from '../../src/app/merchants.js';
 import { issueInvoice } from '../../src/app/issue-invoice.js';
@@ -40,6 +41,7 @@ describe.skipIf(!postgresInstalled)('PostgreSQL point-in-time recovery (docs/dep
     try {
       const merchant = await addMerchant(ports, { name: '销售方有限公司', taxId: '91350100M000100Y43', regionCode: '35' });
       merchantId = merchant.id;
+      await grantTestNumbers(ports, merchantId);
       const caller = { merchantId, role: 'clerk' as const, actor: 'clerk1' };
       baseBackup = await cluster.baseBackup();
 
