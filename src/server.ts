@@ -19,6 +19,7 @@ import { clusterMetricsSource, serveClusterMetrics } from './ops/cluster-metrics
 import { scheduleBackups } from './app/backups.js';
 import { hostname } from 'node:os';
 import { scheduleReconciliation } from './app/reconcile.js';
+import { registerUpstreamMetrics } from './upstream/metrics.js';
 import { startUploads } from './app/uploads.js';
 import { taxServiceClientFor, upstreamBanner, upstreamSetup } from './upstream/setup.js';
 
@@ -92,7 +93,8 @@ async function runWorker(config: Config, alone: boolean): Promise<void> {
   // tops up numbers, refreshes terms and warns near the offline limits.
   const stopUploads = startUploads({ ...ports }, taxService, config, app.log);
   // Every process ticks; a lease in the database lets one of them reconcile yesterday.
-  const stopReconciliation = scheduleReconciliation({ ...ports, taxService }, `${hostname()}:${process.pid}`, app.log);
+  const stopReconciliation = scheduleReconciliation({ ...ports, taxService }, `${hostname()}:${process.pid}`, app.log, { metrics: metrics.registry });
+  registerUpstreamMetrics(metrics.registry, taxService);
   // Backups run once per machine: here when this is the only process, else in the primary.
   const stopBackups = alone && config.backup ? scheduleBackups(config, { ...config.backup, metrics: metrics.registry }, app.log) : () => {};
 

@@ -8,6 +8,7 @@ import { authorize, type Caller } from '../domain/access.js';
 import { Fault, faults } from '../domain/faults.js';
 import type { Invoice } from '../domain/invoice.js';
 import { parseCalendarDate, shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { TaxService } from '../upstream/protocol.js';
 import { raiseAlert } from './alerts.js';
 import { recordAudit } from './audit.js';
@@ -171,13 +172,27 @@ export async function reconcileYesterday(ports: ReconcilePorts, owner: string, l
 export const DAILY_JOB = 'reconciliation.daily';
 
 /** Checks every `everyMs` whether yesterday still needs reconciling; returns a stop function. */
-export function scheduleReconciliation(ports: ReconcilePorts, owner: string, log: { info(o: object, m: string): void; warn(o: object, m: string): void }, everyMs = 10 * 60_000): () => void {
+export function scheduleReconciliation(
+  ports: ReconcilePorts, owner: string, log: { info(o: object, m: string): void; warn(o: object, m: string): void }, options: { everyMs?: number; metrics?: Registry } = {},
+): () => void {
+  const everyMs = options.everyMs ?? 10 * 60_000;
+  const metrics = options.metrics && {
+    lastRun: new Gauge({ name: 'fapiao_reconciliation_last_run_timestamp_seconds', help: 'When the daily reconciliation last finished', registers: [options.metrics], aggregator: 'max' }),
+    failures: new Counter({ name: 'fapiao_reconciliation_failures_total', help: 'Daily reconciliation runs that could not start, by fault code', labelNames: ['code'], registers: [options.metrics] }),
+  };
   let running = false;
   const tick = () => {
     if (running) return;
     running = true;
     reconcileYesterday(ports, owner, log)
-      .catch((error) => log.warn({ code: error instanceof Fault ? error.code : 9001, err: error }, 'daily reconciliation could not start; will retry'))
+      .then((outcome) => {
+        if (outcome === 'done') metrics?.lastRun.set(ports.clock.now().getTime() / 1000);
+      })
+      .catch((error) => {
+        const code = error instanceof Fault ? error.code : 9001;
+        metrics?.failures.inc({ code: String(code) });
+        log.warn({ code, err: error }, 'daily reconciliation could not start; will retry');
+      })
       .finally(() => {
         running = false;
       });
