@@ -61,6 +61,8 @@ export const InvoiceView = z.object({
   total_in_words: z.string().describe('价税合计 in Chinese capitals (大写)'),
   digest: z.string().describe('SHA-256 of the canonical invoice content'),
   chain_hash: z.string(),
+  check_code: z.string().describe('校验码: 20 digits printed on the invoice and asked for by public verification (POST /api/v1/verify)'),
+  signature: z.object({ key_id: z.string(), value: z.string() }).nullable().describe("the platform's Ed25519 signature of the digest (public keys at /api/v1/keys)"),
   void_reason: z.string().nullable(),
   status_changed_at: z.string().nullable(),
   upload: z.object({

@@ -1,7 +1,9 @@
 // Domain objects as the API shows them: snake_case, money as decimal yuan strings.
+import { checkCode } from '../domain/signature.js';
 import { amountInWords } from '../domain/amount-in-words.js';
 import type { Invoice, Party } from '../domain/invoice.js';
 import { formatYuan } from '../domain/money.js';
+import { uploadView } from './routes/status.js';
 import type { MerchantRecord, SavedBuyer, SavedItem } from '../app/ports.js';
 
 const partyView = (p: Party) => ({ name: p.name, tax_id: p.taxId, address: p.address, phone: p.phone, bank: p.bank, account: p.account });
@@ -27,8 +29,11 @@ export function invoiceView(invoice: Invoice) {
     total_in_words: amountInWords(invoice.totalWithTax),
     digest: invoice.digest,
     chain_hash: invoice.chainHash,
+    check_code: checkCode(invoice.digest),
+    signature: invoice.signature ? { key_id: invoice.signature.keyId, value: invoice.signature.value } : null,
     void_reason: invoice.voidReason,
     status_changed_at: invoice.statusChangedAt,
+    upload: uploadView(invoice, undefined), // GET of one invoice adds what the tax service said about a problem
   };
 }
 
