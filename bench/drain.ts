@@ -1,0 +1,235 @@
+// `npm run bench:drain [-- --invoices N] [--rate R]`: how fast a backlog built offline reaches the
+// tax service once it is back, and what the drain costs the counter.
+//
+// In one run, against the standalone sandbox (`fapiao simulator`, its own process and database):
+//   1. the sandbox's own ingest ceiling: records per second it accepts from a client sending
+//      1000-record submissions back to back as fast as it answers (two senders, as the server runs
+//      one uploader per process), for a seller of its own;
+//   2. online: the server (one process per core, FAPIAO_UPSTREAM_URL = the sandbox) issues at a
+//      paced R invoices/s while uploads flow as usual — the online p99;
+//   3. the sandbox goes "down"; N invoices are issued offline (closed loop, 32 clients);
+//   4. the sandbox heals; the drain is timed until every offline invoice's upload job is done (read
+//      from the database), while invoices are issued at the same paced R — the drain p99.
+// Reported: drain rate ÷ ceiling (target ≥ 0.8) and drain p99 ÷ online p99 (target ≤ 1.2). The
+// drain is timed from the heal (includes noticing the service is back) and from the first
+// upload after it (transfer only). PASS/FAIL never changes the exit code.
+import http from 'node:http';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import SQLite from 'better-sqlite3';
+import { createTaxServiceClient } from '../src/upstream/client.js';
+import { enroll, staticCredentials } from '../src/upstream/credentials.js';
+import type { UploadRecord } from '../src/upstream/protocol.js';
+import { sqliteFile } from '../src/store/database.js';
+import {
+  createMerchantAndKeyWith, freePort, repoRoot, sleep, startServer, tempDataDir, threeLineInvoice, type ServerProcess,
+} from '../test/support/server-process.js';
+
+const { values } = parseArgs({ options: { invoices: { type: 'string', default: '100000' }, rate: { type: 'string', default: '200' }, 'online-seconds': { type: 'string', default: '8' } } });
+const INVOICES = Number(values.invoices);
+const RATE = Number(values.rate);
+const ONLINE_MS = Number(values['online-seconds']) * 1000;
+const CEILING_MS = 6_000;
+const CLIENTS = 32;
+const TARGET_DRAIN = 0.8;
+const TARGET_P99 = 1.2;
+
+const serverEnv = {
+  FAPIAO_RATE_LIMIT_PER_KEY: '100000000', LOG_LEVEL: 'warn',
+  FAPIAO_NUMBER_RESERVE_MIN: String(Math.max(1_000, Math.ceil(INVOICES * 1.3))), // a day of this merchant's issuing, fetched before the outage
+  FAPIAO_UPLOAD_POLL_MS: '200', FAPIAO_UPLOAD_BACKOFF_MS: '200', FAPIAO_UPLOAD_MAX_BACKOFF_MS: '2000',
+  FAPIAO_UPSTREAM_CIRCUIT_OPEN_MS: '2000', FAPIAO_UPKEEP_INTERVAL_MS: '5000',
+};
+
+class Issuer {
+  private readonly agent: http.Agent;
+  private readonly body = Buffer.from(JSON.stringify(threeLineInvoice('drain')));
+  private sequence = 0;
+  constructor(private readonly port: number, private readonly apiKey: string, private readonly runId: string, maxSockets: number) {
+    this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
+  }
+  issue(): Promise<number> {
+    const key = `${this.runId}-${++this.sequence}`;
+    return new Promise((resolve) => {
+      const request = http.request(
+        { agent: this.agent, host: '127.0.0.1', port: this.port, method: 'POST', path: '/api/v1/invoices',
+          headers: { 'content-type': 'application/json', 'content-length': this.body.length, authorization: `Bearer ${this.apiKey}`, 'idempotency-key': key } },
+        (response) => {
+          response.on('end', () => resolve(response.statusCode ?? 0));
+          response.on('error', () => resolve(0));
+          response.resume();
+        },
+      );
+      request.on('error', () => resolve(0));
+      request.end(this.body);
+    });
+  }
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+const percentile = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!);
+
+/** Issues at `perSecond` until `stop()` says so (or for `ms`); latency from each request's scheduled start. */
+async function paced(issuer: Issuer, perSecond: number, stop: () => boolean, ms = Infinity) {
+  const latencies: number[] = [];
+  const inFlight: Promise<void>[] = [];
+  let errors = 0;
+  const interval = 1000 / perSecond;
+  const start = performance.now();
+  let sent = 0;
+  while (!stop() && performance.now() - start < ms) {
+    const due = Math.floor((performance.now() - start) / interval) + 1;
+    for (; sent < due; sent++) {
+      const scheduled = start + sent * interval;
+      inFlight.push(issuer.issue().then((status) => void (status === 201 ? latencies.push(performance.now() - scheduled) : (errors += 1))));
+    }
+    await sleep(1);
+  }
+  await Promise.all(inFlight);
+  latencies.sort((a, b) => a - b);
+  return { count: latencies.length, errors, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1) ?? NaN, seconds: (performance.now() - start) / 1000 };
+}
+
+async function closedLoop(issuer: Issuer, total: number, clients: number, progress: (done: number) => void) {
+  let next = 0;
+  let done = 0;
+  let errors = 0;
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (next < total) {
+      next++;
+      const status = await issuer.issue();
+      if (status === 201) done++;
+      else errors++;
+      if (done % 5000 === 0) progress(done);
+    }
+  }));
+  return { done, errors };
+}
+
+/** The sandbox's ingest ceiling: 1000-record submissions from two senders for a seller of its own. */
+async function measureCeiling(sandboxUrl: string): Promise<number> {
+  const seller = `91350100M00${randomBytes(4).toString('hex').toUpperCase().slice(0, 7)}`;
+  const key = await enroll(sandboxUrl, seller);
+  const client = createTaxServiceClient({ baseUrl: sandboxUrl, credentials: staticCredentials({ [seller]: key }), timeoutMs: 60_000, maxAttempts: 1 });
+  const content = JSON.stringify(threeLineInvoice('ceiling')).repeat(2); // about the size of a real canonical invoice
+  let sequence = 0;
+  const batch = (): UploadRecord[] => Array.from({ length: 1000 }, () => {
+    const number = `26351${String(++sequence).padStart(15, '0')}`;
+    const text = `${number}${content}`;
+    return { number, kind: 'normal', issuedAt: '2026-11-22T10:00:00.000+08:00', buyerTaxId: '', totalAmountFen: '144800', totalTaxFen: '11624', digest: createHash('sha256').update(text).digest('hex'), content: text };
+  });
+  const started = performance.now();
+  let accepted = 0;
+  await Promise.all([0, 1].map(async () => {
+    while (performance.now() - started < CEILING_MS) {
+      const answer = await client.upload(seller, batch());
+      accepted += answer.outcomes.filter((o) => o.result === 'accepted').length;
+    }
+  }));
+  return accepted / ((performance.now() - started) / 1000);
+}
+
+async function main(): Promise<void> {
+  const dir = tempDataDir('fapiao-drain-');
+  const simDir = tempDataDir('fapiao-drain-sim-');
+  let simulator: ChildProcess | undefined;
+  let server: ServerProcess | undefined;
+  let issuers: Issuer[] = [];
+  try {
+    const simPort = await freePort();
+    const sandboxUrl = `http://127.0.0.1:${simPort}`;
+    simulator = spawn(process.execPath, [join(repoRoot, 'bin', 'fapiao.mjs'), 'simulator', '--port', String(simPort), '--data-dir', simDir.dataDir], { stdio: 'ignore' });
+    for (let i = 0; !(await fetch(`${sandboxUrl}/admin/info`).then((r) => r.ok, () => false)); i++) {
+      if (i > 200) throw new Error('the simulator did not start');
+      await sleep(100);
+    }
+    const admin = (method: string, path: string) => fetch(`${sandboxUrl}${path}`, { method, headers: { 'content-type': 'application/json' }, body: method === 'PUT' ? '{}' : undefined });
+
+    console.log(`measuring the sandbox's ingest ceiling (${CEILING_MS / 1000} s of 1000-record submissions)…`);
+    const ceiling = await measureCeiling(sandboxUrl);
+
+    const env = { ...serverEnv, FAPIAO_UPSTREAM_URL: sandboxUrl };
+    const { apiKey } = await createMerchantAndKeyWith(dir.dataDir, env);
+    const port = await freePort();
+    server = await startServer({ dataDir: dir.dataDir, port, env, readyTimeoutMs: 60_000 });
+    const runId = randomBytes(4).toString('hex');
+    const paceIssuer = new Issuer(port, apiKey, `${runId}-p`, 64);
+    const loadIssuer = new Issuer(port, apiKey, `${runId}-l`, CLIENTS);
+    issuers = [paceIssuer, loadIssuer];
+
+    console.log(`online: ${RATE}/s for ${ONLINE_MS / 1000} s while uploads flow…`);
+    await paced(paceIssuer, RATE, () => false, 2_000); // warm-up
+    const online = await paced(paceIssuer, RATE, () => false, ONLINE_MS);
+
+    const db = new SQLite(sqliteFile(dir.dataDir), { readonly: true });
+    const pendingUpTo = (id: number) => (db.prepare(`select count(*) as n from outbox where topic = 'invoice.upload' and done_at is null and id <= ?`).get(id) as { n: number }).n;
+    const lastJob = () => (db.prepare(`select coalesce(max(id), 0) as id from outbox where topic = 'invoice.upload'`).get() as { id: number }).id;
+    const doneAfter = (id: number) => (db.prepare(`select min(done_at) as first, max(done_at) as last from outbox where topic = 'invoice.upload' and id > ?`).get(id) as { first: string | null; last: string | null });
+    for (let i = 0; pendingUpTo(lastJob()) > 0; i++) {
+      if (i > 600) throw new Error('online uploads did not finish');
+      await sleep(100);
+    }
+
+    await admin('PUT', '/admin/faults/down');
+    const beforeOutage = lastJob();
+    console.log(`sandbox down; issuing ${INVOICES.toLocaleString('en')} invoices offline (${CLIENTS} clients)…`);
+    const offlineStarted = performance.now();
+    const offline = await closedLoop(loadIssuer, INVOICES, CLIENTS, (n) => process.stdout.write(`\r  ${n.toLocaleString('en')} issued`));
+    const offlineSeconds = (performance.now() - offlineStarted) / 1000;
+    process.stdout.write('\n');
+    const lastOffline = lastJob();
+    const backlog = pendingUpTo(lastOffline);
+
+    console.log(`healing the sandbox; draining ${backlog.toLocaleString('en')} while issuing ${RATE}/s…`);
+    await admin('DELETE', '/admin/faults');
+    const healedAt = Date.now();
+    let drainedAt = 0;
+    const watch = (async () => {
+      while (pendingUpTo(lastOffline) > 0) await sleep(50);
+      drainedAt = Date.now();
+    })();
+    const during = await paced(paceIssuer, RATE, () => drainedAt !== 0);
+    await watch;
+    const times = doneAfter(beforeOutage);
+    db.close();
+    const drainSeconds = (drainedAt - healedAt) / 1000;
+    const firstUpload = times.first ? Date.parse(times.first) : healedAt;
+    const transferSeconds = Math.max(0.001, (drainedAt - firstUpload) / 1000);
+    const drainRate = backlog / drainSeconds;
+    const transferRate = backlog / transferSeconds;
+    const counters = (await (await fetch(`${sandboxUrl}/admin/uploads?seller=91350100M000100Y43`)).json()) as { totals: Record<string, number> };
+
+    const fixed = (x: number, d = 1) => x.toFixed(d);
+    const pass = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
+    console.log(`
+Fapiao drain benchmark — ${new Date().toISOString()}
+node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model.trim() ?? '?'}), SQLite, server ${process.env.FAPIAO_WORKERS ?? availableParallelism()} process(es), sandbox = fapiao simulator (own process)
+
+Sandbox ingest ceiling: ${fixed(ceiling, 0)} records/s (1000-record submissions, 2 senders, ${CEILING_MS / 1000} s)
+Offline: ${offline.done.toLocaleString('en')} invoices issued in ${fixed(offlineSeconds)} s (${fixed(offline.done / offlineSeconds, 0)}/s), ${offline.errors} errors; backlog ${backlog.toLocaleString('en')}
+Drain:   ${fixed(drainSeconds, 2)} s from the heal = ${fixed(drainRate, 0)}/s; ${fixed(transferSeconds, 2)} s from the first upload after it = ${fixed(transferRate, 0)}/s (noticing the service was back: ${fixed((firstUpload - healedAt) / 1000, 2)} s)
+Sandbox counters (this seller): ${JSON.stringify(counters.totals)}
+
+Issuing at ${RATE}/s (latency from each request's scheduled start):
+  online:        p50 ${fixed(online.p50)} ms, p99 ${fixed(online.p99)} ms, max ${fixed(online.max)} ms, ${online.count} issued, ${online.errors} errors
+  during drain:  p50 ${fixed(during.p50)} ms, p99 ${fixed(during.p99)} ms, max ${fixed(during.max)} ms, ${during.count} issued, ${during.errors} errors
+
+Targets
+  drain ≥ ${TARGET_DRAIN} × ceiling: ${fixed(drainRate / ceiling, 2)} from the heal, ${fixed(transferRate / ceiling, 2)} transfer only   ${pass(drainRate / ceiling >= TARGET_DRAIN)}
+  p99 during drain ≤ ${TARGET_P99} × online p99: ${fixed(during.p99 / online.p99, 2)}   ${pass(during.p99 / online.p99 <= TARGET_P99)}
+`);
+  } finally {
+    for (const issuer of issuers) issuer.close();
+    await server?.kill('SIGKILL');
+    simulator?.kill('SIGKILL');
+    dir.remove();
+    simDir.remove();
+  }
+}
+
+await main();
