@@ -26,6 +26,8 @@ export interface Config {
   publicUrl: string;
   /** Verification requests per minute from one IP address (FAPIAO_VERIFY_PER_IP). */
   verifyPerIpPerMinute: number;
+  /** SMTP for emailing invoices to buyers (FAPIAO_SMTP_URL, FAPIAO_MAIL_FROM); unset: no email. */
+  mail: { url: string; from: string } | undefined;
 }
 
 export interface UploadConfig {
@@ -73,6 +75,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerIp: env.FAPIAO_RATE_LIMIT_PER_IP ? integer(env.FAPIAO_RATE_LIMIT_PER_IP, 0, 'FAPIAO_RATE_LIMIT_PER_IP') : undefined,
     publicUrl: (env.FAPIAO_PUBLIC_URL || `http://${env.HOST ?? '127.0.0.1'}:${env.PORT || 8080}`).replace(/\/+$/, ''),
     verifyPerIpPerMinute: integer(env.FAPIAO_VERIFY_PER_IP, 120, 'FAPIAO_VERIFY_PER_IP') || 120,
+    mail: env.FAPIAO_SMTP_URL ? { url: env.FAPIAO_SMTP_URL, from: env.FAPIAO_MAIL_FROM || 'Fapiao <noreply@fapiao.local>' } : undefined,
     backup: env.FAPIAO_BACKUP_DIR
       ? {
           dir: resolve(env.FAPIAO_BACKUP_DIR),

@@ -22,6 +22,8 @@ import { scheduleReconciliation } from './app/reconcile.js';
 import { registerUpstreamMetrics } from './upstream/metrics.js';
 import { startUploads } from './app/uploads.js';
 import { taxServiceClientFor, upstreamBanner, upstreamSetup } from './upstream/setup.js';
+import { startDeliveryWorkers } from './documents/delivery-workers.js';
+import { PdfCache } from './documents/pdf-cache.js';
 
 /** The primary has no HTTP logger of its own; it writes the same JSON lines. */
 const logLine = (level: number) => (fields: object, msg: string) => {
@@ -88,6 +90,7 @@ async function runWorker(config: Config, alone: boolean): Promise<void> {
     metrics,
   );
   await app.listen({ host: config.host, port: config.port });
+  const deliveryPdfs = new PdfCache({ publicUrl: config.publicUrl, dir: join(config.dataDir, 'pdf-cache') });
   app.log.info({ upstream: upstream.baseUrl, sandbox: upstream.sandbox }, upstreamBanner(upstream));
   // Uploads and number reserves (R30): every process works the shared outbox by lease; upkeep
   // tops up numbers, refreshes terms and warns near the offline limits.
@@ -97,6 +100,8 @@ async function runWorker(config: Config, alone: boolean): Promise<void> {
   registerUpstreamMetrics(metrics.registry, taxService);
   // Backups run once per machine: here when this is the only process, else in the primary.
   const stopBackups = alone && config.backup ? scheduleBackups(config, { ...config.backup, metrics: metrics.registry }, app.log) : () => {};
+  // Deliveries and printing (R11, R21): fan-out of issued invoices, webhooks, email, print jobs.
+  const stopDeliveries = startDeliveryWorkers(ports, { renderPdf: (invoice) => deliveryPdfs.pdfFor(invoice), ...(config.mail && { mail: config.mail }), log: app.log });
 
   const housekeeping = setInterval(() => {
     purgeExpired(ports).then(
@@ -112,6 +117,7 @@ async function runWorker(config: Config, alone: boolean): Promise<void> {
     stopBackups();
     stopReconciliation();
     await stopUploads();
+    await stopDeliveries();
     await app.close();
     await store.close();
     process.exit(0);

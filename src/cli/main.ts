@@ -25,6 +25,7 @@ import { RequestRejected, zodValidatorCompiler } from '../http/errors.js';
 import { invoiceView, merchantView } from '../http/views.js';
 import { serve } from '../server.js';
 import { printJson, reportError } from './output.js';
+import { registerDeliveryCommands } from './delivery.js';
 import { registerSimulatorCommands } from './simulator.js';
 import { registerReconcileCommands } from './reconcile.js';
 import { provisionMerchant, registerNumberCommands } from './numbers.js';
@@ -254,4 +255,6 @@ registerDocumentCommands(program);
 registerSimulatorCommands(program);
 registerReconcileCommands(program);
 registerNumberCommands(program);
+registerDeliveryCommands(program); // printer, print, print-jobs, webhook, deliveries, export
+
 await program.parseAsync(process.argv);

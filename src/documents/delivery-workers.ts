@@ -1,0 +1,59 @@
+// The background side of printing and delivery, started by every server process: the fan-out of
+// newly issued invoices (deliveries and auto-print jobs), and one outbox runner each for webhooks,
+// email and print jobs. Processes and instances share all of it through the database (the fan-out
+// cursor moves by compare-and-set, outbox rows by lease), so any number may run side by side.
+import { emailHandler, fanOut, webhookHandler, type DeliveryDeps } from '../app/deliveries.js';
+import { createOutboxRunner, type RunnerLog } from '../app/outbox-runner.js';
+import type { Ports } from '../app/ports.js';
+import { Fault } from '../domain/faults.js';
+import type { Invoice } from '../domain/invoice.js';
+import { smtpMailer, type MailSettings } from './email.js';
+import { printJobHandler } from './print-queue.js';
+
+export interface DeliveryWorkerOptions {
+  renderPdf(invoice: Invoice): Promise<Buffer>;
+  mail?: MailSettings;
+  /** How often the fan-out looks for newly issued invoices. */
+  fanOutEveryMs?: number;
+  log: RunnerLog;
+}
+
+export function startDeliveryWorkers(ports: Ports, options: DeliveryWorkerOptions): () => Promise<void> {
+  const mailer = options.mail ? smtpMailer(options.mail) : undefined;
+  const deps: DeliveryDeps = { renderPdf: options.renderPdf, ...(mailer && { mailer, mailFrom: options.mail!.from }) };
+  const common = { log: options.log, idleMs: 500, backoffMs: 1_000, maxBackoffMs: 60_000 };
+  const runners = [
+    createOutboxRunner(ports, webhookHandler(ports, deps), { ...common, batchSize: 20, leaseMs: 60_000 }),
+    createOutboxRunner(ports, emailHandler(ports, deps), { ...common, batchSize: 10, leaseMs: 120_000 }),
+    createOutboxRunner(ports, printJobHandler(ports, { renderPdf: options.renderPdf }), { ...common, batchSize: 20, leaseMs: 60_000 }),
+  ];
+  for (const runner of runners) runner.start();
+
+  let running: Promise<void> | undefined;
+  let failures = 0;
+  const tick = () => {
+    running ??= fanOut(ports)
+      .then((count) => {
+        if (failures > 0) options.log.info({ after: failures }, 'delivery fan-out: working again');
+        failures = 0;
+        if (count > 0) for (const runner of runners) runner.wake();
+      })
+      .catch((error: unknown) => {
+        failures += 1;
+        // Logged once when it starts failing and then every 60th time, with the fault code.
+        if (failures === 1 || failures % 60 === 0) options.log.warn({ err: error, code: error instanceof Fault ? error.code : undefined, failures }, 'delivery fan-out failed; will retry');
+      })
+      .finally(() => {
+        running = undefined;
+      });
+  };
+  const timer = setInterval(tick, options.fanOutEveryMs ?? 1_000);
+  timer.unref();
+
+  return async () => {
+    clearInterval(timer);
+    await running;
+    await Promise.all(runners.map((runner) => runner.stop()));
+    mailer?.close();
+  };
+}
