@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { authorize, type Caller } from '../domain/access.js';
 import { Fault, faults } from '../domain/faults.js';
 import type { Invoice } from '../domain/invoice.js';
+import { backlogPeriod } from '../domain/contingency.js';
 import { parseCalendarDate, shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { TaxService } from '../upstream/protocol.js';
@@ -132,6 +133,10 @@ export async function resolveDifference(ports: Ports, caller: Caller, itemId: nu
         }, [{ field: 'action', issue: 'reupload not possible for this difference' }]);
       }
       await tx.outbox.enqueue({ merchantId: caller.merchantId, topic: 'invoice.upload', subject: invoice.number, payload: JSON.stringify({ digest: invoice.digest, reconciliation: item.reconciliationId }), at });
+      // Back in the upload backlog, as when it was issued: the upload worker takes it out again when
+      // the job is done, so the offline counters stay balanced. Counted from now, not from its issue:
+      // it was found missing today.
+      await tx.usage.add(caller.merchantId, [backlogPeriod(invoice.kind)], { invoiceCount: 1, preTaxFen: invoice.totalAmount, at });
     }
     if (!(await tx.reconciliations.resolve(caller.merchantId, itemId, { resolution: action.action === 'reupload' ? 'reuploaded' : 'investigated', at, by: caller.actor, note }))) {
       throw new Fault(faults.RECONCILIATION_ALREADY_RESOLVED, { resolution: 'just now' });

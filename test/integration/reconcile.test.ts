@@ -14,6 +14,7 @@ import { uploadRecord } from '../../src/app/upload-worker.js';
 import type { Store } from '../../src/app/ports.js';
 import type { Caller } from '../../src/domain/access.js';
 import type { Invoice } from '../../src/domain/invoice.js';
+import { backlogPeriod } from '../../src/domain/contingency.js';
 import { shanghaiTimestamp } from '../../src/domain/time.js';
 import { buildApp } from '../../src/http/app.js';
 import { argon2Hasher } from '../../src/security/passwords.js';
@@ -140,8 +141,11 @@ for (const s of storesUnderTest) {
         return claimed.filter((j) => j.merchantId === merchant.id && j.subject === number).length;
       };
       const before = await jobsFor(lost.number);
+      const backlogBefore = await store.read.usage.get(merchant.id, backlogPeriod(lost.kind));
       expect(await resolveDifference(ports(), owner, missing.id, { action: 'reupload' })).toMatchObject({ resolution: 'reuploaded' });
       expect(await jobsFor(lost.number)).toBe(before + 1);
+      // The upload backlog counts it again, so the worker's count-down on completion stays balanced.
+      expect(await store.read.usage.get(merchant.id, backlogPeriod(lost.kind))).toMatchObject({ invoiceCount: backlogBefore.invoiceCount + 1, preTaxFen: backlogBefore.preTaxFen + lost.totalAmount });
       await expect(resolveDifference(ports(), owner, missing.id, { action: 'reupload' })).rejects.toMatchObject({ code: 4011 });
       expect(await jobsFor(lost.number)).toBe(before + 1);
 
