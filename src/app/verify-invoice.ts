@@ -91,8 +91,7 @@ export async function verifyInvoice(ports: Ports, keys: PublicKeys, request: Ver
 async function isIntact(invoice: Invoice, keys: PublicKeys): Promise<boolean> {
   if (contentDigest(invoice) !== invoice.digest) return false;
   if (!invoice.signature) return true; // issued before signing existed; the hash chain vouches for it
-  const key = await keys.get(invoice.signature.keyId);
-  return key !== undefined && verifyDigest(key, invoice.digest, invoice.signature.value);
+  return keys.holds(invoice.signature, invoice.digest);
 }
 
 /** The platform's public keys, parsed once; reloaded from the store when an unknown id turns up. */
@@ -109,6 +108,24 @@ export class PublicKeys {
   static fromRecords(records: SigningKeyRecord[]): PublicKeys {
     return new PublicKeys(async () => records);
   }
+
+  /**
+   * Whether the signature is the platform's for this digest. Results are remembered (digest,
+   * key and signature together are the key): an invoice never changes, and an altered row has
+   * another digest, so the check above it still catches it.
+   */
+  async holds(signature: { keyId: string; value: string }, digest: string): Promise<boolean> {
+    const memo = `${signature.keyId}:${digest}:${signature.value}`;
+    const known = this.checked.get(memo);
+    if (known !== undefined) return known;
+    const key = await this.get(signature.keyId);
+    const holds = key !== undefined && verifyDigest(key, digest, signature.value);
+    if (this.checked.size >= 100_000) this.checked.clear();
+    if (key !== undefined) this.checked.set(memo, holds); // an unknown key may be registered later
+    return holds;
+  }
+
+  private checked = new Map<string, boolean>();
 
   async get(id: string): Promise<KeyObject | undefined> {
     const known = this.keys.get(id);
