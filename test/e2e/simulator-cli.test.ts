@@ -12,14 +12,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTaxServiceClient } from '../../src/upstream/client.js';
 import { enroll, staticCredentials } from '../../src/upstream/credentials.js';
 import type { NumberBlock, UploadRecord } from '../../src/upstream/protocol.js';
+import { validUscc } from '../support/http.js';
 
 const run = promisify(execFile);
 const dataDir = mkdtempSync(join(tmpdir(), 'fapiao-simulator-'));
 const SELLER = '91350100M000100Y43';
 
 async function fapiao(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return fapiaoWith({}, ...args);
+}
+
+async function fapiaoWith(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run('node', ['bin/fapiao.mjs', ...args]);
+    const { stdout, stderr } = await run('node', ['bin/fapiao.mjs', ...args], { env: { ...process.env, ...env } });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
@@ -92,6 +97,19 @@ describe('fapiao simulator', () => {
     expect(gone.code).toBe(2);
     expect(JSON.parse(gone.stdout).error.code).toBe(4001);
   });
+
+  it('fapiao reconcile: refuses a bad date (1050) before touching anything, and reconciles against FAPIAO_UPSTREAM_URL', async () => {
+    const env = { FAPIAO_DATA_DIR: join(dataDir, 'fapiao'), FAPIAO_UPSTREAM_URL: one.url };
+    const bad = await fapiaoWith(env, 'reconcile', '--date', '2026-02-30', '--json');
+    expect(bad.code).toBe(2);
+    expect(JSON.parse(bad.stdout).error).toMatchObject({ code: 1050, details: [{ field: 'date' }] });
+    const added = await fapiaoWith(env, 'merchant', 'add', '--name', '对账商户', '--tax-id', validUscc(77_001_234), '--region', '35', '--json');
+    expect(added.code).toBe(0);
+    const today = new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10);
+    const ran = await fapiaoWith(env, 'reconcile', '--date', today, '--json');
+    expect(ran.code).toBe(0);
+    expect(JSON.parse(ran.stdout)).toMatchObject({ ok: true, reconciliations: [{ report: { date: today, local_count: 0, differences: 0 }, items: [] }] });
+  }, 60_000);
 
   it('two processes on one file grant blocks that never overlap and accept each invoice once', async () => {
     const key = await enroll(one.url, SELLER);
