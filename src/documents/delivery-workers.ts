@@ -3,7 +3,8 @@
 // email and print jobs. Processes and instances share all of it through the database (the fan-out
 // cursor moves by compare-and-set, outbox rows by lease), so any number may run side by side.
 import { emailHandler, fanOut, webhookHandler, type DeliveryDeps } from '../app/deliveries.js';
-import { createOutboxRunner, type RunnerLog } from '../app/outbox-runner.js';
+import { Counter, type Registry } from 'prom-client';
+import { createOutboxRunner, type RunnerLog, type RunnerMetrics } from '../app/outbox-runner.js';
 import type { Ports } from '../app/ports.js';
 import { Fault } from '../domain/faults.js';
 import type { Invoice } from '../domain/invoice.js';
@@ -16,12 +17,24 @@ export interface DeliveryWorkerOptions {
   /** How often the fan-out looks for newly issued invoices. */
   fanOutEveryMs?: number;
   log: RunnerLog;
+  /** Where fapiao_delivery_jobs_total{topic,outcome,code} is registered. */
+  registry?: Registry;
+}
+
+function runnerMetrics(registry: Registry): RunnerMetrics {
+  const jobs = new Counter({
+    name: 'fapiao_delivery_jobs_total',
+    help: 'Webhook, email and print jobs handled by outcome (done, retry, handled, error with its fault code)',
+    labelNames: ['topic', 'outcome', 'code'],
+    registers: [registry],
+  });
+  return { count: (topic, outcome, n, code) => n > 0 && jobs.inc({ topic, outcome, code: code === undefined ? '' : String(code) }, n) };
 }
 
 export function startDeliveryWorkers(ports: Ports, options: DeliveryWorkerOptions): () => Promise<void> {
   const mailer = options.mail ? smtpMailer(options.mail) : undefined;
   const deps: DeliveryDeps = { renderPdf: options.renderPdf, ...(mailer && { mailer, mailFrom: options.mail!.from }) };
-  const common = { log: options.log, idleMs: 500, backoffMs: 1_000, maxBackoffMs: 60_000 };
+  const common = { log: options.log, idleMs: 500, backoffMs: 1_000, maxBackoffMs: 60_000, ...(options.registry && { metrics: runnerMetrics(options.registry) }) };
   const runners = [
     createOutboxRunner(ports, webhookHandler(ports, deps), { ...common, batchSize: 20, leaseMs: 60_000 }),
     createOutboxRunner(ports, emailHandler(ports, deps), { ...common, batchSize: 10, leaseMs: 120_000 }),
