@@ -111,7 +111,7 @@ describe('fapiao simulator', () => {
     expect(JSON.parse(ran.stdout)).toMatchObject({ ok: true, reconciliations: [{ report: { date: today, local_count: 0, differences: 0 }, items: [] }] });
   }, 60_000);
 
-  it('two processes on one file grant blocks that never overlap and accept each invoice once', async () => {
+  it('two processes on one file grant blocks that never overlap and accept each invoice once; SIGKILL loses nothing acknowledged', async () => {
     const key = await enroll(one.url, SELLER);
     const client = (url: string) => createTaxServiceClient({ baseUrl: url, credentials: staticCredentials({ [SELLER]: key }), timeoutMs: 10_000, failureThreshold: 1000 });
     const [a, b] = [client(one.url), client(two.url)];
@@ -132,5 +132,14 @@ describe('fapiao simulator', () => {
     const { items, totals } = JSON.parse(counted.stdout);
     expect(totals).toMatchObject({ numbers: 50, submissions: 150, accepted: 50, duplicates: 100, conflicts: 0 });
     expect(items.every((i: { accepted: number; digest: string }) => i.accepted === 1 && /^[0-9a-f]{64}$/.test(i.digest))).toBe(true);
+
+    // Both killed outright: what they acknowledged is on disk, and numbering goes on after the last block.
+    for (const s of [one, two]) s.child.kill('SIGKILL');
+    await Promise.all([one, two].map((s) => new Promise((resolve) => (s.child.exitCode !== null || s.child.signalCode !== null ? resolve(null) : s.child.once('exit', resolve)))));
+    one = await startSimulator();
+    const revived = client(one.url);
+    for (const r of [records[0]!, records.at(-1)!]) expect(await revived.status(SELLER, r.number)).toMatchObject({ known: true, digest: r.digest, state: 'accepted' });
+    const top = Math.max(...blocks.map((b) => b.last), 0);
+    expect((await revived.allocateBlock(SELLER, 2026, 1)).first).toBeGreaterThan(top);
   }, 60_000);
 });
