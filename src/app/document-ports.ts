@@ -26,8 +26,10 @@ export interface DocumentRepositories {
   verification: {
     /** Invoices with this number, of any merchant (numbers are unique per merchant only). */
     invoicesByNumber(number: string): Promise<Invoice[]>;
-    /** Counts one verification of the invoice on the day and gives the day's count so far. */
-    count(merchantId: string, number: string, day: string): Promise<number>;
+    /** Adds verifications of the invoice on the day and gives the day's count with them. */
+    add(merchantId: string, number: string, day: string, count: number): Promise<number>;
+    /** The day's count so far (0 when none). */
+    current(merchantId: string, number: string, day: string): Promise<number>;
     purgeBefore(day: string): Promise<number>;
   };
 }

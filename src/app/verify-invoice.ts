@@ -12,6 +12,7 @@ import { shanghaiDate } from '../domain/time.js';
 import { contentOf, recomputedDigest, type InvoiceFile } from '../documents/invoice-file.js';
 import type { SigningKeyRecord } from './document-ports.js';
 import type { Ports } from './ports.js';
+import { VerificationCounter } from './verification-counter.js';
 
 export const VERIFY_LIMIT_PER_DAY = 5;
 
@@ -54,7 +55,17 @@ const resultOf: Record<InvoiceStatus, VerifyResult> = {
   rejected: 'unknown', // the tax service refused it: not a valid invoice
 };
 
-export async function verifyInvoice(ports: Ports, keys: PublicKeys, request: VerifyRequest): Promise<VerifyAnswer> {
+/** What verification keeps between requests: the parsed public keys and the day's counters. */
+export interface Verifier {
+  keys: PublicKeys;
+  counter: VerificationCounter;
+}
+
+export function createVerifier(ports: Ports): Verifier {
+  return { keys: PublicKeys.fromStore(ports), counter: new VerificationCounter(ports) };
+}
+
+export async function verifyInvoice(ports: Ports, { keys, counter }: Verifier, request: VerifyRequest): Promise<VerifyAnswer> {
   const candidates = await ports.store.read.verification.invoicesByNumber(request.number);
   // Every field must match; which one did not is never said, so nobody can probe field by field.
   const invoice = candidates.find(
@@ -63,7 +74,7 @@ export async function verifyInvoice(ports: Ports, keys: PublicKeys, request: Ver
   if (!invoice) return { result: 'unknown' };
 
   const today = shanghaiDate(ports.clock.now());
-  const count = await ports.store.write((tx) => tx.verification.count(invoice.merchantId, invoice.number, today));
+  const count = await counter.count(invoice.merchantId, invoice.number, today);
   if (count > VERIFY_LIMIT_PER_DAY) throw new Fault(faults.VERIFICATION_LIMIT_REACHED, { limit: String(VERIFY_LIMIT_PER_DAY) });
 
   // A row changed behind the application's back is not vouched for, whatever its status says.

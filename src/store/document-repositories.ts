@@ -30,15 +30,19 @@ export function documentRepositories(db: Db, toInvoice: (row: InvoiceTable) => I
         const rows = await db.selectFrom('invoices').selectAll().where('number', '=', number).limit(20).execute();
         return rows.map(toInvoice);
       },
-      async count(merchantId, number, day) {
-        // One statement: insert the day's first count or add one, and read the result back.
+      async add(merchantId, number, day, count) {
+        // One statement: insert the day's first count or add to it, and read the result back.
         const row = await db
           .insertInto('verification_counts')
-          .values({ merchant_id: merchantId, number, day, count: 1 })
-          .onConflict((oc) => oc.columns(['merchant_id', 'number', 'day']).doUpdateSet({ count: sql`verification_counts.count + 1` }))
+          .values({ merchant_id: merchantId, number, day, count })
+          .onConflict((oc) => oc.columns(['merchant_id', 'number', 'day']).doUpdateSet({ count: sql`verification_counts.count + ${count}` }))
           .returning('count')
           .executeTakeFirstOrThrow();
         return Number(row.count);
+      },
+      async current(merchantId, number, day) {
+        const row = await db.selectFrom('verification_counts').select('count').where('merchant_id', '=', merchantId).where('number', '=', number).where('day', '=', day).executeTakeFirst();
+        return row ? Number(row.count) : 0;
       },
       async purgeBefore(day) {
         const result = await db.deleteFrom('verification_counts').where('day', '<', day).executeTakeFirst();

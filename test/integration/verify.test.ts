@@ -78,6 +78,21 @@ for (const kind of storesUnderTest) {
       expect(body(await verify(fields)).result).toBe('genuine');
     });
 
+    it('shares the daily count between instances through the database', async () => {
+      const fields = await issued('two instances');
+      const other = await startApi(opened.store, { signer, clock: api.clock, http: { documents: { publicUrl: 'https://fapiao.test', verifyPerIpPerMinute: 1000 } } });
+      try {
+        for (let i = 1; i <= 3; i++) expect(body(await verify(fields)).invoice.verifications_today).toBe(i);
+        await new Promise((resolve) => setTimeout(resolve, 300)); // this instance writes its counts (every 100 ms)
+        const there = (payload: object) => other.inject({ method: 'POST', url: '/api/v1/verify', payload, remoteAddress: '203.0.113.9' });
+        expect(body(await there(fields)).invoice.verifications_today).toBe(4);
+        expect(body(await there(fields)).invoice.verifications_today).toBe(5);
+        expect(body(await there(fields)).error.code).toBe(3020);
+      } finally {
+        await other.close();
+      }
+    });
+
     it('does not vouch for an invoice whose row was altered or whose signature was forged', async () => {
       const altered = await issued('altered');
       await opened.exec(`UPDATE invoices SET buyer_name = '冒名公司' WHERE number = '${altered.number}' AND merchant_id = '${api.a.id}'`);

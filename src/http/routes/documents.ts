@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { getInvoice } from '../../app/query-invoices.js';
-import { PublicKeys, verifyInvoice, type VerifyAnswer, type VerifyRequest } from '../../app/verify-invoice.js';
+import { createVerifier, verifyInvoice, type VerifyAnswer, type VerifyRequest } from '../../app/verify-invoice.js';
 import { Fault, faults } from '../../domain/faults.js';
 import { parseYuan } from '../../domain/money.js';
 import { PdfCache } from '../../documents/pdf-cache.js';
@@ -72,7 +72,8 @@ export function verifyView(answer: VerifyAnswer) {
 
 export function documentRoutes(app: FastifyInstance, { ports }: HttpContext, options: DocumentOptions): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
-  const keys = PublicKeys.fromStore(ports);
+  const verifier = createVerifier(ports); // public keys and the day's counters, kept between requests
+  app.addHook('onClose', async () => verifier.counter.flush());
   const pdfs = new PdfCache({ publicUrl: options.publicUrl, ...(options.pdfCacheDir && { dir: options.pdfCacheDir }) });
   // Per IP, whatever credentials come along: verification is anonymous.
   const perIp = { max: options.verifyPerIpPerMinute, timeWindow: 60_000, keyGenerator: (request: FastifyRequest) => `verify:${request.ip}` };
@@ -113,7 +114,7 @@ export function documentRoutes(app: FastifyInstance, { ports }: HttpContext, opt
     },
   }, async (request) => {
     const b = request.body;
-    return verifyView(await verifyInvoice(ports, keys, { number: b.number, date: b.date, totalWithTax: parseYuan(b.total_with_tax, 'total_with_tax'), checkCode: b.check_code }));
+    return verifyView(await verifyInvoice(ports, verifier, { number: b.number, date: b.date, totalWithTax: parseYuan(b.total_with_tax, 'total_with_tax'), checkCode: b.check_code }));
   });
 
   // The QR code's URL: an HTML answer for a phone's browser, JSON for a program that asks for it.
@@ -139,7 +140,7 @@ export function documentRoutes(app: FastifyInstance, { ports }: HttpContext, opt
     const parsed = parsePageQuery(q);
     if ('problem' in parsed) return reply.code(422).send(verifyPage(q, { problem: parsed.problem }));
     try {
-      return verifyPage(q, { answer: await verifyInvoice(ports, keys, parsed) });
+      return verifyPage(q, { answer: await verifyInvoice(ports, verifier, parsed) });
     } catch (error) {
       if (error instanceof Fault) return reply.code(error.spec.http).send(verifyPage(q, { fault: error }));
       throw error;
@@ -151,11 +152,11 @@ export function documentRoutes(app: FastifyInstance, { ports }: HttpContext, opt
 
   async function answer(request: FastifyRequest, reply: FastifyReply, query: VerifyRequest): Promise<FastifyReply> {
     const wantsJson = (request.headers.accept ?? '').includes('application/json');
-    if (wantsJson) return reply.send(verifyView(await verifyInvoice(ports, keys, query)));
+    if (wantsJson) return reply.send(verifyView(await verifyInvoice(ports, verifier, query)));
     reply.type('text/html; charset=utf-8');
     const form: PageQuery = { number: query.number, date: query.date, total_with_tax: formatYuan(query.totalWithTax), check_code: query.checkCode };
     try {
-      return reply.send(verifyPage(form, { answer: await verifyInvoice(ports, keys, query) }));
+      return reply.send(verifyPage(form, { answer: await verifyInvoice(ports, verifier, query) }));
     } catch (error) {
       if (error instanceof Fault) return reply.code(error.spec.http).send(verifyPage(form, { fault: error }));
       throw error;

@@ -1,0 +1,72 @@
+// Counting verifications cheaply (5 per invoice per day, R22). A durable write per verification
+// would make every public lookup wait for a commit to reach the disk. Instead each process keeps
+// the day's counts in memory, starting from what the database holds, and adds what it counted to
+// the database every FLUSH_MS in one transaction; the answer of that write brings back what the
+// other instances counted meanwhile. Across instances the limit can thus be overshot by what
+// they count within one flush interval; a crash forgets at most one interval of counts. Both
+// only ever allow a verification or two more, never fewer.
+import type { Ports } from './ports.js';
+
+const FLUSH_MS = 100;
+
+interface Entry {
+  merchantId: string;
+  number: string;
+  day: string;
+  base: number; // the database's count when last read or written
+  pending: number; // counted here, not yet written
+}
+
+export class VerificationCounter {
+  private readonly entries = new Map<string, Promise<Entry>>();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly ports: Pick<Ports, 'store'>, private readonly flushMs = FLUSH_MS) {}
+
+  /** Counts one verification and gives the day's count including it. */
+  async count(merchantId: string, number: string, day: string): Promise<number> {
+    const key = `${day}\u0000${merchantId}\u0000${number}`;
+    let entry = this.entries.get(key);
+    if (!entry) {
+      entry = this.ports.store.read.verification.current(merchantId, number, day).then((base) => ({ merchantId, number, day, base, pending: 0 }));
+      entry.catch(() => this.entries.delete(key));
+      this.entries.set(key, entry);
+    }
+    const e = await entry;
+    e.pending += 1;
+    this.timer ??= setTimeout(() => void this.flush(), this.flushMs);
+    this.timer.unref?.();
+    return e.base + e.pending;
+  }
+
+  /** Writes what was counted; also drops the entries of days gone by. */
+  flush(): Promise<void> {
+    this.timer = undefined;
+    this.flushing = this.flushing.then(async () => {
+      const today = [...this.entries.keys()].reduce((max, key) => (key > max ? key : max), '').split('\u0000')[0] ?? '';
+      const due: Entry[] = [];
+      for (const [key, promise] of this.entries) {
+        const entry = await promise;
+        if (entry.pending > 0) due.push(entry);
+        else if (entry.day < today) this.entries.delete(key);
+      }
+      if (due.length === 0) return;
+      const taken = due.map((e) => e.pending);
+      try {
+        const totals = await this.ports.store.write(async (tx) => {
+          const written: number[] = [];
+          for (const [i, e] of due.entries()) written.push(await tx.verification.add(e.merchantId, e.number, e.day, taken[i]!));
+          return written;
+        });
+        due.forEach((e, i) => {
+          e.pending -= taken[i]!;
+          e.base = totals[i]!; // includes what other instances wrote
+        });
+      } catch {
+        // The database is away: keep the counts and try again at the next verification.
+      }
+    });
+    return this.flushing;
+  }
+}
