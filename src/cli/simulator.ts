@@ -44,6 +44,7 @@ export function registerSimulatorCommands(program: Command): void {
     .option('--delay-ms <ms>', 'slow: extra milliseconds per answer (default 2000)')
     .option('--wait-seconds <s>', 'flow_control: the wait asked for after each upload (default 2)')
     .addOption(new Option('--kind <kind>', 'reject: only invoices of this kind').choices(['normal', 'special']))
+    .option('--min-amount-fen <fen>', 'reject: only invoices with at least this pre-tax amount (fen)')
     .addOption(urlOption()).addOption(tokenOption()).addOption(json)
     .action(async (mode: string, which: string | undefined, _o: unknown, command: Command) => {
       // --json and --admin-token are also options of `simulator` itself, which commander lets take them.
@@ -63,6 +64,7 @@ export function registerSimulatorCommands(program: Command): void {
             delay_ms: numberOption(o.delayMs, '--delay-ms', (n) => n >= 0 && n <= 600_000),
             wait_seconds: numberOption(o.waitSeconds, '--wait-seconds', (n) => Number.isInteger(n) && n >= 0 && n <= 3600),
             kind: o.kind,
+            min_amount_fen: o.minAmountFen === undefined ? undefined : /^\d{1,18}$/.test(String(o.minAmountFen)) ? String(o.minAmountFen) : (() => { throw invalid('--min-amount-fen: fen as whole digits'); })(),
           };
           answer = await admin(url, 'PUT', `/admin/faults/${mode}`, o.adminToken as string | undefined, body);
         }
@@ -70,7 +72,7 @@ export function registerSimulatorCommands(program: Command): void {
         if (answer.faults.length === 0) console.log('no faults: the sandbox behaves');
         for (const f of answer.faults) {
           const until = typeof f.until === 'number' ? ` until ${new Date(f.until).toISOString()}` : '';
-          console.log(`${f.mode}\trate ${f.rate}${until}${f.delayMs !== undefined ? `\tdelay ${f.delayMs} ms` : ''}${f.waitSeconds !== undefined ? `\twait ${f.waitSeconds} s` : ''}${f.kind ? `\tkind ${f.kind}` : ''}\t— ${f.description}`);
+          console.log(`${f.mode}\trate ${f.rate}${until}${f.delayMs !== undefined ? `\tdelay ${f.delayMs} ms` : ''}${f.waitSeconds !== undefined ? `\twait ${f.waitSeconds} s` : ''}${f.kind ? `\tkind ${f.kind}` : ''}${f.minAmountFen ? `\tfrom ${f.minAmountFen} fen` : ''}\t— ${f.description}`);
         }
       } catch (error) {
         process.exitCode = reportError(error, Boolean(o.json));

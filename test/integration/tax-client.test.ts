@@ -235,6 +235,11 @@ describe('tax-service client against the sandbox', () => {
       expect(await client.status(SELLER, special.number)).toMatchObject({ known: true, state: 'rejected' });
       await admin('DELETE', '/admin/faults');
       expect((await client.upload(SELLER, [special])).outcomes[0]!.result).toBe('accepted');
+
+      await fault('reject', { min_amount_fen: '10000' }); // the records here are 10000 fen
+      const [small, large] = [{ ...record(), totalAmountFen: '9999' }, record()];
+      expect((await client.upload(SELLER, [small, large])).outcomes.map((o) => o.result)).toEqual(['accepted', 'rejected']);
+      expect((await admin('PUT', '/admin/faults/reject', { min_amount_fen: '1e6' })).error.code).toBe('FAULT_INVALID');
     });
 
     it('flow_control: answers the wait, refuses (4007, Retry-After) a submission that comes sooner', async () => {

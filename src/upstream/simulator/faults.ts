@@ -10,7 +10,7 @@ export const FAULT_MODES = {
   error: 'answer HTTP 500 without processing',
   lose_response: 'process and commit, then reset the connection: the client never hears the answer',
   double_ack: 'process an upload twice, as if delivered twice: each record is acknowledged twice (accepted, then duplicate)',
-  reject: 'reject records by rule (share `rate`, only `kind` if given), reason code SANDBOX_RULE',
+  reject: 'reject records by rule (share `rate`; only of `kind`, only with a pre-tax amount of at least `min_amount_fen`, when given), reason code SANDBOX_RULE',
   flow_control: 'answer uploads with wait_seconds (default 2) and refuse (429) a submission that comes sooner',
   partial: 'leave a share `rate` of the records of each upload unprocessed (result "failed")',
   garbage: 'answer 200 with an HTML page instead of the protocol\'s JSON, without processing',
@@ -27,6 +27,8 @@ export interface FaultSetting {
   delayMs?: number;
   waitSeconds?: number;
   kind?: 'normal' | 'special';
+  /** reject: only records whose pre-tax amount is at least this many fen. */
+  minAmountFen?: string;
 }
 
 export function isFaultMode(mode: string): mode is FaultMode {

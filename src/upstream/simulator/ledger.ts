@@ -160,8 +160,8 @@ export class Ledger {
       return { number, result: 'conflict', reason_code: 'DIGEST_CONFLICT', reason: 'the tax service holds this number with another digest', held_digest: held.digest };
     }
     const rule = this.faults.active('reject');
-    if (rule && (!rule.kind || rule.kind === record.kind) && Math.random() < rule.rate) {
-      const reason = 'rejected by a sandbox rule (fault "reject")';
+    if (rule && (!rule.kind || rule.kind === record.kind) && (!rule.minAmountFen || BigInt(record.total_amount_fen) >= BigInt(rule.minAmountFen)) && Math.random() < rule.rate) {
+      const reason = rule.minAmountFen ? `amount at or above ${rule.minAmountFen} fen refused by a sandbox rule (fault "reject")` : 'rejected by a sandbox rule (fault "reject")';
       this.sql('insert into rejections (seller, number, reason_code, reason, at) values (?, ?, ?, ?, ?) on conflict (seller, number) do update set reason_code = excluded.reason_code, reason = excluded.reason, at = excluded.at')
         .run(seller, number, 'SANDBOX_RULE', reason, this.stamp());
       this.count(seller, number, null, 'rejections');

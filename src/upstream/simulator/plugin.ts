@@ -212,10 +212,12 @@ export function faultSetting(mode: string, body: Record<string, unknown>, now = 
   const delayMs = number('delay_ms', (n) => n >= 0 && n <= 600_000);
   const waitSeconds = number('wait_seconds', (n) => Number.isInteger(n) && n >= 0 && n <= 3600);
   const kind = body.kind;
+  const minAmountFen = body.min_amount_fen;
+  if (minAmountFen !== undefined && !(typeof minAmountFen === 'string' && /^\d{1,18}$/.test(minAmountFen))) throw new SandboxError(400, 'FAULT_INVALID', 'min_amount_fen: fen as a decimal string');
   if (kind !== undefined && kind !== 'normal' && kind !== 'special') throw new SandboxError(400, 'FAULT_INVALID', 'kind: normal or special');
   return {
     mode, rate, until: seconds === undefined ? null : now + seconds * 1000,
-    ...(delayMs !== undefined && { delayMs }), ...(waitSeconds !== undefined && { waitSeconds }), ...(kind !== undefined && { kind: kind as 'normal' | 'special' }),
+    ...(delayMs !== undefined && { delayMs }), ...(waitSeconds !== undefined && { waitSeconds }), ...(kind !== undefined && { kind: kind as 'normal' | 'special' }), ...(minAmountFen !== undefined && { minAmountFen: minAmountFen as string }),
   };
 }
 
