@@ -42,7 +42,7 @@ export async function serve(config: Config): Promise<void> {
   if (cluster.isWorker) return runWorker(config, false);
   await migrateDatabase(config);
   await withPorts(config, (ports) => ensureSomeoneCanLogIn(ports, config));
-  process.stdout.write(`${upstreamBanner(upstreamSetup(config))}\n`);
+  process.stdout.write(`${upstreamBanner(upstreamSetup(config), config)}\n`);
   if (config.workers <= 1) return runWorker(config, true);
   runPrimary(config);
 }

@@ -29,8 +29,12 @@ export function taxServiceClientFor(setup: UpstreamSetup, store: Store, clock: C
 }
 
 /** The line printed at start-up, so nobody mistakes the sandbox for the tax service. */
-export function upstreamBanner(setup: UpstreamSetup): string {
-  return setup.sandbox
-    ? `税务服务：内置沙箱（非真实税务系统）/ Tax service: the built-in SANDBOX (not the real tax service) at ${setup.baseUrl}; set FAPIAO_UPSTREAM_URL for a real one`
-    : `税务服务 / Tax service: ${setup.baseUrl}`;
+export function upstreamBanner(setup: UpstreamSetup, config: Pick<Config, 'databaseUrl'> = { databaseUrl: undefined }): string {
+  if (!setup.sandbox) return `税务服务 / Tax service: ${setup.baseUrl}`;
+  const banner = `税务服务：内置沙箱（非真实税务系统）/ Tax service: the built-in SANDBOX (not the real tax service) at ${setup.baseUrl}; set FAPIAO_UPSTREAM_URL for a real one`;
+  // Instances on other machines would each mount a sandbox of their own and be granted the same
+  // numbers: they must share one.
+  return config.databaseUrl
+    ? `${banner}\n  注意 / NOTE: several instances on one PostgreSQL database must share ONE tax service: run \`fapiao simulator\` once and set FAPIAO_UPSTREAM_URL on every instance`
+    : banner;
 }
