@@ -28,6 +28,8 @@ export interface Config {
   verifyPerIpPerMinute: number;
   /** SMTP for emailing invoices to buyers (FAPIAO_SMTP_URL, FAPIAO_MAIL_FROM); unset: no email. */
   mail: { url: string; from: string } | undefined;
+  /** Hot-folder printers must lie inside this directory (FAPIAO_PRINT_DIR; default <data dir>/print). */
+  printDirectoryRoot: string;
 }
 
 export interface UploadConfig {
@@ -76,6 +78,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicUrl: (env.FAPIAO_PUBLIC_URL || `http://${env.HOST ?? '127.0.0.1'}:${env.PORT || 8080}`).replace(/\/+$/, ''),
     verifyPerIpPerMinute: integer(env.FAPIAO_VERIFY_PER_IP, 120, 'FAPIAO_VERIFY_PER_IP') || 120,
     mail: env.FAPIAO_SMTP_URL ? { url: env.FAPIAO_SMTP_URL, from: env.FAPIAO_MAIL_FROM || 'Fapiao <noreply@fapiao.local>' } : undefined,
+    printDirectoryRoot: env.FAPIAO_PRINT_DIR ? resolve(env.FAPIAO_PRINT_DIR) : resolve(env.FAPIAO_DATA_DIR ?? 'data', 'print'),
     backup: env.FAPIAO_BACKUP_DIR
       ? {
           dir: resolve(env.FAPIAO_BACKUP_DIR),

@@ -34,6 +34,15 @@ export interface WebhookEndpointRecord {
   createdAt: string;
 }
 
+/**
+ * Optional settings of printing that the server passes along with the ports: hot-folder printers
+ * must lie inside this directory (FAPIAO_PRINT_DIR), so a merchant cannot make the server write
+ * files anywhere else on its disk.
+ */
+export interface PrintingPorts {
+  printDirectoryRoot?: string;
+}
+
 export interface DeliverySettings {
   merchantId: string;
   /** Email each issued invoice to the buyer's address, when it has one. */

@@ -14,7 +14,7 @@ import { directoryPathProblem } from '../documents/printers/directory.js';
 import type { Readiness } from '../documents/printers/driver.js';
 import { recordAudit } from './audit.js';
 import { ensureSettings, PRINT_TOPIC } from './deliveries.js';
-import type { PrinterBackend, PrinterRecord, PrintJobQuery } from './delivery-ports.js';
+import type { PrinterBackend, PrinterRecord, PrintingPorts, PrintJobQuery } from './delivery-ports.js';
 import type { Ports, Repositories } from './ports.js';
 
 export interface PrinterInput {
@@ -25,9 +25,12 @@ export interface PrinterInput {
   isDefault?: boolean;
 }
 
-function checkTarget(backend: PrinterBackend, target: string): string {
+function checkTarget(ports: Ports & PrintingPorts, backend: PrinterBackend, target: string): string {
+  const root = ports.printDirectoryRoot?.replace(/\/+$/, '');
   const problem =
-    backend === 'cups' ? (CUPS_QUEUE_NAME.test(target) ? undefined : 'a CUPS queue name has letters, digits, ".", "-" and "_" only') : directoryPathProblem(target);
+    backend === 'cups'
+      ? CUPS_QUEUE_NAME.test(target) ? undefined : 'a CUPS queue name has letters, digits, ".", "-" and "_" only'
+      : directoryPathProblem(target) ?? (root && !target.startsWith(`${root}/`) ? `a hot folder must be inside ${root} (FAPIAO_PRINT_DIR)` : undefined);
   if (problem) throw new Fault(faults.PRINTER_TARGET_INVALID, { reason: problem }, [{ field: 'target', issue: problem }]);
   return target;
 }
@@ -46,12 +49,12 @@ async function checkBackup(tx: Repositories, merchantId: string, printerId: stri
   }
 }
 
-export async function addPrinter(ports: Ports, caller: Caller, input: PrinterInput): Promise<PrinterRecord> {
+export async function addPrinter(ports: Ports & PrintingPorts, caller: Caller, input: PrinterInput): Promise<PrinterRecord> {
   authorize(caller, 'delivery.manage');
   const at = shanghaiTimestamp(ports.clock.now());
   const printer: PrinterRecord = {
     id: `prn_${randomUUID().replaceAll('-', '').slice(0, 16)}`, merchantId: caller.merchantId, name: checkText(input.name, 'name', 50, true),
-    backend: input.backend, target: checkTarget(input.backend, input.target), backupPrinterId: input.backupPrinterId ?? null,
+    backend: input.backend, target: checkTarget(ports, input.backend, input.target), backupPrinterId: input.backupPrinterId ?? null,
     isDefault: input.isDefault ?? false, health: 'unknown', healthDetail: '', healthAt: null, createdAt: at,
   };
   return ports.store.write(async (tx) => {
@@ -67,7 +70,7 @@ export async function addPrinter(ports: Ports, caller: Caller, input: PrinterInp
   });
 }
 
-export async function updatePrinter(ports: Ports, caller: Caller, id: string, change: Partial<PrinterInput>): Promise<PrinterRecord> {
+export async function updatePrinter(ports: Ports & PrintingPorts, caller: Caller, id: string, change: Partial<PrinterInput>): Promise<PrinterRecord> {
   authorize(caller, 'delivery.manage');
   const at = shanghaiTimestamp(ports.clock.now());
   return ports.store.write(async (tx) => {
@@ -78,7 +81,7 @@ export async function updatePrinter(ports: Ports, caller: Caller, id: string, ch
       ...current,
       name: change.name === undefined ? current.name : checkText(change.name, 'name', 50, true),
       backend,
-      target: checkTarget(backend, change.target ?? current.target),
+      target: checkTarget(ports, backend, change.target ?? current.target),
       backupPrinterId: change.backupPrinterId === undefined ? current.backupPrinterId : change.backupPrinterId,
       isDefault: change.isDefault ?? current.isDefault,
     };

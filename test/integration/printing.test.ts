@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOutboxRunner, type OutboxRunner } from '../../src/app/outbox-runner.js';
 import { fanOut } from '../../src/app/deliveries.js';
+import { addPrinter } from '../../src/app/printing.js';
 import { printJobHandler } from '../../src/documents/print-queue.js';
 import { renderInvoicePdf } from '../../src/documents/pdf.js';
 import { startSending } from '../../src/domain/print-job.js';
@@ -196,6 +197,12 @@ for (const kind of storesUnderTest) {
       expect(body<ErrorBody>(relative).error.code).toBe(1032);
       const badQueue = await send(api.a.keys.owner, 'POST', '/api/v1/printers', { name: 'y', backend: 'cups', target: 'front desk; rm -rf /' });
       expect(body<ErrorBody>(badQueue).error.code).toBe(1032);
+      // With FAPIAO_PRINT_DIR set (the server always sets it), hot folders stay inside it.
+      const owner = { merchantId: api.a.id, role: 'owner' as const, actor: 'test' };
+      const confined = { ...api.ports, printDirectoryRoot: scratch };
+      await expect(addPrinter(confined, owner, { name: 'etc', backend: 'directory', target: '/etc' })).rejects.toMatchObject({ code: 1032 });
+      await expect(addPrinter(confined, owner, { name: 'sibling', backend: 'directory', target: `${scratch}-other/inbox` })).rejects.toMatchObject({ code: 1032 });
+      expect((await addPrinter(confined, owner, { name: 'inside', backend: 'directory', target: join(scratch, 'station-1') })).target).toBe(join(scratch, 'station-1'));
       const taken = await send(api.a.keys.owner, 'POST', '/api/v1/printers', { name: '前台', backend: 'cups', target: queueA });
       expect(body<ErrorBody>(taken).error.code).toBe(6024);
       const printers = body(await api.get(api.a.keys.owner, '/api/v1/printers')).items;
