@@ -24,8 +24,11 @@ export interface DocumentRepositories {
     list(): Promise<SigningKeyRecord[]>;
   };
   verification: {
-    /** Invoices with this number, of any merchant (numbers are unique per merchant only). */
-    invoicesByNumber(number: string): Promise<Invoice[]>;
+    /**
+     * Invoices with this number, of any merchant (numbers are unique per merchant only), each
+     * with its count of verifications on the day: one statement for the whole public lookup.
+     */
+    invoicesByNumber(number: string, day: string): Promise<Array<{ invoice: Invoice; verifiedOnDay: number }>>;
     /** Adds verifications of the invoice on the day and gives the day's count with them. */
     add(merchantId: string, number: string, day: string, count: number): Promise<number>;
     /** The day's count so far (0 when none). */

@@ -24,12 +24,16 @@ export class VerificationCounter {
 
   constructor(private readonly ports: Pick<Ports, 'store'>, private readonly flushMs = FLUSH_MS) {}
 
-  /** Counts one verification and gives the day's count including it. */
-  async count(merchantId: string, number: string, day: string): Promise<number> {
+  /**
+   * Counts one verification and gives the day's count including it. `stored` is the database's
+   * count if the caller just read it, saving a read the first time this process sees the invoice.
+   */
+  async count(merchantId: string, number: string, day: string, stored?: number): Promise<number> {
     const key = `${day}\u0000${merchantId}\u0000${number}`;
     let entry = this.entries.get(key);
     if (!entry) {
-      entry = this.ports.store.read.verification.current(merchantId, number, day).then((base) => ({ merchantId, number, day, base, pending: 0 }));
+      const base = stored !== undefined ? Promise.resolve(stored) : this.ports.store.read.verification.current(merchantId, number, day);
+      entry = base.then((count) => ({ merchantId, number, day, base: count, pending: 0 }));
       entry.catch(() => this.entries.delete(key));
       this.entries.set(key, entry);
     }

@@ -66,15 +66,16 @@ export function createVerifier(ports: Ports): Verifier {
 }
 
 export async function verifyInvoice(ports: Ports, { keys, counter }: Verifier, request: VerifyRequest): Promise<VerifyAnswer> {
-  const candidates = await ports.store.read.verification.invoicesByNumber(request.number);
-  // Every field must match; which one did not is never said, so nobody can probe field by field.
-  const invoice = candidates.find(
-    (i) => i.issuedAt.slice(0, 10) === request.date && i.totalWithTax === request.totalWithTax && checkCode(i.digest) === request.checkCode,
-  );
-  if (!invoice) return { result: 'unknown' };
-
   const today = shanghaiDate(ports.clock.now());
-  const count = await counter.count(invoice.merchantId, invoice.number, today);
+  const candidates = await ports.store.read.verification.invoicesByNumber(request.number, today);
+  // Every field must match; which one did not is never said, so nobody can probe field by field.
+  const found = candidates.find(
+    ({ invoice: i }) => i.issuedAt.slice(0, 10) === request.date && i.totalWithTax === request.totalWithTax && checkCode(i.digest) === request.checkCode,
+  );
+  if (!found) return { result: 'unknown' };
+  const { invoice } = found;
+
+  const count = await counter.count(invoice.merchantId, invoice.number, today, found.verifiedOnDay);
   if (count > VERIFY_LIMIT_PER_DAY) throw new Fault(faults.VERIFICATION_LIMIT_REACHED, { limit: String(VERIFY_LIMIT_PER_DAY) });
 
   // A row changed behind the application's back is not vouched for, whatever its status says.

@@ -2,11 +2,23 @@
 import { type Kysely, sql } from 'kysely';
 import type { DocumentRepositories, SigningKeyRecord } from '../app/document-ports.js';
 import type { Invoice } from '../domain/invoice.js';
+import { arg, prepare } from './prepared.js';
 import type { Database, InvoiceTable } from './schema.js';
 
 type Db = Kysely<Database>;
 
-export function documentRepositories(db: Db, toInvoice: (row: InvoiceTable) => Invoice): DocumentRepositories {
+// Public verification's one statement, prepared once per dialect (it runs for every lookup).
+const byNumber = prepare<{ number: string; day: string }, InvoiceTable & { verified_on_day: number | string | null }>((db) =>
+  db
+    .selectFrom('invoices')
+    .leftJoin('verification_counts as v', (join) => join.onRef('v.merchant_id', '=', 'invoices.merchant_id').onRef('v.number', '=', 'invoices.number').on('v.day', '=', arg<string>('day')))
+    .selectAll('invoices')
+    .select('v.count as verified_on_day')
+    .where('invoices.number', '=', arg<string>('number'))
+    .limit(20),
+);
+
+export function documentRepositories(db: Db, dialect: 'sqlite' | 'postgres', toInvoice: (row: InvoiceTable) => Invoice): DocumentRepositories {
   return {
     signingKeys: {
       async register(key) {
@@ -26,9 +38,9 @@ export function documentRepositories(db: Db, toInvoice: (row: InvoiceTable) => I
       },
     },
     verification: {
-      async invoicesByNumber(number) {
-        const rows = await db.selectFrom('invoices').selectAll().where('number', '=', number).limit(20).execute();
-        return rows.map(toInvoice);
+      async invoicesByNumber(number, day) {
+        const { rows } = await byNumber.execute(db, dialect, { number, day });
+        return rows.map((row) => ({ invoice: toInvoice(row), verifiedOnDay: Number(row.verified_on_day ?? 0) }));
       },
       async add(merchantId, number, day, count) {
         // One statement: insert the day's first count or add to it, and read the result back.

@@ -24,7 +24,7 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
   return {
     ...upstreamRepositories(db),
     ...uploadRepositories(db, dialect),
-    ...documentRepositories(db, rowToInvoice),
+    ...documentRepositories(db, dialect, rowToInvoice),
     ...deliveryRepositories(db, dialect),
     merchants: merchants(db, dialect, locking),
     series: {
