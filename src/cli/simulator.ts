@@ -9,7 +9,7 @@ import { printJson, reportError } from './output.js';
 
 const json = new Option('--json', 'print JSON');
 const defaultUrl = () => process.env.FAPIAO_SANDBOX_URL ?? `http://127.0.0.1:${process.env.PORT || 8080}/sandbox`;
-const urlOption = () => new Option('--url <url>', 'the sandbox\'s base URL (standalone: http://127.0.0.1:<port>; in-process: http://127.0.0.1:<PORT>/sandbox)').default(undefined, '$FAPIAO_SANDBOX_URL or http://127.0.0.1:$PORT/sandbox');
+const urlOption = () => new Option('--url <url>', 'the sandbox\'s base URL (standalone: http://127.0.0.1:<port>; in-process: http://127.0.0.1:<PORT>/sandbox); default $FAPIAO_SANDBOX_URL, else http://127.0.0.1:$PORT/sandbox');
 const tokenOption = () => new Option('--admin-token <token>', 'the sandbox\'s admin token, if it was started with one').env('FAPIAO_SANDBOX_ADMIN_TOKEN');
 
 export function registerSimulatorCommands(program: Command): void {
