@@ -5,8 +5,9 @@
 //      baseline "naive": pdfkit reads and subsets the font files for every document;
 //      "shared": the renderer as the server uses it (font parsed once, flattened glyphs and
 //      shaping reused across documents). Target ≥ 100/s.
-// 2. Verification requests per second over HTTP: a server (one process, SQLite, signed invoices)
-//    in a child process, keep-alive clients in this one, closed loop. POST /api/v1/verify with
+// 2. Verification requests per second over HTTP: the server as deployed (--workers, default one
+//    process per core, SQLite, signed invoices) in child processes, keep-alive clients in this
+//    one, closed loop. POST /api/v1/verify with
 //    the fields of random stored invoices (each verified at most 5 times, so every answer is a
 //    real "genuine" and none is the daily-limit refusal), against the baseline GET /healthz on the
 //    same server in the same run. Target ≥ 5,000/s. The per-IP limit is lifted for the run (all
@@ -31,12 +32,13 @@ const { values } = parseArgs({
     render: { type: 'string' }, // child: naive | shared
     serve: { type: 'boolean' }, // child: the HTTP server
     invoices: { type: 'string', default: '6000' },
+    workers: { type: 'string', default: String(availableParallelism()) },
   },
 });
 const seconds = Number(values.seconds);
 
 if (values.render) await renderChild(values.render as 'naive' | 'shared');
-else if (values.serve) await serveChild(Number(values.invoices));
+else if (values.serve) await serveChild(Number(values.invoices), Number(values.workers));
 else await main();
 
 function fiveLineInvoice(i: number) {
@@ -69,7 +71,8 @@ async function renderChild(fonts: 'naive' | 'shared'): Promise<void> {
   process.stdout.write(JSON.stringify({ fonts, count, elapsed, perSecond: count / elapsed, cpuPercent: ((used.user + used.system) / 1e6 / elapsed) * 100, firstMs, meanBytes: bytes / count, peakRssMb: process.resourceUsage().maxRSS / 1024 }));
 }
 
-async function serveChild(invoices: number): Promise<void> {
+async function serveChild(invoices: number, workers: number): Promise<void> {
+  const cluster = (await import('node:cluster')).default;
   const { openStore } = await import('../src/store/database.js');
   const { buildApp } = await import('../src/http/app.js');
   const { openSigner } = await import('../src/app/signing-keys.js');
@@ -84,6 +87,18 @@ async function serveChild(invoices: number): Promise<void> {
   const store = await openStore({ dataDir });
   const signer = await openSigner(store, systemClock, dataDir);
   const ports = { store, clock: systemClock, signer, passwords: argon2Hasher() };
+  const listen = async (port: number) => {
+    const app = await buildApp(ports, { logger: false, rateLimitPerIp: 100_000_000, documents: { publicUrl: 'http://127.0.0.1', verifyPerIpPerMinute: 100_000_000 } });
+    await app.listen({ host: '127.0.0.1', port });
+    return (app.server.address() as { port: number }).port;
+  };
+  if (!cluster.isPrimary) {
+    // A worker of the deployed shape: its own store connection and verifier, the shared port.
+    process.once('disconnect', () => process.exit(0)); // the bench's server process is gone
+    await listen(Number(process.env.BENCH_PORT));
+    process.send!('listening');
+    return;
+  }
   const merchant = await addMerchant(ports, { name: '深圳市前海云票科技有限公司', taxId: '91350100M000100Y43', regionCode: '44' });
   const year = Number(shanghaiTimestamp(new Date()).slice(0, 4));
   await store.write((tx) => storeBlock(tx, merchant.id, { blockId: 'bench', year, first: 1, last: 9_999_999 }, 'granted', shanghaiTimestamp(new Date())));
@@ -99,10 +114,16 @@ async function serveChild(invoices: number): Promise<void> {
       payloads.push({ number: invoice.number, date: invoice.issuedAt.slice(0, 10), total_with_tax: formatYuan(invoice.totalWithTax), check_code: checkCode(invoice.digest) });
     }
   }
-  const app = await buildApp(ports, { logger: false, rateLimitPerIp: 100_000_000, documents: { publicUrl: 'http://127.0.0.1', verifyPerIpPerMinute: 100_000_000 } });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const port = (app.server.address() as { port: number }).port;
-  process.stdout.write(`${JSON.stringify({ port, payloads })}\n`);
+  if (workers <= 1) {
+    process.stdout.write(`${JSON.stringify({ port: await listen(0), payloads, pids: [process.pid] })}\n`);
+    return;
+  }
+  const probe = (await import('node:net')).createServer();
+  const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)));
+  await new Promise((resolve) => probe.close(resolve));
+  const forked = Array.from({ length: workers }, () => cluster.fork({ BENCH_PORT: String(port) }));
+  await Promise.all(forked.map((w) => new Promise((resolve) => w.once('message', resolve))));
+  process.stdout.write(`${JSON.stringify({ port, payloads, pids: [process.pid, ...forked.map((w) => w.process.pid)] })}\n`);
 }
 
 interface LoadResult {
@@ -196,22 +217,23 @@ async function main(): Promise<void> {
 
   // 2. Verification over HTTP.
   const dataDir = mkdtempSync(join(tmpdir(), 'fapiao-bench-docs-'));
-  const server = runChild(['--serve', '--invoices', values.invoices!], { BENCH_DATA_DIR: dataDir });
+  const server = runChild(['--serve', '--invoices', values.invoices!, '--workers', values.workers!], { BENCH_DATA_DIR: dataDir });
   try {
-    const { port, payloads } = JSON.parse(await output(server, true)) as { port: number; payloads: object[] };
+    const { port, payloads, pids } = JSON.parse(await output(server, true)) as { port: number; payloads: object[]; pids: number[] };
     const bodies = payloads.map((p) => JSON.stringify(p));
     const windowSeconds = Math.min(seconds, Math.floor((bodies.length * 5) / (VERIFY_TARGET * 2)) || 1);
     const healthz = await load(port, windowSeconds, () => ({ method: 'GET', path: '/healthz' }));
     // Invoice i % n: each invoice is verified at most ceil(requests / n) ≤ 5 times.
     let next = 0;
     const verify = await load(port, windowSeconds, () => ({ method: 'POST', path: '/api/v1/verify', body: bodies[next++ % bodies.length]! }));
-    const serverPeak = peakRssMb(server.pid!);
-    say(`Verification over HTTP: one server process (SQLite), ${CLIENTS} keep-alive clients in another, ${windowSeconds} s windows, ${bodies.length.toLocaleString('en')} signed invoices`);
+    const serverPeak = pids.reduce((sum, pid) => sum + peakRssMb(pid), 0);
+    const shape = pids.length === 1 ? 'one server process' : `${pids.length - 1} server workers (the default: one per core)`;
+    say(`Verification over HTTP: ${shape}, SQLite, ${CLIENTS} keep-alive clients in this process, ${windowSeconds} s windows, ${bodies.length.toLocaleString('en')} signed invoices`);
     say('  request                               req/s    p50 ms   p99 ms   errors');
     for (const [label, r] of [['GET /healthz (baseline)', healthz], ['POST /api/v1/verify (genuine)', verify]] as const) {
       say(`  ${label.padEnd(34)} ${fixed(r.perSecond, 0).padStart(8)} ${fixed(r.p50Ms, 2).padStart(9)} ${fixed(r.p99Ms, 2).padStart(8)} ${String(r.errors).padStart(8)}`);
     }
-    say(`  verify / healthz: ${fixed((verify.perSecond / healthz.perSecond) * 100, 0)} %   server peak RSS ${fixed(serverPeak, 0)} MB`);
+    say(`  verify / healthz: ${fixed((verify.perSecond / healthz.perSecond) * 100, 0)} %   server peak RSS ${fixed(serverPeak, 0)} MB (all its processes)`);
     if (verify.requests > bodies.length * 5) say('  note: more requests than 5 per invoice; some answers were the daily-limit refusal (counted as errors)');
     say();
     say('Targets');
