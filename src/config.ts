@@ -30,6 +30,8 @@ export interface Config {
   mail: { url: string; from: string } | undefined;
   /** Hot-folder printers must lie inside this directory (FAPIAO_PRINT_DIR; default <data dir>/print). */
   printDirectoryRoot: string;
+  /** How long a claimed delivery or print job stays with one process (FAPIAO_DELIVERY_LEASE_MS, default 60 s). */
+  deliveryLeaseMs: number;
 }
 
 export interface UploadConfig {
@@ -79,6 +81,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     verifyPerIpPerMinute: integer(env.FAPIAO_VERIFY_PER_IP, 120, 'FAPIAO_VERIFY_PER_IP') || 120,
     mail: env.FAPIAO_SMTP_URL ? { url: env.FAPIAO_SMTP_URL, from: env.FAPIAO_MAIL_FROM || 'Fapiao <noreply@fapiao.local>' } : undefined,
     printDirectoryRoot: env.FAPIAO_PRINT_DIR ? resolve(env.FAPIAO_PRINT_DIR) : resolve(env.FAPIAO_DATA_DIR ?? 'data', 'print'),
+    deliveryLeaseMs: integer(env.FAPIAO_DELIVERY_LEASE_MS, 60_000, 'FAPIAO_DELIVERY_LEASE_MS') || 60_000,
     backup: env.FAPIAO_BACKUP_DIR
       ? {
           dir: resolve(env.FAPIAO_BACKUP_DIR),

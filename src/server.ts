@@ -101,7 +101,7 @@ async function runWorker(config: Config, alone: boolean): Promise<void> {
   // Backups run once per machine: here when this is the only process, else in the primary.
   const stopBackups = alone && config.backup ? scheduleBackups(config, { ...config.backup, metrics: metrics.registry }, app.log) : () => {};
   // Deliveries and printing (R11, R21): fan-out of issued invoices, webhooks, email, print jobs.
-  const stopDeliveries = startDeliveryWorkers(ports, { renderPdf: (invoice) => deliveryPdfs.pdfFor(invoice), ...(config.mail && { mail: config.mail }), log: app.log, registry: metrics.registry });
+  const stopDeliveries = startDeliveryWorkers(ports, { renderPdf: (invoice) => deliveryPdfs.pdfFor(invoice), ...(config.mail && { mail: config.mail }), log: app.log, registry: metrics.registry, leaseMs: config.deliveryLeaseMs });
 
   const housekeeping = setInterval(() => {
     purgeExpired(ports).then(

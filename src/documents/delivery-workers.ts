@@ -17,6 +17,12 @@ export interface DeliveryWorkerOptions {
   /** How often the fan-out looks for newly issued invoices. */
   fanOutEveryMs?: number;
   log: RunnerLog;
+  /**
+   * How long a claimed delivery or print job stays with this process before another may take it
+   * over (FAPIAO_DELIVERY_LEASE_MS). Webhook attempts time out at half of it, so an attempt always
+   * ends before its lease does.
+   */
+  leaseMs?: number;
   /** Where fapiao_delivery_jobs_total{topic,outcome,code} is registered. */
   registry?: Registry;
 }
@@ -33,12 +39,14 @@ function runnerMetrics(registry: Registry): RunnerMetrics {
 
 export function startDeliveryWorkers(ports: Ports, options: DeliveryWorkerOptions): () => Promise<void> {
   const mailer = options.mail ? smtpMailer(options.mail) : undefined;
-  const deps: DeliveryDeps = { renderPdf: options.renderPdf, ...(mailer && { mailer, mailFrom: options.mail!.from }) };
+  const leaseMs = options.leaseMs ?? 60_000;
+  const deps: DeliveryDeps = { renderPdf: options.renderPdf, webhookTimeoutMs: Math.min(10_000, leaseMs / 2), ...(mailer && { mailer, mailFrom: options.mail!.from }) };
   const common = { log: options.log, idleMs: 500, backoffMs: 1_000, maxBackoffMs: 60_000, ...(options.registry && { metrics: runnerMetrics(options.registry) }) };
   const runners = [
-    createOutboxRunner(ports, webhookHandler(ports, deps), { ...common, batchSize: 20, leaseMs: 60_000 }),
-    createOutboxRunner(ports, emailHandler(ports, deps), { ...common, batchSize: 10, leaseMs: 120_000 }),
-    createOutboxRunner(ports, printJobHandler(ports, { renderPdf: options.renderPdf }), { ...common, batchSize: 20, leaseMs: 60_000 }),
+    createOutboxRunner(ports, webhookHandler(ports, deps), { ...common, batchSize: 20, leaseMs }),
+    // Rendering a PDF and talking SMTP take longer than a webhook.
+    createOutboxRunner(ports, emailHandler(ports, deps), { ...common, batchSize: 10, leaseMs: leaseMs * 2 }),
+    createOutboxRunner(ports, printJobHandler(ports, { renderPdf: options.renderPdf }), { ...common, batchSize: 20, leaseMs }),
   ];
   for (const runner of runners) runner.start();
 
