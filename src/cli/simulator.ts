@@ -97,6 +97,43 @@ export function registerSimulatorCommands(program: Command): void {
         process.exitCode = reportError(error, Boolean(o.json));
       }
     });
+  simulator.command('terms').description('show or set a seller\'s terms: credit line (授信额度) and contingency limits per kind')
+    .requiredOption('--seller <taxId>')
+    .option('--monthly-credit-fen <fen>', 'pre-tax fen per month, or "none"')
+    .option('--normal-hours <h>').option('--normal-amount-fen <fen>')
+    .option('--special-hours <h>').option('--special-amount-fen <fen>')
+    .addOption(urlOption()).addOption(tokenOption()).addOption(json)
+    .action(async (_o: unknown, command: Command) => {
+      const o = command.optsWithGlobals() as Record<string, string | boolean | undefined>;
+      try {
+        const url = (o.url as string | undefined) ?? defaultUrl();
+        const path = `/admin/terms/${encodeURIComponent(String(o.seller))}`;
+        let terms = await admin(url, 'GET', path, o.adminToken as string | undefined);
+        const changes = ['monthlyCreditFen', 'normalHours', 'normalAmountFen', 'specialHours', 'specialAmountFen'].some((k) => o[k] !== undefined);
+        if (changes) {
+          const fen = (value: unknown, name: string) => {
+            if (!/^\d{1,18}$/.test(String(value))) throw invalid(`${name}: fen as whole digits`);
+            return String(value);
+          };
+          const contingency = (terms.contingency as Array<{ kind: string; max_offline_hours: number; max_offline_amount_fen: string }>).map((c) => {
+            const hours = o[`${c.kind}Hours`];
+            const amount = o[`${c.kind}AmountFen`];
+            return {
+              kind: c.kind,
+              max_offline_hours: hours === undefined ? c.max_offline_hours : numberOption(hours, `--${c.kind}-hours`, (n) => n > 0)!,
+              max_offline_amount_fen: amount === undefined ? c.max_offline_amount_fen : fen(amount, `--${c.kind}-amount-fen`),
+            };
+          });
+          const credit = o.monthlyCreditFen === undefined ? terms.monthly_credit_fen : o.monthlyCreditFen === 'none' ? null : fen(o.monthlyCreditFen, '--monthly-credit-fen');
+          terms = await admin(url, 'PUT', path, o.adminToken as string | undefined, { monthly_credit_fen: credit, contingency });
+        }
+        if (o.json) return printJson(terms);
+        console.log(`${o.seller}: monthly credit ${terms.monthly_credit_fen === null ? 'none' : `${terms.monthly_credit_fen} fen`}`);
+        for (const c of terms.contingency) console.log(`  ${c.kind}: offline at most ${c.max_offline_hours} h and ${c.max_offline_amount_fen} fen`);
+      } catch (error) {
+        process.exitCode = reportError(error, Boolean(o.json));
+      }
+    });
 }
 
 function invalid(reason: string): Fault {

@@ -163,8 +163,8 @@ export const faults = {
   },
   SANDBOX_FAULT_INVALID: {
     code: 1051, http: 422,
-    zh: '沙箱故障设置无效：{reason}', en: 'Invalid sandbox fault setting: {reason}',
-    cause: 'The fault mode is unknown, or its rate is not between 0 and 1, or its duration or delay is not a positive number.',
+    zh: '沙箱设置无效：{reason}', en: 'Invalid sandbox setting: {reason}',
+    cause: 'A fault mode is unknown, a rate is not between 0 and 1, a duration, delay or limit is not a positive number, or an amount is not whole fen.',
     remedy: '故障模式见 docs/tax-service-protocol.md；比例取 0 到 1 之间。', remedyEn: 'See docs/tax-service-protocol.md for the modes; the rate is between 0 and 1.',
   },
   RECONCILIATION_ACTION_INVALID: {

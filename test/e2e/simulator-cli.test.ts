@@ -92,6 +92,18 @@ describe('fapiao simulator', () => {
     expect((await admin(one.url, 'GET', '/admin/faults')).faults).toEqual([]);
   });
 
+  it('sets a seller\'s terms: credit line and contingency limits per kind', async () => {
+    const seller = validUscc(77_005_678);
+    const set = await fapiao('simulator', 'terms', '--seller', seller, '--normal-hours', '2', '--special-amount-fen', '100000', '--monthly-credit-fen', '5000000', '--url', two.url, '--json');
+    expect(set.code).toBe(0);
+    const expected = {
+      monthly_credit_fen: '5000000',
+      contingency: [{ kind: 'normal', max_offline_hours: 2, max_offline_amount_fen: '100000000' }, { kind: 'special', max_offline_hours: 24, max_offline_amount_fen: '100000' }],
+    };
+    expect(JSON.parse(set.stdout)).toMatchObject(expected);
+    expect(await admin(one.url, 'GET', `/admin/terms/${seller}`)).toMatchObject(expected);
+  });
+
   it('says when the sandbox is not there (4001)', async () => {
     const gone = await fapiao('simulator', 'fault', 'show', '--url', 'http://127.0.0.1:9/sandbox', '--json');
     expect(gone.code).toBe(2);
