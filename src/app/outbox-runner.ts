@@ -25,6 +25,11 @@ export interface BatchResult {
 export interface OutboxHandler {
   topic: string;
   handle(jobs: OutboxJob[], lease: Lease): Promise<BatchResult>;
+  /**
+   * Milliseconds to wait before claiming anything (0 = go): e.g. while the tax service's circuit is
+   * open, claiming jobs only to give them back would cost writes and nothing else.
+   */
+  notBefore?(): number;
 }
 
 /** What a handler needs to finish jobs itself: whose lease it is and until when. */
@@ -103,6 +108,7 @@ export function createOutboxRunner(ports: Ports, handler: OutboxHandler, options
   let wakeUp: (() => void) | undefined;
   let loop: Promise<void> | undefined;
   let failures = 0;
+  let pauseUntil = 0; // flow control, or the handler's notBefore
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -115,6 +121,11 @@ export function createOutboxRunner(ports: Ports, handler: OutboxHandler, options
     });
 
   async function runOnce(): Promise<number> {
+    const wait = handler.notBefore?.() ?? 0;
+    if (wait > 0) {
+      pauseUntil = Math.max(pauseUntil, Date.now() + wait);
+      return 0;
+    }
     const now = ports.clock.now();
     // A read first: claiming is a write transaction, which an idle poll should not cost.
     if (!(await ports.store.read.outbox.hasDue(topic, shanghaiTimestamp(now)))) return 0;
@@ -161,7 +172,6 @@ export function createOutboxRunner(ports: Ports, handler: OutboxHandler, options
     }
   }
 
-  let pauseUntil = 0;
 
   async function run(): Promise<void> {
     while (!stopping) {

@@ -2,6 +2,7 @@
 // connection state. Part of `Repositories` (ports.ts), implemented in
 // src/store/upload-repositories.ts for both dialects.
 import type { Invoice, InvoiceKind } from '../domain/invoice.js';
+import type { AuditEntry } from './ports.js';
 
 export interface NumberBlockRecord {
   merchantId: string;
@@ -70,6 +71,8 @@ export interface UploadRepositories {
     /** Sets 'issued' invoices to 'uploaded'; returns the numbers that changed (a voided one stays voided). */
     markUploaded(merchantId: string, numbers: readonly string[], at: string): Promise<string[]>;
     recordProblem(problem: UploadProblem): Promise<void>;
+    /** Appends already chained audit entries, many rows per statement (a submission's status changes). */
+    appendAudit(entries: readonly AuditEntry[]): Promise<void>;
     problem(merchantId: string, number: string): Promise<UploadProblem | undefined>;
     countProblems(merchantId: string): Promise<Record<UploadProblemState, number>>;
     /** Issue time of the oldest invoice of this kind still waiting for upload. */

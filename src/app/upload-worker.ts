@@ -11,18 +11,18 @@
 //   - 'rejected' marks the invoice rejected with the tax service's reason, and the view says what to do.
 // Each outcome is written in ONE transaction with the completion of the job, and only for jobs this
 // process still holds: a job another process took over is finished by that one alone.
-import { auditScope } from '../domain/audit-chain.js';
+import { auditHash, auditScope } from '../domain/audit-chain.js';
 import { Fault, faults } from '../domain/faults.js';
 import { canonicalContent, type Invoice, type InvoiceKind } from '../domain/invoice.js';
 import { shanghaiTimestamp } from '../domain/time.js';
 import type { InvoiceStatusAnswer, TaxService, UploadOutcome, UploadRecord } from '../upstream/protocol.js';
-import { UpstreamFault } from '../upstream/client.js';
+import { UpstreamFault, type TaxServiceClient } from '../upstream/client.js';
 import { MAX_RECORDS_PER_UPLOAD } from '../upstream/protocol.js';
 import { raiseAlert } from './alerts.js';
-import { appendAudit, type AuditRecord } from './audit.js';
+import type { AuditRecord } from './audit.js';
 import { markOnline, markUnreachable } from './contingency.js';
-import { backoffDelay, createOutboxRunner, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
-import type { MerchantRecord, OutboxJob, Ports } from './ports.js';
+import { backoffDelay, createOutboxRunner, instanceName, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
+import type { AuditEntry, MerchantRecord, OutboxJob, Ports } from './ports.js';
 
 export const UPLOAD_TOPIC = 'invoice.upload';
 
@@ -54,7 +54,7 @@ export function certainlyNotProcessed(error: unknown): boolean {
 
 export function uploadHandler(ports: Ports, taxService: TaxService, options: UploadWorkerOptions = {}): OutboxHandler {
   const merchants = new Map<string, MerchantRecord>();
-  const statusConcurrency = options.statusConcurrency ?? 8;
+  const statusConcurrency = options.statusConcurrency ?? 16;
   const backoffMs = options.backoffMs ?? 1_000;
   const maxBackoffMs = options.maxBackoffMs ?? 5 * 60_000;
 
@@ -89,7 +89,11 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
   /** Uploads one seller's jobs; returns the flow-control pause the tax service asked for (ms). */
   async function uploadGroup(merchantId: string, jobs: OutboxJob[], lease: Lease): Promise<number> {
     const merchant = await merchantOf(merchantId);
-    const invoices = new Map((await ports.store.read.uploads.invoices(merchantId, jobs.map((j) => j.subject))).map((i) => [i.number, i]));
+    const invoices = new Map<string, Invoice>();
+    for (const slice of slices(jobs)) {
+      for (const i of await ports.store.read.uploads.invoices(merchantId, slice.map((j) => j.subject))) invoices.set(i.number, i);
+      await yieldToLoop();
+    }
     const verdicts = new Map<number, Verdict>();
     const orphans = jobs.filter((j) => !merchant || !invoices.has(j.subject));
     for (const job of orphans) verdicts.set(job.id, { kind: 'uploaded' }); // nothing to upload: an upload job always has its invoice; never retry forever
@@ -111,7 +115,12 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
       // 2. Everything not settled by a status answer is submitted, once.
       const toSend = live.filter((j) => !verdicts.has(j.id));
       if (toSend.length > 0) {
-        const answer = await taxService.upload(merchant.taxId, toSend.map((j) => uploadRecord(invoices.get(j.subject)!)));
+        const records: UploadRecord[] = [];
+        for (const slice of slices(toSend)) {
+          records.push(...slice.map((j) => uploadRecord(invoices.get(j.subject)!)));
+          await yieldToLoop();
+        }
+        const answer = await taxService.upload(merchant.taxId, records);
         waitSeconds = answer.waitSeconds;
         const outcomes = new Map(answer.outcomes.map((o) => [o.number, o]));
         for (const job of toSend) verdicts.set(job.id, fromOutcome(outcomes.get(job.subject)));
@@ -127,8 +136,21 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
     return Math.max(0, waitSeconds) * 1000;
   }
 
-  /** Writes every verdict in one transaction, for the jobs this process still holds. */
+  /**
+   * Writes the verdicts a slice at a time, each slice in one transaction for the jobs this process
+   * still holds. Slices keep each synchronous SQLite step short, so the counter's issues that share
+   * the writer and the event loop wait milliseconds, not the length of a whole submission.
+   */
   async function finish(
+    merchantId: string, jobs: OutboxJob[], verdicts: Map<number, Verdict>, invoices: Map<string, Invoice>, lease: Lease, error?: string, pauseMs = 0,
+  ): Promise<void> {
+    for (const slice of slices(jobs)) {
+      await finishSlice(merchantId, slice, verdicts, invoices, lease, error, pauseMs);
+      await yieldToLoop();
+    }
+  }
+
+  async function finishSlice(
     merchantId: string, jobs: OutboxJob[], verdicts: Map<number, Verdict>, invoices: Map<string, Invoice>, lease: Lease, error?: string, pauseMs = 0,
   ): Promise<void> {
     const settled = jobs.filter((j) => ['uploaded', 'rejected', 'quarantined'].includes(verdicts.get(j.id)?.kind ?? ''));
@@ -176,8 +198,16 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
         audit.push({ merchantId, actor: 'tax-service', action: 'invoice.uploaded', subject: number });
       }
       if (audit.length > 0) {
+        // Chained one after another as appendAudit does, written many rows per statement.
         let [head] = await tx.chain.heads([auditScope(merchantId)]);
-        for (const record of audit) head = await appendAudit(tx, ports.clock, record, head!);
+        const entries: AuditEntry[] = [];
+        for (const record of audit) {
+          const fields = { merchantId, at, actor: record.actor, action: record.action, subject: record.subject, detail: JSON.stringify(record.detail ?? {}) };
+          const hash = auditHash(head!.hash, fields);
+          entries.push({ ...fields, prevHash: head!.hash, hash });
+          head = { scope: head!.scope, hash, index: head!.index + 1 };
+        }
+        await tx.uploads.appendAudit(entries);
         await tx.chain.advance([head!]);
       }
       for (const [kind, delta] of reduced) {
@@ -191,11 +221,31 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
     });
   }
 
-  return { topic: UPLOAD_TOPIC, handle };
+  /** While the client's circuit is open every call would fail at once: claim nothing until its probe. */
+  function notBefore(): number {
+    const circuit = (taxService as Partial<TaxServiceClient>).circuit?.();
+    return circuit?.state === 'open' && circuit.retryAt ? Math.max(0, circuit.retryAt - Date.now()) : 0;
+  }
+
+  return { topic: UPLOAD_TOPIC, handle, notBefore };
 }
 
-export function startUploadWorker(ports: Ports, taxService: TaxService, options: UploadWorkerOptions = {}): OutboxRunner & { start(): void } {
-  return createOutboxRunner(ports, uploadHandler(ports, taxService, options), { batchSize: MAX_RECORDS_PER_UPLOAD, leaseMs: 120_000, ...options });
+/**
+ * The upload loop of one process: `lanes` runners side by side (default 2), so one batch travels to
+ * the tax service while the previous one is written down. Each lane holds its own leases.
+ */
+export function startUploadWorker(ports: Ports, taxService: TaxService, options: UploadWorkerOptions & { lanes?: number } = {}): OutboxRunner & { start(): void } {
+  const handler = uploadHandler(ports, taxService, options);
+  const owner = options.owner ?? instanceName();
+  const lanes = Array.from({ length: Math.max(1, options.lanes ?? 2) }, (_, i) =>
+    createOutboxRunner(ports, handler, { batchSize: MAX_RECORDS_PER_UPLOAD, leaseMs: 120_000, ...options, owner: `${owner}/${i + 1}` }));
+  return {
+    owner,
+    start: () => lanes.forEach((lane) => lane.start()),
+    wake: () => lanes.forEach((lane) => lane.wake()),
+    runOnce: () => lanes[0]!.runOnce(),
+    stop: async () => void (await Promise.all(lanes.map((lane) => lane.stop()))),
+  };
 }
 
 export function uploadRecord(invoice: Invoice): UploadRecord {
@@ -249,6 +299,17 @@ function pauseOf(error: unknown): number {
   if (error instanceof Fault && error.spec.code === faults.UPSTREAM_FLOW_CONTROL.code) return Number(error.params.seconds ?? 1) * 1000;
   return 0;
 }
+
+/** Rows handled in one synchronous step (a read, a transaction). */
+const SLICE = 200;
+
+function slices<T>(items: readonly T[], size = SLICE): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;

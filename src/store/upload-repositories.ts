@@ -136,6 +136,14 @@ function uploads(db: Db): UploadRepositories['uploads'] {
         .onConflict((oc) => oc.columns(['merchant_id', 'number']).doUpdateSet(values))
         .execute();
     },
+    async appendAudit(entries) {
+      for (let i = 0; i < entries.length; i += 100) {
+        await db
+          .insertInto('audit_log')
+          .values(entries.slice(i, i + 100).map((e) => ({ merchant_id: e.merchantId, at: e.at, actor: e.actor, action: e.action, subject: e.subject, detail: e.detail, prev_hash: e.prevHash, hash: e.hash })))
+          .execute();
+      }
+    },
     async problem(merchantId, number) {
       const row = await db.selectFrom('invoice_uploads').selectAll().where('merchant_id', '=', merchantId).where('number', '=', number).executeTakeFirst();
       return row && toProblem(row);
