@@ -4,7 +4,9 @@
 //    process so each mode's peak memory is its own:
 //      baseline "naive": pdfkit reads and subsets the font files for every document;
 //      "shared": the renderer as the server uses it (font parsed once, flattened glyphs and
-//      shaping reused across documents). Target ≥ 100/s.
+//      shaping reused across documents). Target ≥ 100/s. Each mode renders for one second
+//      before its window opens (the steady state of a running server); the first render's time
+//      is reported on its own.
 // 2. Verification requests per second over HTTP: the server as deployed (--workers, default one
 //    process per core, SQLite, signed invoices) in child processes, keep-alive clients in this
 //    one, closed loop. POST /api/v1/verify with
@@ -59,12 +61,15 @@ async function renderChild(fonts: 'naive' | 'shared'): Promise<void> {
   const first = performance.now();
   await renderInvoicePdf(fiveLineInvoice(0), { fonts });
   const firstMs = performance.now() - first;
+  // Steady state, as in a running server: one second of renders before the window opens.
+  let warmed = 0;
+  for (const warm = performance.now(); performance.now() - warm < 1000; ) await renderInvoicePdf(fiveLineInvoice(++warmed), { fonts });
   let count = 0;
   let bytes = 0;
   const start = performance.now();
   const cpu = process.cpuUsage();
   while (performance.now() - start < seconds * 1000) {
-    bytes += (await renderInvoicePdf(fiveLineInvoice(++count), { fonts })).length;
+    bytes += (await renderInvoicePdf(fiveLineInvoice(warmed + ++count), { fonts })).length;
   }
   const elapsed = (performance.now() - start) / 1000;
   const used = process.cpuUsage(cpu);
