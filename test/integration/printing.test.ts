@@ -15,7 +15,7 @@ import { fanOut } from '../../src/app/deliveries.js';
 import { addPrinter } from '../../src/app/printing.js';
 import { printJobHandler } from '../../src/documents/print-queue.js';
 import { renderInvoicePdf } from '../../src/documents/pdf.js';
-import { startSending } from '../../src/domain/print-job.js';
+import { startSending, submitted } from '../../src/domain/print-job.js';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { body, startApi, type Api, type ErrorBody, type MovableClock } from '../support/http.js';
 
@@ -165,6 +165,32 @@ for (const kind of storesUnderTest) {
       expect(done).toMatchObject({ state: 'printed', external_id: heldId, total_attempts: 1 });
       expect(run('lpstat', ['-W', 'all', '-o', queueB]).trim().split('\n')).toHaveLength(jobsBefore); // no second lp
       expect(printedFiles(pdfDir, created.id)).toHaveLength(1);
+    });
+
+    it('cancels a job a queue holds without printing, and moves it on only once CUPS confirms the cancellation', async () => {
+      const printers = body(await api.get(api.a.keys.owner, '/api/v1/printers')).items;
+      const [a, b] = [printers.find((p: any) => p.target === queueA), printers.find((p: any) => p.target === queueB)];
+      await runner.stop();
+      const invoice = body(await api.issue(api.a.keys.clerk, api.sampleInvoice()));
+      const created = body(await send(api.a.keys.clerk, 'POST', `/api/v1/invoices/${invoice.number}/print`, { printer_id: a.id }));
+      // Queue A took the job and then stopped (paper jam) before printing it: it sits there.
+      run('cupsdisable', [queueA]);
+      const file = join(scratch, 'stuck.pdf');
+      writeFileSync(file, await renderInvoicePdf((await api.store.read.invoices.get(api.a.id, invoice.number))!));
+      const stuckId = /request id is (\S+)/.exec(run('lp', ['-d', queueA, '-t', `fapiao-${created.id}`, file]))![1]!;
+      const stored = (await api.store.read.printJobs.get(api.a.id, created.id))!;
+      const longAgo = new Date(Date.now() - POLICY.stuckAfterMs - 1_000).toISOString().replace('Z', '+00:00');
+      const sending = startSending(stored, stored.createdAt);
+      expect(await api.store.write((tx) => tx.printJobs.save(sending, 'queued'))).toBe(true);
+      expect(await api.store.write((tx) => tx.printJobs.save(submitted(sending, stuckId, longAgo), 'sending'))).toBe(true);
+
+      runner = createOutboxRunner(api.ports, printJobHandler(api.ports, { renderPdf: (i) => renderInvoicePdf(i), policy: POLICY }), { idleMs: 20, backoffMs: 50, leaseMs: 10_000 });
+      runner.start();
+      const done = await finished(created.id);
+      expect(done).toMatchObject({ state: 'printed', printer_id: b.id, original_printer_id: a.id, attempts: 1, total_attempts: 4 }); // stuck + 2 refusals on A, 1 on B
+      expect(run('lpstat', ['-W', 'completed', '-o', queueA])).toContain(stuckId); // finished there as cancelled, not printed
+      expect(printedFiles(pdfDir, created.id)).toHaveLength(1); // printed once, on B
+      run('cupsenable', [queueA]);
     });
 
     it('fails over between hot folders, and when nothing can print says so and keeps the PDF downloadable', async () => {
