@@ -14,6 +14,8 @@ export interface SigningKeyRecord {
 /** Signs content digests at issue time with the platform's current key. */
 export interface InvoiceSigner {
   sign(digest: string): InvoiceSignature;
+  /** The id of the key sign() uses now. */
+  keyId(): string;
 }
 
 export interface DocumentRepositories {

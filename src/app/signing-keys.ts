@@ -30,7 +30,7 @@ interface LoadedKey {
 }
 
 /** The signer a server uses: creates the first key if there is none and registers it. */
-export async function openSigner(store: Store, clock: Clock, dataDir: string): Promise<InvoiceSigner & { keyId(): string }> {
+export async function openSigner(store: Store, clock: Clock, dataDir: string): Promise<InvoiceSigner> {
   const dir = keysDir(dataDir);
   let key = loadCurrent(dir) ?? createFirstKey(dir);
   await register(store, clock, key);

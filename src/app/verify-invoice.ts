@@ -10,7 +10,7 @@ import { contentDigest, type Invoice, type InvoiceKind, type InvoiceStatus } fro
 import { checkCode, maskTaxId, verifyDigest } from '../domain/signature.js';
 import { shanghaiDate } from '../domain/time.js';
 import { contentOf, recomputedDigest, type InvoiceFile } from '../documents/invoice-file.js';
-import type { SigningKeyRecord } from './document-ports.js';
+import type { InvoiceSigner, SigningKeyRecord } from './document-ports.js';
 import type { Ports } from './ports.js';
 import { VerificationCounter } from './verification-counter.js';
 
@@ -62,7 +62,7 @@ export interface Verifier {
 }
 
 export function createVerifier(ports: Ports): Verifier {
-  return { keys: PublicKeys.fromStore(ports), counter: new VerificationCounter(ports) };
+  return { keys: PublicKeys.fromStore(ports, ports.signer), counter: new VerificationCounter(ports) };
 }
 
 export async function verifyInvoice(ports: Ports, { keys, counter }: Verifier, request: VerifyRequest): Promise<VerifyAnswer> {
@@ -111,10 +111,11 @@ export class PublicKeys {
   private keys = new Map<string, KeyObject>();
   private loadedAt = 0;
 
-  constructor(private readonly load: () => Promise<SigningKeyRecord[]>) {}
+  constructor(private readonly load: () => Promise<SigningKeyRecord[]>, private readonly signer?: InvoiceSigner) {}
 
-  static fromStore(ports: Ports): PublicKeys {
-    return new PublicKeys(() => ports.store.read.signingKeys.list());
+  /** With the signer of this process, its own signatures are checked by signing again (below). */
+  static fromStore(ports: Ports, signer?: InvoiceSigner): PublicKeys {
+    return new PublicKeys(() => ports.store.read.signingKeys.list(), signer);
   }
 
   static fromRecords(records: SigningKeyRecord[]): PublicKeys {
@@ -130,11 +131,23 @@ export class PublicKeys {
     const memo = `${signature.keyId}:${digest}:${signature.value}`;
     const known = this.checked.get(memo);
     if (known !== undefined) return known;
-    const key = await this.get(signature.keyId);
-    const holds = key !== undefined && verifyDigest(key, digest, signature.value);
+    let holds: boolean;
+    if (this.signer && this.signer.keyId() === signature.keyId) {
+      // Ed25519 signatures are deterministic (RFC 8032): the holder of the private key checks one
+      // by making it again and comparing, three times cheaper than verifying.
+      const again = this.signer.sign(digest);
+      holds = again.keyId === signature.keyId ? again.value === signature.value : await this.verifies(signature, digest);
+    } else {
+      holds = await this.verifies(signature, digest);
+    }
     if (this.checked.size >= 100_000) this.checked.clear();
-    if (key !== undefined) this.checked.set(memo, holds); // an unknown key may be registered later
+    if (holds || this.keys.has(signature.keyId)) this.checked.set(memo, holds); // an unknown key may be registered later
     return holds;
+  }
+
+  private async verifies(signature: { keyId: string; value: string }, digest: string): Promise<boolean> {
+    const key = await this.get(signature.keyId);
+    return key !== undefined && verifyDigest(key, digest, signature.value);
   }
 
   private checked = new Map<string, boolean>();
