@@ -281,7 +281,11 @@ async function fanOutBatch(ports: Ports, settings: DeliverySettings, invoices: I
     const printer = await tx.printers.findDefault(settings.merchantId);
     for (const invoice of invoices) {
       for (const endpoint of endpoints) await insertDelivery(tx, webhookDelivery(endpoint, 'invoice.issued', invoice.number, invoiceEventData(invoice), now));
-      if (current.emailBuyer && invoice.buyer.email && isEmailAddress(invoice.buyer.email)) await insertDelivery(tx, emailDelivery(invoice, invoice.buyer.email, at));
+      if (current.emailBuyer && invoice.buyer.email && isEmailAddress(invoice.buyer.email)) {
+        // A clerk may have emailed it by hand in the second before the fan-out came by.
+        const sent = await tx.deliveries.list(settings.merchantId, { channel: 'email', subject: invoice.number, limit: 100 });
+        if (!sent.some((d) => d.recipient === invoice.buyer.email)) await insertDelivery(tx, emailDelivery(invoice, invoice.buyer.email, at));
+      }
       if (printer) {
         const job = newPrintJob({ id: `pj_${randomUUID().replaceAll('-', '')}`, merchantId: invoice.merchantId, invoiceNumber: invoice.number, printerId: printer.id, requestedBy: 'auto-print', at });
         await tx.printJobs.insert(job);
