@@ -83,7 +83,7 @@ for (const kind of storesUnderTest) {
       const other = await startApi(opened.store, { signer, clock: api.clock, http: { documents: { publicUrl: 'https://fapiao.test', verifyPerIpPerMinute: 1000 } } });
       try {
         for (let i = 1; i <= 3; i++) expect(body(await verify(fields)).invoice.verifications_today).toBe(i);
-        await new Promise((resolve) => setTimeout(resolve, 300)); // this instance writes its counts (every 100 ms)
+        await new Promise((resolve) => setTimeout(resolve, 600)); // this instance writes its counts (every 250 ms)
         const there = (payload: object) => other.inject({ method: 'POST', url: '/api/v1/verify', payload, remoteAddress: '203.0.113.9' });
         expect(body(await there(fields)).invoice.verifications_today).toBe(4);
         expect(body(await there(fields)).invoice.verifications_today).toBe(5);
