@@ -99,5 +99,8 @@ export function webhookUrlProblem(text: string): string | undefined {
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'only http:// and https:// are allowed';
   if (url.username || url.password) return 'put no user name or password in the URL; the signature authenticates the platform';
   if (url.hash) return 'a URL fragment (#…) is never sent; remove it';
+  // Cloud metadata services answer on link-local addresses; a webhook must never reach them.
+  // (LAN addresses stay allowed: a merchant's ERP often lives on its own network.)
+  if (/^169\.254\.|^\[fe[89ab][0-9a-f]:/i.test(url.hostname) || url.hostname === 'metadata.google.internal') return 'link-local and cloud metadata addresses are not allowed';
   return undefined;
 }
