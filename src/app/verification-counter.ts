@@ -1,10 +1,10 @@
 // Counting verifications cheaply (5 per invoice per day, R22). A durable write per verification
 // would make every public lookup wait for a commit to reach the disk. Instead each process keeps
 // the day's counts in memory, starting from what the database holds, and adds what it counted to
-// the database every FLUSH_MS (250 ms) in one transaction; the answer of that write brings back what the
-// other instances counted meanwhile. Across instances the limit can thus be overshot by what
-// they count within one flush interval; a crash forgets at most one interval of counts. Both
-// only ever allow a verification or two more, never fewer.
+// the database every FLUSH_MS (250 ms) in one transaction; the answer of that write brings back
+// what the other instances counted meanwhile. Across instances the limit can thus be overshot by
+// what they count within one flush interval; a crash forgets at most one interval of counts.
+// Both only ever allow a verification or two more, never fewer.
 import type { Ports } from './ports.js';
 
 const FLUSH_MS = 250;
