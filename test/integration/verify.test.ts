@@ -118,6 +118,24 @@ for (const kind of storesUnderTest) {
       expect(body(bad).error.code).toBe(1022);
     });
 
+    it('refuses malformed requests with a coded error and counts nothing', async () => {
+      const fields = await issued('bad input');
+      const cases: Array<[object | string, number]> = [
+        [{ ...fields, number: '123' }, 1003],
+        [{ ...fields, total_with_tax: 'abc' }, 1011], // the amount fault, as for any amount
+        [{ ...fields, extra: 1 }, 1004],
+        [{ number: fields.number }, 1005],
+        ['{"number":', 1002],
+      ];
+      for (const [payload, code] of cases) {
+        const response = await api.inject({ method: 'POST', url: '/api/v1/verify', headers: { 'content-type': 'application/json' }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) });
+        expect(response.statusCode, JSON.stringify(payload)).toBeGreaterThanOrEqual(400);
+        expect(response.statusCode).toBeLessThan(500);
+        expect(body(response).error.code, JSON.stringify(payload)).toBe(code);
+      }
+      expect(body(await verify(fields)).invoice.verifications_today).toBe(1);
+    });
+
     it('publishes the public keys, current and retired', async () => {
       const keys = body(await api.inject({ method: 'GET', url: '/api/v1/keys' })).keys as Array<{ id: string; public_key_pem: string }>;
       expect(keys.map((k) => k.id)).toContain(signer.keyId());
