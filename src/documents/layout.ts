@@ -8,7 +8,6 @@ import type { InvoiceContent, InvoiceLine, Party } from '../domain/invoice.js';
 import { formatYuan } from '../domain/money.js';
 import { darkRuns, qrMatrix } from './qr.js';
 
-/** What the layout needs from pdfkit: a small surface, so the layout reads as drawing steps. */
 export type Doc = PDFKit.PDFDocument;
 
 export interface PageFacts {
@@ -106,8 +105,8 @@ export function drawInvoice(doc: Doc, facts: PageFacts): void {
   doc.lineWidth(0.8).strokeColor(FRAME);
   vline(doc, LEFT + 24, inWordsBottom, bottom);
   verticalLabel(doc, '备注', LEFT, inWordsBottom, bottom);
-  const remarks = [invoice.remarks, invoice.pricesIncludeTax ? '' : ''].filter(Boolean).join('\n');
-  if (remarks) value(doc, remarks, LEFT + 32, inWordsBottom + 6, WIDTH - 40, 'left', 9, bottom - inWordsBottom - 10);
+  // 备注 holds at most 230 characters (draft.ts): three lines at this size, always within the box.
+  value(doc, invoice.remarks, LEFT + 32, inWordsBottom + 6, WIDTH - 40, 'left', 9, bottom - inWordsBottom - 10);
 
   label(doc, '开票人：', LEFT + 20, bottom + 10, 50, 'left');
   value(doc, invoice.issuer, LEFT + 66, bottom + 10, 200, 'left');

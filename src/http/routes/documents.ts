@@ -7,13 +7,12 @@ import { z } from 'zod';
 import { getInvoice } from '../../app/query-invoices.js';
 import { createVerifier, verifyInvoice, type VerifyAnswer, type VerifyRequest } from '../../app/verify-invoice.js';
 import { Fault, faults } from '../../domain/faults.js';
-import { parseYuan } from '../../domain/money.js';
+import { formatYuan, parseYuan } from '../../domain/money.js';
 import { PdfCache } from '../../documents/pdf-cache.js';
 import { parseVerifyToken } from '../../documents/verify-url.js';
 import type { HttpContext } from '../context.js';
 import { ErrorView } from '../schemas.js';
 import { verifyPage, verifyStylesheet, type PageQuery } from './verify-page.js';
-import { formatYuan } from '../../domain/money.js';
 
 export interface DocumentOptions {
   /** Base URL printed in QR codes, e.g. "https://fapiao.example.com". */
