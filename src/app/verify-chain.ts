@@ -3,7 +3,6 @@
 import { auditHash, auditScope, invoiceChainScope } from '../domain/audit-chain.js';
 import { chainLink, contentDigest, GENESIS_HASH, type InvoiceStatus } from '../domain/invoice.js';
 import type { Ports } from './ports.js';
-import { verifyDigest } from '../domain/signature.js';
 import { PublicKeys } from './verify-invoice.js';
 
 export interface ChainBreak {
@@ -26,7 +25,7 @@ const PAGE = 500;
 export async function verifyChains(ports: Ports, merchantIds?: string[]): Promise<ChainReport[]> {
   const ids = merchantIds ?? (await ports.store.read.merchants.list()).map((m) => m.id);
   const reports: ChainReport[] = [];
-  const keys = PublicKeys.fromStore(ports);
+  const keys = PublicKeys.fromStore(ports, ports.signer, false);
   for (const merchantId of ids) {
     const audit = await verifyAuditChain(ports, merchantId);
     const invoices = await verifyInvoiceChain(ports, merchantId, audit.statusByNumber, keys);
@@ -49,7 +48,7 @@ async function verifyInvoiceChain(ports: Ports, merchantId: string, statusByNumb
       else if (chainLink(invoice.prevHash, invoice.digest) !== invoice.chainHash) broken(invoice.number, 'its chain hash is wrong: the row was altered');
       // The hashes are public algorithms; only the signature needs the platform's private key. A
       // row altered and re-hashed all the way to the chain head is caught here.
-      else if (invoice.signature && !(await signatureHolds(keys, invoice.digest, invoice.signature))) broken(invoice.number, 'its signature does not match its content: the row was altered and re-hashed, or forged');
+      else if (invoice.signature && !(await keys.holds(invoice.signature, invoice.digest))) broken(invoice.number, 'its signature does not match its content: the row was altered and re-hashed, or forged');
       else if (!invoice.signature && signing) broken(invoice.number, 'it has no signature although earlier invoices do: the signature was removed');
       else if ((statusByNumber.get(invoice.number) ?? 'missing') !== invoice.status) {
         broken(invoice.number, `its status ${invoice.status} is not what the audit log records (${statusByNumber.get(invoice.number) ?? 'no issue entry'})`);
@@ -100,9 +99,4 @@ async function verifyAuditChain(ports: Ports, merchantId: string) {
     breaks.push({ merchantId, chain: 'audit', at: String(afterId), reason: `the audit log ends after ${count} entries but ${head!.index} were written: entries at the end were deleted` });
   }
   return { count, breaks, statusByNumber };
-}
-
-async function signatureHolds(keys: PublicKeys, digest: string, signature: { keyId: string; value: string }): Promise<boolean> {
-  const key = await keys.get(signature.keyId);
-  return key !== undefined && verifyDigest(key, digest, signature.value);
 }

@@ -111,11 +111,16 @@ export class PublicKeys {
   private keys = new Map<string, KeyObject>();
   private loadedAt = 0;
 
-  constructor(private readonly load: () => Promise<SigningKeyRecord[]>, private readonly signer?: InvoiceSigner) {}
+  constructor(
+    private readonly load: () => Promise<SigningKeyRecord[]>,
+    private readonly signer?: InvoiceSigner,
+    /** Remember results (public lookups repeat; a chain walk never does). */
+    private readonly remember = true,
+  ) {}
 
   /** With the signer of this process, its own signatures are checked by signing again (below). */
-  static fromStore(ports: Ports, signer?: InvoiceSigner): PublicKeys {
-    return new PublicKeys(() => ports.store.read.signingKeys.list(), signer);
+  static fromStore(ports: Ports, signer?: InvoiceSigner, remember = true): PublicKeys {
+    return new PublicKeys(() => ports.store.read.signingKeys.list(), signer, remember);
   }
 
   static fromRecords(records: SigningKeyRecord[]): PublicKeys {
@@ -140,6 +145,7 @@ export class PublicKeys {
     } else {
       holds = await this.verifies(signature, digest);
     }
+    if (!this.remember) return holds;
     if (this.checked.size >= 100_000) this.checked.clear();
     if (holds || this.keys.has(signature.keyId)) this.checked.set(memo, holds); // an unknown key may be registered later
     return holds;
