@@ -23,6 +23,7 @@ import { invoiceChainScope } from '../domain/audit-chain.js';
 import { shanghaiTimestamp } from '../domain/time.js';
 import { invoiceMail, mailDomain, type Mailer } from '../documents/email.js';
 import { newWebhookSecret, postWebhook, webhookUrlProblem, type AttemptResult } from '../documents/webhooks.js';
+import { raiseAlert } from './alerts.js';
 import { recordAudit } from './audit.js';
 import type { DeliveryQuery, DeliverySettings, WebhookEndpointRecord } from './delivery-ports.js';
 import type { OutboxHandler } from './outbox-runner.js';
@@ -360,6 +361,9 @@ async function attemptOne(ports: Ports, deps: DeliveryDeps, job: OutboxJob, owne
       statusCode: 'final' in outcome ? null : outcome.statusCode, durationMs: 'final' in outcome ? 0 : outcome.durationMs,
       error: 'final' in outcome ? outcome.final : outcome.error,
     });
+    if (next.state === 'failed') {
+      await raiseAlert(tx, { merchantId: next.merchantId, kind: 'delivery.failed', severity: 'warning', subject: next.id, detail: { channel: next.channel, event: next.event, invoice: next.subject, recipient: next.recipient, attempts: next.attempts, reason: next.lastError }, at });
+    }
     if (next.state === 'pending') await tx.outbox.release(job.id, owner, next.nextAttemptAt);
     else await tx.outbox.complete(job.id, owner, at);
   });

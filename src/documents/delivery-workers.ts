@@ -50,19 +50,24 @@ export function startDeliveryWorkers(ports: Ports, options: DeliveryWorkerOption
   ];
   for (const runner of runners) runner.start();
 
+  const fannedOut = options.registry && new Counter({ name: 'fapiao_delivery_fanout_invoices_total', help: 'Issued invoices whose deliveries and print jobs were created', registers: [options.registry] });
   let running: Promise<void> | undefined;
   let failures = 0;
+  let resumeAt = 0;
   const tick = () => {
-    running ??= fanOut(ports)
+    if (running || Date.now() < resumeAt) return;
+    running = fanOut(ports)
       .then((count) => {
         if (failures > 0) options.log.info({ after: failures }, 'delivery fan-out: working again');
         failures = 0;
+        fannedOut?.inc(count);
         if (count > 0) for (const runner of runners) runner.wake();
       })
       .catch((error: unknown) => {
         failures += 1;
-        // Logged once when it starts failing and then every 60th time, with the fault code.
-        if (failures === 1 || failures % 60 === 0) options.log.warn({ err: error, code: error instanceof Fault ? error.code : undefined, failures }, 'delivery fan-out failed; will retry');
+        resumeAt = Date.now() + Math.min(60_000, 1_000 * 2 ** Math.min(failures - 1, 6)); // back off while the store is away
+        // Logged when it starts failing and then every 10th time (about every 10 min), with the fault code.
+        if (failures === 1 || failures % 10 === 0) options.log.warn({ err: error, code: error instanceof Fault ? error.code : undefined, failures }, 'delivery fan-out failed; will retry');
       })
       .finally(() => {
         running = undefined;

@@ -19,6 +19,7 @@ import {
   attemptFailed, defaultPrintPolicy, isStuck, printed, startSending, submitted, unconfirmed,
   type PrintJob, type PrintJobState, type PrintPolicy,
 } from '../domain/print-job.js';
+import { raiseAlert } from '../app/alerts.js';
 import type { PrinterRecord } from '../app/delivery-ports.js';
 import type { BatchResult, OutboxHandler } from '../app/outbox-runner.js';
 import type { OutboxJob, Ports } from '../app/ports.js';
@@ -64,7 +65,19 @@ async function stepJob(ports: Ports, deps: PrintDeps, driverFor: (p: PrinterReco
   if (!job || !['queued', 'sending', 'submitted'].includes(job.state)) return { done: true };
 
   const save = async (next: PrintJob, expected: PrintJobState): Promise<boolean> => {
-    const saved = await ports.store.write((tx) => tx.printJobs.save(next, expected));
+    const previous = job!;
+    const saved = await ports.store.write(async (tx) => {
+      if (!(await tx.printJobs.save(next, expected))) return false;
+      // People hear of it when a job had to move or cannot print at all (the alert is committed
+      // with the state change, so it exists exactly when the change does).
+      if (next.printerId !== previous.printerId) {
+        await raiseAlert(tx, { merchantId: next.merchantId, kind: 'print.moved', severity: 'warning', subject: next.id, detail: { invoice: next.invoiceNumber, from: previous.printerId, to: next.printerId, reason: next.lastError }, at: next.updatedAt });
+      }
+      if (next.state === 'failed') {
+        await raiseAlert(tx, { merchantId: next.merchantId, kind: 'print.failed', severity: 'critical', subject: next.id, detail: { invoice: next.invoiceNumber, printer: next.printerId, reason: next.lastError, pdf: `/api/v1/invoices/${next.invoiceNumber}/pdf` }, at: next.updatedAt });
+      }
+      return true;
+    });
     if (saved) job = next;
     return saved;
   };

@@ -213,6 +213,10 @@ for (const kind of storesUnderTest) {
       expect(failed).toMatchObject({ state: 'failed', total_attempts: POLICY.maxAttempts, printer_id: lonely.id });
       expect(failed.last_error).toContain('不可用');
       expect(failed.advice).toContain('手动打印');
+      // Both were told to people as alerts: the move to the backup, and the job that cannot print.
+      const alerts = body(await api.get(api.a.keys.owner, '/api/v1/alerts', { limit: 200 })).items;
+      expect(alerts.filter((a: any) => a.kind === 'print.moved' && a.subject === moved.id)).toHaveLength(1);
+      expect(alerts.filter((a: any) => a.kind === 'print.failed' && a.subject === failed.id)).toHaveLength(1);
       const pdf = await api.get(api.a.keys.clerk, failed.pdf);
       expect(pdf.statusCode).toBe(200);
       expect(pdf.rawPayload.subarray(0, 5).toString()).toBe('%PDF-');

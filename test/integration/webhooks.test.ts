@@ -193,6 +193,15 @@ for (const kind of storesUnderTest) {
       expect((await post(api.b.keys.owner, `/api/v1/webhooks/${endpointId}`, { enabled: false }, 'PATCH')).statusCode).toBe(404);
       const disabled = await post(api.a.keys.owner, `/api/v1/webhooks/${endpointId}`, { enabled: false }, 'PATCH');
       expect(body(disabled).enabled).toBe(false);
+      // A delivery to a disabled endpoint ends at once, and people are told.
+      const test = body(await post(api.a.keys.owner, `/api/v1/webhooks/${endpointId}/test`));
+      const ended = await until('the delivery to end', async () => {
+        const d = body(await api.get(api.a.keys.owner, `/api/v1/deliveries/${test.id}`));
+        return d.state === 'failed' ? d : undefined;
+      });
+      expect(ended.last_error).toBe('the webhook endpoint is disabled');
+      const alerts = body(await api.get(api.a.keys.owner, '/api/v1/alerts', { kind: 'delivery.failed' })).items;
+      expect(alerts.map((a: any) => a.subject)).toContain(test.id);
     });
   });
 }
