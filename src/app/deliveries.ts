@@ -25,7 +25,7 @@ import { invoiceMail, mailDomain, type Mailer } from '../documents/email.js';
 import { newWebhookSecret, postWebhook, webhookUrlProblem, type AttemptResult } from '../documents/webhooks.js';
 import { raiseAlert } from './alerts.js';
 import { recordAudit } from './audit.js';
-import type { DeliveryQuery, DeliverySettings, WebhookEndpointRecord } from './delivery-ports.js';
+import type { DeliveryQuery, DeliverySettings, PrintingPorts, WebhookEndpointRecord } from './delivery-ports.js';
 import type { OutboxHandler } from './outbox-runner.js';
 import type { OutboxJob, Ports, Repositories } from './ports.js';
 
@@ -62,8 +62,9 @@ export async function getDeliverySettings(ports: Ports, caller: Caller): Promise
   return (await ports.store.read.deliverySettings.get(caller.merchantId)) ?? { merchantId: caller.merchantId, emailBuyer: false, fanoutIndex: 0, updatedAt: '' };
 }
 
-export async function setDeliverySettings(ports: Ports, caller: Caller, change: { emailBuyer: boolean }): Promise<DeliverySettings> {
+export async function setDeliverySettings(ports: Ports & PrintingPorts, caller: Caller, change: { emailBuyer: boolean }): Promise<DeliverySettings> {
   authorize(caller, 'delivery.manage');
+  if (change.emailBuyer && ports.emailEnabled === false) throw new Fault(faults.EMAIL_NOT_CONFIGURED);
   const at = shanghaiTimestamp(ports.clock.now());
   return ports.store.write(async (tx) => {
     const current = await ensureSettings(tx, caller.merchantId, at);
@@ -183,8 +184,9 @@ export async function redeliver(ports: Ports, caller: Caller, id: string): Promi
  * Sends the invoice's PDF by email, to `to` or the buyer's address. One delivery per invoice and
  * address: asking again re-sends that delivery (same id) once the earlier one has ended.
  */
-export async function emailInvoice(ports: Ports, caller: Caller, number: string, to: string | undefined): Promise<Delivery> {
+export async function emailInvoice(ports: Ports & PrintingPorts, caller: Caller, number: string, to: string | undefined): Promise<Delivery> {
   authorize(caller, 'invoice.issue');
+  if (ports.emailEnabled === false) throw new Fault(faults.EMAIL_NOT_CONFIGURED);
   if (!isInvoiceNumber(number)) throw new Fault(faults.QUERY_INVALID, { field: 'number', reason: 'an invoice number has 20 digits' });
   const at = shanghaiTimestamp(ports.clock.now());
   return ports.store.write(async (tx) => {

@@ -41,6 +41,8 @@ export interface WebhookEndpointRecord {
  */
 export interface PrintingPorts {
   printDirectoryRoot?: string;
+  /** False when the server has no SMTP server (FAPIAO_SMTP_URL): asking for email is then refused at once (6034). */
+  emailEnabled?: boolean;
 }
 
 export interface DeliverySettings {

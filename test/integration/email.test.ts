@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOutboxRunner, type OutboxRunner } from '../../src/app/outbox-runner.js';
-import { emailHandler, fanOut } from '../../src/app/deliveries.js';
+import { emailHandler, emailInvoice, fanOut, setDeliverySettings } from '../../src/app/deliveries.js';
 import { smtpMailer, type Mailer } from '../../src/documents/email.js';
 import { renderInvoicePdf } from '../../src/documents/pdf.js';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
@@ -160,6 +160,11 @@ for (const kind of storesUnderTest) {
       expect(body<ErrorBody>(bad).error.code).toBe(1031);
       expect((await send(api.b.keys.clerk, 'POST', `/api/v1/invoices/${issued.number}/email`, { to: 'cfo@example.cn' })).statusCode).toBe(404);
       expect((await send(api.a.keys.auditor, 'POST', `/api/v1/invoices/${issued.number}/email`, { to: 'cfo@example.cn' })).statusCode).toBe(403);
+
+      // A server without SMTP settings says so at once instead of queueing mail it cannot send.
+      const caller = { merchantId: api.a.id, role: 'owner' as const, actor: 'test' };
+      await expect(emailInvoice({ ...api.ports, emailEnabled: false }, caller, issued.number, 'cfo@example.cn')).rejects.toMatchObject({ code: 6034 });
+      await expect(setDeliverySettings({ ...api.ports, emailEnabled: false }, caller, { emailBuyer: true })).rejects.toMatchObject({ code: 6034 });
 
       const requested = await send(api.a.keys.clerk, 'POST', `/api/v1/invoices/${issued.number}/email`, { to: 'cfo@example.cn' });
       expect(requested.statusCode).toBe(202);
