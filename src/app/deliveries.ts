@@ -259,7 +259,7 @@ const FANOUT_BATCH = 100;
 /** One pass over every merchant with delivery settings; returns how many invoices were fanned out. */
 export async function fanOut(ports: Ports): Promise<number> {
   let total = 0;
-  for (const settings of await ports.store.read.deliverySettings.list()) {
+  for (const settings of await ports.store.read.deliverySettings.behind()) {
     for (;;) {
       const fresh = await ports.store.read.invoices.chainPage(settings.merchantId, settings.fanoutIndex, FANOUT_BATCH);
       if (fresh.length === 0) break;

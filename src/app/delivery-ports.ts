@@ -116,6 +116,8 @@ export interface DeliveryRepositories {
     /** Creates the row (cursor at `fanoutIndex`) or changes the options, keeping the cursor. */
     upsert(settings: DeliverySettings): Promise<void>;
     list(): Promise<DeliverySettings[]>;
+    /** Merchants whose invoice chain has grown past their fan-out cursor: one indexed query, whatever the number of merchants. */
+    behind(): Promise<DeliverySettings[]>;
     /** Moves the fan-out cursor from `from` to `to`; false when another process moved it first. */
     advance(merchantId: string, from: number, to: number, at: string): Promise<boolean>;
   };

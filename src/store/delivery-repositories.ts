@@ -1,7 +1,7 @@
 // Repositories of printing and delivery, on SQLite and PostgreSQL alike. State changes are
 // compare-and-set (`save(…, expected)`), so two workers that both think they own a job cannot both
 // move it: the second one's write changes nothing and it stands down.
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Database } from './schema.js';
 import type { DeliveryRepositories, DeliverySettings, PrinterBackend, PrinterHealth, PrinterRecord, WebhookEndpointRecord } from '../app/delivery-ports.js';
 import type { PrinterTable, PrintJobTable, WebhookEndpointTable, DeliveryTable, DeliveryAttemptTable, DeliverySettingsTable } from './delivery-schema.js';
@@ -239,6 +239,17 @@ function deliverySettings(db: Db, locking: boolean): DeliveryRepositories['deliv
     },
     async list() {
       return (await db.selectFrom('delivery_settings').selectAll().orderBy('merchant_id').execute()).map(toSettings);
+    },
+    async behind() {
+      const rows = await db
+        .selectFrom('delivery_settings')
+        // chain_heads.scope is "invoices:<merchant>" (src/domain/audit-chain.ts); its primary key serves the join.
+        .innerJoin('chain_heads', (join) => join.on(sql<boolean>`chain_heads.scope = 'invoices:' || delivery_settings.merchant_id`))
+        .selectAll('delivery_settings')
+        .whereRef('chain_heads.length', '>', 'delivery_settings.fanout_index')
+        .orderBy('delivery_settings.merchant_id')
+        .execute();
+      return rows.map(toSettings);
     },
     async advance(merchantId, from, to, at) {
       const result = await db
