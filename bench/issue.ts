@@ -45,7 +45,10 @@ const TARGET_RATIO_POSTGRES = 0.5; // with 3 instances
 const TARGET_P99_MS = 50;
 const PGBENCH_SECONDS = 5;
 const WAIT_SAMPLE_MS = 50;
-const serverEnv = { FAPIAO_RATE_LIMIT_PER_KEY: '100000000', LOG_LEVEL: 'warn' };
+const serverEnv = { FAPIAO_RATE_LIMIT_PER_KEY: '100000000', LOG_LEVEL: 'warn', FAPIAO_NUMBER_RESERVE_MIN: '1000000' };
+// Numbers come in blocks from the (sandbox) tax service: the merchant made for the run (`fapiao merchant
+// add`, which reads this too) starts with enough for everything the run issues.
+process.env.FAPIAO_NUMBER_RESERVE_MIN ??= serverEnv.FAPIAO_NUMBER_RESERVE_MIN;
 const DEFAULT_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
 interface LevelResult {

@@ -12,9 +12,12 @@ import type { BacklogRow, UpstreamState } from './upload-ports.js';
 
 /**
  * Inside the issue transaction, on the counters the usage statement returned (this invoice
- * included): throws the contingency fault when the kind's backlog is past a limit.
+ * included): while the merchant is in contingency, throws the contingency fault when the kind's
+ * backlog is past a limit.
  */
 export function checkBacklogAfterIssue(merchant: MerchantRecord, kind: InvoiceKind, counters: readonly UsageCounters[], preTaxFen: bigint, now: Date): void {
+  // Online, the backlog is only the uploads in flight: the offline limits are for offline issuing.
+  if (!merchant.offlineSince) return;
   const limits = limitsFor(merchant.contingency, kind);
   if (!limits) return;
   const after = counters.find((c) => c.period === backlogPeriod(kind));
@@ -28,6 +31,8 @@ export function checkBacklogAfterIssue(merchant: MerchantRecord, kind: InvoiceKi
 /** The worker reached the tax service: back online if the merchant was in contingency. */
 export async function markOnline(tx: Repositories, merchantId: string, at: string, known?: UpstreamState): Promise<UpstreamState> {
   const current = known ?? (await tx.upstreamState.get(merchantId));
+  // Already online: note the success at most every few seconds, not on every slice of every batch.
+  if (current?.mode === 'online' && current.lastSuccessAt && Date.parse(at) - Date.parse(current.lastSuccessAt) < 5_000) return current;
   const next: UpstreamState = current?.mode === 'online'
     ? { ...current, lastSuccessAt: at }
     : { merchantId, mode: 'online', since: at, lastError: null, lastSuccessAt: at, warnedAt: null };
@@ -57,7 +62,8 @@ export async function markUnreachable(tx: Repositories, merchantId: string, at: 
  * before issuing stops). Runs in the background; the issue path never waits for it.
  */
 export async function warnNearLimits(ports: Ports, merchant: MerchantRecord): Promise<KindAssessment[]> {
-  if (!merchant.contingency?.length) return [];
+  const current = await ports.store.read.merchants.get(merchant.id);
+  if (!merchant.contingency?.length || !current?.offlineSince) return []; // the limits bind only offline
   const now = ports.clock.now();
   const backlog = await ports.store.read.uploads.backlog(merchant.id);
   const assessments = assessAll(merchant, backlog, now);
@@ -117,7 +123,9 @@ export async function merchantStatus(ports: Ports, caller: Caller): Promise<Merc
   const limits = invoiceKinds.flatMap((kind) => {
     const l = limitsFor(merchant.contingency, kind);
     if (!l) return [];
-    const a = assess(l, backlog.find((b) => b.kind === kind)!, now);
+    const assessed = assess(l, backlog.find((b) => b.kind === kind)!, now);
+    // Online, the backlog is uploads in flight: the limits are shown but bind only offline.
+    const a = merchant.offlineSince ? assessed : { ...assessed, blocked: false, hours: { ...assessed.hours, reached: false }, amount: { ...assessed.amount, reached: false } };
     const unlock = a.hours.reached
       ? 'Upload the oldest offline invoices: restore the connection to the tax service; issuing unlocks by itself once they are uploaded.'
       : a.amount.reached

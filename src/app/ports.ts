@@ -25,6 +25,8 @@ export interface MerchantRecord {
   /** 离线开票 limits per kind from the tax service's terms; null/absent = never fetched (no limits). */
   contingency?: ContingencyLimits[] | null;
   termsFetchedAt?: string | null;
+  /** In contingency (离线) since then; null/absent = online. The offline limits apply only then. */
+  offlineSince?: string | null;
 }
 
 export interface UsageCounters {

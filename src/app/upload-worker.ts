@@ -194,8 +194,10 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
           });
         }
       }
-      for (const number of await tx.uploads.markUploaded(merchantId, uploaded, at)) {
-        audit.push({ merchantId, actor: 'tax-service', action: 'invoice.uploaded', subject: number });
+      // One audit entry for the slice's acceptances, listing the numbers (chain verify reads them).
+      const changed = await tx.uploads.markUploaded(merchantId, uploaded, at);
+      if (changed.length > 0) {
+        audit.push({ merchantId, actor: 'tax-service', action: 'invoices.uploaded', subject: `${changed[0]}…${changed.at(-1)} (${changed.length})`, detail: { numbers: changed } });
       }
       if (audit.length > 0) {
         // Chained one after another as appendAudit does, written many rows per statement.

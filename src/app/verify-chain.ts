@@ -74,6 +74,17 @@ const statusAfter: Record<string, InvoiceStatus> = {
   'invoice.reversed': 'reversed',
 };
 
+const UPLOADED_BATCH = 'invoices.uploaded';
+
+function uploadedNumbers(detail: string): string[] {
+  try {
+    const numbers = (JSON.parse(detail) as { numbers?: unknown }).numbers;
+    return Array.isArray(numbers) ? numbers.filter((n): n is string => typeof n === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
 async function verifyAuditChain(ports: Ports, merchantId: string) {
   const breaks: ChainBreak[] = [];
   const statusByNumber = new Map<string, InvoiceStatus>();
@@ -89,6 +100,8 @@ async function verifyAuditChain(ports: Ports, merchantId: string) {
       }
       const status = statusAfter[entry.action];
       if (status) statusByNumber.set(entry.subject, status);
+      // The upload worker records a submission's acceptances as one entry listing the numbers.
+      else if (entry.action === UPLOADED_BATCH) for (const number of uploadedNumbers(entry.detail)) statusByNumber.set(number, 'uploaded');
       prevHash = entry.hash;
       afterId = entry.id;
     }

@@ -191,6 +191,7 @@ function merchants(db: Db, dialect: Dialect, locking: boolean): Repositories['me
     createdAt: r.created_at,
     contingency: parseContingencyTerms(r.contingency_terms ?? null),
     termsFetchedAt: r.terms_fetched_at ?? null,
+    offlineSince: r.offline_since ?? null,
   });
   return {
     async lock(id) {

@@ -20,6 +20,7 @@ export interface MerchantTable {
   created_at: string;
   contingency_terms: string | null; // JSON ContingencyLimit[] from the tax service's terms; null = never fetched
   terms_fetched_at: string | null;
+  offline_since: string | null; // in contingency since (离线); null = online
 }
 
 export interface InvoiceSeriesTable {

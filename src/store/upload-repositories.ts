@@ -211,6 +211,7 @@ function upstreamState(db: Db): UploadRepositories['upstreamState'] {
         .values({ merchant_id: s.merchantId, ...values })
         .onConflict((oc) => oc.column('merchant_id').doUpdateSet(values))
         .execute();
+      await db.updateTable('merchants').set({ offline_since: s.mode === 'contingency' ? s.since : null }).where('id', '=', s.merchantId).execute();
     },
   };
 }

@@ -197,6 +197,15 @@ for (const kind of storesUnderTest) {
       await expectUploadedOnce(numbers);
     });
 
+    it('does not hold uploads in flight against the offline limits while the tax service is reachable', async () => {
+      await sandbox.setTerms(seller(), { monthly_credit_fen: null, contingency: [{ kind: 'normal', max_offline_hours: 2, max_offline_amount_fen: '100000' }] });
+      await refreshTerms(ports(), taxService, (await opened.store.read.merchants.get(api.a.id))!);
+      const numbers = await issue(3); // ¥4,344 waiting for the next upload round, past the ¥1,000 offline limit
+      expect(await status()).toMatchObject({ mode: 'online', backlog: { count: 3 }, limits: [{ blocked: false }] });
+      await drain();
+      await expectUploadedOnce(numbers);
+    });
+
     it('never lets a worker that lost its lease finish a job', async () => {
       const [number] = await issue(1);
       const jobs = await opened.store.write((tx) => tx.outbox.claim({ topic: UPLOAD_TOPIC, owner: 'old', now: iso(api.clock.now()), leaseUntil: iso(new Date(api.clock.now().getTime() + 1)), limit: 10 }));

@@ -72,6 +72,21 @@ export async function up(db: Kysely<any>): Promise<void> {
   // contingency limits per kind (JSON) and when they were last fetched.
   await db.schema.alterTable('merchants').addColumn('contingency_terms', 'text').execute();
   await db.schema.alterTable('merchants').addColumn('terms_fetched_at', 'text').execute();
+  // Set while the merchant is in contingency (since when): the offline limits apply only then, and
+  // the issue reads it with the merchant row it locks anyway.
+  await db.schema.alterTable('merchants').addColumn('offline_since', 'text').execute();
+
+  // A database from before this migration: the numbers already issued from the local series become a
+  // used-up block (so no block can overlap them), and the invoices still waiting for upload start the
+  // backlog counters.
+  await sql`insert into number_blocks (merchant_id, block_id, year, first_seq, last_seq, next_seq, source, granted_at)
+    select merchant_id, 'local-series-' || cast(year as text), year, 1, last_sequence, last_sequence + 1, 'granted', '2000-01-01T00:00:00.000+08:00'
+    from invoice_series where last_sequence > 0`.execute(db);
+  await sql`insert into usage (merchant_id, period, invoice_count, pre_tax_fen, since)
+    select i.merchant_id, 'B' || i.kind, count(*), sum(i.total_amount), min(i.issued_at)
+    from outbox o join invoices i on i.merchant_id = o.merchant_id and i.number = o.subject
+    where o.topic = 'invoice.upload' and o.done_at is null
+    group by i.merchant_id, i.kind`.execute(db);
 
   // Whether the merchant reaches the tax service right now (online / contingency), since when, and
   // the last thing that went wrong — shared by every instance, written only when it changes.
@@ -88,6 +103,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable('upstream_state').execute();
+  await db.schema.alterTable('merchants').dropColumn('offline_since').execute();
   await db.schema.alterTable('merchants').dropColumn('terms_fetched_at').execute();
   await db.schema.alterTable('merchants').dropColumn('contingency_terms').execute();
   await db.schema.alterTable('usage').dropColumn('since').execute();
