@@ -16,6 +16,7 @@ import { voidInvoice } from '../../src/app/void-invoice.js';
 import { verifyChains } from '../../src/app/verify-chain.js';
 import { applyRetention, backUp, readKeyFile, restore, scheduleBackups } from '../../src/app/backups.js';
 import type { Manifest } from '../../src/store/backup.js';
+import { LATEST_SCHEMA_VERSION } from '../../src/store/migrate.js';
 import type { Store } from '../../src/app/ports.js';
 import { systemClock } from '../../src/domain/time.js';
 import type { Caller } from '../../src/domain/access.js';
@@ -99,7 +100,7 @@ for (const kind of storesUnderTest) {
     it('backs up with a verified manifest and restores into a fresh database: same invoices, chains intact', async () => {
       const { path, manifest } = await backUp(source, { dir: backups });
       expect(basename(path)).toMatch(new RegExp(`^fapiao-\\d{8}T\\d{6}\\.\\d{3}Z-${kind.name}$`));
-      expect(manifest).toMatchObject({ dialect: kind.name, rowCounts: { invoices: 5, merchants: 1 }, schema: { latest: '001-core' } });
+      expect(manifest).toMatchObject({ dialect: kind.name, rowCounts: { invoices: 5, merchants: 1 }, schema: { latest: LATEST_SCHEMA_VERSION } });
       expect(manifest.verification).toMatchObject({ ok: true, invoices: 5, problems: [] });
       expect(manifest.chainHeads.map((h) => h.scope).sort()).toEqual([`audit:${caller.merchantId}`, `invoices:${caller.merchantId}`]);
       expect(readdirSync(backups)).toEqual([basename(path)]); // nothing temporary left behind
@@ -188,7 +189,8 @@ for (const kind of storesUnderTest) {
       const { manifest, path } = await backUp(empty, { dir: backups });
       expect(manifest.schema).toEqual({ latest: null, applied: [] });
       const target = await fresh();
-      expect((await restore(target, path, {})).verification.migrated).toEqual(['001-core']);
+      const { migrated } = (await restore(target, path, {})).verification;
+      expect([migrated[0], migrated.at(-1)]).toEqual(['001-core', LATEST_SCHEMA_VERSION]); // every migration, in order
       expect(await (await open(target)).read.merchants.list()).toEqual([]);
     });
 
