@@ -122,6 +122,9 @@ export async function updateWebhookEndpoint(ports: Ports, caller: Caller, id: st
     const current = await tx.webhookEndpoints.get(caller.merchantId, id);
     if (!current) throw new Fault(faults.WEBHOOK_ENDPOINT_NOT_FOUND, { endpoint: id });
     const { url, events } = checkEndpoint({ url: change.url ?? current.url, events: change.events ?? current.events });
+    if (url !== current.url && (await tx.webhookEndpoints.list(caller.merchantId)).some((e) => e.url === url)) {
+      throw new Fault(faults.WEBHOOK_URL_INVALID, { reason: 'this URL is already registered' }, [{ field: 'url', issue: 'already registered' }]);
+    }
     const next = { ...current, url, events, enabled: change.enabled ?? current.enabled, description: (change.description ?? current.description).slice(0, 200) };
     await tx.webhookEndpoints.update(next);
     await recordAudit(tx, ports.clock, { merchantId: caller.merchantId, actor: caller.actor, action: 'webhook.changed', subject: id, detail: { url, events, enabled: next.enabled } });
@@ -280,7 +283,10 @@ async function fanOutBatch(ports: Ports, settings: DeliverySettings, invoices: I
     const last = invoices.at(-1)!.chainIndex;
     if (!(await tx.deliverySettings.advance(settings.merchantId, settings.fanoutIndex, last, at))) return false;
     const current = (await tx.deliverySettings.get(settings.merchantId))!;
-    const endpoints = (await tx.webhookEndpoints.list(settings.merchantId)).filter((e) => e.enabled && e.events.includes('invoice.issued'));
+    // One delivery per URL (the unique index on deliveries would otherwise fail the whole batch).
+    const endpoints = (await tx.webhookEndpoints.list(settings.merchantId))
+      .filter((e) => e.enabled && e.events.includes('invoice.issued'))
+      .filter((e, i, all) => all.findIndex((other) => other.url === e.url) === i);
     const printer = await tx.printers.findDefault(settings.merchantId);
     for (const invoice of invoices) {
       for (const endpoint of endpoints) await insertDelivery(tx, webhookDelivery(endpoint, 'invoice.issued', invoice.number, invoiceEventData(invoice), now));

@@ -81,7 +81,7 @@ for (const kind of storesUnderTest) {
     let runner: OutboxRunner & { start(): void };
     let secret: string;
     let endpointId: string;
-    const post = (key: string, url: string, payload?: unknown, method: 'POST' | 'PATCH' = 'POST') =>
+    const post = (key: string, url: string, payload?: unknown, method: 'POST' | 'PATCH' | 'DELETE' = 'POST') =>
       api.inject({ method, url, headers: { authorization: `Bearer ${key}`, ...(payload !== undefined && { 'content-type': 'application/json' }) }, ...(payload !== undefined && { payload: JSON.stringify(payload) }) });
 
     beforeAll(async () => {
@@ -182,6 +182,12 @@ for (const kind of storesUnderTest) {
       expect(body<ErrorBody>(bad).error.code).toBe(1030);
       const withPassword = await post(api.a.keys.owner, '/api/v1/webhooks', { url: 'https://user:pw@erp.example.cn/hook' });
       expect(body<ErrorBody>(withPassword).error.code).toBe(1030);
+      const twice = await post(api.a.keys.owner, '/api/v1/webhooks', { url: receiver.url });
+      expect(body<ErrorBody>(twice).error.code).toBe(1030);
+      const other = body(await post(api.a.keys.owner, '/api/v1/webhooks', { url: 'https://erp.example.cn/other' }));
+      const onto = await post(api.a.keys.owner, `/api/v1/webhooks/${other.id}`, { url: receiver.url }, 'PATCH');
+      expect(body<ErrorBody>(onto).error.code).toBe(1030);
+      expect((await post(api.a.keys.owner, `/api/v1/webhooks/${other.id}`, undefined, 'DELETE')).statusCode).toBe(204);
       const clerk = await post(api.a.keys.clerk, '/api/v1/webhooks', { url: 'https://erp.example.cn/hook' });
       expect(clerk.statusCode).toBe(403);
       const list = body(await api.get(api.a.keys.owner, '/api/v1/webhooks'));
