@@ -84,6 +84,7 @@ h1 { color: #8a4b23; margin: 0 0 .5rem; }
 label { display: block; margin-top: .8rem; font-weight: bold; }
 input { width: 100%; box-sizing: border-box; padding: .45rem; font-size: 1rem; border: 1px solid #bbb; }
 button { margin-top: 1.2rem; padding: .5rem 1.6rem; font-size: 1rem; background: #8a4b23; color: #fff; border: 0; cursor: pointer; }
+button .en { color: #f3e3d6; }
 .result { margin-top: 1.5rem; padding: 1rem; border-left: 4px solid; }
 .result.ok { border-color: #2e7d32; background: #eef7ee; }
 .result.warn { border-color: #e6a100; background: #fff8e5; }
