@@ -259,21 +259,35 @@ async function enqueueAttempts(tx: Repositories, delivery: Delivery, at: string)
 
 const FANOUT_BATCH = 100;
 
-/** One pass over every merchant with delivery settings; returns how many invoices were fanned out. */
-export async function fanOut(ports: Ports): Promise<number> {
+/**
+ * One pass over every merchant whose chain has grown past its cursor; returns how many invoices
+ * were fanned out. With `onError`, a merchant whose batch fails is reported and skipped, so one
+ * merchant's trouble never holds up the others' deliveries; without it, the error is thrown.
+ */
+export async function fanOut(ports: Ports, onError?: (merchantId: string, error: unknown) => void): Promise<number> {
   let total = 0;
   for (const settings of await ports.store.read.deliverySettings.behind()) {
-    for (;;) {
-      const fresh = await ports.store.read.invoices.chainPage(settings.merchantId, settings.fanoutIndex, FANOUT_BATCH);
-      if (fresh.length === 0) break;
-      const moved = await fanOutBatch(ports, settings, fresh);
-      if (!moved) break; // another process took this batch; it carries on from there
-      total += fresh.length;
-      settings.fanoutIndex = fresh.at(-1)!.chainIndex;
-      if (fresh.length < FANOUT_BATCH) break;
+    try {
+      total += await fanOutMerchant(ports, settings);
+    } catch (error) {
+      if (!onError) throw error;
+      onError(settings.merchantId, error);
     }
   }
   return total;
+}
+
+async function fanOutMerchant(ports: Ports, settings: DeliverySettings): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const fresh = await ports.store.read.invoices.chainPage(settings.merchantId, settings.fanoutIndex, FANOUT_BATCH);
+    if (fresh.length === 0) return total;
+    const moved = await fanOutBatch(ports, settings, fresh);
+    if (!moved) return total; // another process took this batch; it carries on from there
+    total += fresh.length;
+    settings.fanoutIndex = fresh.at(-1)!.chainIndex;
+    if (fresh.length < FANOUT_BATCH) return total;
+  }
 }
 
 async function fanOutBatch(ports: Ports, settings: DeliverySettings, invoices: Invoice[]): Promise<boolean> {

@@ -54,9 +54,16 @@ export function startDeliveryWorkers(ports: Ports, options: DeliveryWorkerOption
   let running: Promise<void> | undefined;
   let failures = 0;
   let resumeAt = 0;
+  // A merchant whose fan-out fails is skipped (the others go on) and logged at most once a minute.
+  const reported = new Map<string, number>();
+  const reportMerchant = (merchantId: string, error: unknown) => {
+    if (Date.now() - (reported.get(merchantId) ?? 0) < 60_000) return;
+    reported.set(merchantId, Date.now());
+    options.log.warn({ merchantId, err: error, code: error instanceof Fault ? error.code : undefined }, 'delivery fan-out failed for a merchant; will retry');
+  };
   const tick = () => {
     if (running || Date.now() < resumeAt) return;
-    running = fanOut(ports)
+    running = fanOut(ports, reportMerchant)
       .then((count) => {
         if (failures > 0) options.log.info({ after: failures }, 'delivery fan-out: working again');
         failures = 0;

@@ -176,6 +176,31 @@ for (const kind of storesUnderTest) {
       expect(receiver.received.at(-1)!.event).toBe('webhook.test');
     });
 
+    it('skips a merchant whose fan-out fails, so the others still get their deliveries', async () => {
+      await runner.stop();
+      const other = await startReceiver(0);
+      const created = body(await post(api.b.keys.owner, '/api/v1/webhooks', { url: other.url }));
+      try {
+        other.setSecret(created.secret);
+        const a = body(await api.issue(api.a.keys.clerk, api.sampleInvoice()));
+        const b = body(await api.issue(api.b.keys.clerk, api.sampleInvoice()));
+        // Something behind the application's back makes A's batch fail: a delivery row that collides.
+        await opened.exec(`insert into deliveries (id, merchant_id, channel, endpoint_id, recipient, event, subject, payload, state, attempts, window_started_at, next_attempt_at, created_at, redeliveries)
+          values ('dlv_in_the_way', '${api.a.id}', 'webhook', null, '${receiver.url}', 'invoice.issued', '${a.number}', '{}', 'failed', 0, 'x', 'x', 'x', 0)`);
+        const failed: string[] = [];
+        expect(await fanOut(api.ports, (merchantId) => failed.push(merchantId))).toBe(1);
+        expect(failed).toEqual([api.a.id]);
+        await expect(fanOut(api.ports)).rejects.toThrow();
+        expect(body(await api.get(api.b.keys.owner, '/api/v1/deliveries', { subject: b.number })).items).toHaveLength(1);
+        expect(body(await api.get(api.a.keys.owner, '/api/v1/deliveries', { subject: a.number })).items.map((d: any) => d.id)).toEqual(['dlv_in_the_way']);
+      } finally {
+        await post(api.b.keys.owner, `/api/v1/webhooks/${created.id}`, undefined, 'DELETE');
+        await other.close();
+        runner = createOutboxRunner(api.ports, webhookHandler(api.ports, { renderPdf: async () => Buffer.alloc(0) }), { idleMs: 20, backoffMs: 20, leaseMs: 1_000 });
+        runner.start();
+      }
+    });
+
     it('checks endpoints and keeps them to their merchant', async () => {
       const bad = await post(api.a.keys.owner, '/api/v1/webhooks', { url: 'ftp://erp.example.cn/hook' });
       expect(bad.statusCode).toBe(422);
