@@ -108,6 +108,7 @@ async function runWorker(config: Config, alone: boolean): Promise<void> {
       (purged) => app.log.info({ purged }, 'housekeeping'),
       (error) => app.log.warn({ err: error }, 'housekeeping failed; will retry'),
     );
+    deliveryPdfs.prune().then((pdfs) => pdfs && app.log.info({ pdfs }, 'pdf cache pruned'), () => {});
   }, HOUSEKEEPING_INTERVAL_MS);
   housekeeping.unref();
 
