@@ -7,6 +7,7 @@
 // Short timeouts and backoffs through the environment keep the whole matrix to seconds per fault.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createMerchantAndKey, createMerchantAndKeyWith, freePort, postInvoice, repoRoot, sleep, startServer, tempDataDir, SELLER_TAX_ID, type ServerProcess,
@@ -208,20 +209,29 @@ describe('upload fault matrix: standalone sandbox, two Fapiao instances, restart
     await expectAllUploadedOnce(e, during.numbers);
   }, 40_000);
 
-  it('SIGKILL of Fapiao mid-upload: the other instance takes the jobs over after their lease and resolves them by status query, never by a resend', async () => {
-    // Slow answers keep the uploads in flight (the sandbox processes each after 1.5 s).
-    await e.fault('slow', { delay_ms: 1_500 });
+  it('SIGKILL of Fapiao mid-upload: the next instance takes the jobs over after their lease and resolves them by status query, never by a resend', async () => {
+    // One instance left, so it is the one with the batch in flight when it dies.
+    await servers.shift()!.kill('SIGKILL');
     const victim = servers.pop()!;
+    // Slow answers keep the upload in flight: the sandbox processes it 1.5 s after it arrives.
+    await e.fault('slow', { delay_ms: 1_500 });
     const issued = await e.issue(PER_FAULT, undefined, victim.baseUrl);
-    await sleep(400); // the victim's worker has sent its batch and waits for the answer
+    await sleep(400); // the victim's worker has claimed the jobs and sent the batch
     await victim.kill('SIGKILL');
     await sleep(1_500); // the sandbox commits what it was sent
     await e.heal();
-    await expectAllUploadedOnce(e, issued.numbers, 30_000);
-    for (const number of issued.numbers) expect((await e.counters()).get(number)!.submissions, number).toBe(1);
-    // The killed instance starts again and finds nothing left to do.
     servers.push(await startServer({ dataDir: dir.dataDir, port: await freePort(), env }));
-    await expectAllUploadedOnce(e, issued.numbers);
+    await expectAllUploadedOnce(e, issued.numbers, 30_000);
+    const counters = await e.counters();
+    for (const number of issued.numbers) expect(counters.get(number)!.submissions, number).toBe(1);
+    // The jobs were claimed twice (the victim's lease ran out), and settled without a second submission.
+    const db = new SQLite(join(dir.dataDir, 'fapiao.db'), { readonly: true });
+    try {
+      const attempts = db.prepare(`select max(attempts) as n from outbox where topic = 'invoice.upload' and subject in (${issued.numbers.map(() => '?').join(',')})`).get(...issued.numbers) as { n: number };
+      expect(attempts.n).toBeGreaterThanOrEqual(2);
+    } finally {
+      db.close();
+    }
   }, 60_000);
 });
 
