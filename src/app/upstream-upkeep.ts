@@ -105,20 +105,22 @@ export async function refreshTerms(ports: Ports, taxService: TaxService, merchan
   const contingency: ContingencyLimits[] = terms.contingency
     .filter((l) => (invoiceKinds as readonly string[]).includes(l.kind))
     .map((l) => ({ kind: l.kind, maxOfflineHours: l.maxOfflineHours, maxOfflineAmountFen: BigInt(l.maxOfflineAmountFen) }));
-  const monthlyCreditFen = terms.monthlyCreditFen === null ? null : BigInt(terms.monthlyCreditFen);
   const contingencyJson = serializeContingencyTerms(contingency);
   const fetchedAt = shanghaiTimestamp(ports.clock.now());
-  const before = merchant.contingency ? serializeContingencyTerms(merchant.contingency) : null;
-  await ports.store.write(async (tx) => {
-    await tx.merchants.lock(merchant.id);
-    await tx.terms.save(merchant.id, { contingencyJson, monthlyCreditFen, fetchedAt });
-    if (before !== contingencyJson || merchant.monthlyCreditFen !== monthlyCreditFen) {
+  const monthlyCreditFen = await ports.store.write(async (tx) => {
+    const current = (await tx.merchants.lock(merchant.id)) ?? merchant;
+    // 授信额度 (R9) comes from the tax service; one it leaves unset keeps what the operator set here.
+    const credit = terms.monthlyCreditFen === null ? current.monthlyCreditFen : BigInt(terms.monthlyCreditFen);
+    const before = current.contingency ? serializeContingencyTerms(current.contingency) : null;
+    await tx.terms.save(merchant.id, { contingencyJson, monthlyCreditFen: credit, fetchedAt });
+    if (before !== contingencyJson || current.monthlyCreditFen !== credit) {
       await recordAudit(tx, ports.clock, {
         merchantId: merchant.id, actor: 'tax-service', action: 'merchant.terms_changed', subject: merchant.id,
-        detail: { contingency: JSON.parse(contingencyJson), monthlyCreditFen: monthlyCreditFen?.toString() ?? null },
+        detail: { contingency: JSON.parse(contingencyJson), monthlyCreditFen: credit?.toString() ?? null },
       });
     }
     await markOnline(tx, merchant.id, fetchedAt);
+    return credit;
   });
   return { ...merchant, contingency, monthlyCreditFen, termsFetchedAt: fetchedAt };
 }

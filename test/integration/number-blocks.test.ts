@@ -5,6 +5,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { addMerchant } from '../../src/app/merchants.js';
 import { issueInvoice } from '../../src/app/issue-invoice.js';
 import { grantNumberBlock, refillNumbers } from '../../src/app/number-blocks.js';
+import { setMerchantLimits } from '../../src/app/merchants.js';
+import { refreshTerms } from '../../src/app/upstream-upkeep.js';
 import type { MerchantRecord, Ports } from '../../src/app/ports.js';
 import type { InvoiceRequest } from '../../src/domain/draft.js';
 import { Fault } from '../../src/domain/faults.js';
@@ -97,6 +99,19 @@ for (const kind of storesUnderTest) {
       expect(second!.remaining).toBe(96);
       // Issuing goes on into the new block without a gap.
       expect(await sequences(21)).toEqual([...Array.from({ length: 20 }, (_, i) => i + 21), 41]);
+    });
+
+    it('takes the credit line (授信额度, R9) from the tax service\'s terms; one it leaves unset keeps the operator\'s', async () => {
+      await grantNumberBlock(ports, merchant.id, { year: 2026, first: 1, last: 100 });
+      const taxService = sandbox.client(opened.store, clock);
+      await setMerchantLimits(ports, merchant.id, { dailyInvoiceLimit: null, monthlyCredit: '50.00' });
+      await sandbox.setTerms(merchant.taxId, { monthly_credit_fen: null, contingency: [] });
+      await refreshTerms(ports, taxService, (await opened.store.read.merchants.get(merchant.id))!);
+      expect((await opened.store.read.merchants.get(merchant.id))!.monthlyCreditFen).toBe(5_000n);
+      await sandbox.setTerms(merchant.taxId, { monthly_credit_fen: '2500', contingency: [] }); // ¥25
+      await refreshTerms(ports, taxService, (await opened.store.read.merchants.get(merchant.id))!);
+      expect(await sequences(2)).toEqual([1, 2]); // ¥20 before tax
+      expect(faultCode(await sequences(1).catch((e: unknown) => e))).toBe(3004);
     });
 
     it('fetches numbers for next year from 25 December on', async () => {
