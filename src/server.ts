@@ -94,7 +94,7 @@ async function runWorker(config: Config, alone: boolean): Promise<void> {
   app.log.info({ upstream: upstream.baseUrl, sandbox: upstream.sandbox }, upstreamBanner(upstream));
   // Uploads and number reserves (R30): every process works the shared outbox by lease; upkeep
   // tops up numbers, refreshes terms and warns near the offline limits.
-  const stopUploads = startUploads({ ...ports }, taxService, config, app.log);
+  const stopUploads = startUploads({ ...ports }, taxService, config, app.log, metrics.registry);
   // Every process ticks; a lease in the database lets one of them reconcile yesterday.
   const stopReconciliation = scheduleReconciliation({ ...ports, taxService }, `${hostname()}:${process.pid}`, app.log, { metrics: metrics.registry });
   registerUpstreamMetrics(metrics.registry, taxService);
