@@ -20,6 +20,11 @@ export interface BatchResult {
   retry?: Array<{ id: number; delayMs?: number }>;
   /** Claim nothing more for this long (flow control). */
   pauseMs?: number;
+  /**
+   * The batch failed, but the handler has already settled its jobs (given them back itself): the
+   * loop backs off and logs it as it would for a thrown error, without giving anything back again.
+   */
+  failure?: unknown;
 }
 
 export interface OutboxHandler {
@@ -147,6 +152,7 @@ export function createOutboxRunner(ports: Ports, handler: OutboxHandler, options
     metrics?.count(topic, 'retry', retry.length);
     metrics?.count(topic, 'handled', jobs.length - (result.done?.length ?? 0) - retry.length);
     if (result.pauseMs && result.pauseMs > 0) pauseUntil = Date.now() + result.pauseMs;
+    if (result.failure !== undefined) throw new SettledFailure(result.failure);
     return jobs.length;
   }
 
@@ -185,8 +191,9 @@ export function createOutboxRunner(ports: Ports, handler: OutboxHandler, options
         claimed = await runOnce();
         if (failures > 0) log.info({ topic, after: failures }, 'outbox: working again');
         failures = 0;
-      } catch (error) {
+      } catch (thrown) {
         failures += 1;
+        const error = thrown instanceof SettledFailure ? thrown.failure : thrown;
         const code = faultCode(error);
         metrics?.count(topic, 'error', 1, code);
         log.warn({ topic, err: error, code, failures }, 'outbox: batch failed; backing off');
@@ -214,6 +221,13 @@ export function createOutboxRunner(ports: Ports, handler: OutboxHandler, options
       await loop;
     },
   };
+}
+
+/** A failure the handler reported after settling its jobs itself. */
+class SettledFailure extends Error {
+  constructor(readonly failure: unknown) {
+    super('batch failed');
+  }
 }
 
 function faultCode(error: unknown): number | undefined {

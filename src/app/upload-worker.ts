@@ -81,9 +81,8 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
         }
       }
     }
-    // A failed submission has given its jobs back already; the runner backs the loop off.
-    if (failure) throw failure;
-    return { pauseMs };
+    // A failed submission has given its jobs back already; the runner only backs the loop off.
+    return { pauseMs, ...(failure !== undefined && { failure }) };
   }
 
   /** Uploads one seller's jobs; returns the flow-control pause the tax service asked for (ms). */
