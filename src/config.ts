@@ -42,6 +42,8 @@ export interface UploadConfig {
   maxBackoffMs: number;
   /** How long a claimed batch stays with one process before another may take it over. */
   leaseMs: number;
+  /** Upload loops per process: one batch travels while the previous one is written down. */
+  lanes: number;
   /** How often number reserves, terms and contingency warnings are looked after. */
   upkeepMs: number;
   /** The tax service's terms are fetched again when older than this. */
@@ -69,6 +71,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       backoffMs: integer(env.FAPIAO_UPLOAD_BACKOFF_MS, 1_000, 'FAPIAO_UPLOAD_BACKOFF_MS') || 1_000,
       maxBackoffMs: integer(env.FAPIAO_UPLOAD_MAX_BACKOFF_MS, 60_000, 'FAPIAO_UPLOAD_MAX_BACKOFF_MS') || 60_000,
       leaseMs: integer(env.FAPIAO_UPLOAD_LEASE_MS, 120_000, 'FAPIAO_UPLOAD_LEASE_MS') || 120_000,
+      lanes: integer(env.FAPIAO_UPLOAD_LANES, 1, 'FAPIAO_UPLOAD_LANES') || 1,
       upkeepMs: integer(env.FAPIAO_UPKEEP_INTERVAL_MS, 30_000, 'FAPIAO_UPKEEP_INTERVAL_MS') || 30_000,
       termsMaxAgeMs: integer(env.FAPIAO_TERMS_REFRESH_MS, 600_000, 'FAPIAO_TERMS_REFRESH_MS') || 600_000,
       reserveFloor: integer(env.FAPIAO_NUMBER_RESERVE_MIN, 1_000, 'FAPIAO_NUMBER_RESERVE_MIN') || 1_000,

@@ -14,7 +14,7 @@ export function startUploads(ports: Ports, taxService: TaxService, config: { upl
   const owner = instanceName();
   const c = config.upload;
   const metrics = registry && outboxMetrics(registry);
-  const worker = startUploadWorker(ports, taxService, { owner, idleMs: c.pollMs, backoffMs: c.backoffMs, maxBackoffMs: c.maxBackoffMs, leaseMs: c.leaseMs, log, ...(metrics && { metrics }) });
+  const worker = startUploadWorker(ports, taxService, { owner, idleMs: c.pollMs, backoffMs: c.backoffMs, maxBackoffMs: c.maxBackoffMs, leaseMs: c.leaseMs, lanes: c.lanes, log, ...(metrics && { metrics }) });
   const upkeep = createUpkeep(ports, taxService, { owner, intervalMs: c.upkeepMs, termsMaxAgeMs: c.termsMaxAgeMs, reserve: { ...DEFAULT_RESERVE, floor: c.reserveFloor }, log });
   worker.start();
   upkeep.start();
