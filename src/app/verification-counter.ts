@@ -19,6 +19,9 @@ interface Entry {
 
 export class VerificationCounter {
   private readonly entries = new Map<string, Promise<Entry>>();
+  /** Entries counted since the last flush: a flush touches only these, not every entry of the day. */
+  private readonly dirty = new Set<Entry>();
+  private day = '';
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -39,6 +42,7 @@ export class VerificationCounter {
     }
     const e = await entry;
     e.pending += 1;
+    this.dirty.add(e);
     this.timer ??= setTimeout(() => void this.flush(), this.flushMs);
     this.timer.unref?.();
     return e.base + e.pending;
@@ -48,14 +52,10 @@ export class VerificationCounter {
   flush(): Promise<void> {
     this.timer = undefined;
     this.flushing = this.flushing.then(async () => {
-      const today = [...this.entries.keys()].reduce((max, key) => (key > max ? key : max), '').split('\u0000')[0] ?? '';
-      const due: Entry[] = [];
-      for (const [key, promise] of this.entries) {
-        const entry = await promise;
-        if (entry.pending > 0) due.push(entry);
-        else if (entry.day < today) this.entries.delete(key);
-      }
+      const due = [...this.dirty];
+      this.dirty.clear();
       if (due.length === 0) return;
+      this.forgetDaysBefore(due.reduce((max, e) => (e.day > max ? e.day : max), ''));
       const taken = due.map((e) => e.pending);
       try {
         const totals = await this.ports.store.write(async (tx) => {
@@ -69,8 +69,16 @@ export class VerificationCounter {
         });
       } catch {
         // The database is away: keep the counts and try again at the next verification.
+        for (const e of due) this.dirty.add(e);
       }
     });
     return this.flushing;
+  }
+
+  /** Once a new day is seen, the counts of earlier days are of no more use here. */
+  private forgetDaysBefore(today: string): void {
+    if (today <= this.day) return;
+    this.day = today;
+    for (const key of this.entries.keys()) if (key.split('\u0000')[0]! < today) this.entries.delete(key);
   }
 }
