@@ -13,7 +13,6 @@
 // Reported: drain rate ÷ ceiling (target ≥ 0.8) and drain p99 ÷ online p99 (target ≤ 1.2). The
 // drain is timed from the heal (includes noticing the service is back) and from the first
 // upload after it (transfer only). PASS/FAIL never changes the exit code.
-import http from 'node:http';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { availableParallelism, cpus } from 'node:os';
@@ -23,6 +22,7 @@ import SQLite from 'better-sqlite3';
 import { createTaxServiceClient } from '../src/upstream/client.js';
 import { enroll, staticCredentials } from '../src/upstream/credentials.js';
 import type { UploadRecord } from '../src/upstream/protocol.js';
+import { Issuer } from './support/issuer.js';
 import { sqliteFile } from '../src/store/database.js';
 import {
   createMerchantAndKeyWith, freePort, repoRoot, sleep, startServer, tempDataDir, threeLineInvoice, SELLER_TAX_ID, type ServerProcess,
@@ -44,34 +44,6 @@ const serverEnv = {
   FAPIAO_UPLOAD_POLL_MS: '200', FAPIAO_UPLOAD_BACKOFF_MS: '200', FAPIAO_UPLOAD_MAX_BACKOFF_MS: '1000',
   FAPIAO_UPSTREAM_CIRCUIT_OPEN_MS: '1000', FAPIAO_UPKEEP_INTERVAL_MS: '5000',
 };
-
-class Issuer {
-  private readonly agent: http.Agent;
-  private readonly body = Buffer.from(JSON.stringify(threeLineInvoice('drain')));
-  private sequence = 0;
-  constructor(private readonly port: number, private readonly apiKey: string, private readonly runId: string, maxSockets: number) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
-  }
-  issue(): Promise<number> {
-    const key = `${this.runId}-${++this.sequence}`;
-    return new Promise((resolve) => {
-      const request = http.request(
-        { agent: this.agent, host: '127.0.0.1', port: this.port, method: 'POST', path: '/api/v1/invoices',
-          headers: { 'content-type': 'application/json', 'content-length': this.body.length, authorization: `Bearer ${this.apiKey}`, 'idempotency-key': key } },
-        (response) => {
-          response.on('end', () => resolve(response.statusCode ?? 0));
-          response.on('error', () => resolve(0));
-          response.resume();
-        },
-      );
-      request.on('error', () => resolve(0));
-      request.end(this.body);
-    });
-  }
-  close(): void {
-    this.agent.destroy();
-  }
-}
 
 const percentile = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!);
 
@@ -165,8 +137,8 @@ async function main(): Promise<void> {
     const port = await freePort();
     server = await startServer({ dataDir: dir.dataDir, port, env, readyTimeoutMs: 60_000 });
     const runId = randomBytes(4).toString('hex');
-    const paceIssuer = new Issuer(port, apiKey, `${runId}-p`, 64);
-    const loadIssuer = new Issuer(port, apiKey, `${runId}-l`, CLIENTS);
+    const paceIssuer = new Issuer(port, apiKey, `${runId}-p`, 64, 'drain');
+    const loadIssuer = new Issuer(port, apiKey, `${runId}-l`, CLIENTS, 'drain');
     issuers = [paceIssuer, loadIssuer];
 
     console.log(`online: ${RATE}/s for ${ONLINE_MS / 1000} s while uploads flow…`);

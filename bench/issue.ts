@@ -19,7 +19,6 @@
 // Targets are reported as PASS/FAIL but never change the exit code. If the throughput target is
 // missed (or with --profile), a second server runs under --cpu-prof and the report says where its
 // CPU went.
-import http from 'node:http';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,8 +28,9 @@ import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { withPostgres } from './support/postgres.js';
+import { Issuer } from './support/issuer.js';
 import {
-  createMerchantAndKey, freePort, peakRssKiB, processTree, repoRoot, runCli, sleep, startServer, tempDataDir, threeLineInvoice, SELLER_TAX_ID, type ServerProcess,
+  createMerchantAndKey, freePort, peakRssKiB, processTree, repoRoot, runCli, sleep, startServer, tempDataDir, SELLER_TAX_ID, type ServerProcess,
 } from '../test/support/server-process.js';
 
 const CEILING_MS = 3_000;
@@ -240,49 +240,6 @@ async function createMerchantAndKeyIn(dataDir: string, env: NodeJS.ProcessEnv): 
   const merchant = await cli<{ id: string }>(['merchant', 'add', '--name', '福州测试商贸有限公司', '--tax-id', SELLER_TAX_ID, '--region', '35']);
   const created = await cli<{ key: string }>(['apikey', 'create', '--merchant', merchant.id, '--role', 'clerk']);
   return { merchantId: merchant.id, apiKey: created.key };
-}
-
-// ---------------------------------------------------------------------------------------------
-// A light HTTP client: keep-alive sockets, the body serialised once, only the status looked at.
-
-class Issuer {
-  private readonly agent: http.Agent;
-  private readonly body: Buffer;
-  private sequence = 0;
-
-  constructor(
-    private readonly port: number,
-    private readonly apiKey: string,
-    private readonly runId: string,
-    maxSockets: number,
-  ) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
-    this.body = Buffer.from(JSON.stringify(threeLineInvoice('bench')));
-  }
-
-  /** Resolves with the HTTP status, or 0 when there was no answer. */
-  issue(): Promise<number> {
-    const key = `${this.runId}-${++this.sequence}`;
-    return new Promise((resolve) => {
-      const request = http.request(
-        {
-          agent: this.agent, host: '127.0.0.1', port: this.port, method: 'POST', path: '/api/v1/invoices',
-          headers: { 'content-type': 'application/json', 'content-length': this.body.length, authorization: `Bearer ${this.apiKey}`, 'idempotency-key': key },
-        },
-        (response) => {
-          response.on('end', () => resolve(response.statusCode ?? 0));
-          response.on('error', () => resolve(0));
-          response.resume();
-        },
-      );
-      request.on('error', () => resolve(0));
-      request.end(this.body);
-    });
-  }
-
-  close(): void {
-    this.agent.destroy();
-  }
 }
 
 function percentile(sorted: Float64Array, p: number): number {

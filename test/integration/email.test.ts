@@ -14,6 +14,7 @@ import { smtpMailer, type Mailer } from '../../src/documents/email.js';
 import { renderInvoicePdf } from '../../src/documents/pdf.js';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { body, startApi, type Api, type ErrorBody } from '../support/http.js';
+import { until } from '../support/until.js';
 
 interface Mail {
   from: string;
@@ -69,16 +70,6 @@ function pdfAttachment(raw: string): { filename: string; bytes: Buffer } {
 function header(raw: string, name: string): string | undefined {
   const head = raw.slice(0, raw.indexOf('\r\n\r\n'));
   return new RegExp(`^${name}:\\s*(.+)$`, 'im').exec(head)?.[1]?.trim();
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 30));
-  }
 }
 
 for (const kind of storesUnderTest) {

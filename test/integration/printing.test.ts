@@ -18,6 +18,7 @@ import { renderInvoicePdf } from '../../src/documents/pdf.js';
 import { startSending, submitted } from '../../src/domain/print-job.js';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { body, startApi, type Api, type ErrorBody, type MovableClock } from '../support/http.js';
+import { until } from '../support/until.js';
 
 const PPD = '/usr/share/ppd/cups-pdf/CUPS-PDF_opt.ppd';
 const POLICY = { baseDelayMs: 100, maxDelayMs: 300, failoverAfter: 3, maxAttempts: 6, stuckAfterMs: 5_000, pollMs: 50 };
@@ -51,16 +52,6 @@ const printedFiles = (dir: string, jobId: string) => (existsSync(dir) ? readdirS
 function runningClock(): MovableClock {
   let offset = 0;
   return { now: () => new Date(Date.now() + offset), set: (at) => void (offset = new Date(at).getTime() - Date.now()), advance: (ms) => void (offset += ms) };
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 40));
-  }
 }
 
 for (const kind of storesUnderTest) {

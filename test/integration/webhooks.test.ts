@@ -12,6 +12,7 @@ import { shanghaiTimestamp } from '../../src/domain/time.js';
 import { verifyWebhookSignature } from '../../src/documents/webhooks.js';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { body, startApi, type Api, type ErrorBody, type MovableClock } from '../support/http.js';
+import { until } from '../support/until.js';
 
 /**
  * Real time: backoff pauses must really pass, and the receiver checks the signature's timestamp
@@ -61,16 +62,6 @@ async function startReceiver(failures: number) {
     setSecret: (s: string) => void (secret = s),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 for (const kind of storesUnderTest) {

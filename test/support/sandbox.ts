@@ -8,18 +8,7 @@ import type { Clock } from '../../src/domain/time.js';
 import { createTaxServiceClient, type TaxServiceClient, type TaxServiceClientOptions } from '../../src/upstream/client.js';
 import { storedCredentials } from '../../src/upstream/credentials.js';
 import { startSandbox, type StandaloneSandbox } from '../../src/upstream/simulator/server.js';
-
-export interface UploadCounter {
-  number: string;
-  submissions: number;
-  accepted: number;
-  duplicates: number;
-  conflicts: number;
-  rejections: number;
-  failed: number;
-  echoes: number;
-  digest: string | null;
-}
+import type { UploadCounter } from '../../src/upstream/simulator/ledger.js';
 
 export interface TestSandbox {
   url: string;
