@@ -13,19 +13,18 @@
 // Reported: drain rate ÷ ceiling (target ≥ 0.8) and drain p99 ÷ online p99 (target ≤ 1.2). The
 // drain is timed from the heal (includes noticing the service is back) and from the first
 // upload after it (transfer only). PASS/FAIL never changes the exit code.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { availableParallelism, cpus } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import { createTaxServiceClient } from '../src/upstream/client.js';
 import { enroll, staticCredentials } from '../src/upstream/credentials.js';
 import type { UploadRecord } from '../src/upstream/protocol.js';
 import { Issuer } from './support/issuer.js';
+import { startSimulator, type Simulator } from './support/simulator.js';
 import { sqliteFile } from '../src/store/database.js';
 import {
-  createMerchantAndKeyWith, freePort, repoRoot, sleep, startServer, tempDataDir, threeLineInvoice, SELLER_TAX_ID, type ServerProcess,
+  createMerchantAndKeyWith, freePort, sleep, startServer, tempDataDir, threeLineInvoice, SELLER_TAX_ID, type ServerProcess,
 } from '../test/support/server-process.js';
 
 const { values } = parseArgs({ options: { invoices: { type: 'string', default: '100000' }, rate: { type: 'string', default: '200' }, 'online-seconds': { type: 'string', default: '8' } } });
@@ -109,18 +108,12 @@ async function measureCeiling(sandboxUrl: string): Promise<number> {
 
 async function main(): Promise<void> {
   const dir = tempDataDir('fapiao-drain-');
-  const simDir = tempDataDir('fapiao-drain-sim-');
-  let simulator: ChildProcess | undefined;
+  let simulator: Simulator | undefined;
   let server: ServerProcess | undefined;
   let issuers: Issuer[] = [];
   try {
-    const simPort = await freePort();
-    const sandboxUrl = `http://127.0.0.1:${simPort}`;
-    simulator = spawn(process.execPath, [join(repoRoot, 'bin', 'fapiao.mjs'), 'simulator', '--port', String(simPort), '--data-dir', simDir.dataDir], { stdio: 'ignore' });
-    for (let i = 0; !(await fetch(`${sandboxUrl}/admin/info`).then((r) => r.ok, () => false)); i++) {
-      if (i > 200) throw new Error('the simulator did not start');
-      await sleep(100);
-    }
+    simulator = await startSimulator();
+    const sandboxUrl = simulator.url;
     const admin = (method: string, path: string) => fetch(`${sandboxUrl}${path}`, { method, headers: { 'content-type': 'application/json' }, body: method === 'PUT' ? '{}' : undefined });
 
     console.log(`measuring the sandbox's ingest ceiling (${CEILING_MS / 1000} s of 1000-record submissions)…`);
@@ -205,9 +198,8 @@ Targets
   } finally {
     for (const issuer of issuers) issuer.close();
     await server?.kill('SIGKILL');
-    simulator?.kill('SIGKILL');
+    simulator?.stop();
     dir.remove();
-    simDir.remove();
   }
 }
 

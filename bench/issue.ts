@@ -16,6 +16,10 @@
 // are spread over them round-robin; the same levels and open loop follow, and the share of time the
 // database's backends spend in each wait event is sampled while loaded.
 //
+// The tax service is the standalone sandbox (`fapiao simulator`) in a process of its own, as a real
+// one would be another machine: uploads flow during the run as they would in a shop, and the
+// sandbox's CPU is reported apart from the server's (FAPIAO_UPSTREAM_URL, if set, is used instead).
+//
 // Targets are reported as PASS/FAIL but never change the exit code. If the throughput target is
 // missed (or with --profile), a second server runs under --cpu-prof and the report says where its
 // CPU went.
@@ -29,6 +33,7 @@ import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { withPostgres } from './support/postgres.js';
 import { Issuer } from './support/issuer.js';
+import { startSimulator, type Simulator } from './support/simulator.js';
 import {
   createMerchantAndKey, freePort, peakRssKiB, processTree, repoRoot, runCli, sleep, startServer, tempDataDir, SELLER_TAX_ID, type ServerProcess,
 } from '../test/support/server-process.js';
@@ -59,6 +64,8 @@ interface LevelResult {
   errors: number;
   ratioToCeiling: number;
   serverCpuPercent: number;
+  /** The sandbox tax service taking the uploads (NaN when FAPIAO_UPSTREAM_URL names another). */
+  sandboxCpuPercent: number;
   clientCpuPercent: number;
 }
 
@@ -266,7 +273,7 @@ function cpuSeconds(pids: number[]): number {
  * Closed loop: `clients` requests always in flight, client i sending to instance i mod N; counts
  * what completes inside the window. `databasePid`, when given, is measured like the servers.
  */
-async function closedLoop(issuers: Issuer[], clients: number, rampMs: number, windowMs: number, serverPids: number[], databasePid?: number) {
+async function closedLoop(issuers: Issuer[], clients: number, rampMs: number, windowMs: number, serverPids: number[], databasePid?: number, sandboxPid?: number) {
   const windowStart = performance.now() + rampMs;
   const windowEnd = windowStart + windowMs;
   const latencies: number[] = [];
@@ -274,10 +281,12 @@ async function closedLoop(issuers: Issuer[], clients: number, rampMs: number, wi
   let errors = 0;
   let cpuAtStart = NaN;
   let databaseCpuAtStart = NaN;
+  let sandboxCpuAtStart = NaN;
   let clientCpuAtStart = process.cpuUsage();
   const startCpu = setTimeout(() => {
     cpuAtStart = cpuSeconds(serverPids);
     if (databasePid !== undefined) databaseCpuAtStart = cpuSeconds([databasePid]);
+    if (sandboxPid !== undefined) sandboxCpuAtStart = cpuSeconds([sandboxPid]);
     clientCpuAtStart = process.cpuUsage();
   }, rampMs);
   const worker = async (_: unknown, i: number) => {
@@ -297,12 +306,14 @@ async function closedLoop(issuers: Issuer[], clients: number, rampMs: number, wi
   clearTimeout(startCpu);
   const cpu = cpuSeconds(serverPids) - cpuAtStart;
   const databaseCpu = databasePid === undefined ? NaN : cpuSeconds([databasePid]) - databaseCpuAtStart;
+  const sandboxCpu = sandboxPid === undefined ? NaN : cpuSeconds([sandboxPid]) - sandboxCpuAtStart;
   const clientCpu = process.cpuUsage(clientCpuAtStart);
   const clientCpuPercent = ((clientCpu.user + clientCpu.system) / 1e6 / (windowMs / 1000)) * 100;
   const sorted = Float64Array.from(latencies).sort();
   return {
     perSecond: ok / (windowMs / 1000), p50: percentile(sorted, 50), p99: percentile(sorted, 99), errors,
-    cpuPercent: (cpu / (windowMs / 1000)) * 100, databaseCpuPercent: (databaseCpu / (windowMs / 1000)) * 100, clientCpuPercent,
+    cpuPercent: (cpu / (windowMs / 1000)) * 100, databaseCpuPercent: (databaseCpu / (windowMs / 1000)) * 100,
+    sandboxCpuPercent: (sandboxCpu / (windowMs / 1000)) * 100, clientCpuPercent,
   };
 }
 
@@ -491,12 +502,14 @@ async function main(): Promise<void> {
   const servers: ServerProcess[] = [];
   let issuers: Issuer[] = [];
   let database: BenchDatabase | undefined;
+  let simulator: Simulator | undefined;
   let cleaned: Promise<void> | undefined;
   const cleanUp = () =>
     (cleaned ??= (async () => {
       for (const issuer of issuers) issuer.close();
       await Promise.all(servers.map((server) => server.kill('SIGKILL')));
       await database?.drop().catch((error: Error) => process.stderr.write(`could not drop ${database?.name}: ${error.message}\n`));
+      simulator?.stop();
       dir.remove();
     })());
   process.once('SIGINT', () => void cleanUp().finally(() => process.exit(130)));
@@ -513,6 +526,10 @@ async function main(): Promise<void> {
     }
     const ceilingAt = (clients: number) => postgresCeiling?.get(clients)?.tps ?? sqliteCeiling;
 
+    if (!process.env.FAPIAO_UPSTREAM_URL) {
+      simulator = await startSimulator();
+      process.env.FAPIAO_UPSTREAM_URL = simulator.url; // for the CLI that makes the merchant and for every server
+    }
     const databaseEnv: NodeJS.ProcessEnv = database ? { DATABASE_URL: database.url } : {};
     const { apiKey } = database ? await createMerchantAndKeyIn(dir.dataDir, databaseEnv) : await createMerchantAndKey(dir.dataDir);
     // SQLite by default: one server with a process per core. Otherwise N instances of one process each.
@@ -533,9 +550,9 @@ async function main(): Promise<void> {
     for (const clients of LEVELS) {
       process.stdout.write(`${clients} clients for ${LEVEL_MS / 1000} s…\n`);
       const sampler = database && sampleWaits(database, RAMP_MS);
-      const r = await closedLoop(issuers, clients, RAMP_MS, LEVEL_MS, pids, database?.cpuPid);
+      const r = await closedLoop(issuers, clients, RAMP_MS, LEVEL_MS, pids, database?.cpuPid, simulator?.pid);
       const waits = await sampler?.stop();
-      levels.push({ clients, invoicesPerSecond: r.perSecond, p50Ms: r.p50, p99Ms: r.p99, errors: r.errors, ratioToCeiling: r.perSecond / ceilingAt(clients), serverCpuPercent: r.cpuPercent, clientCpuPercent: r.clientCpuPercent });
+      levels.push({ clients, invoicesPerSecond: r.perSecond, p50Ms: r.p50, p99Ms: r.p99, errors: r.errors, ratioToCeiling: r.perSecond / ceilingAt(clients), serverCpuPercent: r.cpuPercent, sandboxCpuPercent: r.sandboxCpuPercent, clientCpuPercent: r.clientCpuPercent });
       if (postgresCeiling) {
         const ceiling = postgresCeiling.get(clients)!;
         postgresLevels.push({ clients, ceilingTps: ceiling.tps, pgbenchClients: ceiling.clients, databaseCpuPercent: Number.isFinite(r.databaseCpuPercent) ? r.databaseCpuPercent : null, waits: waits ?? [] });
@@ -567,32 +584,32 @@ async function main(): Promise<void> {
     if (!database) {
       lines.push(
         `${machine}, data in ${dir.dataDir.split('/').slice(0, -1).join('/') || '/'}`,
-        `3-line normal invoices, one Idempotency-Key each; client and server share the machine`,
+        `3-line normal invoices, one Idempotency-Key each; client, server and sandbox tax service share the machine`,
       );
       if (options.instances !== undefined) lines.push(`${instanceCount} server instance(s) on one SQLite file (separate processes, FAPIAO_WORKERS=1 each); clients spread over them round-robin`);
       lines.push(
         '',
         `Ceiling: ${fixed(sqliteCeiling, 0)} single-row insert transactions/s (better-sqlite3, WAL, synchronous=FULL, ${CEILING_MS / 1000} s)`,
         '',
-        ` clients  invoices/s   p50 ms   p99 ms  errors  ÷ ceiling  server CPU  client CPU`,
+        ` clients  invoices/s   p50 ms   p99 ms  errors  ÷ ceiling  server CPU  sandbox CPU  client CPU`,
         ...levels.map((l) =>
-          `${pad(String(l.clients), 8)}${pad(fixed(l.invoicesPerSecond, 0), 12)}${pad(fixed(l.p50Ms), 9)}${pad(fixed(l.p99Ms), 9)}${pad(String(l.errors), 8)}${pad(fixed(l.ratioToCeiling, 2), 11)}${pad(fixed(l.serverCpuPercent, 0) + ' %', 12)}${pad(fixed(l.clientCpuPercent, 0) + ' %', 12)}`),
+          `${pad(String(l.clients), 8)}${pad(fixed(l.invoicesPerSecond, 0), 12)}${pad(fixed(l.p50Ms), 9)}${pad(fixed(l.p99Ms), 9)}${pad(String(l.errors), 8)}${pad(fixed(l.ratioToCeiling, 2), 11)}${pad(fixed(l.serverCpuPercent, 0) + ' %', 12)}${pad(fixed(l.sandboxCpuPercent, 0) + ' %', 13)}${pad(fixed(l.clientCpuPercent, 0) + ' %', 12)}`),
       );
     } else {
       const capped = postgresLevels.filter((l) => l.pgbenchClients < l.clients);
       lines.push(
         `${machine}; PostgreSQL ${database.version} at ${new URL(database.url).host}, fresh database ${database.name} (dropped afterwards)`,
-        `3-line normal invoices, one Idempotency-Key each; clients, servers and database share the machine`,
+        `3-line normal invoices, one Idempotency-Key each; clients, servers, database and sandbox tax service share the machine`,
         `${instanceCount} server instance${instanceCount > 1 ? 's' : ''} (separate processes on separate ports, FAPIAO_WORKERS=1 each) on one database; clients spread over them round-robin`,
         '',
         `Ceiling: pgbench, one-row insert transactions into a scratch table (synchronous_commit=on, -j 2, ${PGBENCH_SECONDS} s at each client count)`,
         ...capped.map((l) => `  pgbench at ${l.clients} clients was capped at ${l.pgbenchClients} connections (max_connections less those in use)`),
         '',
-        ` clients  invoices/s   p50 ms   p99 ms  errors  pgbench tps  ÷ ceiling  servers CPU  postgres CPU  client CPU`,
+        ` clients  invoices/s   p50 ms   p99 ms  errors  pgbench tps  ÷ ceiling  servers CPU  postgres CPU  sandbox CPU  client CPU`,
         ...levels.map((l, i) => {
           const p = postgresLevels[i]!;
           return `${pad(String(l.clients), 8)}${pad(fixed(l.invoicesPerSecond, 0), 12)}${pad(fixed(l.p50Ms), 9)}${pad(fixed(l.p99Ms), 9)}${pad(String(l.errors), 8)}${pad(fixed(p.ceilingTps, 0), 13)}${pad(fixed(l.ratioToCeiling, 3), 11)}` +
-            `${pad(fixed(l.serverCpuPercent, 0) + ' %', 13)}${pad(p.databaseCpuPercent === null ? '—' : fixed(p.databaseCpuPercent, 0) + ' %', 14)}${pad(fixed(l.clientCpuPercent, 0) + ' %', 12)}`;
+            `${pad(fixed(l.serverCpuPercent, 0) + ' %', 13)}${pad(p.databaseCpuPercent === null ? '—' : fixed(p.databaseCpuPercent, 0) + ' %', 14)}${pad(fixed(l.sandboxCpuPercent, 0) + ' %', 13)}${pad(fixed(l.clientCpuPercent, 0) + ' %', 12)}`;
         }),
         '',
         `What the bench database's client backends were doing while loaded (sampled every ${WAIT_SAMPLE_MS} ms; average backends, share):`,

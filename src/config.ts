@@ -12,6 +12,8 @@ export interface Config {
   logLevel: string;
   /** Server processes sharing the port and the database; defaults to one per core. */
   workers: number;
+  /** The niceness of a cluster's background process (0–19): the counter comes first. */
+  backgroundNice: number;
   rateLimitPerKey: number | undefined;
   rateLimitPerIp: number | undefined;
   /** Scheduled, verified backups (FAPIAO_BACKUP_DIR set), with retention. */
@@ -64,6 +66,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminPassword: env.FAPIAO_ADMIN_PASSWORD || undefined,
     logLevel: env.LOG_LEVEL ?? 'info',
     workers: integer(env.FAPIAO_WORKERS, availableParallelism(), 'FAPIAO_WORKERS') || 1,
+    backgroundNice: Math.min(19, integer(env.FAPIAO_BACKGROUND_NICE, 10, 'FAPIAO_BACKGROUND_NICE')),
     upstreamUrl: env.FAPIAO_UPSTREAM_URL ? env.FAPIAO_UPSTREAM_URL.replace(/\/+$/, '') : undefined,
     sandboxAdminToken: env.FAPIAO_SANDBOX_ADMIN_TOKEN || undefined,
     upload: {

@@ -1,7 +1,7 @@
 // `fapiao serve` / `npm start`: prepare the store (migrations, a first login), then serve HTTP
 // until told to stop — from one process per core (FAPIAO_WORKERS), all sharing the port and the
 // database, so a month-end peak uses the whole machine.
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import type { Config } from './config.js';
 import { openSigner } from './app/signing-keys.js';
@@ -18,12 +18,22 @@ import { createMetrics } from './ops/metrics.js';
 import { clusterMetricsSource, serveClusterMetrics } from './ops/cluster-metrics.js';
 import { scheduleBackups } from './app/backups.js';
 import { hostname } from 'node:os';
+
 import { scheduleReconciliation } from './app/reconcile.js';
 import { registerUpstreamMetrics } from './upstream/metrics.js';
 import { startUploads } from './app/uploads.js';
 import { taxServiceClientFor, upstreamBanner, upstreamSetup } from './upstream/setup.js';
 import { startDeliveryWorkers } from './documents/delivery-workers.js';
 import { PdfCache } from './documents/pdf-cache.js';
+import { setPriority } from 'node:os';
+import { pino } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Metrics } from './ops/metrics.js';
+import type { HttpContext } from './http/context.js';
+import type { RunnerLog } from './app/outbox-runner.js';
+import type { UpstreamSetup } from './upstream/setup.js';
+import type { TaxServiceClient } from './upstream/client.js';
+import type { InvoiceSigner } from './app/document-ports.js';
 
 /** The primary has no HTTP logger of its own; it writes the same JSON lines. */
 const logLine = (level: number) => (fields: object, msg: string) => {
@@ -38,12 +48,26 @@ const RESTART_DELAY_MS = 500;
 /** A demo merchant with a valid USCC, so a fresh install can issue straight away. */
 const DEMO_MERCHANT = { name: '示例商贸有限公司（演示）', taxId: '91350100M000100Y43', regionCode: '35', address: '福建省福州市鼓楼区示例路1号', phone: '0591-88888888' };
 
+/**
+ * What a process does. With one process (FAPIAO_WORKERS=1) it does everything. With more, the
+ * primary forks FAPIAO_WORKERS processes that serve HTTP and one that works in the background
+ * (uploads, number reserves, reconciliation, deliveries, housekeeping) at a lower CPU priority, so a
+ * backlog draining or a batch of PDFs rendering never slows the counter (R30, R36).
+ */
+interface Role {
+  http: boolean;
+  background: boolean;
+}
+const ROLE_ENV = 'FAPIAO_PROCESS_ROLE';
+const HTTP_ONLY: Role = { http: true, background: false };
+const BACKGROUND_ONLY: Role = { http: false, background: true };
+
 export async function serve(config: Config): Promise<void> {
-  if (cluster.isWorker) return runWorker(config, false);
+  if (cluster.isWorker) return runProcess(config, process.env[ROLE_ENV] === 'background' ? BACKGROUND_ONLY : HTTP_ONLY, false);
   await migrateDatabase(config);
   await withPorts(config, (ports) => ensureSomeoneCanLogIn(ports, config));
   process.stdout.write(`${upstreamBanner(upstreamSetup(config), config)}\n`);
-  if (config.workers <= 1) return runWorker(config, true);
+  if (config.workers <= 1) return runProcess(config, { http: true, background: true }, true);
   runPrimary(config);
 }
 
@@ -51,13 +75,25 @@ function runPrimary(config: Config): void {
   serveClusterMetrics();
   const stopBackups = config.backup ? scheduleBackups(config, config.backup, primaryLog) : () => {};
   let stopping = false;
-  const fork = () => cluster.fork();
+  const roles = new Map<number, string>(); // worker id → role, so a replacement does the same job
+  const fork = (role: 'http' | 'background') => roles.set(cluster.fork({ [ROLE_ENV]: role }).id, role);
   cluster.on('exit', (worker, code, signal) => {
+    const role = roles.get(worker.id) === 'background' ? 'background' : 'http';
+    roles.delete(worker.id);
     if (stopping) return;
-    process.stderr.write(`worker ${worker.process.pid} ended (${signal ?? code}); starting another\n`);
-    setTimeout(fork, RESTART_DELAY_MS);
+    process.stderr.write(`${role} worker ${worker.process.pid} ended (${signal ?? code}); starting another\n`);
+    setTimeout(() => fork(role), RESTART_DELAY_MS);
   });
-  for (let i = 0; i < config.workers; i++) fork();
+  for (let i = 0; i < config.workers; i++) fork('http');
+  // The background process starts once the counter is open: after a crash, serving comes first.
+  let listening = 0;
+  const startBackground = (worker: Worker) => {
+    if (roles.get(worker.id) === 'http' && ++listening === config.workers) {
+      cluster.off('listening', startBackground);
+      fork('background');
+    }
+  };
+  cluster.on('listening', startBackground);
   const stop = () => {
     stopping = true;
     stopBackups();
@@ -68,7 +104,7 @@ function runPrimary(config: Config): void {
   process.once('SIGINT', stop);
 }
 
-async function runWorker(config: Config, alone: boolean): Promise<void> {
+async function runProcess(config: Config, role: Role, alone: boolean): Promise<void> {
   const store = await openStore(config, { migrate: false });
   const signer = await openSigner(store, systemClock, config.dataDir); // R22: created on first start
   const ports = { store, clock: systemClock, passwords: argon2Hasher(), signer, printDirectoryRoot: config.printDirectoryRoot, emailEnabled: config.mail !== undefined };
@@ -77,49 +113,15 @@ async function runWorker(config: Config, alone: boolean): Promise<void> {
   // The tax service: FAPIAO_UPSTREAM_URL, or the sandbox this server mounts at /sandbox.
   const upstream = upstreamSetup(config);
   const taxService = taxServiceClientFor(upstream, store, systemClock, { timeoutMs: config.upload.timeoutMs, openMs: config.upload.circuitOpenMs });
-  const app = await buildApp(
-    ports,
-    {
-      logger: { level: config.logLevel },
-      ...(config.rateLimitPerKey !== undefined && { rateLimitPerKey: config.rateLimitPerKey }),
-      ...(config.rateLimitPerIp !== undefined && { rateLimitPerIp: config.rateLimitPerIp }),
-      taxService,
-      ...(upstream.sandboxDbFile && { sandbox: { dbFile: upstream.sandboxDbFile, ...(config.sandboxAdminToken && { adminToken: config.sandboxAdminToken }) } }),
-      documents: { publicUrl: config.publicUrl, pdfCacheDir: join(config.dataDir, 'pdf-cache'), verifyPerIpPerMinute: config.verifyPerIpPerMinute },
-    },
-    metrics,
-  );
-  await app.listen({ host: config.host, port: config.port });
-  const deliveryPdfs = new PdfCache({ publicUrl: config.publicUrl, dir: join(config.dataDir, 'pdf-cache') });
-  app.log.info({ upstream: upstream.baseUrl, sandbox: upstream.sandbox }, upstreamBanner(upstream));
-  // Uploads and number reserves (R30): every process works the shared outbox by lease; upkeep
-  // tops up numbers, refreshes terms and warns near the offline limits.
-  const stopUploads = startUploads({ ...ports }, taxService, config, app.log, metrics.registry);
-  // Every process ticks; a lease in the database lets one of them reconcile yesterday.
-  const stopReconciliation = scheduleReconciliation({ ...ports, taxService }, `${hostname()}:${process.pid}`, app.log, { metrics: metrics.registry });
-  registerUpstreamMetrics(metrics.registry, taxService);
-  // Backups run once per machine: here when this is the only process, else in the primary.
-  const stopBackups = alone && config.backup ? scheduleBackups(config, { ...config.backup, metrics: metrics.registry }, app.log) : () => {};
-  // Deliveries and printing (R11, R21): fan-out of issued invoices, webhooks, email, print jobs.
-  const stopDeliveries = startDeliveryWorkers(ports, { renderPdf: (invoice) => deliveryPdfs.pdfFor(invoice), ...(config.mail && { mail: config.mail }), log: app.log, registry: metrics.registry, leaseMs: config.deliveryLeaseMs });
-
-  const housekeeping = setInterval(() => {
-    purgeExpired(ports).then(
-      (purged) => app.log.info({ purged }, 'housekeeping'),
-      (error) => app.log.warn({ err: error }, 'housekeeping failed; will retry'),
-    );
-    deliveryPdfs.prune().then((pdfs) => pdfs && app.log.info({ pdfs }, 'pdf cache pruned'), () => {});
-  }, HOUSEKEEPING_INTERVAL_MS);
-  housekeeping.unref();
+  const app = role.http ? await serveHttp(config, ports, metrics, upstream, taxService, role.background) : undefined;
+  const log: RunnerLog = app?.log ?? pino({ level: config.logLevel, base: { pid: process.pid, role: 'background' } });
+  if (!role.http) setPriority(0, config.backgroundNice);
+  const stopBackground = role.background ? startBackgroundWork(config, ports, taxService, metrics.registry, log, alone) : async () => {};
 
   const stop = async (reason: string) => {
-    app.log.info({ reason }, 'shutting down');
-    clearInterval(housekeeping);
-    stopBackups();
-    stopReconciliation();
-    await stopUploads();
-    await stopDeliveries();
-    await app.close();
+    log.info({ reason }, 'shutting down');
+    await stopBackground();
+    await app?.close();
     await store.close();
     process.exit(0);
   };
@@ -127,6 +129,56 @@ async function runWorker(config: Config, alone: boolean): Promise<void> {
   process.once('SIGINT', () => void stop('SIGINT'));
   // A worker whose primary is gone (even by kill -9) must not linger holding connections.
   if (!alone) process.once('disconnect', () => void stop('primary gone'));
+}
+
+/** `uploadsHere`: this process also uploads, so its client's circuit breaker is worth reporting. */
+async function serveHttp(config: Config, ports: HttpContext['ports'], metrics: Metrics, upstream: UpstreamSetup, taxService: TaxServiceClient, uploadsHere: boolean) {
+  const app = await buildApp(
+    ports,
+    {
+      logger: { level: config.logLevel },
+      ...(config.rateLimitPerKey !== undefined && { rateLimitPerKey: config.rateLimitPerKey }),
+      ...(config.rateLimitPerIp !== undefined && { rateLimitPerIp: config.rateLimitPerIp }),
+      taxService,
+      ...(uploadsHere && { uploadCircuit: () => taxService.circuit().state }),
+      ...(upstream.sandboxDbFile && { sandbox: { dbFile: upstream.sandboxDbFile, ...(config.sandboxAdminToken && { adminToken: config.sandboxAdminToken }) } }),
+      documents: { publicUrl: config.publicUrl, pdfCacheDir: join(config.dataDir, 'pdf-cache'), verifyPerIpPerMinute: config.verifyPerIpPerMinute },
+    },
+    metrics,
+  );
+  await app.listen({ host: config.host, port: config.port });
+  app.log.info({ upstream: upstream.baseUrl, sandbox: upstream.sandbox }, upstreamBanner(upstream));
+  return app;
+}
+
+/** Everything that is not answering a request. Returns how to stop it. */
+function startBackgroundWork(config: Config, ports: Ports & { signer: InvoiceSigner }, taxService: TaxServiceClient, registry: Registry, log: RunnerLog, alone: boolean): () => Promise<void> {
+  const deliveryPdfs = new PdfCache({ publicUrl: config.publicUrl, dir: join(config.dataDir, 'pdf-cache') });
+  // Uploads and number reserves (R30): the outbox is shared by lease, so any number of instances
+  // may run this; upkeep tops up numbers, refreshes terms and warns near the offline limits.
+  const stopUploads = startUploads({ ...ports }, taxService, config, log, registry);
+  // Every instance ticks; a lease in the database lets one of them reconcile yesterday.
+  const stopReconciliation = scheduleReconciliation({ ...ports, taxService }, `${hostname()}:${process.pid}`, log, { metrics: registry });
+  registerUpstreamMetrics(registry, taxService);
+  // Backups run once per machine: here when this is the only process, else in the primary.
+  const stopBackups = alone && config.backup ? scheduleBackups(config, { ...config.backup, metrics: registry }, log) : () => {};
+  // Deliveries and printing (R11, R21): fan-out of issued invoices, webhooks, email, print jobs.
+  const stopDeliveries = startDeliveryWorkers(ports, { renderPdf: (invoice) => deliveryPdfs.pdfFor(invoice), ...(config.mail && { mail: config.mail }), log, registry, leaseMs: config.deliveryLeaseMs });
+  const housekeeping = setInterval(() => {
+    purgeExpired(ports).then(
+      (purged) => log.info({ purged }, 'housekeeping'),
+      (error) => log.warn({ err: error }, 'housekeeping failed; will retry'),
+    );
+    deliveryPdfs.prune().then((pdfs) => pdfs && log.info({ pdfs }, 'pdf cache pruned'), () => {});
+  }, HOUSEKEEPING_INTERVAL_MS);
+  housekeeping.unref();
+  return async () => {
+    clearInterval(housekeeping);
+    stopBackups();
+    stopReconciliation();
+    await stopUploads();
+    await stopDeliveries();
+  };
 }
 
 async function withPorts(config: Config, work: (ports: Ports & { passwords: PasswordHasher }) => Promise<void>): Promise<void> {

@@ -42,6 +42,8 @@ export interface HttpOptions {
   sandbox?: { dbFile: string; adminToken?: string };
   /** The tax service, for reconciliation (对账) from the API; without it those routes answer 4008. */
   taxService?: TaxService;
+  /** The circuit breaker's state of the client that uploads, when this process uploads (status shows it). */
+  uploadCircuit?: () => string;
   /** PDFs and public verification: QR base URL, PDF cache directory, per-IP verification limit. */
   documents: DocumentOptions;
   logger: boolean | { level: string; stream?: NodeJS.WritableStream };
@@ -118,7 +120,7 @@ export async function buildApp(ports: HttpContext['ports'], options: Partial<Htt
   documentRoutes(app, context, settings.documents);
   for (const routes of [printingRoutes, deliveryRoutes, exportRoutes]) routes(app, context); // printing, delivery and export (R11, R12, R21)
   reconciliationRoutes(app, context, settings.taxService);
-  statusRoutes(app, context, settings.taxService);
+  statusRoutes(app, context, settings.uploadCircuit);
   if (settings.sandbox) await app.register(sandboxPlugin(settings.sandbox), { prefix: SANDBOX_PREFIX });
   app.get('/api/v1/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   return app;

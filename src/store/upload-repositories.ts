@@ -32,8 +32,13 @@ const takeNumber = prepare<{ merchantId: string; year: number }, { sequence: num
     .returning(sql<number>`next_seq - 1`.as('sequence')),
 );
 
+// On every GET of one invoice (what the tax service said about it, if anything).
+const findProblem = prepare<{ merchantId: string; number: string }, Database['invoice_uploads']>((db) =>
+  db.selectFrom('invoice_uploads').selectAll().where('merchant_id', '=', arg('merchantId')).where('number', '=', arg('number')),
+);
+
 export function uploadRepositories(db: Db, dialect: Dialect): UploadRepositories {
-  return { numberBlocks: numberBlocks(db, dialect), uploads: uploads(db), upstreamState: upstreamState(db), terms: terms(db) };
+  return { numberBlocks: numberBlocks(db, dialect), uploads: uploads(db, dialect), upstreamState: upstreamState(db), terms: terms(db) };
 }
 
 function numberBlocks(db: Db, dialect: Dialect): UploadRepositories['numberBlocks'] {
@@ -80,7 +85,7 @@ function numberBlocks(db: Db, dialect: Dialect): UploadRepositories['numberBlock
   };
 }
 
-function uploads(db: Db): UploadRepositories['uploads'] {
+function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
   const toProblem = (r: Database['invoice_uploads']): UploadProblem => ({
     merchantId: r.merchant_id, number: r.number, state: r.state as UploadProblemState, reasonCode: r.reason_code, reason: r.reason,
     localDigest: r.local_digest, heldDigest: r.held_digest, upstreamRecord: r.upstream_record, at: r.at,
@@ -145,7 +150,7 @@ function uploads(db: Db): UploadRepositories['uploads'] {
       }
     },
     async problem(merchantId, number) {
-      const row = await db.selectFrom('invoice_uploads').selectAll().where('merchant_id', '=', merchantId).where('number', '=', number).executeTakeFirst();
+      const [row] = (await findProblem.execute(db, dialect, { merchantId, number })).rows;
       return row && toProblem(row);
     },
     async countProblems(merchantId) {

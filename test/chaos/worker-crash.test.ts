@@ -1,10 +1,25 @@
-// One server process per core: when a worker dies (kill -9), the others keep answering, the primary
-// starts a replacement, and nothing acknowledged is lost or doubled.
+// One HTTP process per core and one background process: when any of them dies (kill -9), the others
+// keep answering, the primary starts a replacement of the same kind, and nothing acknowledged is
+// lost or doubled; the replaced background process uploads what was issued meanwhile.
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createMerchantAndKey, freePort, processTree, queryAllInvoices, runCli, sleep, startServer, tempDataDir, threeLineInvoice, type ServerProcess,
 } from '../support/server-process.js';
+import { until } from '../support/until.js';
+
+/** The primary's own server processes (not, say, a compiler service tsx may have started). */
+function serverWorkers(primary: number): number[] {
+  return processTree(primary).filter((pid) => {
+    if (pid === primary) return false;
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('fapiao.mjs');
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+}
 
 describe('a worker process killed under load', () => {
   const dir = tempDataDir('fapiao-workers-');
@@ -14,7 +29,7 @@ describe('a worker process killed under load', () => {
 
   beforeAll(async () => {
     ({ merchantId, apiKey } = await createMerchantAndKey(dir.dataDir));
-    server = await startServer({ dataDir: dir.dataDir, port: await freePort(), env: { FAPIAO_WORKERS: '2' } });
+    server = await startServer({ dataDir: dir.dataDir, port: await freePort(), env: { FAPIAO_WORKERS: '2', FAPIAO_UPLOAD_LEASE_MS: '2000' } }); // a killed uploader's lease runs out quickly
   }, 60_000);
   afterAll(async () => {
     await server?.kill('SIGTERM');
@@ -52,20 +67,31 @@ describe('a worker process killed under load', () => {
     const clients = Array.from({ length: 6 }, client);
 
     const workersKilled: number[] = [];
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 6; round++) {
       await sleep(700);
-      const workers = processTree(server.pid).filter((pid) => pid !== server.pid);
-      expect(workers.length).toBe(2);
-      process.kill(workers[round % 2]!, 'SIGKILL');
-      workersKilled.push(workers[round % 2]!);
+      // Two HTTP processes and the background one (forked once both listen, or replaced by now).
+      const workers = await until('three server processes', async () => {
+        const pids = serverWorkers(server.pid).filter((pid) => !workersKilled.includes(pid));
+        return pids.length === 3 ? pids : undefined;
+      }, 20_000, 100);
+      process.kill(workers[round % 3]!, 'SIGKILL');
+      workersKilled.push(workers[round % 3]!);
       await sleep(900); // the primary replaces it
     }
     stop = true;
     await Promise.all(clients);
 
-    const workersNow = processTree(server.pid).filter((pid) => pid !== server.pid);
-    expect(workersNow).toHaveLength(2);
+    const workersNow = await until('the last one replaced', async () => {
+      const pids = serverWorkers(server.pid).filter((pid) => !workersKilled.includes(pid));
+      return pids.length === 3 ? pids : undefined;
+    }, 20_000, 100);
     for (const pid of workersKilled) expect(workersNow).not.toContain(pid);
+    // Whatever was killed, a background process is back and uploads everything.
+    await until('the backlog uploaded', async () => {
+      const response = await fetch(`${server.baseUrl}/api/v1/status`, { headers: { authorization: `Bearer ${apiKey}` } });
+      const status = (await response.json()) as { backlog: { count: number } };
+      return status.backlog.count === 0 ? true : undefined;
+    }, 30_000, 200);
 
     await server.kill('SIGTERM');
     const stored = await queryAllInvoices<{ number: string; remarks: string }>(dir.dataDir, merchantId);

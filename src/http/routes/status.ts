@@ -7,7 +7,6 @@ import { z } from 'zod';
 import { merchantStatus, type MerchantStatus } from '../../app/contingency.js';
 import { invoiceKinds } from '../../domain/invoice.js';
 import { formatYuan } from '../../domain/money.js';
-import type { TaxService } from '../../upstream/protocol.js';
 import type { Invoice } from '../../domain/invoice.js';
 import { faults, fill } from '../../domain/faults.js';
 import type { UploadProblem } from '../../app/upload-ports.js';
@@ -86,7 +85,8 @@ export function uploadView(invoice: Invoice, problem: UploadProblem | undefined)
   return { state, code: null, reason: invoice.status === 'rejected' ? invoice.voidReason : null, remedy: null, remedy_en: null, held_digest: null } as const;
 }
 
-export function statusRoutes(app: FastifyInstance, { ports }: HttpContext, taxService?: TaxService): void {
+/** `uploadCircuit`: absent in a process that does not upload (a cluster's HTTP workers), so status says null. */
+export function statusRoutes(app: FastifyInstance, { ports }: HttpContext, uploadCircuit?: () => string): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
   api.get('/api/v1/status', {
     schema: {
@@ -95,7 +95,6 @@ export function statusRoutes(app: FastifyInstance, { ports }: HttpContext, taxSe
       response: { 200: StatusView, 401: ErrorView, 403: ErrorView, 404: ErrorView },
     },
   }, async (request) => {
-    const circuit = taxService && 'circuit' in taxService ? (taxService as { circuit(): { state: string } }).circuit().state : null;
-    return statusView(await merchantStatus(ports, request.caller), circuit);
+    return statusView(await merchantStatus(ports, request.caller), uploadCircuit?.() ?? null);
   });
 }
