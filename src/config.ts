@@ -74,7 +74,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       backoffMs: integer(env.FAPIAO_UPLOAD_BACKOFF_MS, 1_000, 'FAPIAO_UPLOAD_BACKOFF_MS') || 1_000,
       maxBackoffMs: integer(env.FAPIAO_UPLOAD_MAX_BACKOFF_MS, 60_000, 'FAPIAO_UPLOAD_MAX_BACKOFF_MS') || 60_000,
       leaseMs: integer(env.FAPIAO_UPLOAD_LEASE_MS, 120_000, 'FAPIAO_UPLOAD_LEASE_MS') || 120_000,
-      lanes: integer(env.FAPIAO_UPLOAD_LANES, 1, 'FAPIAO_UPLOAD_LANES') || 1,
+      lanes: integer(env.FAPIAO_UPLOAD_LANES, 2, 'FAPIAO_UPLOAD_LANES') || 2,
       upkeepMs: integer(env.FAPIAO_UPKEEP_INTERVAL_MS, 30_000, 'FAPIAO_UPKEEP_INTERVAL_MS') || 30_000,
       termsMaxAgeMs: integer(env.FAPIAO_TERMS_REFRESH_MS, 600_000, 'FAPIAO_TERMS_REFRESH_MS') || 600_000,
       reserveFloor: integer(env.FAPIAO_NUMBER_RESERVE_MIN, 1_000, 'FAPIAO_NUMBER_RESERVE_MIN') || 1_000,

@@ -10,7 +10,7 @@ import { addMerchant } from '../../src/app/merchants.js';
 import { issueInvoice } from '../../src/app/issue-invoice.js';
 import { createApiKey } from '../../src/app/api-keys.js';
 import { reconcile, reconcileYesterday, resolveDifference } from '../../src/app/reconcile.js';
-import { uploadRecord } from '../../src/app/upload-worker.js';
+import { uploadRecord } from '../../src/app/upload-record.js';
 import type { Store } from '../../src/app/ports.js';
 import type { Caller } from '../../src/domain/access.js';
 import type { Invoice } from '../../src/domain/invoice.js';

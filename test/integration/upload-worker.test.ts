@@ -88,6 +88,14 @@ for (const kind of storesUnderTest) {
       expect(report!.breaks).toEqual([]);
     });
 
+    it('uploads jobs enqueued before records travelled in the payload from the stored invoices, the same records', async () => {
+      const numbers = await issue(3);
+      await opened.exec(`update outbox set payload = '{"digest":"' || (select digest from invoices i where i.number = outbox.subject) || '"}' where topic = 'invoice.upload'`);
+      await drain();
+      await expectUploadedOnce(numbers);
+      expect((await status()).backlog).toMatchObject({ count: 0 });
+    });
+
     it('resolves a lost answer by a status query: the invoices count as uploaded and are never sent twice', async () => {
       const numbers = await issue(4);
       await sandbox.fault('lose_response');
