@@ -5,6 +5,7 @@ import * as upstream from './migrations/002-upstream.js';
 import * as upstreamAlerts from './migrations/003-upstream-alerts.js';
 import * as documents from './migrations/004-documents.js';
 import * as delivery from './migrations/005-delivery.js';
+import * as buyerDateIndex from './migrations/006-buyer-date-index.js';
 
 const migrations: Record<string, Migration> = {
   '001-core': core,
@@ -12,6 +13,7 @@ const migrations: Record<string, Migration> = {
   '003-upstream-alerts': upstreamAlerts,
   '004-documents': documents,
   '005-delivery': delivery,
+  '006-buyer-date-index': buyerDateIndex,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

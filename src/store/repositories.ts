@@ -311,7 +311,9 @@ function invoices(db: Db, dialect: Dialect): Repositories['invoices'] {
       return row && rowToInvoice(row);
     },
     async list(merchantId, f: InvoiceFilter, limit) {
-      let q = db.selectFrom('invoices').selectAll().where('merchant_id', '=', merchantId);
+      // The page's positions first, then its rows: the sort over every match carries chain indexes
+      // only (an index-only scan for a buyer over a date range), not every match's whole invoice.
+      let q = db.selectFrom('invoices').select('chain_index').where('merchant_id', '=', merchantId);
       if (f.dateFrom) q = q.where('issue_date', '>=', f.dateFrom);
       if (f.dateTo) q = q.where('issue_date', '<=', f.dateTo);
       if (f.buyerName) q = q.where(contains('buyer_name', f.buyerName));
@@ -321,7 +323,8 @@ function invoices(db: Db, dialect: Dialect): Repositories['invoices'] {
       if (f.status) q = q.where('status', '=', f.status);
       if (f.kind) q = q.where('kind', '=', f.kind);
       if (f.beforeIndex !== undefined) q = q.where('chain_index', '<', f.beforeIndex);
-      const rows = await q.orderBy('chain_index', 'desc').limit(limit).execute();
+      const page = q.orderBy('chain_index', 'desc').limit(limit);
+      const rows = await db.selectFrom('invoices').selectAll().where('merchant_id', '=', merchantId).where('chain_index', 'in', page).orderBy('chain_index', 'desc').execute();
       return rows.map(rowToInvoice);
     },
     async count(merchantId) {
