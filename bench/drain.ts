@@ -1,11 +1,13 @@
 // `npm run bench:drain [-- --invoices N] [--rate R]`: how fast a backlog built offline reaches the
 // tax service once it is back, and what the drain costs the counter.
 //
-// In one run, against the standalone sandbox (`fapiao simulator`, its own process and database):
+// In one run, against the standalone sandbox (`fapiao simulator`, its own process and database,
+// niced as a stand-in for a remote service: bench/support/simulator.ts):
 //   1. the sandbox's own ingest ceiling: records per second it accepts from a client sending
-//      1000-record submissions back to back as fast as it answers (two senders, as the server runs
-//      one uploader per process), for a seller of its own;
-//   2. online: the server (one process per core, FAPIAO_UPSTREAM_URL = the sandbox) issues at a
+//      1000-record submissions back to back as fast as it answers (two senders, as the server's
+//      background process runs two upload lanes), for a seller of its own;
+//   2. online: the server (HTTP processes, one per core, and its background process;
+//      FAPIAO_UPSTREAM_URL = the sandbox) issues at a
 //      paced R invoices/s while uploads flow as usual — the online p99;
 //   3. the sandbox goes "down"; N invoices are issued offline (closed loop, 32 clients);
 //   4. the sandbox heals; the drain is timed until every offline invoice's upload job is done (read
@@ -180,7 +182,7 @@ async function main(): Promise<void> {
     const pass = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
     console.log(`
 Fapiao drain benchmark — ${new Date().toISOString()}
-node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model.trim() ?? '?'}), SQLite, server ${process.env.FAPIAO_WORKERS ?? availableParallelism()} process(es), sandbox = fapiao simulator (own process)
+node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model.trim() ?? '?'}), SQLite, server ${process.env.FAPIAO_WORKERS ?? availableParallelism()} process(es), sandbox = fapiao simulator (own process, nice 10: a stand-in for a remote service)
 
 Sandbox ingest ceiling: ${fixed(ceiling, 0)} records/s (1000-record submissions, 2 senders, ${CEILING_MS / 1000} s)
 Offline: ${offline.done.toLocaleString('en')} invoices issued in ${fixed(offlineSeconds)} s (${fixed(offline.done / offlineSeconds, 0)}/s), ${offline.errors} errors; backlog ${backlog.toLocaleString('en')}

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { verifyWebhookSignature } from '../../src/documents/webhooks.js';
 import { createMerchantAndKey, freePort, runCliJson, sleep, startServer, tempDataDir, threeLineInvoice, type ServerProcess } from '../support/server-process.js';
+import { until } from '../support/until.js';
 
 const LEASE_MS = 3_000;
 
@@ -64,8 +65,13 @@ describe('crash: SIGKILL during a webhook delivery', () => {
     const event = JSON.parse(requests[1]!.body) as { type: string; data: { invoice: { number: string } } };
     expect(event).toMatchObject({ type: 'invoice.issued', data: { invoice: { number } } });
 
-    const log = await fetch(`${server.baseUrl}/api/v1/deliveries/${requests[0]!.id}`, { headers: { authorization: `Bearer ${apiKey}` } });
-    const detail = (await log.json()) as { state: string; attempts: number; attempts_log: Array<{ outcome: string; status_code: number | null; error: string | null }> };
+    // The receiver has answered; the worker writes the outcome down just after.
+    type Detail = { state: string; attempts: number; attempts_log: Array<{ outcome: string; status_code: number | null; error: string | null }> };
+    const detail = await until('the delivery recorded as delivered', async () => {
+      const log = await fetch(`${server!.baseUrl}/api/v1/deliveries/${requests[0]!.id}`, { headers: { authorization: `Bearer ${apiKey}` } });
+      const answer = (await log.json()) as Detail;
+      return answer.state === 'pending' ? undefined : answer;
+    }, 10_000, 50);
     expect(detail.state).toBe('delivered');
     expect(detail.attempts_log.map((a) => a.outcome)).toEqual(['failed', 'delivered']);
     expect(detail.attempts_log[0]!.error).toMatch(/^interrupted/);
