@@ -375,7 +375,9 @@ function where(url: string): string {
   const modules = path.lastIndexOf('node_modules/');
   if (modules >= 0) return path.slice(modules + 'node_modules/'.length).replace(/\/dist\/(esm|cjs)\//, '/…/');
   if (path.startsWith('node:')) return path;
-  return path.startsWith('/') ? relative(repoRoot, path) : path;
+  const place = path.startsWith('/') ? relative(repoRoot, path) : path;
+  // The server runs compiled (dist/, see bin/fapiao.mjs): name its functions by their source file.
+  return place.startsWith('dist/') ? `src/${place.slice('dist/'.length).replace(/\.js$/, '.ts')}` : place;
 }
 
 function area(url: string, functionName: string): string {
