@@ -37,7 +37,7 @@ export interface Config {
 }
 
 export interface UploadConfig {
-  /** How often each process looks for invoices to upload when there were none. */
+  /** How often the uploading process looks for invoices to upload when there were none. */
   pollMs: number;
   /** First retry delay of a failed upload; doubles up to maxBackoffMs, with jitter. */
   backoffMs: number;

@@ -75,10 +75,10 @@ function runPrimary(config: Config): void {
   serveClusterMetrics();
   const stopBackups = config.backup ? scheduleBackups(config, config.backup, primaryLog) : () => {};
   let stopping = false;
-  const roles = new Map<number, string>(); // worker id → role, so a replacement does the same job
+  const roles = new Map<number, 'http' | 'background'>(); // worker id → role, so a replacement does the same job
   const fork = (role: 'http' | 'background') => roles.set(cluster.fork({ [ROLE_ENV]: role }).id, role);
   cluster.on('exit', (worker, code, signal) => {
-    const role = roles.get(worker.id) === 'background' ? 'background' : 'http';
+    const role = roles.get(worker.id) ?? 'http';
     roles.delete(worker.id);
     if (stopping) return;
     process.stderr.write(`${role} worker ${worker.process.pid} ended (${signal ?? code}); starting another\n`);

@@ -5,9 +5,9 @@ import { canonicalContent, type Invoice } from '../domain/invoice.js';
 import type { UploadRecord } from '../upstream/protocol.js';
 import type { OutboxJob } from './ports.js';
 
-/** The payload of an upload job: the digest, anything the caller adds, and the record to send. */
+/** The payload of an upload job: anything the caller adds, and the record to send (its digest included). */
 export function uploadJobPayload(invoice: Invoice, extra: Record<string, unknown> = {}): string {
-  return JSON.stringify({ digest: invoice.digest, ...extra, record: uploadRecord(invoice) });
+  return JSON.stringify({ ...extra, record: uploadRecord(invoice) });
 }
 
 /** The record a job carries; undefined for jobs enqueued before records were carried. */

@@ -109,13 +109,13 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
   /** Uploads one seller's jobs; returns the flow-control pause the tax service asked for (ms). */
   async function uploadGroup(merchantId: string, jobs: OutboxJob[], lease: Lease): Promise<number> {
     const merchant = await merchantOf(merchantId);
-    const invoices = await recordsOf(merchantId, jobs);
+    const records = await recordsOf(merchantId, jobs);
     const verdicts = new Map<number, Verdict>();
-    const orphans = jobs.filter((j) => !merchant || !invoices.has(j.subject));
+    const orphans = jobs.filter((j) => !merchant || !records.has(j.subject));
     for (const job of orphans) verdicts.set(job.id, { kind: 'uploaded' }); // nothing to upload: an upload job always has its invoice; never retry forever
     const live = jobs.filter((j) => !verdicts.has(j.id));
     if (!merchant || live.length === 0) {
-      await finish(merchantId, jobs, verdicts, invoices, lease);
+      await finish(merchantId, jobs, verdicts, records, lease);
       return 0;
     }
 
@@ -124,15 +124,14 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
       // 1. Attempts whose outcome is unknown are resolved by a status query first.
       const uncertain = live.filter((j) => j.attempts > 1);
       await eachLimited(uncertain, statusConcurrency, async (job) => {
-        const invoice = invoices.get(job.subject)!;
-        const verdict = fromStatus(await taxService.status(merchant.taxId, invoice.number), invoice.digest);
+        const record = records.get(job.subject)!;
+        const verdict = fromStatus(await taxService.status(merchant.taxId, record.number), record.digest);
         if (verdict) verdicts.set(job.id, verdict);
       });
       // 2. Everything not settled by a status answer is submitted, once.
       const toSend = live.filter((j) => !verdicts.has(j.id));
       if (toSend.length > 0) {
-        const records = toSend.map((j) => invoices.get(j.subject)!);
-        const answer = await taxService.upload(merchant.taxId, records);
+        const answer = await taxService.upload(merchant.taxId, toSend.map((j) => records.get(j.subject)!));
         waitSeconds = answer.waitSeconds;
         const outcomes = new Map(answer.outcomes.map((o) => [o.number, o]));
         for (const job of toSend) verdicts.set(job.id, fromOutcome(outcomes.get(job.subject)));
@@ -141,21 +140,21 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
       const notProcessed = certainlyNotProcessed(error);
       // Jobs settled by status answers keep their verdicts; the rest wait for the next round.
       for (const job of live) if (!verdicts.has(job.id)) verdicts.set(job.id, notProcessed ? { kind: 'failed' } : { kind: 'unknown' });
-      await finish(merchantId, jobs, verdicts, invoices, lease, describe(error), pauseOf(error));
+      await finish(merchantId, jobs, verdicts, records, lease, describe(error), pauseOf(error));
       throw error;
     }
-    await finish(merchantId, jobs, verdicts, invoices, lease);
+    await finish(merchantId, jobs, verdicts, records, lease);
     return Math.max(0, waitSeconds) * 1000;
   }
 
   /**
    * Writes the verdicts of one submission (≤ 1000 jobs) in ONE transaction, for the jobs this process
-   * still holds. Uploads run in the background process (server.ts), so the synchronous step blocks
-   * no request; the write lock is held for tens of milliseconds, and one commit instead of five let
-   * bench:drain drain about a fifth faster.
+   * still holds: one commit instead of five let bench:drain drain about a fifth faster. On SQLite the
+   * write lock is held, and the process's event loop blocked, for tens of milliseconds; in a cluster
+   * that is the background process's loop (server.ts), in a single-process server every request waits.
    */
   async function finish(
-    merchantId: string, jobs: OutboxJob[], verdicts: Map<number, Verdict>, invoices: Map<string, UploadRecord>, lease: Lease, error?: string, pauseMs = 0,
+    merchantId: string, jobs: OutboxJob[], verdicts: Map<number, Verdict>, records: Map<string, UploadRecord>, lease: Lease, error?: string, pauseMs = 0,
   ): Promise<void> {
     const settled = jobs.filter((j) => ['uploaded', 'rejected', 'quarantined'].includes(verdicts.get(j.id)?.kind ?? ''));
     const failed = jobs.filter((j) => verdicts.get(j.id)?.kind === 'failed');
@@ -171,30 +170,30 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
       const reduced = new Map<InvoiceKind, { count: number; preTaxFen: bigint }>();
       for (const job of settled) {
         if (!completed.has(job.id)) continue; // another process holds it now
-        const invoice = invoices.get(job.subject);
+        const record = records.get(job.subject);
         const verdict = verdicts.get(job.id)!;
-        if (!invoice) continue;
-        const sum = reduced.get(invoice.kind) ?? { count: 0, preTaxFen: 0n };
-        reduced.set(invoice.kind, { count: sum.count + 1, preTaxFen: sum.preTaxFen + BigInt(invoice.totalAmountFen) });
-        if (verdict.kind === 'uploaded') uploaded.push(invoice.number);
+        if (!record) continue;
+        const sum = reduced.get(record.kind) ?? { count: 0, preTaxFen: 0n };
+        reduced.set(record.kind, { count: sum.count + 1, preTaxFen: sum.preTaxFen + BigInt(record.totalAmountFen) });
+        if (verdict.kind === 'uploaded') uploaded.push(record.number);
         else if (verdict.kind === 'rejected') {
           await tx.uploads.recordProblem({
-            merchantId, number: invoice.number, state: 'rejected', reasonCode: verdict.reasonCode, reason: verdict.reason,
-            localDigest: invoice.digest, heldDigest: null, upstreamRecord: null, at,
+            merchantId, number: record.number, state: 'rejected', reasonCode: verdict.reasonCode, reason: verdict.reason,
+            localDigest: record.digest, heldDigest: null, upstreamRecord: null, at,
           });
-          if ((await tx.invoices.get(merchantId, invoice.number))?.status === 'issued') {
-            await tx.invoices.setStatus(merchantId, invoice.number, { status: 'rejected', at, reason: verdict.reason });
-            audit.push({ merchantId, actor: 'tax-service', action: 'invoice.rejected', subject: invoice.number, detail: { reasonCode: verdict.reasonCode, reason: verdict.reason } });
+          if ((await tx.invoices.get(merchantId, record.number))?.status === 'issued') {
+            await tx.invoices.setStatus(merchantId, record.number, { status: 'rejected', at, reason: verdict.reason });
+            audit.push({ merchantId, actor: 'tax-service', action: 'invoice.rejected', subject: record.number, detail: { reasonCode: verdict.reasonCode, reason: verdict.reason } });
           }
         } else if (verdict.kind === 'quarantined') {
           await tx.uploads.recordProblem({
-            merchantId, number: invoice.number, state: 'quarantined', reasonCode: null, reason: 'digest conflict',
-            localDigest: invoice.digest, heldDigest: verdict.heldDigest, upstreamRecord: JSON.stringify(verdict.record), at,
+            merchantId, number: record.number, state: 'quarantined', reasonCode: null, reason: 'digest conflict',
+            localDigest: record.digest, heldDigest: verdict.heldDigest, upstreamRecord: JSON.stringify(verdict.record), at,
           });
-          audit.push({ merchantId, actor: 'tax-service', action: 'invoice.quarantined', subject: invoice.number, detail: { localDigest: invoice.digest, heldDigest: verdict.heldDigest } });
+          audit.push({ merchantId, actor: 'tax-service', action: 'invoice.quarantined', subject: record.number, detail: { localDigest: record.digest, heldDigest: verdict.heldDigest } });
           await raiseAlert(tx, {
-            merchantId, kind: 'upload.conflict', severity: 'critical', subject: invoice.number, at,
-            detail: { localDigest: invoice.digest, heldDigest: verdict.heldDigest, code: faults.UPLOAD_CONFLICT.code },
+            merchantId, kind: 'upload.conflict', severity: 'critical', subject: record.number, at,
+            detail: { localDigest: record.digest, heldDigest: verdict.heldDigest, code: faults.UPLOAD_CONFLICT.code },
           });
         }
       }

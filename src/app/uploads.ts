@@ -1,6 +1,7 @@
 // Starts, in one server process, everything that keeps the tax service in step: the upload worker
-// (the 'invoice.upload' outbox) and the upkeep loop (number reserve, terms, warnings). Every
-// process of every instance runs both; leases in the database keep them from doing work twice.
+// (the 'invoice.upload' outbox) and the upkeep loop (number reserve, terms, warnings). The process
+// that does an instance's background work runs both (server.ts); leases in the database keep the
+// instances from doing work twice.
 import { Counter, type Registry } from 'prom-client';
 import type { UploadConfig } from '../config.js';
 import type { TaxService } from '../upstream/protocol.js';

@@ -220,6 +220,20 @@ for (const s of storesUnderTest) {
         expect(await list(api.a.keys.clerk, { buyer_tax_id: otherId.slice(0, 10) })).toEqual([]);
       });
 
+      it('pages through one buyer over a date range, newest first, leaving out other buyers and days', async () => {
+        const otherId = validUscc(55_555_555, '330100');
+        const wanted: string[] = [];
+        for (const [day, hour] of [['2026-03-30', 9], ['2026-03-31', 9], ['2026-03-31', 15], ['2026-04-01', 9], ['2026-04-01', 15], ['2026-04-02', 9]] as const) {
+          api.clock.set(`${day}T${String(hour - 8).padStart(2, '0')}:00:00Z`); // Shanghai hour
+          const ours = await issued(api.a.keys.clerk, sampleInvoice());
+          await issued(api.a.keys.clerk, sampleInvoice({ buyer: { name: '杭州某某有限公司', tax_id: otherId } }));
+          if (day >= '2026-03-31' && day <= '2026-04-01') wanted.push(ours.number);
+        }
+        const pages = await walk(api.a.keys.auditor, { buyer_tax_id: BUYER_TAX_ID, date_from: '2026-03-31', date_to: '2026-04-01', limit: 2 });
+        expect(pages.map((p) => p.length)).toEqual([2, 2]);
+        expect(pages.flat()).toEqual([...wanted].reverse());
+      });
+
       it('filters by 价税合计 range, both ends included', async () => {
         const small = await issued(api.a.keys.clerk, sampleInvoice({ lines: [oneLine('1', '100.00', '0.06')] })); // 106.00
         const middle = await issued(api.a.keys.clerk, sampleInvoice({ lines: [oneLine('1', '1000.00', '0.06')] })); // 1060.00
