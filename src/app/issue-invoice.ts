@@ -14,7 +14,7 @@ import { takeSequence } from './number-blocks.js';
 import { checkBacklogAfterIssue } from './contingency.js';
 import { backlogPeriod } from '../domain/contingency.js';
 import type { MerchantRecord, Ports, Repositories } from './ports.js';
-import { uploadJobPayload } from './upload-record.js';
+import { enqueueUpload } from './upload-record.js';
 
 export interface IssueResult {
   invoice: Invoice;
@@ -65,7 +65,7 @@ export async function issueInvoice(ports: Ports, caller: Caller, request: Invoic
     if (idempotencyKey !== undefined) {
       await tx.idempotency.insert({ merchantId: merchant.id, key: idempotencyKey, requestHash, invoiceNumber: invoice.number, createdAt: issuedAt });
     }
-    await tx.outbox.enqueue({ merchantId: merchant.id, topic: 'invoice.upload', subject: invoice.number, payload: uploadJobPayload(invoice), at: issuedAt });
+    await enqueueUpload(tx, invoice, issuedAt);
     const audited = await appendAudit(tx, ports.clock, { merchantId: merchant.id, actor: caller.actor, action: 'invoice.issued', subject: invoice.number, detail: { digest: invoice.digest } }, auditHead!);
     await tx.chain.advance([{ scope: invoiceHead!.scope, hash: invoice.chainHash, index: invoice.chainIndex }, audited]);
     return { invoice, replayed: false };

@@ -59,9 +59,13 @@ export interface UploadRepositories {
     list(merchantId: string, year: number): Promise<NumberBlockRecord[]>;
   };
   uploads: {
+    /** Enqueues the upload of an invoice with the record it will send (JSON of an UploadRecord). */
+    enqueue(job: { merchantId: string; number: string; payload: string; record: string; at: string }): Promise<void>;
+    /** The records stored with these jobs of the merchant (any order; jobs without one are left out). */
+    records(merchantId: string, jobIds: readonly number[]): Promise<Array<{ jobId: number; record: string }>>;
     /** The merchant's invoices with these numbers (any order; missing ones are left out). */
     invoices(merchantId: string, numbers: readonly string[]): Promise<Invoice[]>;
-    /** Marks upload jobs done, only those `owner` still holds; returns the ids it marked. */
+    /** Marks upload jobs done, only those `owner` still holds, and drops their records; returns the ids it marked. */
     completeJobs(ids: readonly number[], owner: string, at: string): Promise<number[]>;
     /**
      * Gives jobs back for later. `counted: false` undoes the claim's attempt count: the attempt

@@ -1,19 +1,13 @@
 // What an 'invoice.upload' job sends to the tax service. The record is built when the invoice is
-// issued and travels in the job's payload, written in the same transaction as the invoice, so a
-// drain of a long backlog reads outbox rows only, not every invoice again.
+// issued and stored beside the job in the same transaction (upload_records), so a drain of a long
+// backlog reads the records as they are instead of rebuilding each from its invoice.
 import { canonicalContent, type Invoice } from '../domain/invoice.js';
 import type { UploadRecord } from '../upstream/protocol.js';
-import type { OutboxJob } from './ports.js';
+import type { Repositories } from './ports.js';
 
-/** The payload of an upload job: anything the caller adds, and the record to send (its digest included). */
-export function uploadJobPayload(invoice: Invoice, extra: Record<string, unknown> = {}): string {
-  return JSON.stringify({ ...extra, record: uploadRecord(invoice) });
-}
-
-/** The record a job carries; undefined for jobs enqueued before records were carried. */
-export function carriedRecord(job: OutboxJob): UploadRecord | undefined {
-  const payload = JSON.parse(job.payload) as { record?: UploadRecord };
-  return payload.record?.number === job.subject ? payload.record : undefined;
+/** Enqueues the upload of `invoice` with its record; `extra` goes into the job's payload (what asked for it). */
+export function enqueueUpload(tx: Repositories, invoice: Invoice, at: string, extra: Record<string, unknown> = {}): Promise<void> {
+  return tx.uploads.enqueue({ merchantId: invoice.merchantId, number: invoice.number, payload: JSON.stringify(extra), record: JSON.stringify(uploadRecord(invoice)), at });
 }
 
 export function uploadRecord(invoice: Invoice): UploadRecord {

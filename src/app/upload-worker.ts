@@ -21,7 +21,7 @@ import { MAX_RECORDS_PER_UPLOAD } from '../upstream/protocol.js';
 import { raiseAlert } from './alerts.js';
 import type { AuditRecord } from './audit.js';
 import { markOnline, markUnreachable } from './contingency.js';
-import { carriedRecord, uploadRecord } from './upload-record.js';
+import { uploadRecord } from './upload-record.js';
 import { backoffDelay, createOutboxRunner, instanceName, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
 import type { AuditEntry, MerchantRecord, OutboxJob, Ports } from './ports.js';
 
@@ -69,16 +69,17 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
   }
 
   /**
-   * What each job uploads, by invoice number: the record its payload carries (written with the
-   * invoice, so a drain reads no invoice rows), else built from the stored invoice (jobs enqueued
-   * before records were carried). A job whose invoice is gone has none.
+   * What each job uploads, by invoice number: the record stored with it when the invoice was issued,
+   * else (jobs enqueued by an earlier version) the record built from the stored invoice. A job
+   * whose invoice is gone has none.
    */
   async function recordsOf(merchantId: string, jobs: OutboxJob[]): Promise<Map<string, UploadRecord>> {
     const records = new Map<string, UploadRecord>();
+    const stored = new Map((await ports.store.read.uploads.records(merchantId, jobs.map((j) => j.id))).map((r) => [r.jobId, r.record]));
     const without: string[] = [];
     for (const job of jobs) {
-      const record = carriedRecord(job);
-      if (record) records.set(job.subject, record);
+      const record = stored.get(job.id);
+      if (record) records.set(job.subject, JSON.parse(record) as UploadRecord);
       else without.push(job.subject);
     }
     for (const slice of slices(without)) {

@@ -1,7 +1,7 @@
 // Opens the store the configuration names: PostgreSQL when DATABASE_URL is set, otherwise the
 // embedded SQLite file under the data directory.
 import type { Store } from '../app/ports.js';
-import { migrateSqlite, openSqliteStore, sqliteFile } from './sqlite-store.js';
+import { migrateSqlite, openSqliteStore, sqliteFile, type WalCheckpoints } from './sqlite-store.js';
 import { migratePostgres, openPostgresStore } from './postgres-store.js';
 
 export { sqliteFile };
@@ -13,9 +13,17 @@ export interface StoreConfig {
   schema?: string;
 }
 
-export async function openStore(config: StoreConfig, options: { migrate?: boolean } = {}): Promise<Store> {
+export interface OpenOptions {
+  migrate?: boolean;
+  /** SQLite only: who copies the write-ahead log back into the database file (sqlite-store.ts). */
+  walCheckpoints?: WalCheckpoints;
+}
+
+export async function openStore(config: StoreConfig, options: OpenOptions = {}): Promise<Store> {
   const migrate = options.migrate !== false;
-  return config.databaseUrl ? openPostgresStore({ url: config.databaseUrl, schema: config.schema }, migrate) : openSqliteStore(config.dataDir, migrate);
+  return config.databaseUrl
+    ? openPostgresStore({ url: config.databaseUrl, schema: config.schema }, migrate)
+    : openSqliteStore(config.dataDir, migrate, options.walCheckpoints);
 }
 
 /** Applies pending migrations and says which ran (`fapiao migrate`). */

@@ -6,6 +6,7 @@ import * as upstreamAlerts from './migrations/003-upstream-alerts.js';
 import * as documents from './migrations/004-documents.js';
 import * as delivery from './migrations/005-delivery.js';
 import * as buyerDateIndex from './migrations/006-buyer-date-index.js';
+import * as uploadRecords from './migrations/007-upload-records.js';
 
 const migrations: Record<string, Migration> = {
   '001-core': core,
@@ -14,6 +15,7 @@ const migrations: Record<string, Migration> = {
   '004-documents': documents,
   '005-delivery': delivery,
   '006-buyer-date-index': buyerDateIndex,
+  '007-upload-records': uploadRecords,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

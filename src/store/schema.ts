@@ -132,6 +132,13 @@ export interface OutboxTable {
   done_at: string | null;
 }
 
+/** What an upload job sends (JSON of an UploadRecord), until the job completes. */
+export interface UploadRecordTable {
+  job_id: number;
+  merchant_id: string;
+  record: string;
+}
+
 export interface UserTable {
   id: string;
   merchant_id: string;
@@ -255,6 +262,7 @@ export interface Database extends DeliveryTables, DocumentTables {
   usage: UsageTable;
   audit_log: AuditTable;
   outbox: OutboxTable;
+  upload_records: UploadRecordTable;
   users: UserTable;
   sessions: SessionTable;
   api_keys: ApiKeyTable;

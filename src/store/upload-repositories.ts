@@ -37,6 +37,25 @@ const findProblem = prepare<{ merchantId: string; number: string }, Database['in
   db.selectFrom('invoice_uploads').selectAll().where('merchant_id', '=', arg('merchantId')).where('number', '=', arg('number')),
 );
 
+// On the path of every issue: the upload job and the record it will send. SQLite runs the two
+// inserts in-process; PostgreSQL gets them in one statement, one round trip under the merchant lock.
+const jobValues = {
+  merchant_id: arg<string>('merchantId'), topic: 'invoice.upload', subject: arg<string>('number'), payload: arg<string>('payload'),
+  created_at: arg<string>('at'), available_at: arg<string>('at'), attempts: 0,
+};
+type EnqueueArgs = { merchantId: string; number: string; payload: string; record: string; at: string };
+const insertJob = prepare<EnqueueArgs, { id: number }>((db) => db.insertInto('outbox').values(jobValues).returning('id'));
+const insertRecord = prepare<{ jobId: number; merchantId: string; record: string }, never>((db) =>
+  db.insertInto('upload_records').values({ job_id: arg('jobId'), merchant_id: arg('merchantId'), record: arg('record') }),
+);
+const insertJobWithRecord = prepare<EnqueueArgs, never>((db) =>
+  db
+    .with('job', (w) => w.insertInto('outbox').values(jobValues).returning('id'))
+    .insertInto('upload_records')
+    .columns(['job_id', 'merchant_id', 'record'])
+    .expression((eb) => eb.selectFrom('job').select(['job.id', sql<string>`cast(${arg('merchantId')} as text)`.as('merchant_id'), sql<string>`cast(${arg('record')} as text)`.as('record')])),
+);
+
 export function uploadRepositories(db: Db, dialect: Dialect): UploadRepositories {
   return { numberBlocks: numberBlocks(db, dialect), uploads: uploads(db, dialect), upstreamState: upstreamState(db), terms: terms(db) };
 }
@@ -91,6 +110,19 @@ function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
     localDigest: r.local_digest, heldDigest: r.held_digest, upstreamRecord: r.upstream_record, at: r.at,
   });
   return {
+    async enqueue(job) {
+      if (dialect === 'postgres') {
+        await insertJobWithRecord.execute(db, dialect, job);
+        return;
+      }
+      const [{ id }] = (await insertJob.execute(db, dialect, job)).rows as [{ id: number }];
+      await insertRecord.execute(db, dialect, { jobId: id, merchantId: job.merchantId, record: job.record });
+    },
+    async records(merchantId, jobIds) {
+      if (jobIds.length === 0) return [];
+      const rows = await db.selectFrom('upload_records').select(['job_id', 'record']).where('merchant_id', '=', merchantId).where('job_id', 'in', [...jobIds]).execute();
+      return rows.map((r) => ({ jobId: Number(r.job_id), record: r.record }));
+    },
     async invoices(merchantId, numbers) {
       if (numbers.length === 0) return [];
       const rows = await db.selectFrom('invoices').selectAll().where('merchant_id', '=', merchantId).where('number', 'in', [...numbers]).execute();
@@ -106,7 +138,9 @@ function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
         .where('done_at', 'is', null)
         .returning('id')
         .execute();
-      return rows.map((r) => Number(r.id));
+      const completed = rows.map((r) => Number(r.id));
+      if (completed.length > 0) await db.deleteFrom('upload_records').where('job_id', 'in', completed).execute();
+      return completed;
     },
     async releaseJobs(ids, owner, availableAt, counted) {
       if (ids.length === 0) return 0;

@@ -88,9 +88,18 @@ for (const kind of storesUnderTest) {
       expect(report!.breaks).toEqual([]);
     });
 
-    it('uploads jobs enqueued before records travelled in the payload from the stored invoices, the same records', async () => {
+    it('keeps a job\'s record until the job completes, then drops it', async () => {
       const numbers = await issue(3);
-      await opened.exec(`update outbox set payload = '{"digest":"' || (select digest from invoices i where i.number = outbox.subject) || '"}' where topic = 'invoice.upload'`);
+      const stored = await opened.store.read.uploads.records(api.a.id, [1, 2, 3, 4, 5, 6]);
+      expect(stored.map((r) => JSON.parse(r.record).number).sort()).toEqual([...numbers].sort());
+      await drain();
+      await expectUploadedOnce(numbers);
+      expect(await opened.store.read.uploads.records(api.a.id, stored.map((r) => r.jobId))).toEqual([]);
+    });
+
+    it('uploads jobs enqueued without a stored record (by an earlier version) from the stored invoices, the same records', async () => {
+      const numbers = await issue(3);
+      await opened.exec(`delete from upload_records`);
       await drain();
       await expectUploadedOnce(numbers);
       expect((await status()).backlog).toMatchObject({ count: 0 });
