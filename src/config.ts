@@ -8,6 +8,8 @@ export interface Config {
   dataDir: string;
   /** postgres://… switches storage to PostgreSQL (several instances may share it). */
   databaseUrl: string | undefined;
+  /** PostgreSQL: prepare the hot statements by name (off behind a pooler that cannot keep them). */
+  namedStatements: boolean;
   adminPassword: string | undefined;
   logLevel: string;
   /** Server processes sharing the port and the database; defaults to one per core. */
@@ -63,6 +65,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: integer(env.PORT, 8080, 'PORT'),
     dataDir: resolve(env.FAPIAO_DATA_DIR ?? 'data'),
     databaseUrl: env.DATABASE_URL || undefined,
+    namedStatements: onOff(env.FAPIAO_PG_NAMED_STATEMENTS, true, 'FAPIAO_PG_NAMED_STATEMENTS'),
     adminPassword: env.FAPIAO_ADMIN_PASSWORD || undefined,
     logLevel: env.LOG_LEVEL ?? 'info',
     workers: integer(env.FAPIAO_WORKERS, availableParallelism(), 'FAPIAO_WORKERS') || 1,
@@ -104,6 +107,12 @@ function integer(text: string | undefined, fallback: number, name: string): numb
   const value = Number(text);
   if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a whole number, got "${text}"`);
   return value;
+}
+
+function onOff(text: string | undefined, fallback: boolean, name: string): boolean {
+  if (text === undefined || text === '') return fallback;
+  if (text === 'on' || text === 'off') return text === 'on';
+  throw new Error(`${name} must be on or off, got "${text}"`);
 }
 
 function positive(text: string | undefined, fallback: number, name: string): number {

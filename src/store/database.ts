@@ -11,6 +11,8 @@ export interface StoreConfig {
   databaseUrl?: string;
   /** PostgreSQL only: the schema to use instead of the default search_path. */
   schema?: string;
+  /** PostgreSQL only: prepare the hot statements by name (default on). */
+  namedStatements?: boolean;
 }
 
 export interface OpenOptions {
@@ -22,7 +24,7 @@ export interface OpenOptions {
 export async function openStore(config: StoreConfig, options: OpenOptions = {}): Promise<Store> {
   const migrate = options.migrate !== false;
   return config.databaseUrl
-    ? openPostgresStore({ url: config.databaseUrl, schema: config.schema }, migrate)
+    ? openPostgresStore({ url: config.databaseUrl, schema: config.schema, namedStatements: config.namedStatements }, migrate)
     : openSqliteStore(config.dataDir, migrate, options.walCheckpoints);
 }
 

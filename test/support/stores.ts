@@ -46,7 +46,7 @@ const sqlite: StoreUnderTest = {
   },
 };
 
-function postgres(url: string): StoreUnderTest {
+export function postgres(url: string, options: { namedStatements?: boolean } = {}): StoreUnderTest {
   const withClient = async (schema: string | undefined, work: (client: pg.Client) => Promise<unknown>) => {
     const client = new pg.Client({ connectionString: url, ...(schema && { options: `-c search_path=${schema}` }) });
     await client.connect();
@@ -62,7 +62,7 @@ function postgres(url: string): StoreUnderTest {
       const schema = `fapiao_test_${process.env.FAPIAO_TEST_RUN ?? 'adhoc'}_${randomBytes(6).toString('hex')}`;
       await withClient(undefined, (c) => c.query(`create schema ${schema}`));
       const dataDir = mkdtempSync(join(tmpdir(), 'fapiao-test-'));
-      const store = await openStore({ dataDir, databaseUrl: url, schema });
+      const store = await openStore({ dataDir, databaseUrl: url, schema, ...options });
       return {
         store,
         dataDir,
