@@ -48,16 +48,32 @@ export type WalCheckpoints = 'on-commit' | 'periodic' | 'elsewhere';
 
 const CHECKPOINT_INTERVAL_MS = 250;
 const CHECKPOINT_FALLBACK_PAGES = 20_000; // 80 MB of log
+const RESTART_AFTER_PAGES = 2_000;
+const RESTART_LOCK_WAIT_MS = 50;
 
 /**
- * PASSIVE: copies what no reader still needs, never waits for a lock nor holds up a writer. Not
- * inside this connection's own transaction (the group committer awaits between statements); a
- * failure (a full disk) leaves the log as it is for the next round or the next commit.
+ * PASSIVE: copies what no reader still needs, never waits for a lock nor holds up a writer. But
+ * the log only starts over when a writer finds all of it copied, which under a steady stream of
+ * commits from other processes never happens, and it grew to the fallback size. So past
+ * RESTART_AFTER_PAGES it is RESTART: it waits up to RESTART_LOCK_WAIT_MS for the write lock
+ * between two commits of the others (a wait inside this process's event loop, acceptable in the
+ * background process and nowhere else; else it stays passive until the next round), copies the
+ * few frames left, and the next commit writes the log from its start. Not inside this
+ * connection's own transaction (the group committer awaits between statements); a failure (a full
+ * disk) leaves the log as it is for the next round or the next commit.
  */
 function checkpoint(connection: SQLite.Database): void {
   if (!connection.open || connection.inTransaction) return;
   try {
-    connection.pragma('wal_checkpoint(PASSIVE)');
+    const [passive] = connection.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number }>;
+    if ((passive?.log ?? 0) > RESTART_AFTER_PAGES) {
+      connection.pragma(`busy_timeout = ${RESTART_LOCK_WAIT_MS}`);
+      try {
+        connection.pragma('wal_checkpoint(RESTART)');
+      } finally {
+        connection.pragma('busy_timeout = 0');
+      }
+    }
   } catch {
     // the log stays whole and is copied later; commits go on regardless
   }
