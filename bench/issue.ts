@@ -1,5 +1,8 @@
-// `npm run bench:issue [-- --db sqlite|postgres] [--instances N] [--profile]`: invoices per second
-// through the real server, against what the disk allows.
+// `npm run bench:issue [-- --db sqlite|postgres] [--instances N] [--merchants M] [--profile]`:
+// invoices per second through the real server, against what the disk allows.
+//
+// One merchant by default: all its issues are serialised on its own row lock, numbering and chain
+// (the hardest case). --merchants M spreads the clients over M merchants, as a platform's load is.
 //
 // SQLite (the default): the ceiling is measured in the same run: single-row insert transactions per
 // second on a fresh SQLite file with the server's settings (WAL, synchronous=FULL), so each one waits
@@ -32,10 +35,11 @@ import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { withPostgres } from './support/postgres.js';
+import { validUscc } from '../test/support/http.js';
 import { Issuer } from './support/issuer.js';
 import { startSimulator, type Simulator } from './support/simulator.js';
 import {
-  createMerchantAndKey, freePort, peakRssKiB, processTree, repoRoot, runCli, sleep, startServer, tempDataDir, SELLER_TAX_ID, type ServerProcess,
+  freePort, peakRssKiB, processTree, repoRoot, runCli, sleep, startServer, tempDataDir, SELLER_TAX_ID, type ServerProcess,
 } from '../test/support/server-process.js';
 
 const CEILING_MS = 3_000;
@@ -237,16 +241,25 @@ function sampleWaits(database: BenchDatabase, delayMs: number): { stop(): Promis
   };
 }
 
-/** A merchant and a clerk API key in the database `env` names, made with the CLI. */
-async function createMerchantAndKeyIn(dataDir: string, env: NodeJS.ProcessEnv): Promise<{ merchantId: string; apiKey: string }> {
+/**
+ * `count` merchants, each with a clerk API key, in the database `env` names (SQLite when it names
+ * none), made with the CLI as an operator would. The first is SELLER_TAX_ID; the others have tax IDs
+ * of their own, so each has its own numbers, chain and row lock.
+ */
+async function createMerchantsAndKeys(dataDir: string, env: NodeJS.ProcessEnv, count: number): Promise<Array<{ merchantId: string; apiKey: string }>> {
   const cli = async <T>(args: string[]): Promise<T> => {
     const result = await runCli(dataDir, [...args, '--json'], env);
     if (result.code !== 0) throw new Error(`fapiao ${args.join(' ')} exited ${result.code}\n${result.stdout}\n${result.stderr}`);
     return JSON.parse(result.stdout) as T;
   };
-  const merchant = await cli<{ id: string }>(['merchant', 'add', '--name', '福州测试商贸有限公司', '--tax-id', SELLER_TAX_ID, '--region', '35']);
-  const created = await cli<{ key: string }>(['apikey', 'create', '--merchant', merchant.id, '--role', 'clerk']);
-  return { merchantId: merchant.id, apiKey: created.key };
+  const made: Array<{ merchantId: string; apiKey: string }> = [];
+  for (let i = 0; i < count; i++) {
+    const taxId = i === 0 ? SELLER_TAX_ID : validUscc(35_000_000 + i * 7, '350100');
+    const merchant = await cli<{ id: string }>(['merchant', 'add', '--name', `福州测试商贸有限公司${i === 0 ? '' : `（${i}）`}`, '--tax-id', taxId, '--region', '35']);
+    const created = await cli<{ key: string }>(['apikey', 'create', '--merchant', merchant.id, '--role', 'clerk']);
+    made.push({ merchantId: merchant.id, apiKey: created.key });
+  }
+  return made;
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -478,6 +491,7 @@ interface Options {
   /** Undefined: SQLite's usual single server with one process per core. */
   instances: number | undefined;
   profile: boolean;
+  merchants: number;
   postgresUrl: string;
 }
 
@@ -487,13 +501,16 @@ function readOptions(): Options {
       db: { type: 'string', default: 'sqlite' },
       instances: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      merchants: { type: 'string', default: '1' },
       'postgres-url': { type: 'string', default: process.env.BENCH_POSTGRES_URL ?? DEFAULT_POSTGRES_URL },
     },
   });
   if (values.db !== 'sqlite' && values.db !== 'postgres') throw new Error(`--db is sqlite or postgres, not "${values.db}"`);
   const instances = values.instances === undefined ? undefined : Number(values.instances);
   if (instances !== undefined && !(Number.isInteger(instances) && instances >= 1 && instances <= 16)) throw new Error(`--instances is a whole number from 1 to 16, not "${values.instances}"`);
-  return { db: values.db, instances, profile: values.profile ?? false, postgresUrl: values['postgres-url']! };
+  const merchants = Number(values.merchants);
+  if (!(Number.isInteger(merchants) && merchants >= 1 && merchants <= 256)) throw new Error(`--merchants is a whole number from 1 to 256, not "${values.merchants}"`);
+  return { db: values.db, instances, merchants, profile: values.profile ?? false, postgresUrl: values['postgres-url']! };
 }
 
 async function main(): Promise<void> {
@@ -533,7 +550,8 @@ async function main(): Promise<void> {
       process.env.FAPIAO_UPSTREAM_URL = simulator.url; // for the CLI that makes the merchant and for every server
     }
     const databaseEnv: NodeJS.ProcessEnv = database ? { DATABASE_URL: database.url } : {};
-    const { apiKey } = database ? await createMerchantAndKeyIn(dir.dataDir, databaseEnv) : await createMerchantAndKey(dir.dataDir);
+    const merchants = await createMerchantsAndKeys(dir.dataDir, databaseEnv, options.merchants);
+    const apiKey = merchants[0]!.apiKey;
     // SQLite by default: one server with a process per core. Otherwise N instances of one process each.
     const instanceEnv = options.instances === undefined && !postgres ? serverEnv : { ...serverEnv, ...databaseEnv, FAPIAO_WORKERS: '1' };
     for (let i = 0; i < instanceCount; i++) {
@@ -542,7 +560,10 @@ async function main(): Promise<void> {
     }
     const pids = servers.map((server) => server.pid);
     const stamp = Date.now();
-    issuers = servers.map((server, i) => new Issuer(server.port, apiKey, `b${stamp}-${i}`, Math.ceil(Math.max(...LEVELS) / servers.length)));
+    // Client i goes to server i mod S for merchant i mod M (every pair, when S and M share no factor).
+    const pairs = servers.length * merchants.length;
+    issuers = Array.from({ length: pairs }, (_, i) =>
+      new Issuer(servers[i % servers.length]!.port, merchants[i % merchants.length]!.apiKey, `b${stamp}-${i}`, Math.ceil(Math.max(...LEVELS) / pairs)));
 
     process.stdout.write(`warming up (${WARMUP_MS / 1000} s)…\n`);
     await closedLoop(issuers, 16, 0, WARMUP_MS, pids);
@@ -589,6 +610,7 @@ async function main(): Promise<void> {
         `3-line normal invoices, one Idempotency-Key each; client, server and sandbox tax service share the machine`,
       );
       if (options.instances !== undefined) lines.push(`${instanceCount} server instance(s) on one SQLite file (separate processes, FAPIAO_WORKERS=1 each); clients spread over them round-robin`);
+      lines.push(`${options.merchants} merchant(s); clients spread over them round-robin`);
       lines.push(
         '',
         `Ceiling: ${fixed(sqliteCeiling, 0)} single-row insert transactions/s (better-sqlite3, WAL, synchronous=FULL, ${CEILING_MS / 1000} s)`,
@@ -603,6 +625,7 @@ async function main(): Promise<void> {
         `${machine}; PostgreSQL ${database.version} at ${new URL(database.url).host}, fresh database ${database.name} (dropped afterwards)`,
         `3-line normal invoices, one Idempotency-Key each; clients, servers, database and sandbox tax service share the machine`,
         `${instanceCount} server instance${instanceCount > 1 ? 's' : ''} (separate processes on separate ports, FAPIAO_WORKERS=1 each) on one database; clients spread over them round-robin`,
+        `${options.merchants} merchant(s); clients spread over them round-robin`,
         '',
         `Ceiling: pgbench, one-row insert transactions into a scratch table (synchronous_commit=on, -j 2, ${PGBENCH_SECONDS} s at each client count)`,
         ...capped.map((l) => `  pgbench at ${l.clients} clients was capped at ${l.pgbenchClients} connections (max_connections less those in use)`),
