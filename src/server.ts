@@ -105,7 +105,7 @@ function runPrimary(config: Config): void {
 }
 
 async function runProcess(config: Config, role: Role, alone: boolean): Promise<void> {
-  const store = await openStore(config, { migrate: false, walCheckpoints: alone ? 'on-commit' : role.background ? 'periodic' : 'elsewhere' });
+  const store = await openStore(config, { migrate: false });
   const signer = await openSigner(store, systemClock, config.dataDir); // R22: created on first start
   const ports = { store, clock: systemClock, passwords: argon2Hasher(), signer, printDirectoryRoot: config.printDirectoryRoot, emailEnabled: config.mail !== undefined };
   const metrics = createMetrics();

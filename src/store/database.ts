@@ -1,7 +1,7 @@
 // Opens the store the configuration names: PostgreSQL when DATABASE_URL is set, otherwise the
 // embedded SQLite file under the data directory.
 import type { Store } from '../app/ports.js';
-import { migrateSqlite, openSqliteStore, sqliteFile, type WalCheckpoints } from './sqlite-store.js';
+import { migrateSqlite, openSqliteStore, sqliteFile } from './sqlite-store.js';
 import { migratePostgres, openPostgresStore } from './postgres-store.js';
 
 export { sqliteFile };
@@ -15,17 +15,11 @@ export interface StoreConfig {
   namedStatements?: boolean;
 }
 
-export interface OpenOptions {
-  migrate?: boolean;
-  /** SQLite only: who copies the write-ahead log back into the database file (sqlite-store.ts). */
-  walCheckpoints?: WalCheckpoints;
-}
-
-export async function openStore(config: StoreConfig, options: OpenOptions = {}): Promise<Store> {
+export async function openStore(config: StoreConfig, options: { migrate?: boolean } = {}): Promise<Store> {
   const migrate = options.migrate !== false;
   return config.databaseUrl
     ? openPostgresStore({ url: config.databaseUrl, schema: config.schema, namedStatements: config.namedStatements }, migrate)
-    : openSqliteStore(config.dataDir, migrate, options.walCheckpoints);
+    : openSqliteStore(config.dataDir, migrate);
 }
 
 /** Applies pending migrations and says which ran (`fapiao migrate`). */
