@@ -32,13 +32,14 @@ import { withPostgres } from './support/postgres.js';
 import { RecordingDriver, recordingKysely } from './support/recording-driver.js';
 import { openStore, sqliteFile, type StoreConfig } from '../src/store/database.js';
 import { repositories } from '../src/store/repositories.js';
-import type { ChainHead, MerchantRecord, Ports, Repositories, Store } from '../src/app/ports.js';
+import type { ChainHead, MerchantRecord, Ports, Repositories, Store, UsageChange } from '../src/app/ports.js';
 import { addMerchant } from '../src/app/merchants.js';
 import { grantNumberBlock } from '../src/app/number-blocks.js';
 import { issueInvoice } from '../src/app/issue-invoice.js';
 import { backUp, readKeyFile, restore } from '../src/app/backups.js';
 import { auditScope, invoiceChainScope } from '../src/domain/audit-chain.js';
 import { GENESIS_HASH } from '../src/domain/invoice.js';
+import { MAX_SEQUENCE } from '../src/domain/numbering.js';
 import type { Clock } from '../src/domain/time.js';
 import type { InvoiceRequest } from '../src/domain/draft.js';
 
@@ -185,17 +186,14 @@ async function bulkFill(store: Store, merchant: MerchantRecord, count: number, c
   const scopes = [invoiceChainScope(merchant.id), auditScope(merchant.id)];
   const heads = new Map<string, ChainHead>((await store.read.chain.heads(scopes)).map((h) => [h.scope, h]));
   const sequences = new Map<number, number>();
-  const usage = new Map<string, { periods: readonly string[]; invoiceCount: number; preTaxFen: bigint }>();
+  const usage = new Map<string, UsageChange>();
   const tx: Repositories = {
     ...recorded,
     merchants: { ...recorded.merchants, lock: async (id) => (id === merchant.id ? merchant : undefined) },
     numberBlocks: {
       ...recorded.numberBlocks,
-      async take(_merchantId, year) {
-        const next = (sequences.get(year) ?? 0) + 1;
-        sequences.set(year, next);
-        return next;
-      },
+      open: async (_merchantId, year) => [{ blockId: String(year), next: (sequences.get(year) ?? 0) + 1, last: MAX_SEQUENCE }],
+      advance: async (_merchantId, year, next) => void sequences.set(Number(year), next - 1),
     },
     chain: {
       heads: async (asked) => asked.map((scope) => heads.get(scope) ?? { scope, hash: GENESIS_HASH, index: 0 }),
@@ -203,11 +201,11 @@ async function bulkFill(store: Store, merchant: MerchantRecord, count: number, c
     },
     usage: {
       ...recorded.usage,
-      async add(_merchantId, periods, delta) {
-        const key = periods.join(' ');
-        const sum = usage.get(key) ?? { periods, invoiceCount: 0, preTaxFen: 0n };
-        usage.set(key, { periods, invoiceCount: sum.invoiceCount + delta.invoiceCount, preTaxFen: sum.preTaxFen + delta.preTaxFen });
-        return [];
+      async add(_merchantId, changes) {
+        for (const change of changes) {
+          const sum = usage.get(change.period) ?? { period: change.period, invoiceCount: 0, preTaxFen: 0n };
+          usage.set(change.period, { period: change.period, invoiceCount: sum.invoiceCount + change.invoiceCount, preTaxFen: sum.preTaxFen + change.preTaxFen });
+        }
       },
     },
   };
@@ -227,7 +225,7 @@ async function bulkFill(store: Store, merchant: MerchantRecord, count: number, c
       if (i % 500 === 499) await yieldToLoop(); // lets the previous batch's I/O move on meanwhile
     }
     // As the batch's last transaction would have left them: the usage counters, the chain heads, the series.
-    for (const sum of usage.values()) await recorded.usage.add(merchant.id, sum.periods, sum);
+    await recorded.usage.add(merchant.id, [...usage.values()]);
     await recorded.chain.advance(scopes.map((scope) => heads.get(scope)!));
     const statements: Statement[] = driver.statements.map((q) => ({ sql: q.sql, parameters: q.parameters }));
     for (const [year, last] of sequences) statements.push({ sql: upsertSeries, parameters: [merchant.id, year, last] });

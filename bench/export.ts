@@ -58,7 +58,7 @@ async function fill(ports: Ports, merchant: MerchantRecord, count: number): Prom
       rows.push(invoice);
     }
     await ports.store.write(async (tx) => {
-      for (const invoice of rows) await tx.invoices.insert(invoice);
+      await tx.invoices.insert(rows);
       await tx.chain.advance([{ scope: invoiceChainScope(merchant.id), hash: head.hash, index: head.index }]);
     });
     process.stdout.write(`\r  filled ${Math.min(count, done + BATCH).toLocaleString('en')} / ${count.toLocaleString('en')}`);

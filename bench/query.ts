@@ -160,7 +160,7 @@ async function fill(dialect: 'sqlite' | 'postgres', target: { dataDir: string; d
   const batches = async function* () {
     let batch: unknown[][] = [];
     for (const invoice of sealedRows(merchant, draft, count)) {
-      const { parameters } = await recorder.record((repos) => repos.invoices.insert(invoice));
+      const { parameters } = await recorder.record((repos) => repos.invoices.insert([invoice]));
       batch.push(parameters);
       lastRow = invoice;
       if (batch.length === BATCH) {
@@ -170,7 +170,7 @@ async function fill(dialect: 'sqlite' | 'postgres', target: { dataDir: string; d
     }
     if (batch.length > 0) yield batch;
   };
-  const { sql: insertSql } = await recorder.record((repos) => repos.invoices.insert([...sealedRows(merchant, draft, 1)][0]!));
+  const { sql: insertSql } = await recorder.record((repos) => repos.invoices.insert([...sealedRows(merchant, draft, 1)]));
   const progress = (done: number) => process.stdout.write(`\r  ${done.toLocaleString('en')} / ${count.toLocaleString('en')} invoices, ${((performance.now() - started) / 1000).toFixed(0)} s`);
 
   let maintenance: FillResult['maintenance'] = null;

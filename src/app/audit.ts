@@ -1,5 +1,5 @@
 // Appends to the merchant's hash-chained audit log inside the caller's transaction.
-import type { ChainHead, Repositories } from './ports.js';
+import type { AuditEntry, ChainHead, Repositories } from './ports.js';
 import type { Clock } from '../domain/time.js';
 import { shanghaiTimestamp } from '../domain/time.js';
 import { auditHash, auditScope } from '../domain/audit-chain.js';
@@ -14,23 +14,23 @@ export interface AuditRecord {
 
 export async function recordAudit(tx: Repositories, clock: Clock, record: AuditRecord): Promise<void> {
   const [head] = await tx.chain.heads([auditScope(record.merchantId)]);
-  await tx.chain.advance([await appendAudit(tx, clock, record, head!)]);
+  await tx.chain.advance([await appendAudit(tx, shanghaiTimestamp(clock.now()), [record], head!)]);
 }
 
 /**
- * Writes the entry after `head` and returns the chain's new head, for a caller that advances
- * several chains in one statement (issuing advances the invoice chain and the audit chain).
+ * Writes the entries after `head`, each chained to the one before, many rows per statement, and
+ * returns the chain's new head, for a caller that advances several chains in one statement
+ * (issuing advances the invoice chain and the audit chain).
  */
-export async function appendAudit(tx: Repositories, clock: Clock, record: AuditRecord, head: ChainHead): Promise<ChainHead> {
-  const fields = {
-    merchantId: record.merchantId,
-    at: shanghaiTimestamp(clock.now()),
-    actor: record.actor,
-    action: record.action,
-    subject: record.subject,
-    detail: JSON.stringify(record.detail ?? {}),
-  };
-  const hash = auditHash(head.hash, fields);
-  await tx.audit.append({ ...fields, prevHash: head.hash, hash });
-  return { scope: head.scope, hash, index: head.index + 1 };
+export async function appendAudit(tx: Repositories, at: string, records: readonly AuditRecord[], head: ChainHead): Promise<ChainHead> {
+  const entries: AuditEntry[] = [];
+  let last = head;
+  for (const record of records) {
+    const fields = { merchantId: record.merchantId, at, actor: record.actor, action: record.action, subject: record.subject, detail: JSON.stringify(record.detail ?? {}) };
+    const hash = auditHash(last.hash, fields);
+    entries.push({ ...fields, prevHash: last.hash, hash });
+    last = { scope: last.scope, hash, index: last.index + 1 };
+  }
+  await tx.audit.append(entries);
+  return last;
 }

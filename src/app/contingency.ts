@@ -2,30 +2,22 @@
 // state (online / contingency) as the upload worker finds it, the 80 % warnings, and the status
 // a merchant sees (GET /api/v1/status).
 import { authorize, type Caller } from '../domain/access.js';
-import { assess, backlogPeriod, limitsFor, refuseIssue, type KindAssessment } from '../domain/contingency.js';
+import { assess, limitsFor, refuseIssue, type Backlog, type KindAssessment } from '../domain/contingency.js';
 import { Fault, faults } from '../domain/faults.js';
 import { invoiceKinds, type InvoiceKind } from '../domain/invoice.js';
 import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
 import { raiseAlert } from './alerts.js';
-import type { MerchantRecord, Ports, Repositories, UsageCounters } from './ports.js';
+import type { MerchantRecord, Ports, Repositories } from './ports.js';
 import type { BacklogRow, UpstreamState } from './upload-ports.js';
 
 /**
- * Inside the issue transaction, on the counters the usage statement returned (this invoice
- * included): while the merchant is in contingency, throws the contingency fault when the kind's
- * backlog is past a limit.
+ * Inside the issue transaction, with the kind's upload backlog as it is before this invoice: while
+ * the merchant is in contingency, the contingency fault when one more invoice would pass a limit.
  */
-export function checkBacklogAfterIssue(merchant: MerchantRecord, kind: InvoiceKind, counters: readonly UsageCounters[], preTaxFen: bigint, now: Date): void {
+export function refuseOfflineIssue(merchant: MerchantRecord, kind: InvoiceKind, before: Backlog, preTaxFen: bigint, now: Date): Fault | undefined {
   // Online, the backlog is only the uploads in flight: the offline limits are for offline issuing.
-  if (!merchant.offlineSince) return;
-  const limits = limitsFor(merchant.contingency, kind);
-  if (!limits) return;
-  const after = counters.find((c) => c.period === backlogPeriod(kind));
-  if (!after) return;
-  // `since` was kept from before unless the backlog was empty, in which case it is this invoice.
-  const before = { count: after.invoiceCount - 1, preTaxFen: after.preTaxFen - preTaxFen, oldestAt: after.invoiceCount > 1 ? after.since : null };
-  const refusal = refuseIssue(limits, before, preTaxFen, now);
-  if (refusal) throw refusal;
+  if (!merchant.offlineSince) return undefined;
+  return refuseIssue(limitsFor(merchant.contingency, kind), before, preTaxFen, now);
 }
 
 /** The worker reached the tax service: back online if the merchant was in contingency. */

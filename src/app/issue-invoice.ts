@@ -1,20 +1,27 @@
 // 开具: validate → price → number → seal into the chain → store invoice, audit entry and upload
 // job in ONE transaction → answer only after the commit (R6). A repeated Idempotency-Key with
 // the same body gives back the same invoice (R5).
+//
+// Requests for one merchant that arrive while its previous batch is being written wait for the
+// next one (issue-batches.ts), and a batch is one transaction: the merchant's lock, its numbers,
+// the chain heads, every table's rows and the commit are paid once per batch instead of once per
+// invoice. Each request is still decided alone, in arrival order: one refused by a limit or a
+// reused key gets its own fault and takes no number, and the others are issued.
 import { authorize, type Caller } from '../domain/access.js';
 import { draftInvoice, type InvoiceRequest } from '../domain/draft.js';
 import { Fault, faults } from '../domain/faults.js';
-import { sealInvoice, sha256, type Invoice, type InvoiceContent } from '../domain/invoice.js';
+import { sealInvoice, sha256, type Invoice, type InvoiceDraft } from '../domain/invoice.js';
 import { auditScope, invoiceChainScope } from '../domain/audit-chain.js';
-import { formatYuan } from '../domain/money.js';
 import { invoiceNumber } from '../domain/numbering.js';
 import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
 import { appendAudit } from './audit.js';
-import { takeSequence } from './number-blocks.js';
-import { checkBacklogAfterIssue } from './contingency.js';
-import { backlogPeriod } from '../domain/contingency.js';
-import type { MerchantRecord, Ports, Repositories } from './ports.js';
-import { enqueueUpload } from './upload-record.js';
+import { IssueAllowance } from './issue-allowance.js';
+import { issueQueues, type Outcome } from './issue-batches.js';
+import { YearNumbers } from './number-blocks.js';
+import type { IdempotencyRecord, Ports, Repositories } from './ports.js';
+import { enqueueUploads } from './upload-record.js';
+
+export { dayPeriod, monthPeriod } from './issue-allowance.js';
 
 export interface IssueResult {
   invoice: Invoice;
@@ -22,73 +29,96 @@ export interface IssueResult {
   replayed: boolean;
 }
 
+/** A request checked and priced, waiting for its merchant's next batch. */
+export interface PendingIssue {
+  caller: Caller;
+  draft: InvoiceDraft;
+  requestHash: string;
+  idempotencyKey?: string;
+}
+
 export async function issueInvoice(ports: Ports, caller: Caller, request: InvoiceRequest, idempotencyKey?: string): Promise<IssueResult> {
   authorize(caller, 'invoice.issue');
   const draft = draftInvoice(request); // pure; a rejection here has touched nothing
   const requestHash = sha256(JSON.stringify(request));
+  return issueQueues(ports, issueBatch).submit({ caller, draft, requestHash, ...(idempotencyKey !== undefined && { idempotencyKey }) });
+}
 
+/** One merchant's batch in one transaction; an outcome per request, in order. */
+export function issueBatch(ports: Ports, merchantId: string, requests: readonly PendingIssue[]): Promise<Array<Outcome<IssueResult>>> {
   return ports.store.write(async (tx) => {
-    const merchant = await tx.merchants.lock(caller.merchantId);
-    if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: caller.merchantId });
-    if (idempotencyKey !== undefined) {
-      const earlier = await tx.idempotency.find(caller.merchantId, idempotencyKey);
-      if (earlier) {
-        if (earlier.requestHash !== requestHash) throw new Fault(faults.IDEMPOTENCY_KEY_REUSED, { number: earlier.invoiceNumber });
-        const invoice = await tx.invoices.get(caller.merchantId, earlier.invoiceNumber);
-        if (!invoice) throw new Error(`idempotency key points at missing invoice ${earlier.invoiceNumber}`);
-        return { invoice, replayed: true };
-      }
-    }
+    const merchant = await tx.merchants.lock(merchantId);
+    if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: merchantId });
+    const keys = [...new Set(requests.flatMap((r) => (r.idempotencyKey === undefined ? [] : [r.idempotencyKey])))];
+    const earlier = keys.length > 0 ? await tx.idempotency.find(merchantId, keys) : new Map<string, IdempotencyRecord>();
 
     const now = ports.clock.now();
     const issuedAt = shanghaiTimestamp(now);
     const date = shanghaiDate(now);
-    await checkLimits(tx, merchant, date, draft.totalAmount);
+    const year = Number(date.slice(0, 4));
+    const allowance = await IssueAllowance.open(tx, merchant, date, new Set(requests.map((r) => r.draft.kind)), now);
+    const numbers = await YearNumbers.open(tx, merchantId, year); // from the tax service's 号段
+    const [invoiceHead, auditHead] = await tx.chain.heads([invoiceChainScope(merchantId), auditScope(merchantId)]);
 
-    const sequence = await takeSequence(tx, merchant.id, Number(date.slice(0, 4))); // from the tax service's 号段
-    const content: InvoiceContent = {
-      ...draft,
-      number: invoiceNumber(Number(date.slice(0, 4)), merchant.regionCode, sequence),
-      issuedAt,
-      seller: { name: merchant.name, taxId: merchant.taxId, address: merchant.address, phone: merchant.phone, bank: merchant.bank, account: merchant.account },
-      issuer: caller.actor,
+    let head = invoiceHead!;
+    const issued: Invoice[] = [];
+    const keyRecords: IdempotencyRecord[] = [];
+    const madeByKey = new Map<string, { requestHash: string; invoice: Invoice }>();
+    const issueOne = async ({ caller, draft, requestHash, idempotencyKey }: PendingIssue): Promise<IssueResult> => {
+      if (idempotencyKey !== undefined) {
+        const replay = await replayOf(tx, merchantId, requestHash, madeByKey.get(idempotencyKey) ?? earlier.get(idempotencyKey));
+        if (replay) return replay;
+      }
+      const refusal = allowance.refusal(draft.kind, draft.totalAmount);
+      if (refusal) throw refusal;
+      const sequence = numbers.take();
+      allowance.add(draft.kind, draft.totalAmount, issuedAt);
+      const sealed = sealInvoice(merchantId, {
+        ...draft,
+        number: invoiceNumber(year, merchant.regionCode, sequence),
+        issuedAt,
+        seller: { name: merchant.name, taxId: merchant.taxId, address: merchant.address, phone: merchant.phone, bank: merchant.bank, account: merchant.account },
+        issuer: caller.actor,
+      }, head);
+      // R22: sign the digest (one Ed25519 signature, ~50 µs); stored in the same row, no extra statement.
+      const invoice = ports.signer ? { ...sealed, signature: ports.signer.sign(sealed.digest) } : sealed;
+      head = { scope: head.scope, hash: invoice.chainHash, index: invoice.chainIndex };
+      issued.push(invoice);
+      if (idempotencyKey !== undefined) {
+        keyRecords.push({ merchantId, key: idempotencyKey, requestHash, invoiceNumber: invoice.number, createdAt: issuedAt });
+        madeByKey.set(idempotencyKey, { requestHash, invoice });
+      }
+      return { invoice, replayed: false };
     };
-    const [invoiceHead, auditHead] = await tx.chain.heads([invoiceChainScope(merchant.id), auditScope(merchant.id)]);
-    const sealed = sealInvoice(merchant.id, content, invoiceHead!);
-    // R22: sign the digest (one Ed25519 signature, ~50 µs); stored in the same row, no extra statement.
-    const invoice = ports.signer ? { ...sealed, signature: ports.signer.sign(sealed.digest) } : sealed;
-    await tx.invoices.insert(invoice);
-    // The same statement counts the kind's upload backlog and returns it: past a contingency limit
-    // the issue is refused here and everything above rolls back.
-    const counters = await tx.usage.add(merchant.id, [dayPeriod(date), monthPeriod(date), backlogPeriod(draft.kind)], { invoiceCount: 1, preTaxFen: draft.totalAmount, at: issuedAt });
-    checkBacklogAfterIssue(merchant, draft.kind, counters, draft.totalAmount, now);
-    if (idempotencyKey !== undefined) {
-      await tx.idempotency.insert({ merchantId: merchant.id, key: idempotencyKey, requestHash, invoiceNumber: invoice.number, createdAt: issuedAt });
+
+    const outcomes: Array<Outcome<IssueResult>> = [];
+    for (const request of requests) {
+      try {
+        outcomes.push({ ok: true, value: await issueOne(request) });
+      } catch (error) {
+        if (!(error instanceof Fault)) throw error; // not this request's fault: the batch rolls back
+        outcomes.push({ ok: false, error });
+      }
     }
-    await enqueueUpload(tx, invoice, issuedAt);
-    const audited = await appendAudit(tx, ports.clock, { merchantId: merchant.id, actor: caller.actor, action: 'invoice.issued', subject: invoice.number, detail: { digest: invoice.digest } }, auditHead!);
-    await tx.chain.advance([{ scope: invoiceHead!.scope, hash: invoice.chainHash, index: invoice.chainIndex }, audited]);
-    return { invoice, replayed: false };
+    if (issued.length > 0) {
+      await tx.invoices.insert(issued);
+      await numbers.save(tx);
+      await tx.usage.add(merchantId, allowance.changes(), issuedAt);
+      if (keyRecords.length > 0) await tx.idempotency.insert(keyRecords);
+      await enqueueUploads(tx, issued, issuedAt);
+      const audited = await appendAudit(tx, issuedAt, issued.map((invoice) => ({ merchantId, actor: invoice.issuer, action: 'invoice.issued', subject: invoice.number, detail: { digest: invoice.digest } })), auditHead!);
+      await tx.chain.advance([head, audited]);
+    }
+    return outcomes;
   });
 }
 
-export const dayPeriod = (date: string) => `D${date}`;
-export const monthPeriod = (date: string) => `M${date.slice(0, 7)}`;
-
-// 开票限额 and 授信额度 (R9): checked inside the transaction, so concurrent issues cannot
-// overshoot them together.
-async function checkLimits(tx: Repositories, merchant: MerchantRecord, date: string, preTaxFen: bigint): Promise<void> {
-  if (merchant.dailyInvoiceLimit !== null) {
-    const today = await tx.usage.get(merchant.id, dayPeriod(date));
-    if (today.invoiceCount >= merchant.dailyInvoiceLimit) {
-      throw new Fault(faults.DAILY_LIMIT_REACHED, { limit: String(merchant.dailyInvoiceLimit) });
-    }
-  }
-  if (merchant.monthlyCreditFen !== null) {
-    const month = await tx.usage.get(merchant.id, monthPeriod(date));
-    const remaining = merchant.monthlyCreditFen - month.preTaxFen;
-    if (preTaxFen > remaining) {
-      throw new Fault(faults.CREDIT_LINE_EXCEEDED, { remaining: formatYuan(remaining > 0n ? remaining : 0n), amount: formatYuan(preTaxFen) });
-    }
-  }
+/** The answer to a repeated Idempotency-Key: the invoice it made, or 409 when the body differs. */
+async function replayOf(tx: Repositories, merchantId: string, requestHash: string, earlier: { requestHash: string; invoice: Invoice } | IdempotencyRecord | undefined): Promise<IssueResult | undefined> {
+  if (!earlier) return undefined;
+  const number = 'invoice' in earlier ? earlier.invoice.number : earlier.invoiceNumber;
+  if (earlier.requestHash !== requestHash) throw new Fault(faults.IDEMPOTENCY_KEY_REUSED, { number });
+  const invoice = 'invoice' in earlier ? earlier.invoice : await tx.invoices.get(merchantId, number);
+  if (!invoice) throw new Error(`idempotency key points at missing invoice ${number}`);
+  return { invoice, replayed: true };
 }

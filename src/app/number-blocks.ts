@@ -8,13 +8,39 @@ import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
 import type { NumberBlock, TaxService } from '../upstream/protocol.js';
 import { recordAudit } from './audit.js';
 import type { MerchantRecord, Ports, Repositories } from './ports.js';
-import type { NumberBlockRecord } from './upload-ports.js';
+import type { NumberBlockRecord, OpenBlock } from './upload-ports.js';
 
-/** Inside the issue transaction: the next sequence for (merchant, year), or 4020 when none is left. */
-export async function takeSequence(tx: Repositories, merchantId: string, year: number): Promise<number> {
-  const sequence = await tx.numberBlocks.take(merchantId, year);
-  if (sequence === undefined) throw new Fault(faults.NUMBERS_EXHAUSTED, { year: String(year) }, [], 30);
-  return sequence;
+/**
+ * Inside the issue transaction: the merchant's numbers of one year, handed out in order from the
+ * oldest open block. Only invoices that will be stored take one, and `save` writes how far each
+ * block got in the same transaction, so numbers stay gap-free within a block.
+ */
+export class YearNumbers {
+  private readonly taken = new Map<string, number>();
+
+  private constructor(
+    private readonly merchantId: string,
+    readonly year: number,
+    private readonly blocks: OpenBlock[],
+  ) {}
+
+  static async open(tx: Repositories, merchantId: string, year: number): Promise<YearNumbers> {
+    return new YearNumbers(merchantId, year, await tx.numberBlocks.open(merchantId, year));
+  }
+
+  /** The next sequence; 4020 when none is left. */
+  take(): number {
+    const block = this.blocks.find((b) => b.next <= b.last);
+    if (!block) throw new Fault(faults.NUMBERS_EXHAUSTED, { year: String(this.year) }, [], 30);
+    const sequence = block.next;
+    block.next += 1;
+    this.taken.set(block.blockId, block.next);
+    return sequence;
+  }
+
+  async save(tx: Repositories): Promise<void> {
+    for (const [blockId, next] of this.taken) await tx.numberBlocks.advance(this.merchantId, blockId, next);
+  }
 }
 
 export interface ReservePolicy {

@@ -29,6 +29,12 @@ export interface MerchantRecord {
   offlineSince?: string | null;
 }
 
+export interface UsageChange {
+  period: string;
+  invoiceCount: number;
+  preTaxFen: bigint;
+}
+
 export interface UsageCounters {
   period: string;
   invoiceCount: number;
@@ -143,7 +149,8 @@ export interface Repositories extends UpstreamRepositories, DeliveryRepositories
     advance(heads: readonly ChainHead[]): Promise<void>;
   };
   invoices: {
-    insert(invoice: Invoice): Promise<void>;
+    /** Stores new invoices, many rows per statement. */
+    insert(invoices: readonly Invoice[]): Promise<void>;
     get(merchantId: string, number: string): Promise<Invoice | undefined>;
     list(merchantId: string, filter: InvoiceFilter, limit: number): Promise<Invoice[]>;
     count(merchantId: string): Promise<number>;
@@ -152,20 +159,22 @@ export interface Repositories extends UpstreamRepositories, DeliveryRepositories
     chainPage(merchantId: string, afterIndex: number, limit: number): Promise<Invoice[]>;
   };
   idempotency: {
-    find(merchantId: string, key: string): Promise<IdempotencyRecord | undefined>;
-    insert(record: IdempotencyRecord): Promise<void>;
+    /** The merchant's records of these keys, by key (keys never used are absent). */
+    find(merchantId: string, keys: readonly string[]): Promise<Map<string, IdempotencyRecord>>;
+    insert(records: readonly IdempotencyRecord[]): Promise<void>;
     purgeBefore(at: string): Promise<number>;
   };
   usage: {
-    get(merchantId: string, period: string): Promise<{ invoiceCount: number; preTaxFen: bigint }>;
+    get(merchantId: string, period: string): Promise<UsageCounters>;
     /**
-     * Adds to the counters of every period given (a day, its month, a kind's upload backlog), in one
-     * statement, and returns the counters after it. `at` starts a period's `since` if it has none.
+     * Adds to the counters of the periods given (a day, its month, a kind's upload backlog), in one
+     * statement. `at` starts a period's `since` if it has none.
      */
-    add(merchantId: string, periods: readonly string[], delta: { invoiceCount: number; preTaxFen: bigint; at?: string }): Promise<UsageCounters[]>;
+    add(merchantId: string, changes: ReadonlyArray<UsageChange>, at?: string): Promise<void>;
   };
   audit: {
-    append(entry: AuditEntry): Promise<void>;
+    /** Appends already chained entries, many rows per statement. */
+    append(entries: readonly AuditEntry[]): Promise<void>;
     page(merchantId: string, afterId: number, limit: number): Promise<Array<AuditEntry & { id: number }>>;
   };
   /**

@@ -14,7 +14,7 @@ import type { TaxService } from '../upstream/protocol.js';
 import { raiseAlert } from './alerts.js';
 import { recordAudit } from './audit.js';
 import type { Ports } from './ports.js';
-import { enqueueUpload } from './upload-record.js';
+import { enqueueUploads } from './upload-record.js';
 import type { ReconciliationItem, ReconciliationReport } from './upstream-ports.js';
 
 export interface ReconcilePorts extends Ports {
@@ -133,11 +133,11 @@ export async function resolveDifference(ports: Ports, caller: Caller, itemId: nu
           reason: item.difference === 'digest_mismatch' ? 'the tax service holds another version; it is never overwritten: investigate' : 'only an invoice kept here and missing at the tax service can be uploaded again',
         }, [{ field: 'action', issue: 'reupload not possible for this difference' }]);
       }
-      await enqueueUpload(tx, invoice, at, { reconciliation: item.reconciliationId });
+      await enqueueUploads(tx, [invoice], at, { reconciliation: item.reconciliationId });
       // Back in the upload backlog, as when it was issued: the upload worker takes it out again when
       // the job is done, so the offline counters stay balanced. Counted from now, not from its issue:
       // it was found missing today.
-      await tx.usage.add(caller.merchantId, [backlogPeriod(invoice.kind)], { invoiceCount: 1, preTaxFen: invoice.totalAmount, at });
+      await tx.usage.add(caller.merchantId, [{ period: backlogPeriod(invoice.kind), invoiceCount: 1, preTaxFen: invoice.totalAmount }], at);
     }
     if (!(await tx.reconciliations.resolve(caller.merchantId, itemId, { resolution: action.action === 'reupload' ? 'reuploaded' : 'investigated', at, by: caller.actor, note }))) {
       throw new Fault(faults.RECONCILIATION_ALREADY_RESOLVED, { resolution: 'just now' });

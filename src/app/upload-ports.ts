@@ -2,7 +2,6 @@
 // connection state. Part of `Repositories` (ports.ts), implemented in
 // src/store/upload-repositories.ts for both dialects.
 import type { Invoice, InvoiceKind } from '../domain/invoice.js';
-import type { AuditEntry } from './ports.js';
 
 export interface NumberBlockRecord {
   merchantId: string;
@@ -47,10 +46,18 @@ export interface UpstreamState {
   warnedAt: string | null;
 }
 
+export interface OpenBlock {
+  blockId: string;
+  next: number;
+  last: number;
+}
+
 export interface UploadRepositories {
   numberBlocks: {
-    /** Takes the next sequence of the oldest open block of (merchant, year), or undefined when none is left. */
-    take(merchantId: string, year: number): Promise<number | undefined>;
+    /** The blocks of (merchant, year) with numbers left, oldest first. */
+    open(merchantId: string, year: number): Promise<OpenBlock[]>;
+    /** Moves a block's next sequence on (the numbers before it are taken). */
+    advance(merchantId: string, blockId: string, next: number): Promise<void>;
     insert(block: NumberBlockRecord): Promise<void>;
     /** Whether any block of the merchant for `year` shares a sequence with first..last. */
     overlaps(merchantId: string, year: number, first: number, last: number): Promise<boolean>;
@@ -59,8 +66,8 @@ export interface UploadRepositories {
     list(merchantId: string, year: number): Promise<NumberBlockRecord[]>;
   };
   uploads: {
-    /** Enqueues the upload of an invoice with the record it will send (JSON of an UploadRecord). */
-    enqueue(job: { merchantId: string; number: string; payload: string; record: string; at: string }): Promise<void>;
+    /** Enqueues uploads of invoices (distinct numbers) with the records they will send (JSON of an UploadRecord). */
+    enqueue(jobs: ReadonlyArray<{ merchantId: string; number: string; payload: string; record: string; at: string }>): Promise<void>;
     /** The records stored with these jobs of the merchant (any order; jobs without one are left out). */
     records(merchantId: string, jobIds: readonly number[]): Promise<Array<{ jobId: number; record: string }>>;
     /** The merchant's invoices with these numbers (any order; missing ones are left out). */
@@ -75,8 +82,6 @@ export interface UploadRepositories {
     /** Sets 'issued' invoices to 'uploaded'; returns the numbers that changed (a voided one stays voided). */
     markUploaded(merchantId: string, numbers: readonly string[], at: string): Promise<string[]>;
     recordProblem(problem: UploadProblem): Promise<void>;
-    /** Appends already chained audit entries, many rows per statement (a submission's status changes). */
-    appendAudit(entries: readonly AuditEntry[]): Promise<void>;
     problem(merchantId: string, number: string): Promise<UploadProblem | undefined>;
     countProblems(merchantId: string): Promise<Record<UploadProblemState, number>>;
     /** Issue time of the oldest invoice of this kind still waiting for upload. */

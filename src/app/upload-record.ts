@@ -5,9 +5,10 @@ import { canonicalContent, type Invoice } from '../domain/invoice.js';
 import type { UploadRecord } from '../upstream/protocol.js';
 import type { Repositories } from './ports.js';
 
-/** Enqueues the upload of `invoice` with its record; `extra` goes into the job's payload (what asked for it). */
-export function enqueueUpload(tx: Repositories, invoice: Invoice, at: string, extra: Record<string, unknown> = {}): Promise<void> {
-  return tx.uploads.enqueue({ merchantId: invoice.merchantId, number: invoice.number, payload: JSON.stringify(extra), record: JSON.stringify(uploadRecord(invoice)), at });
+/** Enqueues the uploads of `invoices` with their records; `extra` goes into each job's payload (what asked for it). */
+export function enqueueUploads(tx: Repositories, invoices: readonly Invoice[], at: string, extra: Record<string, unknown> = {}): Promise<void> {
+  const payload = JSON.stringify(extra);
+  return tx.uploads.enqueue(invoices.map((invoice) => ({ merchantId: invoice.merchantId, number: invoice.number, payload, record: JSON.stringify(uploadRecord(invoice)), at })));
 }
 
 export function uploadRecord(invoice: Invoice): UploadRecord {

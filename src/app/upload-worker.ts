@@ -11,7 +11,7 @@
 //   - 'rejected' marks the invoice rejected with the tax service's reason, and the view says what to do.
 // Each outcome is written in ONE transaction with the completion of the job, and only for jobs this
 // process still holds: a job another process took over is finished by that one alone.
-import { auditHash, auditScope } from '../domain/audit-chain.js';
+import { auditScope } from '../domain/audit-chain.js';
 import { Fault, faults } from '../domain/faults.js';
 import type { InvoiceKind } from '../domain/invoice.js';
 import { shanghaiTimestamp } from '../domain/time.js';
@@ -19,11 +19,11 @@ import type { InvoiceStatusAnswer, TaxService, UploadOutcome, UploadRecord } fro
 import { UpstreamFault, type TaxServiceClient } from '../upstream/client.js';
 import { MAX_RECORDS_PER_UPLOAD } from '../upstream/protocol.js';
 import { raiseAlert } from './alerts.js';
-import type { AuditRecord } from './audit.js';
+import { appendAudit, type AuditRecord } from './audit.js';
 import { markOnline, markUnreachable } from './contingency.js';
 import { uploadRecord } from './upload-record.js';
 import { backoffDelay, createOutboxRunner, instanceName, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
-import type { AuditEntry, MerchantRecord, OutboxJob, Ports } from './ports.js';
+import type { MerchantRecord, OutboxJob, Ports } from './ports.js';
 
 export const UPLOAD_TOPIC = 'invoice.upload';
 
@@ -204,17 +204,8 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
         audit.push({ merchantId, actor: 'tax-service', action: 'invoices.uploaded', subject: `${changed[0]}…${changed.at(-1)} (${changed.length})`, detail: { numbers: changed } });
       }
       if (audit.length > 0) {
-        // Chained one after another as appendAudit does, written many rows per statement.
-        let [head] = await tx.chain.heads([auditScope(merchantId)]);
-        const entries: AuditEntry[] = [];
-        for (const record of audit) {
-          const fields = { merchantId, at, actor: record.actor, action: record.action, subject: record.subject, detail: JSON.stringify(record.detail ?? {}) };
-          const hash = auditHash(head!.hash, fields);
-          entries.push({ ...fields, prevHash: head!.hash, hash });
-          head = { scope: head!.scope, hash, index: head!.index + 1 };
-        }
-        await tx.uploads.appendAudit(entries);
-        await tx.chain.advance([head!]);
+        const [head] = await tx.chain.heads([auditScope(merchantId)]);
+        await tx.chain.advance([await appendAudit(tx, at, audit, head!)]);
       }
       for (const [kind, delta] of reduced) {
         const oldest = await tx.uploads.oldestPending(merchantId, kind);

@@ -22,7 +22,7 @@ export async function voidInvoice(ports: Ports, caller: Caller, number: string, 
     const at = shanghaiTimestamp(now);
     await tx.invoices.setStatus(caller.merchantId, number, { status, at, reason });
     // A voided invoice no longer uses the month's credit line (授信额度).
-    await tx.usage.add(caller.merchantId, [monthPeriod(invoice.issuedAt.slice(0, 10))], { invoiceCount: 0, preTaxFen: -invoice.totalAmount });
+    await tx.usage.add(caller.merchantId, [{ period: monthPeriod(invoice.issuedAt.slice(0, 10)), invoiceCount: 0, preTaxFen: -invoice.totalAmount }]);
     await tx.outbox.enqueue({ merchantId: caller.merchantId, topic: 'invoice.void', subject: number, payload: JSON.stringify({ reason }), at });
     await recordAudit(tx, ports.clock, { merchantId: caller.merchantId, actor: caller.actor, action: 'invoice.voided', subject: number, detail: { reason, from: invoice.status } });
     return { ...invoice, status, statusChangedAt: at, voidReason: reason };

@@ -1,7 +1,7 @@
 // The statements on the path of every issued invoice and every API call, prepared once per
 // dialect (see prepared.ts). Everything else is built with Kysely as usual.
 import { sql } from 'kysely';
-import { arg, prepare } from './prepared.js';
+import { arg, prepare, prepareRows, rowArg } from './prepared.js';
 import type { InvoiceTable } from './schema.js';
 
 type Row = Record<string, unknown>;
@@ -27,46 +27,49 @@ export const hot = {
         .onConflict((oc) => oc.column('scope').doUpdateSet((eb) => ({ hash: eb.ref('excluded.hash'), length: eb.ref('excluded.length') }))),
     ),
   })),
-  insertInvoice: prepare<InvoiceTable & Row, Row>((db) => {
+  insertInvoices: prepareRows<InvoiceTable & Row, Row>((db, rows) => {
     const columns: Array<keyof InvoiceTable> = [
       'merchant_id', 'number', 'kind', 'status', 'issued_at', 'issue_date', 'buyer_name', 'buyer_tax_id', 'total_amount', 'total_tax',
       'total_with_tax', 'content', 'digest', 'prev_hash', 'chain_hash', 'chain_index', 'void_reason', 'status_changed_at', 'signature', 'signing_key_id',
     ];
-    return db.insertInto('invoices').values(Object.fromEntries(columns.map((c) => [c, arg(c)])) as never);
+    return db.insertInto('invoices').values(Array.from({ length: rows }, (_, i) => Object.fromEntries(columns.map((c) => [c, rowArg(c, i)]))) as never);
   }),
-  findIdempotencyKey: prepare<{ merchantId: string; key: string }, { request_hash: string; invoice_number: string; created_at: string }>((db) =>
-    db.selectFrom('idempotency_keys').select(['request_hash', 'invoice_number', 'created_at']).where('merchant_id', '=', arg('merchantId')).where('key', '=', arg('key')),
+  findIdempotencyKeys: prepareRows<{ key: string }, { key: string; request_hash: string; invoice_number: string; created_at: string }>((db, rows) =>
+    db
+      .selectFrom('idempotency_keys')
+      .select(['key', 'request_hash', 'invoice_number', 'created_at'])
+      .where('merchant_id', '=', arg('merchantId'))
+      .where('key', 'in', Array.from({ length: rows }, (_, i) => rowArg<string>('key', i))),
   ),
-  insertIdempotencyKey: prepare<{ merchantId: string; key: string; requestHash: string; invoiceNumber: string; createdAt: string }, Row>((db) =>
-    db.insertInto('idempotency_keys').values({
-      merchant_id: arg('merchantId'), key: arg('key'), request_hash: arg('requestHash'), invoice_number: arg('invoiceNumber'), created_at: arg('createdAt'),
-    }),
-  ),
-  usage: prepare<{ merchantId: string; period: string }, { invoice_count: number | string; pre_tax_fen: number | string }>((db) =>
-    db.selectFrom('usage').select(['invoice_count', 'pre_tax_fen']).where('merchant_id', '=', arg('merchantId')).where('period', '=', arg('period')),
-  ),
-  addUsage: [1, 2, 3].map((count) =>
-    prepare<Row, { period: string; invoice_count: number | string; pre_tax_fen: number | string; since: string | null }>((db) =>
-      db
-        .insertInto('usage')
-        .values(Array.from({ length: count }, (_, i) => ({ merchant_id: arg('merchantId'), period: arg(`period${i}`), invoice_count: arg('count'), pre_tax_fen: arg('fen'), since: arg('at') })))
-        .onConflict((oc) =>
-          oc.columns(['merchant_id', 'period']).doUpdateSet((eb) => ({
-            invoice_count: sql`usage.invoice_count + ${eb.ref('excluded.invoice_count')}`,
-            pre_tax_fen: sql`usage.pre_tax_fen + ${eb.ref('excluded.pre_tax_fen')}`,
-            since: sql`coalesce(usage.since, ${eb.ref('excluded.since')})`,
-          })),
-        )
-        // The counters after the change: the issue checks the upload backlog's limits on them
-        // (and rolls back when one is passed) without a statement of its own.
-        .returning(['period', 'invoice_count', 'pre_tax_fen', 'since']),
+  insertIdempotencyKeys: prepareRows<{ merchantId: string; key: string; requestHash: string; invoiceNumber: string; createdAt: string }, Row>((db, rows) =>
+    db.insertInto('idempotency_keys').values(
+      Array.from({ length: rows }, (_, i) => ({
+        merchant_id: rowArg('merchantId', i), key: rowArg('key', i), request_hash: rowArg('requestHash', i), invoice_number: rowArg('invoiceNumber', i), created_at: rowArg('createdAt', i),
+      })),
     ),
   ),
-  appendAudit: prepare<{ merchantId: string; at: string; actor: string; action: string; subject: string; detail: string; prevHash: string; hash: string }, Row>((db) =>
-    db.insertInto('audit_log').values({
-      merchant_id: arg('merchantId'), at: arg<string>('at'), actor: arg('actor'), action: arg('action'), subject: arg('subject'), detail: arg('detail'),
-      prev_hash: arg('prevHash'), hash: arg('hash'),
-    }),
+  usage: prepare<{ merchantId: string; period: string }, { invoice_count: number | string; pre_tax_fen: number | string; since: string | null }>((db) =>
+    db.selectFrom('usage').select(['invoice_count', 'pre_tax_fen', 'since']).where('merchant_id', '=', arg('merchantId')).where('period', '=', arg('period')),
+  ),
+  addUsage: prepareRows<{ merchantId: string; period: string; count: number; fen: string; at: string | null }, Row>((db, rows) =>
+    db
+      .insertInto('usage')
+      .values(Array.from({ length: rows }, (_, i) => ({ merchant_id: rowArg('merchantId', i), period: rowArg('period', i), invoice_count: rowArg('count', i), pre_tax_fen: rowArg('fen', i), since: rowArg('at', i) })))
+      .onConflict((oc) =>
+        oc.columns(['merchant_id', 'period']).doUpdateSet((eb) => ({
+          invoice_count: sql`usage.invoice_count + ${eb.ref('excluded.invoice_count')}`,
+          pre_tax_fen: sql`usage.pre_tax_fen + ${eb.ref('excluded.pre_tax_fen')}`,
+          since: sql`coalesce(usage.since, ${eb.ref('excluded.since')})`,
+        })),
+      ),
+  ),
+  appendAudit: prepareRows<{ merchantId: string; at: string; actor: string; action: string; subject: string; detail: string; prevHash: string; hash: string }, Row>((db, rows) =>
+    db.insertInto('audit_log').values(
+      Array.from({ length: rows }, (_, i) => ({
+        merchant_id: rowArg('merchantId', i), at: rowArg<string>('at', i), actor: rowArg('actor', i), action: rowArg('action', i), subject: rowArg('subject', i), detail: rowArg('detail', i),
+        prev_hash: rowArg('prevHash', i), hash: rowArg('hash', i),
+      })),
+    ),
   ),
   enqueueOutbox: prepare<{ merchantId: string; topic: string; subject: string; payload: string; at: string }, Row>((db) =>
     db.insertInto('outbox').values({

@@ -47,3 +47,37 @@ export class PreparedQuery<Args extends Record<string, unknown>, Row> {
 export function prepare<Args extends Record<string, unknown>, Row>(build: (db: Kysely<Database>) => Compilable<Row>): PreparedQuery<Args, Row> {
   return new PreparedQuery<Args, Row>(build);
 }
+
+/**
+ * A multi-row statement prepared once per row count (an issue batch writes its invoices, keys,
+ * jobs and audit entries a statement each). `build` names row i's values `${name}${i}`;
+ * `execute` takes the rows as plain objects and numbers their fields the same way; `shared`
+ * holds the values named once for the whole statement (with `arg`).
+ */
+export class PreparedRows<Fields extends Record<string, unknown>, Row> {
+  private readonly byCount = new Map<number, PreparedQuery<Record<string, unknown>, Row>>();
+
+  constructor(private readonly build: (db: Kysely<Database>, rows: number) => Compilable<Row>) {}
+
+  execute(db: Kysely<Database>, dialect: string, rows: readonly Fields[], shared: Record<string, unknown> = {}): Promise<QueryResult<Row>> {
+    let query = this.byCount.get(rows.length);
+    if (!query) {
+      query = new PreparedQuery((built) => this.build(built, rows.length));
+      this.byCount.set(rows.length, query);
+    }
+    const args: Record<string, unknown> = { ...shared };
+    rows.forEach((row, i) => {
+      for (const [name, value] of Object.entries(row)) args[`${name}${i}`] = value;
+    });
+    return query.execute(db, dialect, args);
+  }
+}
+
+export function prepareRows<Fields extends Record<string, unknown>, Row>(build: (db: Kysely<Database>, rows: number) => Compilable<Row>): PreparedRows<Fields, Row> {
+  return new PreparedRows<Fields, Row>(build);
+}
+
+/** Row i's placeholder for `name` in a statement built for `prepareRows`. */
+export function rowArg<T = never>(name: string, i: number): T {
+  return arg<T>(`${name}${i}`);
+}

@@ -2,7 +2,7 @@
 // SQLite and on PostgreSQL; dialect differences stay in database.ts.
 import { type Kysely, sql } from 'kysely';
 import type { Database, InvoiceTable } from './schema.js';
-import type { Repositories, MerchantRecord, UserRecord, ApiKeyRecord, SavedBuyer, SavedItem, InvoiceFilter } from '../app/ports.js';
+import type { Repositories, IdempotencyRecord, MerchantRecord, UserRecord, ApiKeyRecord, SavedBuyer, SavedItem, InvoiceFilter } from '../app/ports.js';
 import type { Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, Buyer, Party } from '../domain/invoice.js';
 import { GENESIS_HASH } from '../domain/invoice.js';
 import type { Role } from '../domain/access.js';
@@ -16,6 +16,12 @@ import { deliveryRepositories } from './delivery-repositories.js';
 type Db = Kysely<Database>;
 
 type Dialect = 'sqlite' | 'postgres';
+
+/**
+ * Rows per multi-row statement: an issue batch (at most ISSUE_BATCH_MAX) fits one, and SQLite's
+ * limit of 32,766 parameters is far off (20 columns an invoice).
+ */
+export const ROWS_PER_STATEMENT = 100;
 
 export function repositories(db: Db, dialect: Dialect): Repositories {
   // Inside a PostgreSQL transaction, rows that order a merchant's history are read FOR UPDATE so
@@ -55,12 +61,16 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
     },
     invoices: invoices(db, dialect),
     idempotency: {
-      async find(merchantId, key) {
-        const [row] = (await hot.findIdempotencyKey.execute(db, dialect, { merchantId, key })).rows;
-        return row && { merchantId, key, requestHash: row.request_hash, invoiceNumber: row.invoice_number, createdAt: row.created_at };
+      async find(merchantId, keys) {
+        const found = new Map<string, IdempotencyRecord>();
+        for (let i = 0; i < keys.length; i += ROWS_PER_STATEMENT) {
+          const { rows } = await hot.findIdempotencyKeys.execute(db, dialect, keys.slice(i, i + ROWS_PER_STATEMENT).map((key) => ({ key })), { merchantId });
+          for (const row of rows) found.set(row.key, { merchantId, key: row.key, requestHash: row.request_hash, invoiceNumber: row.invoice_number, createdAt: row.created_at });
+        }
+        return found;
       },
-      async insert(r) {
-        await hot.insertIdempotencyKey.execute(db, dialect, r);
+      async insert(records) {
+        for (let i = 0; i < records.length; i += ROWS_PER_STATEMENT) await hot.insertIdempotencyKeys.execute(db, dialect, records.slice(i, i + ROWS_PER_STATEMENT));
       },
       async purgeBefore(at) {
         const result = await db.deleteFrom('idempotency_keys').where('created_at', '<', at).executeTakeFirst();
@@ -70,18 +80,16 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
     usage: {
       async get(merchantId, period) {
         const [row] = (await hot.usage.execute(db, dialect, { merchantId, period })).rows;
-        return row ? { invoiceCount: Number(row.invoice_count), preTaxFen: BigInt(row.pre_tax_fen) } : { invoiceCount: 0, preTaxFen: 0n };
+        return row ? { period, invoiceCount: Number(row.invoice_count), preTaxFen: BigInt(row.pre_tax_fen), since: row.since } : { period, invoiceCount: 0, preTaxFen: 0n, since: null };
       },
-      async add(merchantId, periods, delta) {
-        const query = hot.addUsage[periods.length - 1];
-        if (!query) throw new RangeError(`at most ${hot.addUsage.length} periods at once`);
-        const { rows } = await query.execute(db, dialect, { merchantId, ...numbered('period', periods), count: delta.invoiceCount, fen: delta.preTaxFen.toString(), at: delta.at ?? null });
-        return rows.map((r) => ({ period: r.period, invoiceCount: Number(r.invoice_count), preTaxFen: BigInt(r.pre_tax_fen), since: r.since }));
+      async add(merchantId, changes, at) {
+        if (changes.length === 0) return;
+        await hot.addUsage.execute(db, dialect, changes.map((c) => ({ merchantId, period: c.period, count: c.invoiceCount, fen: c.preTaxFen.toString(), at: at ?? null })));
       },
     },
     audit: {
-      async append(e) {
-        await hot.appendAudit.execute(db, dialect, { ...e });
+      async append(entries) {
+        for (let i = 0; i < entries.length; i += ROWS_PER_STATEMENT) await hot.appendAudit.execute(db, dialect, entries.slice(i, i + ROWS_PER_STATEMENT));
       },
       async page(merchantId, afterId, limit) {
         const rows = await db.selectFrom('audit_log').selectAll().where('merchant_id', '=', merchantId).where('id', '>', afterId).orderBy('id').limit(limit).execute();
@@ -303,8 +311,8 @@ export function rowToInvoice(r: InvoiceTable): Invoice {
 
 function invoices(db: Db, dialect: Dialect): Repositories['invoices'] {
   return {
-    async insert(invoice) {
-      await hot.insertInvoice.execute(db, dialect, { ...invoiceToRow(invoice) });
+    async insert(invoices) {
+      for (let i = 0; i < invoices.length; i += ROWS_PER_STATEMENT) await hot.insertInvoices.execute(db, dialect, invoices.slice(i, i + ROWS_PER_STATEMENT).map((invoice) => ({ ...invoiceToRow(invoice) })));
     },
     async get(merchantId, number) {
       const [row] = (await hot.invoice.execute(db, dialect, { merchantId, number })).rows;

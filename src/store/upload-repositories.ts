@@ -5,31 +5,26 @@ import type { Database } from './schema.js';
 import type { BacklogRow, NumberBlockRecord, UploadProblem, UploadProblemState, UploadRepositories, UpstreamState } from '../app/upload-ports.js';
 import { backlogPeriod } from '../domain/contingency.js';
 import { invoiceKinds, type InvoiceKind } from '../domain/invoice.js';
-import { arg, prepare } from './prepared.js';
-import { rowToInvoice } from './repositories.js';
+import { arg, prepare, prepareRows, rowArg } from './prepared.js';
+import { ROWS_PER_STATEMENT, rowToInvoice } from './repositories.js';
 
 type Db = Kysely<Database>;
 type Dialect = 'sqlite' | 'postgres';
 
-// On the path of every issue, so prepared once per dialect like the other hot statements. The
-// oldest open block is found through the partial index of open blocks; the merchant's row lock
-// (taken first by the issue) serialises takes across instances.
-const takeNumber = prepare<{ merchantId: string; year: number }, { sequence: number | string }>((db) =>
+// On the path of every issue, so prepared once per dialect like the other hot statements: the
+// open blocks of (merchant, year), oldest first, through the partial index of open blocks. The
+// merchant's row lock (taken first by the issue) serialises numbering across instances.
+const openBlocks = prepare<{ merchantId: string; year: number }, { block_id: string; next_seq: number | string; last_seq: number | string }>((db) =>
   db
-    .updateTable('number_blocks')
-    .set({ next_seq: sql`next_seq + 1` })
+    .selectFrom('number_blocks')
+    .select(['block_id', 'next_seq', 'last_seq'])
     .where('merchant_id', '=', arg('merchantId'))
-    .where('block_id', '=', (eb) =>
-      eb
-        .selectFrom('number_blocks')
-        .select('block_id')
-        .where('merchant_id', '=', arg('merchantId'))
-        .where('year', '=', arg('year'))
-        .where(sql.ref('next_seq'), '<=', sql.ref('last_seq'))
-        .orderBy('first_seq')
-        .limit(1),
-    )
-    .returning(sql<number>`next_seq - 1`.as('sequence')),
+    .where('year', '=', arg('year'))
+    .where(sql.ref('next_seq'), '<=', sql.ref('last_seq'))
+    .orderBy('first_seq'),
+);
+const advanceBlock = prepare<{ merchantId: string; blockId: string; next: number }, never>((db) =>
+  db.updateTable('number_blocks').set({ next_seq: arg('next') }).where('merchant_id', '=', arg('merchantId')).where('block_id', '=', arg('blockId')),
 );
 
 // On every GET of one invoice (what the tax service said about it, if anything).
@@ -37,23 +32,23 @@ const findProblem = prepare<{ merchantId: string; number: string }, Database['in
   db.selectFrom('invoice_uploads').selectAll().where('merchant_id', '=', arg('merchantId')).where('number', '=', arg('number')),
 );
 
-// On the path of every issue: the upload job and the record it will send. SQLite runs the two
-// inserts in-process; PostgreSQL gets them in one statement, one round trip under the merchant lock.
-const jobValues = {
-  merchant_id: arg<string>('merchantId'), topic: 'invoice.upload', subject: arg<string>('number'), payload: arg<string>('payload'),
-  created_at: arg<string>('at'), available_at: arg<string>('at'), attempts: 0,
-};
-type EnqueueArgs = { merchantId: string; number: string; payload: string; record: string; at: string };
-const insertJob = prepare<EnqueueArgs, { id: number }>((db) => db.insertInto('outbox').values(jobValues).returning('id'));
-const insertRecord = prepare<{ jobId: number; merchantId: string; record: string }, never>((db) =>
-  db.insertInto('upload_records').values({ job_id: arg('jobId'), merchant_id: arg('merchantId'), record: arg('record') }),
-);
-const insertJobWithRecord = prepare<EnqueueArgs, never>((db) =>
+// On the path of every issue: the upload jobs and the records they will send, a statement each
+// for a whole issue batch. The jobs come back with their ids by invoice number (the order of
+// RETURNING rows is not promised).
+type JobFields = { merchantId: string; number: string; payload: string; at: string };
+const insertJobs = prepareRows<JobFields, { id: number | string; subject: string }>((db, rows) =>
   db
-    .with('job', (w) => w.insertInto('outbox').values(jobValues).returning('id'))
-    .insertInto('upload_records')
-    .columns(['job_id', 'merchant_id', 'record'])
-    .expression((eb) => eb.selectFrom('job').select(['job.id', sql<string>`cast(${arg('merchantId')} as text)`.as('merchant_id'), sql<string>`cast(${arg('record')} as text)`.as('record')])),
+    .insertInto('outbox')
+    .values(
+      Array.from({ length: rows }, (_, i) => ({
+        merchant_id: rowArg<string>('merchantId', i), topic: 'invoice.upload', subject: rowArg<string>('number', i), payload: rowArg<string>('payload', i),
+        created_at: rowArg<string>('at', i), available_at: rowArg<string>('at', i), attempts: 0,
+      })),
+    )
+    .returning(['id', 'subject']),
+);
+const insertRecords = prepareRows<{ jobId: number; merchantId: string; record: string }, never>((db, rows) =>
+  db.insertInto('upload_records').values(Array.from({ length: rows }, (_, i) => ({ job_id: rowArg('jobId', i), merchant_id: rowArg('merchantId', i), record: rowArg('record', i) }))),
 );
 
 export function uploadRepositories(db: Db, dialect: Dialect): UploadRepositories {
@@ -66,9 +61,12 @@ function numberBlocks(db: Db, dialect: Dialect): UploadRepositories['numberBlock
     source: r.source as NumberBlockRecord['source'], grantedAt: r.granted_at,
   });
   return {
-    async take(merchantId, year) {
-      const [row] = (await takeNumber.execute(db, dialect, { merchantId, year })).rows;
-      return row ? Number(row.sequence) : undefined;
+    async open(merchantId, year) {
+      const { rows } = await openBlocks.execute(db, dialect, { merchantId, year });
+      return rows.map((r) => ({ blockId: r.block_id, next: Number(r.next_seq), last: Number(r.last_seq) }));
+    },
+    async advance(merchantId, blockId, next) {
+      await advanceBlock.execute(db, dialect, { merchantId, blockId, next });
     },
     async insert(b) {
       await db
@@ -110,13 +108,13 @@ function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
     localDigest: r.local_digest, heldDigest: r.held_digest, upstreamRecord: r.upstream_record, at: r.at,
   });
   return {
-    async enqueue(job) {
-      if (dialect === 'postgres') {
-        await insertJobWithRecord.execute(db, dialect, job);
-        return;
+    async enqueue(jobs) {
+      for (let i = 0; i < jobs.length; i += ROWS_PER_STATEMENT) {
+        const slice = jobs.slice(i, i + ROWS_PER_STATEMENT);
+        const { rows } = await insertJobs.execute(db, dialect, slice.map(({ merchantId, number, payload, at }) => ({ merchantId, number, payload, at })));
+        const ids = new Map(rows.map((r) => [r.subject, Number(r.id)]));
+        await insertRecords.execute(db, dialect, slice.map((job) => ({ jobId: ids.get(job.number)!, merchantId: job.merchantId, record: job.record })));
       }
-      const [{ id }] = (await insertJob.execute(db, dialect, job)).rows as [{ id: number }];
-      await insertRecord.execute(db, dialect, { jobId: id, merchantId: job.merchantId, record: job.record });
     },
     async records(merchantId, jobIds) {
       if (jobIds.length === 0) return [];
@@ -174,14 +172,6 @@ function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
         .values({ merchant_id: p.merchantId, number: p.number, ...values })
         .onConflict((oc) => oc.columns(['merchant_id', 'number']).doUpdateSet(values))
         .execute();
-    },
-    async appendAudit(entries) {
-      for (let i = 0; i < entries.length; i += 100) {
-        await db
-          .insertInto('audit_log')
-          .values(entries.slice(i, i + 100).map((e) => ({ merchant_id: e.merchantId, at: e.at, actor: e.actor, action: e.action, subject: e.subject, detail: e.detail, prev_hash: e.prevHash, hash: e.hash })))
-          .execute();
-      }
     },
     async problem(merchantId, number) {
       const [row] = (await findProblem.execute(db, dialect, { merchantId, number })).rows;

@@ -81,7 +81,7 @@ for (const kind of storesUnderTest) {
           rows.push(invoice);
         }
         await opened.store.write(async (tx) => {
-          for (const invoice of rows) await tx.invoices.insert(invoice);
+          await tx.invoices.insert(rows);
           await tx.chain.advance([{ scope: invoiceChainScope(merchant.id), ...link }]);
         });
       }

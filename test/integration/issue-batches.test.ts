@@ -1,0 +1,108 @@
+// Group issuing (issue-batches.ts): requests of one merchant that arrive together are written in
+// one transaction, and each is still decided on its own, in arrival order.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { issueInvoice, type IssueResult } from '../../src/app/issue-invoice.js';
+import { ISSUE_BATCH_MAX } from '../../src/app/issue-batches.js';
+import { setMerchantLimits } from '../../src/app/merchants.js';
+import { verifyChains } from '../../src/app/verify-chain.js';
+import { Fault } from '../../src/domain/faults.js';
+import type { InvoiceRequest } from '../../src/domain/draft.js';
+import { storesUnderTest, type OpenedStore } from '../support/stores.js';
+import { sampleInvoice, startApi, type Api } from '../support/http.js';
+
+const sequenceOf = (number: string) => Number(number.slice(5));
+
+/** A one-line invoice of `yuan` before tax (at 13 %). */
+function priced(yuan: string): InvoiceRequest {
+  const { buyer } = sampleInvoice();
+  return {
+    kind: 'normal', prices_include_tax: false, remarks: '',
+    buyer: { name: buyer.name, tax_id: buyer.tax_id ?? '', address: '', phone: '', bank: '', account: '', email: '' },
+    lines: [{ name: '*信息技术服务*软件开发', tax_code: '3040201000000000000', spec: '', unit: '项', quantity: '1', unit_price: yuan, tax_rate: '0.13' }],
+  };
+}
+
+type Settled = { ok: true; result: IssueResult } | { ok: false; code: number | undefined };
+
+for (const s of storesUnderTest) {
+  describe(`issuing in batches (${s.name})`, () => {
+    let opened: OpenedStore;
+    let api: Api;
+    const caller = () => ({ merchantId: api.a.id, role: 'clerk' as const, actor: 'pos-1' });
+    // Submitted in the same turn of the event loop, so they form one batch in this order.
+    const issueTogether = (requests: Array<{ request: InvoiceRequest; key?: string }>): Promise<Settled[]> =>
+      Promise.all(requests.map(({ request, key }) => issueInvoice(api.ports, caller(), request, key).then(
+        (result): Settled => ({ ok: true, result }),
+        (error): Settled => ({ ok: false, code: error instanceof Fault ? error.spec.code : undefined }),
+      )));
+
+    beforeEach(async () => {
+      opened = await s.open();
+      api = await startApi(opened.store);
+    });
+    afterEach(async () => {
+      await api.close();
+      await opened.cleanup();
+    });
+
+    it('decides each request alone against the credit line, in arrival order, and gives numbers only to those issued', async () => {
+      await setMerchantLimits(api.ports, api.a.id, { dailyInvoiceLimit: null, monthlyCredit: '5000.00' });
+      const settled = await issueTogether(['3000.00', '1500.00', '600.00', '500.00', '0.01'].map((yuan) => ({ request: priced(yuan) })));
+
+      expect(settled.map((o) => (o.ok ? 'issued' : o.code))).toEqual(['issued', 'issued', 3004, 'issued', 3004]);
+      const issued = settled.flatMap((o) => (o.ok ? [o.result.invoice] : []));
+      expect(issued.map((invoice) => sequenceOf(invoice.number))).toEqual([1, 2, 3]);
+      expect(issued.map((invoice) => invoice.chainIndex)).toEqual([1, 2, 3]);
+      expect(await api.countInvoices(api.a.id)).toBe(3);
+      expect((await api.ports.store.read.usage.get(api.a.id, 'M2026-03')).preTaxFen).toBe(500_000n);
+      expect((await verifyChains(api.ports, [api.a.id]))[0]!.breaks).toEqual([]);
+    });
+
+    it('makes one invoice of a key sent twice in one batch, and refuses the key with another body (3002)', async () => {
+      const settled = await issueTogether([
+        { request: priced('100.00'), key: 'till-7-0001' },
+        { request: priced('100.00'), key: 'till-7-0001' },
+        { request: priced('999.00'), key: 'till-7-0001' },
+        { request: priced('200.00'), key: 'till-7-0002' },
+      ]);
+
+      const [first, again, otherBody, next] = settled as [Settled, Settled, Settled, Settled];
+      expect(first).toMatchObject({ ok: true, result: { replayed: false } });
+      expect(again).toMatchObject({ ok: true, result: { replayed: true } });
+      if (!first.ok || !again.ok || !next.ok) throw new Error('expected issued');
+      expect(again.result.invoice).toEqual(first.result.invoice);
+      expect(otherBody).toEqual({ ok: false, code: 3002 });
+      expect(sequenceOf(next.result.invoice.number)).toBe(2);
+      expect(await api.countInvoices(api.a.id)).toBe(2);
+
+      // Later, outside the batch, the key still gives back the same invoice.
+      const later = await issueInvoice(api.ports, caller(), priced('100.00'), 'till-7-0001');
+      expect(later.replayed).toBe(true);
+      expect([later.invoice.number, later.invoice.digest]).toEqual([first.result.invoice.number, first.result.invoice.digest]);
+    });
+
+    it(`splits more than ${ISSUE_BATCH_MAX} waiting requests over several batches with numbers and chain gap-free`, async () => {
+      const count = ISSUE_BATCH_MAX * 2 + 17;
+      const settled = await issueTogether(Array.from({ length: count }, (_, i) => ({ request: priced(`${i + 1}.00`), key: `k-${i}` })));
+
+      expect(settled.every((o) => o.ok)).toBe(true);
+      const numbers = settled.map((o) => (o.ok ? sequenceOf(o.result.invoice.number) : 0));
+      expect(numbers).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+      expect(await api.countInvoices(api.a.id)).toBe(count);
+      const [report] = await verifyChains(api.ports, [api.a.id]);
+      expect(report).toMatchObject({ invoices: count, breaks: [] });
+    });
+
+    it('answers every request of a batch the database refuses with the error, and stores none of them', async () => {
+      await issueTogether([{ request: priced('1.00') }]);
+      await opened.exec('drop table upload_records'); // the batch fails at its upload jobs, after the invoices were written
+
+      const settled = await issueTogether(Array.from({ length: 5 }, (_, i) => ({ request: priced(`${i + 1}.00`), key: `lost-${i}` })));
+
+      expect(settled.every((o) => !o.ok)).toBe(true);
+      expect(await api.countInvoices(api.a.id)).toBe(1);
+      expect((await api.ports.store.read.idempotency.find(api.a.id, ['lost-0'])).size).toBe(0);
+      expect((await api.ports.store.read.numberBlocks.reserve(api.a.id, 2026)).remaining).toBe((await api.ports.store.read.numberBlocks.list(api.a.id, 2026)).reduce((n, b) => n + b.last - b.first + 1, 0) - 1);
+    });
+  });
+}
