@@ -190,22 +190,22 @@ async function bulkFill(store: Store, merchant: MerchantRecord, count: number, c
   const tx: Repositories = {
     ...recorded,
     merchants: { ...recorded.merchants, lock: async (id) => (id === merchant.id ? merchant : undefined) },
-    numberBlocks: {
-      ...recorded.numberBlocks,
-      open: async (_merchantId, year) => [{ blockId: String(year), next: (sequences.get(year) ?? 0) + 1, last: MAX_SEQUENCE }],
-      advance: async (_merchantId, year, next) => void sequences.set(Number(year), next - 1),
-    },
-    chain: {
-      heads: async (asked) => asked.map((scope) => heads.get(scope) ?? { scope, hash: GENESIS_HASH, index: 0 }),
-      advance: async (moved) => void moved.forEach((h) => heads.set(h.scope, h)),
-    },
-    usage: {
-      ...recorded.usage,
-      async add(_merchantId, changes) {
-        for (const change of changes) {
+    numberBlocks: { ...recorded.numberBlocks, open: async (_merchantId, year) => [{ blockId: String(year), next: (sequences.get(year) ?? 0) + 1, last: MAX_SEQUENCE }] },
+    chain: { ...recorded.chain, heads: async (asked) => asked.map((scope) => heads.get(scope) ?? { scope, hash: GENESIS_HASH, index: 0 }) },
+    issues: {
+      // The rows as single-row inserts (the executor merges them); numbers, chain heads and usage kept
+      // here until the batch's end. No upload jobs: a recorded insert cannot learn the ids their
+      // records point at, and the backup's size is the invoices and the audit log.
+      async store(w) {
+        for (const block of w.blocks) sequences.set(Number(block.blockId), block.next - 1);
+        for (const head of w.heads) heads.set(head.scope, head);
+        for (const change of w.usage) {
           const sum = usage.get(change.period) ?? { period: change.period, invoiceCount: 0, preTaxFen: 0n };
           usage.set(change.period, { period: change.period, invoiceCount: sum.invoiceCount + change.invoiceCount, preTaxFen: sum.preTaxFen + change.preTaxFen });
         }
+        await recorded.invoices.insert(w.invoices);
+        await recorded.idempotency.insert(w.keys);
+        await recorded.audit.append(w.audit);
       },
     },
   };

@@ -17,12 +17,8 @@ export async function recordAudit(tx: Repositories, clock: Clock, record: AuditR
   await tx.chain.advance([await appendAudit(tx, shanghaiTimestamp(clock.now()), [record], head!)]);
 }
 
-/**
- * Writes the entries after `head`, each chained to the one before, many rows per statement, and
- * returns the chain's new head, for a caller that advances several chains in one statement
- * (issuing advances the invoice chain and the audit chain).
- */
-export async function appendAudit(tx: Repositories, at: string, records: readonly AuditRecord[], head: ChainHead): Promise<ChainHead> {
+/** The entries after `head`, each chained to the one before, and the chain's head after them. */
+export function chainAudit(at: string, records: readonly AuditRecord[], head: ChainHead): { entries: AuditEntry[]; head: ChainHead } {
   const entries: AuditEntry[] = [];
   let last = head;
   for (const record of records) {
@@ -31,6 +27,15 @@ export async function appendAudit(tx: Repositories, at: string, records: readonl
     entries.push({ ...fields, prevHash: last.hash, hash });
     last = { scope: last.scope, hash, index: last.index + 1 };
   }
-  await tx.audit.append(entries);
-  return last;
+  return { entries, head: last };
+}
+
+/**
+ * Writes the entries after `head`, many rows per statement, and returns the chain's new head, for
+ * a caller that advances several chains in one statement.
+ */
+export async function appendAudit(tx: Repositories, at: string, records: readonly AuditRecord[], head: ChainHead): Promise<ChainHead> {
+  const chained = chainAudit(at, records, head);
+  await tx.audit.append(chained.entries);
+  return chained.head;
 }

@@ -14,12 +14,12 @@ import { sealInvoice, sha256, type Invoice, type InvoiceDraft } from '../domain/
 import { auditScope, invoiceChainScope } from '../domain/audit-chain.js';
 import { invoiceNumber } from '../domain/numbering.js';
 import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
-import { appendAudit } from './audit.js';
+import { chainAudit } from './audit.js';
 import { IssueAllowance } from './issue-allowance.js';
 import { issueQueues, type Outcome } from './issue-batches.js';
 import { YearNumbers } from './number-blocks.js';
 import type { IdempotencyRecord, Ports, Repositories } from './ports.js';
-import { enqueueUploads } from './upload-record.js';
+import { uploadJobs } from './upload-record.js';
 
 export { dayPeriod, monthPeriod } from './issue-allowance.js';
 
@@ -101,13 +101,11 @@ export function issueBatch(ports: Ports, merchantId: string, requests: readonly 
       }
     }
     if (issued.length > 0) {
-      await tx.invoices.insert(issued);
-      await numbers.save(tx);
-      await tx.usage.add(merchantId, allowance.changes(), issuedAt);
-      if (keyRecords.length > 0) await tx.idempotency.insert(keyRecords);
-      await enqueueUploads(tx, issued, issuedAt);
-      const audited = await appendAudit(tx, issuedAt, issued.map((invoice) => ({ merchantId, actor: invoice.issuer, action: 'invoice.issued', subject: invoice.number, detail: { digest: invoice.digest } })), auditHead!);
-      await tx.chain.advance([head, audited]);
+      const audit = chainAudit(issuedAt, issued.map((invoice) => ({ merchantId, actor: invoice.issuer, action: 'invoice.issued', subject: invoice.number, detail: { digest: invoice.digest } })), auditHead!);
+      await tx.issues.store({
+        merchantId, at: issuedAt, invoices: issued, blocks: numbers.advances(), usage: allowance.changes(), keys: keyRecords,
+        uploads: uploadJobs(issued, issuedAt), audit: audit.entries, heads: [head, audit.head],
+      });
     }
     return outcomes;
   });

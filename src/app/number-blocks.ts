@@ -8,24 +8,23 @@ import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
 import type { NumberBlock, TaxService } from '../upstream/protocol.js';
 import { recordAudit } from './audit.js';
 import type { MerchantRecord, Ports, Repositories } from './ports.js';
-import type { NumberBlockRecord, OpenBlock } from './upload-ports.js';
+import type { BlockAdvance, NumberBlockRecord, OpenBlock } from './upload-ports.js';
 
 /**
  * Inside the issue transaction: the merchant's numbers of one year, handed out in order from the
- * oldest open block. Only invoices that will be stored take one, and `save` writes how far each
- * block got in the same transaction, so numbers stay gap-free within a block.
+ * oldest open block. Only invoices that will be stored take one, and how far each block got
+ * (`advances`) is written in the same transaction, so numbers stay gap-free within a block.
  */
 export class YearNumbers {
   private readonly taken = new Map<string, number>();
 
   private constructor(
-    private readonly merchantId: string,
     readonly year: number,
     private readonly blocks: OpenBlock[],
   ) {}
 
   static async open(tx: Repositories, merchantId: string, year: number): Promise<YearNumbers> {
-    return new YearNumbers(merchantId, year, await tx.numberBlocks.open(merchantId, year));
+    return new YearNumbers(year, await tx.numberBlocks.open(merchantId, year));
   }
 
   /** The next sequence; 4020 when none is left. */
@@ -38,8 +37,9 @@ export class YearNumbers {
     return sequence;
   }
 
-  async save(tx: Repositories): Promise<void> {
-    for (const [blockId, next] of this.taken) await tx.numberBlocks.advance(this.merchantId, blockId, next);
+  /** How far each block that handed out numbers got. */
+  advances(): BlockAdvance[] {
+    return [...this.taken].map(([blockId, next]) => ({ blockId, next }));
   }
 }
 

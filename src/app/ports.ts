@@ -5,7 +5,7 @@ import type { Invoice, InvoiceKind, InvoiceStatus } from '../domain/invoice.js';
 import type { Role } from '../domain/access.js';
 import type { AuditFields } from '../domain/audit-chain.js';
 import type { UpstreamRepositories } from './upstream-ports.js';
-import type { UploadRepositories } from './upload-ports.js';
+import type { BlockAdvance, UploadJob, UploadRepositories } from './upload-ports.js';
 import type { ContingencyLimits } from '../domain/contingency.js';
 import type { DocumentRepositories, InvoiceSigner } from './document-ports.js';
 import type { DeliveryRepositories } from './delivery-ports.js';
@@ -128,7 +128,28 @@ export interface SavedItem {
   updatedAt: string;
 }
 
+/**
+ * Everything an issue batch writes once it has decided: the invoices, how far the number blocks
+ * got, the usage counters (with `at` starting a period's `since`), idempotency keys, upload jobs,
+ * audit entries (already chained) and the chains' new heads.
+ */
+export interface IssueWrites {
+  merchantId: string;
+  at: string;
+  invoices: readonly Invoice[];
+  blocks: readonly BlockAdvance[];
+  usage: readonly UsageChange[];
+  keys: readonly IdempotencyRecord[];
+  uploads: readonly UploadJob[];
+  audit: readonly AuditEntry[];
+  heads: readonly ChainHead[];
+}
+
 export interface Repositories extends UpstreamRepositories, DeliveryRepositories, DocumentRepositories, UploadRepositories {
+  issues: {
+    /** Writes a decided batch: on PostgreSQL in one statement, one round trip under the merchant's lock. */
+    store(writes: IssueWrites): Promise<void>;
+  };
   merchants: {
     /**
      * Reads the merchant and serialises its writes across instances (a row lock on PostgreSQL;

@@ -46,6 +46,21 @@ export interface UpstreamState {
   warnedAt: string | null;
 }
 
+/** An upload to enqueue: the invoice's number, what asked for it (payload) and the record to send (JSON of an UploadRecord). */
+export interface UploadJob {
+  merchantId: string;
+  number: string;
+  payload: string;
+  record: string;
+  at: string;
+}
+
+/** A block's next sequence after an issue batch took numbers from it. */
+export interface BlockAdvance {
+  blockId: string;
+  next: number;
+}
+
 export interface OpenBlock {
   blockId: string;
   next: number;
@@ -56,8 +71,6 @@ export interface UploadRepositories {
   numberBlocks: {
     /** The blocks of (merchant, year) with numbers left, oldest first. */
     open(merchantId: string, year: number): Promise<OpenBlock[]>;
-    /** Moves a block's next sequence on (the numbers before it are taken). */
-    advance(merchantId: string, blockId: string, next: number): Promise<void>;
     insert(block: NumberBlockRecord): Promise<void>;
     /** Whether any block of the merchant for `year` shares a sequence with first..last. */
     overlaps(merchantId: string, year: number, first: number, last: number): Promise<boolean>;
@@ -67,7 +80,7 @@ export interface UploadRepositories {
   };
   uploads: {
     /** Enqueues uploads of invoices (distinct numbers) with the records they will send (JSON of an UploadRecord). */
-    enqueue(jobs: ReadonlyArray<{ merchantId: string; number: string; payload: string; record: string; at: string }>): Promise<void>;
+    enqueue(jobs: readonly UploadJob[]): Promise<void>;
     /** The records stored with these jobs of the merchant (any order; jobs without one are left out). */
     records(merchantId: string, jobIds: readonly number[]): Promise<Array<{ jobId: number; record: string }>>;
     /** The merchant's invoices with these numbers (any order; missing ones are left out). */

@@ -4,11 +4,16 @@
 import { canonicalContent, type Invoice } from '../domain/invoice.js';
 import type { UploadRecord } from '../upstream/protocol.js';
 import type { Repositories } from './ports.js';
+import type { UploadJob } from './upload-ports.js';
 
-/** Enqueues the uploads of `invoices` with their records; `extra` goes into each job's payload (what asked for it). */
-export function enqueueUploads(tx: Repositories, invoices: readonly Invoice[], at: string, extra: Record<string, unknown> = {}): Promise<void> {
+/** The upload jobs of `invoices` with their records; `extra` goes into each job's payload (what asked for it). */
+export function uploadJobs(invoices: readonly Invoice[], at: string, extra: Record<string, unknown> = {}): UploadJob[] {
   const payload = JSON.stringify(extra);
-  return tx.uploads.enqueue(invoices.map((invoice) => ({ merchantId: invoice.merchantId, number: invoice.number, payload, record: JSON.stringify(uploadRecord(invoice)), at })));
+  return invoices.map((invoice) => ({ merchantId: invoice.merchantId, number: invoice.number, payload, record: JSON.stringify(uploadRecord(invoice)), at }));
+}
+
+export function enqueueUploads(tx: Repositories, invoices: readonly Invoice[], at: string, extra: Record<string, unknown> = {}): Promise<void> {
+  return tx.uploads.enqueue(uploadJobs(invoices, at, extra));
 }
 
 export function uploadRecord(invoice: Invoice): UploadRecord {

@@ -14,6 +14,11 @@ export function preparedName(sql: string): string | undefined {
   return statementNames.get(sql);
 }
 
+/** Gives a statement written by hand a name too, so PostgreSQL connections prepare it once. */
+export function registerStatement(sql: string): void {
+  if (!statementNames.has(sql)) statementNames.set(sql, `fapiao_${statementNames.size + 1}`);
+}
+
 /** A named placeholder to put where a value goes when building a prepared query. */
 export function arg<T = never>(name: string): T {
   return `${MARK}${name}` as T;
@@ -33,7 +38,7 @@ export class PreparedQuery<Args extends Record<string, unknown>, Row> {
       const slots = parameters.map((p): Slot => (typeof p === 'string' && p.startsWith(MARK) ? { arg: p.slice(MARK.length) } : { constant: p }));
       query = { sql, slots };
       this.compiled.set(dialect, query);
-      if (!statementNames.has(sql)) statementNames.set(sql, `fapiao_${statementNames.size + 1}`);
+      registerStatement(sql);
     }
     const parameters = query.slots.map((slot) => {
       if (!('arg' in slot)) return slot.constant;

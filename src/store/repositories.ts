@@ -7,6 +7,7 @@ import type { Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, Buyer, Party } f
 import { GENESIS_HASH } from '../domain/invoice.js';
 import type { Role } from '../domain/access.js';
 import { hot } from './hot-queries.js';
+import { issueWrites } from './issue-writes.js';
 import { upstreamRepositories } from './upstream-repositories.js';
 import { uploadRepositories } from './upload-repositories.js';
 import { parseContingencyTerms } from '../domain/contingency.js';
@@ -27,7 +28,7 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
   // Inside a PostgreSQL transaction, rows that order a merchant's history are read FOR UPDATE so
   // that two instances cannot both extend the same chain.
   const locking = dialect === 'postgres' && db.isTransaction;
-  return {
+  const base: Omit<Repositories, 'issues'> = {
     ...upstreamRepositories(db),
     ...uploadRepositories(db, dialect),
     ...documentRepositories(db, dialect, rowToInvoice),
@@ -121,6 +122,7 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
     savedBuyers: savedBuyers(db),
     savedItems: savedItems(db),
   };
+  return { ...base, issues: issueWrites(db, dialect, base) };
 }
 
 function outbox(db: Db, dialect: Dialect): Repositories['outbox'] {
@@ -247,7 +249,7 @@ interface StoredContent {
   lines: Array<Omit<InvoiceLine, 'amount' | 'tax'> & { amount: string; tax: string }>;
 }
 
-function invoiceToRow(i: Invoice): InvoiceTable {
+export function invoiceToRow(i: Invoice): InvoiceTable {
   const content: StoredContent = {
     pricesIncludeTax: i.pricesIncludeTax,
     remarks: i.remarks,

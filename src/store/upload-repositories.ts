@@ -23,10 +23,6 @@ const openBlocks = prepare<{ merchantId: string; year: number }, { block_id: str
     .where(sql.ref('next_seq'), '<=', sql.ref('last_seq'))
     .orderBy('first_seq'),
 );
-const advanceBlock = prepare<{ merchantId: string; blockId: string; next: number }, never>((db) =>
-  db.updateTable('number_blocks').set({ next_seq: arg('next') }).where('merchant_id', '=', arg('merchantId')).where('block_id', '=', arg('blockId')),
-);
-
 // On every GET of one invoice (what the tax service said about it, if anything).
 const findProblem = prepare<{ merchantId: string; number: string }, Database['invoice_uploads']>((db) =>
   db.selectFrom('invoice_uploads').selectAll().where('merchant_id', '=', arg('merchantId')).where('number', '=', arg('number')),
@@ -64,9 +60,6 @@ function numberBlocks(db: Db, dialect: Dialect): UploadRepositories['numberBlock
     async open(merchantId, year) {
       const { rows } = await openBlocks.execute(db, dialect, { merchantId, year });
       return rows.map((r) => ({ blockId: r.block_id, next: Number(r.next_seq), last: Number(r.last_seq) }));
-    },
-    async advance(merchantId, blockId, next) {
-      await advanceBlock.execute(db, dialect, { merchantId, blockId, next });
     },
     async insert(b) {
       await db
