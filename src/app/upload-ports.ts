@@ -96,6 +96,8 @@ export interface UploadRepositories {
     markUploaded(merchantId: string, numbers: readonly string[], at: string): Promise<string[]>;
     recordProblem(problem: UploadProblem): Promise<void>;
     problem(merchantId: string, number: string): Promise<UploadProblem | undefined>;
+    /** One invoice of the merchant with what the tax service said about it, if anything. */
+    invoiceWithProblem(merchantId: string, number: string): Promise<{ invoice: Invoice; problem: UploadProblem | undefined } | undefined>;
     countProblems(merchantId: string): Promise<Record<UploadProblemState, number>>;
     /** Issue time of the oldest invoice of this kind still waiting for upload. */
     oldestPending(merchantId: string, kind: InvoiceKind): Promise<string | null>;

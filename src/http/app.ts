@@ -4,13 +4,13 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import cookie from '@fastify/cookie';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
 import { Fault, faults } from '../domain/faults.js';
 import { createMetrics, type Metrics } from '../ops/metrics.js';
 import { Admission } from './admission.js';
+import { securityHeaders } from './security-headers.js';
 import { registerAuthentication } from './auth.js';
 import type { HttpContext } from './context.js';
 import { handleError, sendFault, zodValidatorCompiler } from './errors.js';
@@ -83,8 +83,11 @@ export async function buildApp(ports: HttpContext['ports'], options: Partial<Htt
     if (route.config?.public && route.schema) route.schema = { ...route.schema, security: [] };
   });
   app.setNotFoundHandler((request, reply) => sendFault(reply, new Fault(faults.ROUTE_NOT_FOUND, { route: `${request.method} ${request.url.split('?')[0]}` })));
-  app.addHook('onRequest', async (request, reply) => {
+  const secure = securityHeaders();
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.headers(secure);
     reply.header('x-request-id', request.id);
+    done();
   });
   app.addHook('onResponse', async (request, reply) => {
     metrics.requestDuration.observe(
@@ -93,7 +96,6 @@ export async function buildApp(ports: HttpContext['ports'], options: Partial<Htt
     );
   });
 
-  await app.register(helmet, { contentSecurityPolicy: { directives: { defaultSrc: ["'self'"] } } });
   await app.register(cookie);
   await app.register(rateLimit, {
     max: (request) => (bearerOrSession(request.headers.authorization, request.headers.cookie) ? settings.rateLimitPerKey : settings.rateLimitPerIp),

@@ -23,7 +23,26 @@ const openBlocks = prepare<{ merchantId: string; year: number }, { block_id: str
     .where(sql.ref('next_seq'), '<=', sql.ref('last_seq'))
     .orderBy('first_seq'),
 );
-// On every GET of one invoice (what the tax service said about it, if anything).
+// On every GET of one invoice: the invoice and what the tax service said about it (if anything),
+// in one statement, one round trip on PostgreSQL.
+const findInvoiceWithProblem = prepare<{ merchantId: string; number: string }, Database['invoices'] & ProblemColumns>((db) =>
+  db
+    .selectFrom('invoices')
+    .leftJoin('invoice_uploads as u', (join) => join.onRef('u.merchant_id', '=', 'invoices.merchant_id').onRef('u.number', '=', 'invoices.number'))
+    .selectAll('invoices')
+    .select([
+      'u.state as problem_state', 'u.reason_code as problem_reason_code', 'u.reason as problem_reason', 'u.local_digest as problem_local_digest',
+      'u.held_digest as problem_held_digest', 'u.upstream_record as problem_upstream_record', 'u.at as problem_at',
+    ])
+    .where('invoices.merchant_id', '=', arg('merchantId'))
+    .where('invoices.number', '=', arg('number')),
+);
+type ProblemColumns = {
+  problem_state: string | null; problem_reason_code: string | null; problem_reason: string | null; problem_local_digest: string | null;
+  problem_held_digest: string | null; problem_upstream_record: string | null; problem_at: string | null;
+};
+
+// What the tax service said about one invoice, if anything.
 const findProblem = prepare<{ merchantId: string; number: string }, Database['invoice_uploads']>((db) =>
   db.selectFrom('invoice_uploads').selectAll().where('merchant_id', '=', arg('merchantId')).where('number', '=', arg('number')),
 );
@@ -165,6 +184,15 @@ function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
         .values({ merchant_id: p.merchantId, number: p.number, ...values })
         .onConflict((oc) => oc.columns(['merchant_id', 'number']).doUpdateSet(values))
         .execute();
+    },
+    async invoiceWithProblem(merchantId, number) {
+      const [row] = (await findInvoiceWithProblem.execute(db, dialect, { merchantId, number })).rows;
+      if (!row) return undefined;
+      const problem = row.problem_state === null ? undefined : toProblem({
+        merchant_id: row.merchant_id, number: row.number, state: row.problem_state, reason_code: row.problem_reason_code, reason: row.problem_reason,
+        local_digest: row.problem_local_digest!, held_digest: row.problem_held_digest, upstream_record: row.problem_upstream_record, at: row.problem_at!,
+      });
+      return { invoice: rowToInvoice(row), problem };
     },
     async problem(merchantId, number) {
       const [row] = (await findProblem.execute(db, dialect, { merchantId, number })).rows;

@@ -96,6 +96,10 @@ for (const kind of storesUnderTest) {
       expect(answer.headers).toMatchObject({ 'x-content-type-options': 'nosniff', 'x-frame-options': 'SAMEORIGIN', 'referrer-policy': 'no-referrer' });
       expect(answer.headers['content-security-policy']).toContain("default-src 'self'");
       expect(answer.headers['x-request-id']).toMatch(/^[\w-]{8,}$/);
+      // Refusals carry them too.
+      const refused = await app.inject({ method: 'GET', url: '/api/v1/invoices', headers: { authorization: 'Bearer fpk_nope' } });
+      expect(refused.statusCode).toBe(401);
+      expect(refused.headers).toMatchObject({ 'x-content-type-options': 'nosniff', 'strict-transport-security': 'max-age=31536000; includeSubDomains' });
     });
 
     it('never writes a password, API key or session token into the log', async () => {

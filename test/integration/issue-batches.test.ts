@@ -95,7 +95,11 @@ for (const s of storesUnderTest) {
 
     it('answers every request of a batch the database refuses with the error, and stores none of them', async () => {
       await issueTogether([{ request: priced('1.00') }]);
-      await opened.exec('drop table upload_records'); // the batch fails at its upload jobs, after the invoices were written
+      // The batch fails at its upload records, after its invoices were written. (A trigger, not a
+      // dropped table: dropping one races other tests' migrations reading the catalogue.)
+      await opened.exec(s.name === 'sqlite'
+        ? "create trigger refuse_records before insert on upload_records begin select raise(abort, 'refused by the test'); end"
+        : "create function refuse_records() returns trigger language plpgsql as $$ begin raise exception 'refused by the test'; end $$; create trigger refuse_records before insert on upload_records for each row execute function refuse_records()");
 
       const settled = await issueTogether(Array.from({ length: 5 }, (_, i) => ({ request: priced(`${i + 1}.00`), key: `lost-${i}` })));
 
