@@ -4,14 +4,11 @@
 // chain and commit are shared by many invoices, which is what lets one merchant issue faster than
 // one transaction at a time (on PostgreSQL every statement under the lock is a round trip).
 // Nobody is answered before the commit that holds their invoice.
-import type { Ports } from './ports.js';
 
 /** At most this many invoices in one transaction, so one batch never holds the lock for long. */
 export const ISSUE_BATCH_MAX = 100;
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
-
-type WriteBatch<R, T> = (ports: Ports, merchantId: string, requests: readonly R[]) => Promise<Array<Outcome<T>>>;
 
 interface Waiting<R, T> {
   request: R;
@@ -55,16 +52,4 @@ export class MerchantQueues<R extends { caller: { merchantId: string } }, T> {
     }
     this.waiting.delete(merchantId);
   }
-}
-
-const queuesByPorts = new WeakMap<Ports, MerchantQueues<never, unknown>>();
-
-/** The queues of this process for `ports` (one set per store and its clock and signer). */
-export function issueQueues<R extends { caller: { merchantId: string } }, T>(ports: Ports, writeBatch: WriteBatch<R, T>): MerchantQueues<R, T> {
-  let queues = queuesByPorts.get(ports) as MerchantQueues<R, T> | undefined;
-  if (!queues) {
-    queues = new MerchantQueues<R, T>((merchantId, requests) => writeBatch(ports, merchantId, requests));
-    queuesByPorts.set(ports, queues as unknown as MerchantQueues<never, unknown>);
-  }
-  return queues;
 }

@@ -16,12 +16,10 @@ import { invoiceNumber } from '../domain/numbering.js';
 import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
 import { chainAudit } from './audit.js';
 import { IssueAllowance } from './issue-allowance.js';
-import { issueQueues, type Outcome } from './issue-batches.js';
+import { MerchantQueues, type Outcome } from './issue-batches.js';
 import { YearNumbers } from './number-blocks.js';
 import type { IdempotencyRecord, Ports, Repositories } from './ports.js';
 import { uploadJobs } from './upload-record.js';
-
-export { dayPeriod, monthPeriod } from './issue-allowance.js';
 
 export interface IssueResult {
   invoice: Invoice;
@@ -41,11 +39,23 @@ export async function issueInvoice(ports: Ports, caller: Caller, request: Invoic
   authorize(caller, 'invoice.issue');
   const draft = draftInvoice(request); // pure; a rejection here has touched nothing
   const requestHash = sha256(JSON.stringify(request));
-  return issueQueues(ports, issueBatch).submit({ caller, draft, requestHash, ...(idempotencyKey !== undefined && { idempotencyKey }) });
+  return queuesOf(ports).submit({ caller, draft, requestHash, ...(idempotencyKey !== undefined && { idempotencyKey }) });
+}
+
+/** This process's queues for `ports` (a store with its clock and signer). */
+const queuesByPorts = new WeakMap<Ports, MerchantQueues<PendingIssue, IssueResult>>();
+
+function queuesOf(ports: Ports): MerchantQueues<PendingIssue, IssueResult> {
+  let queues = queuesByPorts.get(ports);
+  if (!queues) {
+    queues = new MerchantQueues((merchantId, requests) => issueBatch(ports, merchantId, requests));
+    queuesByPorts.set(ports, queues);
+  }
+  return queues;
 }
 
 /** One merchant's batch in one transaction; an outcome per request, in order. */
-export function issueBatch(ports: Ports, merchantId: string, requests: readonly PendingIssue[]): Promise<Array<Outcome<IssueResult>>> {
+function issueBatch(ports: Ports, merchantId: string, requests: readonly PendingIssue[]): Promise<Array<Outcome<IssueResult>>> {
   return ports.store.write(async (tx) => {
     const merchant = await tx.merchants.lock(merchantId);
     if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: merchantId });
@@ -63,7 +73,7 @@ export function issueBatch(ports: Ports, merchantId: string, requests: readonly 
     let head = invoiceHead!;
     const issued: Invoice[] = [];
     const keyRecords: IdempotencyRecord[] = [];
-    const madeByKey = new Map<string, { requestHash: string; invoice: Invoice }>();
+    const madeByKey = new Map<string, Made>();
     const issueOne = async ({ caller, draft, requestHash, idempotencyKey }: PendingIssue): Promise<IssueResult> => {
       if (idempotencyKey !== undefined) {
         const replay = await replayOf(tx, merchantId, requestHash, madeByKey.get(idempotencyKey) ?? earlier.get(idempotencyKey));
@@ -86,7 +96,7 @@ export function issueBatch(ports: Ports, merchantId: string, requests: readonly 
       issued.push(invoice);
       if (idempotencyKey !== undefined) {
         keyRecords.push({ merchantId, key: idempotencyKey, requestHash, invoiceNumber: invoice.number, createdAt: issuedAt });
-        madeByKey.set(idempotencyKey, { requestHash, invoice });
+        madeByKey.set(idempotencyKey, { requestHash, invoiceNumber: invoice.number, invoice });
       }
       return { invoice, replayed: false };
     };
@@ -111,12 +121,14 @@ export function issueBatch(ports: Ports, merchantId: string, requests: readonly 
   });
 }
 
+/** A key's first use: stored earlier (the invoice is read when needed), or earlier in this batch. */
+type Made = Pick<IdempotencyRecord, 'requestHash' | 'invoiceNumber'> & { invoice?: Invoice };
+
 /** The answer to a repeated Idempotency-Key: the invoice it made, or 409 when the body differs. */
-async function replayOf(tx: Repositories, merchantId: string, requestHash: string, earlier: { requestHash: string; invoice: Invoice } | IdempotencyRecord | undefined): Promise<IssueResult | undefined> {
+async function replayOf(tx: Repositories, merchantId: string, requestHash: string, earlier: Made | undefined): Promise<IssueResult | undefined> {
   if (!earlier) return undefined;
-  const number = 'invoice' in earlier ? earlier.invoice.number : earlier.invoiceNumber;
-  if (earlier.requestHash !== requestHash) throw new Fault(faults.IDEMPOTENCY_KEY_REUSED, { number });
-  const invoice = 'invoice' in earlier ? earlier.invoice : await tx.invoices.get(merchantId, number);
-  if (!invoice) throw new Error(`idempotency key points at missing invoice ${number}`);
+  if (earlier.requestHash !== requestHash) throw new Fault(faults.IDEMPOTENCY_KEY_REUSED, { number: earlier.invoiceNumber });
+  const invoice = earlier.invoice ?? (await tx.invoices.get(merchantId, earlier.invoiceNumber));
+  if (!invoice) throw new Error(`idempotency key points at missing invoice ${earlier.invoiceNumber}`);
   return { invoice, replayed: true };
 }

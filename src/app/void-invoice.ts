@@ -7,7 +7,7 @@ import type { Invoice } from '../domain/invoice.js';
 import { checkText } from '../domain/text.js';
 import { shanghaiTimestamp } from '../domain/time.js';
 import { recordAudit } from './audit.js';
-import { monthPeriod } from './issue-invoice.js';
+import { monthPeriod } from './issue-allowance.js';
 import type { Ports } from './ports.js';
 
 export async function voidInvoice(ports: Ports, caller: Caller, number: string, reason: string): Promise<Invoice> {

@@ -8,7 +8,7 @@ import helmet, { type HelmetOptions } from 'helmet';
 
 const POLICY: HelmetOptions = { contentSecurityPolicy: { directives: { defaultSrc: ["'self'"] } } };
 
-export function securityHeaders(options: HelmetOptions = POLICY): Readonly<Record<string, string>> {
+export function securityHeaders(): Readonly<Record<string, string>> {
   const headers: Record<string, string> = {};
   const recorder = {
     setHeader(name: string, value: string | number | readonly string[]) {
@@ -19,7 +19,7 @@ export function securityHeaders(options: HelmetOptions = POLICY): Readonly<Recor
     },
   };
   let finished = false;
-  helmet(options)({} as IncomingMessage, recorder as unknown as ServerResponse, (error?: unknown) => {
+  helmet(POLICY)({} as IncomingMessage, recorder as unknown as ServerResponse, (error?: unknown) => {
     if (error) throw error;
     finished = true;
   });

@@ -54,27 +54,43 @@ export function prepare<Args extends Record<string, unknown>, Row>(build: (db: K
 }
 
 /**
+ * Rows per multi-row statement: an issue batch (at most ISSUE_BATCH_MAX) fits one, and SQLite's
+ * limit of 32,766 parameters is far off (20 columns an invoice).
+ */
+const ROWS_PER_STATEMENT = 100;
+
+/**
  * A multi-row statement prepared once per row count (an issue batch writes its invoices, keys,
  * jobs and audit entries a statement each). `build` names row i's values `${name}${i}`;
- * `execute` takes the rows as plain objects and numbers their fields the same way; `shared`
- * holds the values named once for the whole statement (with `arg`).
+ * `execute` takes the rows as plain objects, numbers their fields the same way and sends them
+ * ROWS_PER_STATEMENT at a time (no statement for none); `shared` holds the values named once for
+ * the whole statement (with `arg`). The rows of every statement come back together.
  */
 export class PreparedRows<Fields extends Record<string, unknown>, Row> {
   private readonly byCount = new Map<number, PreparedQuery<Record<string, unknown>, Row>>();
 
   constructor(private readonly build: (db: Kysely<Database>, rows: number) => Compilable<Row>) {}
 
-  execute(db: Kysely<Database>, dialect: string, rows: readonly Fields[], shared: Record<string, unknown> = {}): Promise<QueryResult<Row>> {
-    let query = this.byCount.get(rows.length);
-    if (!query) {
-      query = new PreparedQuery((built) => this.build(built, rows.length));
-      this.byCount.set(rows.length, query);
+  async execute(db: Kysely<Database>, dialect: string, rows: readonly Fields[], shared: Record<string, unknown> = {}): Promise<Row[]> {
+    const answered: Row[] = [];
+    for (let start = 0; start < rows.length; start += ROWS_PER_STATEMENT) {
+      const slice = rows.slice(start, start + ROWS_PER_STATEMENT);
+      const args: Record<string, unknown> = { ...shared };
+      slice.forEach((row, i) => {
+        for (const [name, value] of Object.entries(row)) args[`${name}${i}`] = value;
+      });
+      answered.push(...(await this.statementFor(slice.length).execute(db, dialect, args)).rows);
     }
-    const args: Record<string, unknown> = { ...shared };
-    rows.forEach((row, i) => {
-      for (const [name, value] of Object.entries(row)) args[`${name}${i}`] = value;
-    });
-    return query.execute(db, dialect, args);
+    return answered;
+  }
+
+  private statementFor(count: number): PreparedQuery<Record<string, unknown>, Row> {
+    let query = this.byCount.get(count);
+    if (!query) {
+      query = new PreparedQuery((built) => this.build(built, count));
+      this.byCount.set(count, query);
+    }
+    return query;
   }
 }
 

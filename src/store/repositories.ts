@@ -18,12 +18,6 @@ type Db = Kysely<Database>;
 
 type Dialect = 'sqlite' | 'postgres';
 
-/**
- * Rows per multi-row statement: an issue batch (at most ISSUE_BATCH_MAX) fits one, and SQLite's
- * limit of 32,766 parameters is far off (20 columns an invoice).
- */
-export const ROWS_PER_STATEMENT = 100;
-
 export function repositories(db: Db, dialect: Dialect): Repositories {
   // Inside a PostgreSQL transaction, rows that order a merchant's history are read FOR UPDATE so
   // that two instances cannot both extend the same chain.
@@ -63,15 +57,11 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
     invoices: invoices(db, dialect),
     idempotency: {
       async find(merchantId, keys) {
-        const found = new Map<string, IdempotencyRecord>();
-        for (let i = 0; i < keys.length; i += ROWS_PER_STATEMENT) {
-          const { rows } = await hot.findIdempotencyKeys.execute(db, dialect, keys.slice(i, i + ROWS_PER_STATEMENT).map((key) => ({ key })), { merchantId });
-          for (const row of rows) found.set(row.key, { merchantId, key: row.key, requestHash: row.request_hash, invoiceNumber: row.invoice_number, createdAt: row.created_at });
-        }
-        return found;
+        const rows = await hot.findIdempotencyKeys.execute(db, dialect, keys.map((key) => ({ key })), { merchantId });
+        return new Map(rows.map((row): [string, IdempotencyRecord] => [row.key, { merchantId, key: row.key, requestHash: row.request_hash, invoiceNumber: row.invoice_number, createdAt: row.created_at }]));
       },
       async insert(records) {
-        for (let i = 0; i < records.length; i += ROWS_PER_STATEMENT) await hot.insertIdempotencyKeys.execute(db, dialect, records.slice(i, i + ROWS_PER_STATEMENT));
+        await hot.insertIdempotencyKeys.execute(db, dialect, records);
       },
       async purgeBefore(at) {
         const result = await db.deleteFrom('idempotency_keys').where('created_at', '<', at).executeTakeFirst();
@@ -84,13 +74,12 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
         return row ? { period, invoiceCount: Number(row.invoice_count), preTaxFen: BigInt(row.pre_tax_fen), since: row.since } : { period, invoiceCount: 0, preTaxFen: 0n, since: null };
       },
       async add(merchantId, changes, at) {
-        if (changes.length === 0) return;
         await hot.addUsage.execute(db, dialect, changes.map((c) => ({ merchantId, period: c.period, count: c.invoiceCount, fen: c.preTaxFen.toString(), at: at ?? null })));
       },
     },
     audit: {
       async append(entries) {
-        for (let i = 0; i < entries.length; i += ROWS_PER_STATEMENT) await hot.appendAudit.execute(db, dialect, entries.slice(i, i + ROWS_PER_STATEMENT));
+        await hot.appendAudit.execute(db, dialect, entries);
       },
       async page(merchantId, afterId, limit) {
         const rows = await db.selectFrom('audit_log').selectAll().where('merchant_id', '=', merchantId).where('id', '>', afterId).orderBy('id').limit(limit).execute();
@@ -314,7 +303,7 @@ export function rowToInvoice(r: InvoiceTable): Invoice {
 function invoices(db: Db, dialect: Dialect): Repositories['invoices'] {
   return {
     async insert(invoices) {
-      for (let i = 0; i < invoices.length; i += ROWS_PER_STATEMENT) await hot.insertInvoices.execute(db, dialect, invoices.slice(i, i + ROWS_PER_STATEMENT).map((invoice) => ({ ...invoiceToRow(invoice) })));
+      await hot.insertInvoices.execute(db, dialect, invoices.map((invoice) => ({ ...invoiceToRow(invoice) })));
     },
     async get(merchantId, number) {
       const [row] = (await hot.invoice.execute(db, dialect, { merchantId, number })).rows;

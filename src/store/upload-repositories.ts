@@ -6,7 +6,7 @@ import type { BacklogRow, NumberBlockRecord, UploadProblem, UploadProblemState, 
 import { backlogPeriod } from '../domain/contingency.js';
 import { invoiceKinds, type InvoiceKind } from '../domain/invoice.js';
 import { arg, prepare, prepareRows, rowArg } from './prepared.js';
-import { ROWS_PER_STATEMENT, rowToInvoice } from './repositories.js';
+import { rowToInvoice } from './repositories.js';
 
 type Db = Kysely<Database>;
 type Dialect = 'sqlite' | 'postgres';
@@ -121,12 +121,9 @@ function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
   });
   return {
     async enqueue(jobs) {
-      for (let i = 0; i < jobs.length; i += ROWS_PER_STATEMENT) {
-        const slice = jobs.slice(i, i + ROWS_PER_STATEMENT);
-        const { rows } = await insertJobs.execute(db, dialect, slice.map(({ merchantId, number, payload, at }) => ({ merchantId, number, payload, at })));
-        const ids = new Map(rows.map((r) => [r.subject, Number(r.id)]));
-        await insertRecords.execute(db, dialect, slice.map((job) => ({ jobId: ids.get(job.number)!, merchantId: job.merchantId, record: job.record })));
-      }
+      const inserted = await insertJobs.execute(db, dialect, jobs.map(({ merchantId, number, payload, at }) => ({ merchantId, number, payload, at })));
+      const ids = new Map(inserted.map((r) => [r.subject, Number(r.id)]));
+      await insertRecords.execute(db, dialect, jobs.map((job) => ({ jobId: ids.get(job.number)!, merchantId: job.merchantId, record: job.record })));
     },
     async records(merchantId, jobIds) {
       if (jobIds.length === 0) return [];

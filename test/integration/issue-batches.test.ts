@@ -5,6 +5,7 @@ import { issueInvoice, type IssueResult } from '../../src/app/issue-invoice.js';
 import { ISSUE_BATCH_MAX } from '../../src/app/issue-batches.js';
 import { setMerchantLimits } from '../../src/app/merchants.js';
 import { verifyChains } from '../../src/app/verify-chain.js';
+import { serializeContingencyTerms } from '../../src/domain/contingency.js';
 import { Fault } from '../../src/domain/faults.js';
 import type { InvoiceRequest } from '../../src/domain/draft.js';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
@@ -56,6 +57,20 @@ for (const s of storesUnderTest) {
       expect(await api.countInvoices(api.a.id)).toBe(3);
       expect((await api.ports.store.read.usage.get(api.a.id, 'M2026-03')).preTaxFen).toBe(500_000n);
       expect((await verifyChains(api.ports, [api.a.id]))[0]!.breaks).toEqual([]);
+    });
+
+    it('holds each kind\'s offline amount limit inside one batch while in contingency, counting the invoices before it', async () => {
+      // ¥3,000 pre-tax of ordinary invoices offline; special invoices have no limit here.
+      await api.ports.store.write(async (tx) => {
+        await tx.terms.save(api.a.id, { contingencyJson: serializeContingencyTerms([{ kind: 'normal', maxOfflineHours: 2, maxOfflineAmountFen: 300_000n }]), monthlyCreditFen: null, fetchedAt: '2026-03-10T09:00:00.000+08:00' });
+        await tx.upstreamState.put({ merchantId: api.a.id, mode: 'contingency', since: '2026-03-10T09:00:00.000+08:00', lastError: 'down', lastSuccessAt: null, warnedAt: null });
+      });
+      const special = { ...priced('5000.00'), kind: 'special' as const };
+      const settled = await issueTogether([priced('2000.00'), priced('1000.01'), special, priced('1000.00'), priced('0.01')].map((request) => ({ request })));
+
+      expect(settled.map((o) => (o.ok ? 'issued' : o.code))).toEqual(['issued', 4022, 'issued', 'issued', 4022]);
+      expect(await api.ports.store.read.usage.get(api.a.id, 'Bnormal')).toMatchObject({ invoiceCount: 2, preTaxFen: 300_000n });
+      expect(await api.ports.store.read.usage.get(api.a.id, 'Bspecial')).toMatchObject({ invoiceCount: 1, preTaxFen: 500_000n });
     });
 
     it('makes one invoice of a key sent twice in one batch, and refuses the key with another body (3002)', async () => {
