@@ -197,7 +197,11 @@ export function createOutboxRunner(ports: Ports, handler: OutboxHandler, options
         const code = faultCode(error);
         metrics?.count(topic, 'error', 1, code);
         log.warn({ topic, err: error, code, failures }, 'outbox: batch failed; backing off');
-        if (!stopping) await sleep(backoffDelay(failures, backoffMs, maxBackoffMs));
+        // While the handler says when to try again (its service's circuit is open) that is the
+        // spacing: a backoff grown over a long outage on top of it would only delay noticing that
+        // the service is back, by up to maxBackoffMs.
+        const wait = handler.notBefore?.() ?? 0;
+        if (!stopping) await sleep(wait > 0 ? wait : backoffDelay(failures, backoffMs, maxBackoffMs));
         continue;
       }
       // A full batch means more is probably waiting: go on at once (after letting others run).

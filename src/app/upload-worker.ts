@@ -27,6 +27,9 @@ import type { MerchantRecord, OutboxJob, Ports } from './ports.js';
 
 export const UPLOAD_TOPIC = 'invoice.upload';
 
+/** How often a lane looks again while another lane's probe decides whether the service is back. */
+const PROBE_POLL_MS = 50;
+
 export interface UploadWorkerOptions extends RunnerOptions {
   /** Status queries in flight at once while resolving unknown outcomes. */
   statusConcurrency?: number;
@@ -218,10 +221,14 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
     });
   }
 
-  /** While the client's circuit is open every call would fail at once: claim nothing until its probe. */
+  /**
+   * While the client's circuit is open every call would fail at once: claim nothing until its probe.
+   * While the probe is out (another lane sent it), wait for its answer instead of failing at once.
+   */
   function notBefore(): number {
     const circuit = (taxService as Partial<TaxServiceClient>).circuit?.();
-    return circuit?.state === 'open' && circuit.retryAt ? Math.max(0, circuit.retryAt - Date.now()) : 0;
+    if (circuit?.state === 'open' && circuit.retryAt) return Math.max(0, circuit.retryAt - Date.now());
+    return circuit?.state === 'half_open' && circuit.probeInFlight ? PROBE_POLL_MS : 0;
   }
 
   return { topic: UPLOAD_TOPIC, handle, notBefore };

@@ -13,6 +13,8 @@ export interface CircuitSnapshot {
   lastError: { code: number; message: string; at: number } | null;
   /** While open: when the next probe is allowed (epoch ms). */
   retryAt: number | null;
+  /** Half-open with its one probe out: its answer decides whether the service is back. */
+  probeInFlight: boolean;
 }
 
 export interface CircuitBreakerOptions {
@@ -42,6 +44,7 @@ export class CircuitBreaker {
       consecutiveFailures: this.failures,
       lastError: this.lastError,
       retryAt: this.state === 'open' ? this.since + this.options.openMs : null,
+      probeInFlight: this.probeInFlight,
     };
   }
 

@@ -11,6 +11,7 @@ import { refreshTerms } from '../../src/app/upstream-upkeep.js';
 import { verifyChains } from '../../src/app/verify-chain.js';
 import type { Ports } from '../../src/app/ports.js';
 import type { TaxServiceClient } from '../../src/upstream/client.js';
+import { systemClock } from '../../src/domain/time.js';
 import { body as json, movableClock, oneLine, sampleInvoice, startApi, type Api } from '../support/http.js';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { startTestSandbox, type TestSandbox } from '../support/sandbox.js';
@@ -212,6 +213,49 @@ for (const kind of storesUnderTest) {
       numbers.push(...(await issue(1))); // unlocked by itself
       await drain(w);
       await expectUploadedOnce(numbers);
+    });
+
+    it('notices the tax service is back within the circuit\'s probe interval, however long the outage was', async () => {
+      // While the service is down the circuit spaces the attempts (a probe every 200 ms here); the
+      // runners' own backoff (20 s) must not come on top of it, for either lane: the one that sends
+      // the probe and the one that waits for its answer.
+      const client = sandbox.client(opened.store, api.clock, { failureThreshold: 1, openMs: 200 });
+      const live: Ports = { store: opened.store, clock: systemClock };
+      const handler = uploadHandler(live, client, { backoffMs: 1, maxBackoffMs: 5 });
+      await client.terms(seller()); // enrolled while the service was up
+      await sandbox.fault('down');
+      const numbers = await issue(2);
+      for (const owner of ['lane1', 'lane2']) {
+        const lane = createOutboxRunner(live, handler, { owner, batchSize: 1, leaseMs: 30_000, idleMs: 20, backoffMs: 20_000, maxBackoffMs: 60_000 });
+        runners.push(lane);
+        lane.start();
+      }
+      await until(async () => client.circuit().consecutiveFailures >= 5); // probed again and again
+      await sandbox.clear();
+      const healed = Date.now();
+      const uploaded = async (n: string) => json(await api.get(api.a.keys.owner, `/api/v1/invoices/${n}`)).status === 'uploaded';
+      await until(async () => (await Promise.all(numbers.map(uploaded))).every(Boolean));
+      expect(Date.now() - healed).toBeLessThan(3_000);
+      await expectUploadedOnce(numbers);
+    });
+
+    it('holds a lane back while another lane\'s probe decides whether the tax service is back', async () => {
+      const client = sandbox.client(opened.store, api.clock, { failureThreshold: 1, openMs: 50, maxAttempts: 1 });
+      const handler = uploadHandler(ports(), client);
+      await client.terms(seller()); // enrolled while the service was up
+      await sandbox.fault('error');
+      await expect(client.terms(seller())).rejects.toThrow();
+      expect(handler.notBefore!()).toBeGreaterThan(0); // open: nobody claims
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      expect(handler.notBefore!()).toBe(0); // half-open: the first lane sends the probe
+      await sandbox.clear();
+      await sandbox.fault('slow', { delay_ms: 300 });
+      const probe = client.terms(seller());
+      await until(async () => client.circuit().probeInFlight);
+      expect(handler.notBefore!()).toBeGreaterThan(0); // the other lane waits for its answer instead of failing
+      await probe;
+      expect(client.circuit().state).toBe('closed');
+      expect(handler.notBefore!()).toBe(0);
     });
 
     it('does not hold uploads in flight against the offline limits while the tax service is reachable', async () => {

@@ -36,11 +36,12 @@ describe('circuit breaker', () => {
     advance(999);
     expect(b.tryAcquire()).toBe(false);
     advance(1);
-    expect(b.snapshot().state).toBe('half_open');
+    expect(b.snapshot()).toMatchObject({ state: 'half_open', probeInFlight: false });
     expect(b.tryAcquire()).toBe(true);
     expect(b.tryAcquire()).toBe(false); // the probe is still out
+    expect(b.snapshot()).toMatchObject({ state: 'half_open', probeInFlight: true });
     b.success();
-    expect(b.snapshot()).toMatchObject({ state: 'closed', consecutiveFailures: 0, retryAt: null });
+    expect(b.snapshot()).toMatchObject({ state: 'closed', consecutiveFailures: 0, retryAt: null, probeInFlight: false });
     expect(b.tryAcquire()).toBe(true);
   });
 
