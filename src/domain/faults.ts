@@ -392,7 +392,7 @@ export const faults = {
   UPSTREAM_NOT_ENROLLED: {
     code: 4008, http: 503,
     zh: '商户 {seller} 尚未在税务服务注册签名密钥：{reason}', en: 'Merchant {seller} has no signing key at the tax service: {reason}',
-    cause: 'Fapiao holds no credentials for this taxpayer at the configured tax service, and enrolment failed or is closed.',
+    cause: 'Fapiao holds no credentials for this taxpayer at the configured tax service, and the tax service refused to enrol it (enrolment is closed or the taxpayer is not allowed); a tax service that cannot be reached is 4001 instead.',
     remedy: '在税务服务为该纳税人开通接口并录入密钥；沙箱会自动注册。', remedyEn: 'Open API access for the taxpayer at the tax service and record its key; the sandbox enrols automatically.',
   },
   UPSTREAM_REQUEST_REFUSED: {

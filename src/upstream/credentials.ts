@@ -6,6 +6,7 @@ import { Fault, faults } from '../domain/faults.js';
 import { shanghaiTimestamp, type Clock } from '../domain/time.js';
 import type { Store } from '../app/ports.js';
 import type { SigningKey } from './signing.js';
+import { UpstreamFault } from './client.js';
 
 export interface CredentialSource {
   get(sellerTaxId: string): Promise<SigningKey>;
@@ -25,7 +26,11 @@ export function staticCredentials(keys: Record<string, SigningKey>): CredentialS
   };
 }
 
-/** Enrols a taxpayer at the tax service (POST /v1/enroll); open in the sandbox only. */
+/**
+ * Enrols a taxpayer at the tax service (POST /v1/enroll); open in the sandbox only. A tax service
+ * that cannot be reached, or fails, is an outage like any other (the client's circuit counts it);
+ * the call that needed the key was not sent.
+ */
 export async function enroll(baseUrl: string, sellerTaxId: string, timeoutMs = 10_000): Promise<SigningKey> {
   let response: Response;
   try {
@@ -33,8 +38,9 @@ export async function enroll(baseUrl: string, sellerTaxId: string, timeoutMs = 1
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ seller_tax_id: sellerTaxId }), signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (error) {
-    throw new Fault(faults.UPSTREAM_NOT_ENROLLED, { seller: sellerTaxId, reason: `tax service not reachable (${(error as Error).message})` });
+    throw new UpstreamFault(faults.UPSTREAM_UNREACHABLE, { reason: `enrolment: ${(error as Error).message}`.slice(0, 200), sent: 'false' }, false);
   }
+  if (response.status >= 500) throw new UpstreamFault(faults.UPSTREAM_SERVER_ERROR, { status: String(response.status) }, false);
   const answer = (await response.json().catch(() => ({}))) as { key_id?: unknown; secret?: unknown; error?: { code?: string; message?: string } };
   if (response.status !== 201 || typeof answer.key_id !== 'string' || typeof answer.secret !== 'string') {
     throw new Fault(faults.UPSTREAM_NOT_ENROLLED, { seller: sellerTaxId, reason: answer.error ? `${answer.error.code}: ${answer.error.message}` : `HTTP ${response.status}` });

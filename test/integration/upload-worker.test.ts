@@ -215,29 +215,32 @@ for (const kind of storesUnderTest) {
       await expectUploadedOnce(numbers);
     });
 
-    it('notices the tax service is back within the circuit\'s probe interval, however long the outage was', async () => {
-      // While the service is down the circuit spaces the attempts (a probe every 200 ms here); the
-      // runners' own backoff (20 s) must not come on top of it, for either lane: the one that sends
-      // the probe and the one that waits for its answer.
-      const client = sandbox.client(opened.store, api.clock, { failureThreshold: 1, openMs: 200 });
-      const live: Ports = { store: opened.store, clock: systemClock };
-      const handler = uploadHandler(live, client, { backoffMs: 1, maxBackoffMs: 5 });
-      await client.terms(seller()); // enrolled while the service was up
-      await sandbox.fault('down');
-      const numbers = await issue(2);
-      for (const owner of ['lane1', 'lane2']) {
-        const lane = createOutboxRunner(live, handler, { owner, batchSize: 1, leaseMs: 30_000, idleMs: 20, backoffMs: 20_000, maxBackoffMs: 60_000 });
-        runners.push(lane);
-        lane.start();
-      }
-      await until(async () => client.circuit().consecutiveFailures >= 5); // probed again and again
-      await sandbox.clear();
-      const healed = Date.now();
-      const uploaded = async (n: string) => json(await api.get(api.a.keys.owner, `/api/v1/invoices/${n}`)).status === 'uploaded';
-      await until(async () => (await Promise.all(numbers.map(uploaded))).every(Boolean));
-      expect(Date.now() - healed).toBeLessThan(3_000);
-      await expectUploadedOnce(numbers);
-    });
+    for (const enrolled of [true, false]) {
+      it(`notices the tax service is back within the circuit's probe interval, however long the outage was (${enrolled ? 'an enrolled merchant' : 'a merchant not yet enrolled'})`, async () => {
+        // While the service is down the circuit spaces the attempts (a probe every 200 ms here); the
+        // runners' own backoff (20 s) must not come on top of it, for either lane: the one that sends
+        // the probe and the one that waits for its answer. A merchant whose key is still to be
+        // fetched fails at enrolment, which must count against the circuit like any other attempt.
+        const client = sandbox.client(opened.store, api.clock, { failureThreshold: 1, openMs: 200 });
+        const live: Ports = { store: opened.store, clock: systemClock };
+        const handler = uploadHandler(live, client, { backoffMs: 1, maxBackoffMs: 5 });
+        if (enrolled) await client.terms(seller());
+        await sandbox.fault('down');
+        const numbers = await issue(2);
+        for (const owner of ['lane1', 'lane2']) {
+          const lane = createOutboxRunner(live, handler, { owner, batchSize: 1, leaseMs: 30_000, idleMs: 20, backoffMs: 20_000, maxBackoffMs: 60_000 });
+          runners.push(lane);
+          lane.start();
+        }
+        await until(async () => client.circuit().consecutiveFailures >= 5); // probed again and again
+        await sandbox.clear();
+        const healed = Date.now();
+        const uploaded = async (n: string) => json(await api.get(api.a.keys.owner, `/api/v1/invoices/${n}`)).status === 'uploaded';
+        await until(async () => (await Promise.all(numbers.map(uploaded))).every(Boolean));
+        expect(Date.now() - healed).toBeLessThan(3_000);
+        await expectUploadedOnce(numbers);
+      });
+    }
 
     it('holds a lane back while another lane\'s probe decides whether the tax service is back', async () => {
       const client = sandbox.client(opened.store, api.clock, { failureThreshold: 1, openMs: 50, maxAttempts: 1 });
