@@ -2,7 +2,7 @@
 // dialect (see prepared.ts). Everything else is built with Kysely as usual.
 import { sql } from 'kysely';
 import { arg, prepare, prepareRows, rowArg } from './prepared.js';
-import type { InvoiceTable } from './schema.js';
+import type { InvoiceRecordTable, InvoiceStateTable, InvoiceTable } from './schema.js';
 
 type Row = Record<string, unknown>;
 
@@ -11,6 +11,13 @@ function headsQuery(count: number, forUpdate: boolean) {
     const query = db.selectFrom('chain_heads').select(['scope', 'hash', 'length']).where('scope', 'in', Array.from({ length: count }, (_, i) => arg<string>(`scope${i}`)));
     return forUpdate ? query.forUpdate() : query;
   });
+}
+
+/** Rows of `table`, each given as an object with (at least) these columns. */
+function insertRows<T extends object>(table: 'invoice_records' | 'invoice_states', columns: Array<keyof T & string>) {
+  return prepareRows<T & Row, Row>((db, rows) =>
+    db.insertInto(table).values(Array.from({ length: rows }, (_, i) => Object.fromEntries(columns.map((c) => [c, rowArg(c, i)]))) as never),
+  );
 }
 
 export const hot = {
@@ -27,13 +34,11 @@ export const hot = {
         .onConflict((oc) => oc.column('scope').doUpdateSet((eb) => ({ hash: eb.ref('excluded.hash'), length: eb.ref('excluded.length') }))),
     ),
   })),
-  insertInvoices: prepareRows<InvoiceTable & Row, Row>((db, rows) => {
-    const columns: Array<keyof InvoiceTable> = [
-      'merchant_id', 'number', 'kind', 'status', 'issued_at', 'issue_date', 'buyer_name', 'buyer_tax_id', 'total_amount', 'total_tax',
-      'total_with_tax', 'content', 'digest', 'prev_hash', 'chain_hash', 'chain_index', 'void_reason', 'status_changed_at', 'signature', 'signing_key_id',
-    ];
-    return db.insertInto('invoices').values(Array.from({ length: rows }, (_, i) => Object.fromEntries(columns.map((c) => [c, rowArg(c, i)]))) as never);
-  }),
+  insertInvoiceRecords: insertRows<InvoiceRecordTable>('invoice_records', [
+    'merchant_id', 'number', 'kind', 'issued_at', 'issue_date', 'buyer_name', 'buyer_tax_id', 'total_amount', 'total_tax',
+    'total_with_tax', 'content', 'digest', 'prev_hash', 'chain_hash', 'chain_index', 'signature', 'signing_key_id',
+  ]),
+  insertInvoiceStates: insertRows<InvoiceStateTable>('invoice_states', ['merchant_id', 'number', 'status', 'status_changed_at', 'void_reason']),
   findIdempotencyKeys: prepareRows<{ key: string }, { key: string; request_hash: string; invoice_number: string; created_at: string }>((db, rows) =>
     db
       .selectFrom('idempotency_keys')

@@ -40,10 +40,18 @@ export function issueWrites(db: Db, dialect: Dialect, repositories: Sequential):
 const STORE_ISSUED = `
 with
 invoice_rows as (
-  insert into invoices (merchant_id, number, kind, status, issued_at, issue_date, buyer_name, buyer_tax_id, total_amount, total_tax,
-    total_with_tax, content, digest, prev_hash, chain_hash, chain_index, void_reason, status_changed_at, signature, signing_key_id)
-  select $1, * from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[],
-    $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[], $17::text[], $18::text[], $19::text[], $20::text[])
+  insert into invoice_records (merchant_id, number, kind, issued_at, issue_date, buyer_name, buyer_tax_id, total_amount, total_tax,
+    total_with_tax, content, digest, prev_hash, chain_hash, chain_index, signature, signing_key_id)
+  select $1, i.number, i.kind, i.issued_at, i.issue_date, i.buyer_name, i.buyer_tax_id, i.total_amount, i.total_tax,
+    i.total_with_tax, i.content, i.digest, i.prev_hash, i.chain_hash, i.chain_index, i.signature, i.signing_key_id
+  from unnest($2::text[], $3::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[],
+    $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[], $19::text[], $20::text[])
+    as i(number, kind, issued_at, issue_date, buyer_name, buyer_tax_id, total_amount, total_tax,
+      total_with_tax, content, digest, prev_hash, chain_hash, chain_index, signature, signing_key_id)
+),
+state_rows as (
+  insert into invoice_states (merchant_id, number, status, void_reason, status_changed_at)
+  select $1, * from unnest($2::text[], $4::text[], $17::text[], $18::text[])
 ),
 block_rows as (
   update number_blocks set next_seq = b.next_seq

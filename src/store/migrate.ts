@@ -7,6 +7,7 @@ import * as documents from './migrations/004-documents.js';
 import * as delivery from './migrations/005-delivery.js';
 import * as buyerDateIndex from './migrations/006-buyer-date-index.js';
 import * as uploadRecords from './migrations/007-upload-records.js';
+import * as invoiceStates from './migrations/008-invoice-states.js';
 
 const migrations: Record<string, Migration> = {
   '001-core': core,
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '005-delivery': delivery,
   '006-buyer-date-index': buyerDateIndex,
   '007-upload-records': uploadRecords,
+  '008-invoice-states': invoiceStates,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

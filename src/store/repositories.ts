@@ -303,7 +303,9 @@ export function rowToInvoice(r: InvoiceTable): Invoice {
 function invoices(db: Db, dialect: Dialect): Repositories['invoices'] {
   return {
     async insert(invoices) {
-      await hot.insertInvoices.execute(db, dialect, invoices.map((invoice) => ({ ...invoiceToRow(invoice) })));
+      const rows = invoices.map((invoice) => ({ ...invoiceToRow(invoice) }));
+      await hot.insertInvoiceRecords.execute(db, dialect, rows);
+      await hot.insertInvoiceStates.execute(db, dialect, rows);
     },
     async get(merchantId, number) {
       const [row] = (await hot.invoice.execute(db, dialect, { merchantId, number })).rows;
@@ -312,14 +314,21 @@ function invoices(db: Db, dialect: Dialect): Repositories['invoices'] {
     async list(merchantId, f: InvoiceFilter, limit) {
       // The page's positions first, then its rows: the sort over every match carries chain indexes
       // only (an index-only scan for a buyer over a date range), not every match's whole invoice.
-      let q = db.selectFrom('invoices').select('chain_index').where('merchant_id', '=', merchantId);
+      // From the sealed records, not the view: a buyer's invoices over a month come from one index
+      // without a state lookup each (8,471 for the large buyer of bench:query); the state is looked
+      // up only to filter on it.
+      let q = db.selectFrom('invoice_records').select('chain_index').where('merchant_id', '=', merchantId);
       if (f.dateFrom) q = q.where('issue_date', '>=', f.dateFrom);
       if (f.dateTo) q = q.where('issue_date', '<=', f.dateTo);
       if (f.buyerName) q = q.where(contains('buyer_name', f.buyerName));
       if (f.buyerTaxId) q = q.where('buyer_tax_id', '=', f.buyerTaxId);
       if (f.minTotal !== undefined) q = q.where('total_with_tax', '>=', f.minTotal.toString());
       if (f.maxTotal !== undefined) q = q.where('total_with_tax', '<=', f.maxTotal.toString());
-      if (f.status) q = q.where('status', '=', f.status);
+      if (f.status) {
+        const status = f.status;
+        q = q.where(({ exists, selectFrom }) =>
+          exists(selectFrom('invoice_states as s').select('s.number').whereRef('s.merchant_id', '=', 'invoice_records.merchant_id').whereRef('s.number', '=', 'invoice_records.number').where('s.status', '=', status)));
+      }
       if (f.kind) q = q.where('kind', '=', f.kind);
       if (f.beforeIndex !== undefined) q = q.where('chain_index', '<', f.beforeIndex);
       // A buyer over a date range: `chain_index + 0` keeps PostgreSQL from walking a big buyer's
@@ -331,12 +340,12 @@ function invoices(db: Db, dialect: Dialect): Repositories['invoices'] {
       return rows.map(rowToInvoice);
     },
     async count(merchantId) {
-      const row = await db.selectFrom('invoices').select((eb) => eb.fn.countAll<number>().as('n')).where('merchant_id', '=', merchantId).executeTakeFirstOrThrow();
+      const row = await db.selectFrom('invoice_records').select((eb) => eb.fn.countAll<number>().as('n')).where('merchant_id', '=', merchantId).executeTakeFirstOrThrow();
       return Number(row.n);
     },
     async setStatus(merchantId, number, change) {
       await db
-        .updateTable('invoices')
+        .updateTable('invoice_states')
         .set({ status: change.status, status_changed_at: change.at, void_reason: change.reason })
         .where('merchant_id', '=', merchantId)
         .where('number', '=', number)

@@ -58,6 +58,17 @@ export interface InvoiceTable {
   signing_key_id?: string | null;
 }
 
+/** `invoices` is a view (008-invoice-states): the sealed record joined with its lifecycle state. */
+export type InvoiceRecordTable = Omit<InvoiceTable, keyof InvoiceStateTable | 'merchant_id' | 'number'> & Pick<InvoiceTable, 'merchant_id' | 'number'>;
+
+export interface InvoiceStateTable {
+  merchant_id: string;
+  number: string;
+  status: string;
+  status_changed_at: string | null;
+  void_reason: string | null;
+}
+
 export interface IdempotencyKeyTable {
   merchant_id: string;
   key: string;
@@ -258,6 +269,8 @@ export interface Database extends DeliveryTables, DocumentTables {
   invoice_series: InvoiceSeriesTable;
   chain_heads: ChainHeadTable;
   invoices: InvoiceTable;
+  invoice_records: InvoiceRecordTable;
+  invoice_states: InvoiceStateTable;
   idempotency_keys: IdempotencyKeyTable;
   usage: UsageTable;
   audit_log: AuditTable;

@@ -163,7 +163,7 @@ function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
     async markUploaded(merchantId, numbers, at) {
       if (numbers.length === 0) return [];
       const rows = await db
-        .updateTable('invoices')
+        .updateTable('invoice_states')
         .set({ status: 'uploaded', status_changed_at: at })
         .where('merchant_id', '=', merchantId)
         .where('number', 'in', [...numbers])

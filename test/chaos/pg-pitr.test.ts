@@ -54,7 +54,8 @@ describe.skipIf(!postgresInstalled)('PostgreSQL point-in-time recovery (docs/dep
       for (let i = BATCH; i < 2 * BATCH; i++) await issueInvoice(ports, caller, request(i));
 
       // The mistake an operator recovers from, then everything up to it is archived.
-      await cluster.node.query('delete from invoices');
+      await cluster.node.query('delete from invoice_states');
+      await cluster.node.query('delete from invoice_records');
       await cluster.archiveCurrentWal();
     } finally {
       await store.close();

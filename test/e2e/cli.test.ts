@@ -67,7 +67,7 @@ describe('the fapiao command', () => {
   it('verifies the chains, then exits 1 naming the invoice altered behind its back', async () => {
     expect((await fapiao('chain', 'verify')).code).toBe(0);
     const db = new SQLite(join(dataDir, 'fapiao.db'));
-    db.exec(`update invoices set total_amount = 1 where number = '26441000000000000001'`);
+    db.exec(`update invoice_records set total_amount = 1 where number = '26441000000000000001'`);
     db.close();
     const broken = await fapiao('chain', 'verify');
     expect(broken.code).toBe(1);

@@ -43,24 +43,24 @@ for (const kind of storesUnderTest) {
     });
 
     it('names the invoice whose amount was changed with raw SQL', async () => {
-      await opened.exec(`update invoices set total_with_tax = total_with_tax + 100 where number = '${numbers[2]}'`);
+      await opened.exec(`update invoice_records set total_with_tax = total_with_tax + 100 where number = '${numbers[2]}'`);
       expect(await breaksAt()).toEqual([`invoices:${numbers[2]}`]);
     });
 
     it('finds a change inside the stored lines', async () => {
-      await opened.exec(`update invoices set content = replace(content, '"unitPrice":"103"', '"unitPrice":"3"') where number = '${numbers[3]}'`);
+      await opened.exec(`update invoice_records set content = replace(content, '"unitPrice":"103"', '"unitPrice":"3"') where number = '${numbers[3]}'`);
       expect(await breaksAt()).toEqual([`invoices:${numbers[3]}`]);
     });
 
     it('finds a deleted invoice in the middle and at the end', async () => {
-      await opened.exec(`delete from invoices where number = '${numbers[2]}'`);
+      await opened.exec(`delete from invoice_records where number = '${numbers[2]}'`);
       expect(await breaksAt()).toEqual([`invoices:${numbers[3]}`]);
-      await opened.exec(`delete from invoices where number = '${numbers[4]}'`);
+      await opened.exec(`delete from invoice_records where number = '${numbers[4]}'`);
       expect((await breaksAt()).length).toBeGreaterThanOrEqual(2);
     });
 
     it('finds a status changed by hand (an invoice un-voided)', async () => {
-      await opened.exec(`update invoices set status = 'issued', void_reason = null where number = '${numbers[1]}'`);
+      await opened.exec(`update invoice_states set status = 'issued', void_reason = null where number = '${numbers[1]}'`);
       expect(await breaksAt()).toEqual([`invoices:${numbers[1]}`]);
     });
 
