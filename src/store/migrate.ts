@@ -25,9 +25,12 @@ const provider: MigrationProvider = { getMigrations: async () => migrations };
 export const LATEST_SCHEMA_VERSION = Object.keys(migrations).sort().at(-1)!;
 
 /** `schema` keeps the migration bookkeeping beside the tables when a PostgreSQL schema is used. */
+export function migrator(db: Kysely<any>, schema?: string): Migrator {
+  return new Migrator({ db, provider, ...(schema && { migrationTableSchema: schema }) });
+}
+
 export async function migrateToLatest(db: Kysely<any>, schema?: string): Promise<string[]> {
-  const migrator = new Migrator({ db, provider, ...(schema && { migrationTableSchema: schema }) });
-  const { error, results } = await migrator.migrateToLatest();
+  const { error, results } = await migrator(db, schema).migrateToLatest();
   if (error) throw error;
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import type { Store } from '../../src/app/ports.js';
 import { openStore, sqliteFile } from '../../src/store/database.js';
 
@@ -14,6 +15,8 @@ export interface OpenedStore {
   dataDir: string;
   /** Runs SQL behind the application's back (tamper tests). */
   exec(statement: string): Promise<void>;
+  /** A connection of its own to the store's database (and its PostgreSQL schema), e.g. to migrate it. */
+  connect(): { db: Kysely<any>; schema?: string };
   cleanup(): Promise<void>;
 }
 
@@ -30,6 +33,7 @@ const sqlite: StoreUnderTest = {
     return {
       store,
       dataDir,
+      connect: () => ({ db: new Kysely<any>({ dialect: new SqliteDialect({ database: new SQLite(sqliteFile(dataDir)) }) }) }),
       async exec(statement) {
         const db = new SQLite(sqliteFile(dataDir));
         try {
@@ -67,6 +71,7 @@ export function postgres(url: string, options: { namedStatements?: boolean } = {
         store,
         dataDir,
         exec: (statement) => withClient(schema, (c) => c.query(statement)),
+        connect: () => ({ db: new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, options: `-c search_path=${schema}`, max: 1 }) }) }), schema }),
         // The schema itself is dropped with all of this run's at the end (global-setup.ts).
         async cleanup() {
           await store.close();
