@@ -339,7 +339,7 @@ try {
   const fileBytes = (m: typeof manifest) => m.files[m.dataFile]!.size;
   const summary = {
     dialect: DIALECT,
-    invoices: manifest.rowCounts.invoices,
+    invoices: manifest.rowCounts.invoice_records,
     auditEntries: manifest.rowCounts.audit_log,
     fill: { how: FILL, seconds: Math.round(fillSeconds) },
     sizesMB: {

@@ -59,7 +59,7 @@ export interface InvoiceTable {
 }
 
 /** `invoices` is a view (008-invoice-states): the sealed record joined with its lifecycle state. */
-export type InvoiceRecordTable = Omit<InvoiceTable, keyof InvoiceStateTable | 'merchant_id' | 'number'> & Pick<InvoiceTable, 'merchant_id' | 'number'>;
+export type InvoiceRecordTable = Omit<InvoiceTable, 'status' | 'status_changed_at' | 'void_reason'>;
 
 export interface InvoiceStateTable {
   merchant_id: string;

@@ -100,7 +100,7 @@ for (const kind of storesUnderTest) {
     it('backs up with a verified manifest and restores into a fresh database: same invoices, chains intact', async () => {
       const { path, manifest } = await backUp(source, { dir: backups });
       expect(basename(path)).toMatch(new RegExp(`^fapiao-\\d{8}T\\d{6}\\.\\d{3}Z-${kind.name}$`));
-      expect(manifest).toMatchObject({ dialect: kind.name, rowCounts: { invoices: 5, merchants: 1 }, schema: { latest: LATEST_SCHEMA_VERSION } });
+      expect(manifest).toMatchObject({ dialect: kind.name, rowCounts: { invoice_records: 5, invoice_states: 5, merchants: 1 }, schema: { latest: LATEST_SCHEMA_VERSION } });
       expect(manifest.verification).toMatchObject({ ok: true, invoices: 5, problems: [] });
       expect(manifest.chainHeads.map((h) => h.scope).sort()).toEqual([`audit:${caller.merchantId}`, `invoices:${caller.merchantId}`]);
       expect(readdirSync(backups)).toEqual([basename(path)]); // nothing temporary left behind
@@ -146,11 +146,11 @@ for (const kind of storesUnderTest) {
 
       expect(duringCopy).toBeGreaterThan(0); // invoices were committed while the copy was being taken
       const total = await store.read.invoices.count(caller.merchantId);
-      expect(manifest.rowCounts.invoices).toBeGreaterThanOrEqual(305 + before);
-      expect(manifest.rowCounts.invoices).toBeLessThanOrEqual(total);
+      expect(manifest.rowCounts.invoice_records).toBeGreaterThanOrEqual(305 + before);
+      expect(manifest.rowCounts.invoice_records).toBeLessThanOrEqual(total);
       // Its chain head is the head of exactly the invoices it holds, and a restore agrees.
-      expect(manifest.chainHeads.find((h) => h.scope === `invoices:${caller.merchantId}`)?.length).toBe(manifest.rowCounts.invoices);
-      expect((await restore(await fresh(), path, { dryRun: true })).verification).toMatchObject({ ok: true, invoices: manifest.rowCounts.invoices });
+      expect(manifest.chainHeads.find((h) => h.scope === `invoices:${caller.merchantId}`)?.length).toBe(manifest.rowCounts.invoice_records);
+      expect((await restore(await fresh(), path, { dryRun: true })).verification).toMatchObject({ ok: true, invoices: manifest.rowCounts.invoice_records });
     });
 
     it('refuses a backup with one flipped byte in its data file as corrupt (5006)', async () => {

@@ -95,13 +95,13 @@ for (const kind of storesUnderTest) {
 
     it('does not vouch for an invoice whose row was altered or whose signature was forged', async () => {
       const altered = await issued('altered');
-      await opened.exec(`UPDATE invoices SET buyer_name = '冒名公司' WHERE number = '${altered.number}' AND merchant_id = '${api.a.id}'`);
+      await opened.exec(`UPDATE invoice_records SET buyer_name = '冒名公司' WHERE number = '${altered.number}' AND merchant_id = '${api.a.id}'`);
       expect(body(await verify(altered)).result).toBe('unknown');
 
       const forged = await issued('forged');
       const other = await issued('other');
       // A real signature, but of another invoice: the signature does not fit this digest.
-      await opened.exec(`UPDATE invoices SET signature = (SELECT signature FROM invoices WHERE number = '${other.number}' AND merchant_id = '${api.a.id}') WHERE number = '${forged.number}' AND merchant_id = '${api.a.id}'`);
+      await opened.exec(`UPDATE invoice_records SET signature = (SELECT signature FROM invoice_records WHERE number = '${other.number}' AND merchant_id = '${api.a.id}') WHERE number = '${forged.number}' AND merchant_id = '${api.a.id}'`);
       expect(body(await verify(forged)).result).toBe('unknown');
       expect(body(await verify(other)).result).toBe('genuine');
     });
