@@ -28,6 +28,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
+import { multiRowWriter, type Statement } from './support/multi-row-inserts.js';
 import { withPostgres } from './support/postgres.js';
 import { RecordingDriver, recordingKysely } from './support/recording-driver.js';
 import { openStore, sqliteFile, type StoreConfig } from '../src/store/database.js';
@@ -62,8 +63,6 @@ if (FILL !== 'bulk' && FILL !== 'app') throw new Error(`--fill must be bulk or a
 
 /** Invoices per fill transaction (bulk), or issued concurrently (app). */
 const BATCH = FILL === 'bulk' ? 10_000 : 500;
-/** PostgreSQL takes at most 65,535 parameters per statement. */
-const PG_PARAMETERS_PER_STATEMENT = 60_000;
 
 const request = (i: number): InvoiceRequest => ({
   kind: 'normal', prices_include_tax: false, remarks: `bench #${i}`,
@@ -84,11 +83,6 @@ function yearClock(count: number): Clock {
 
 // ---------------------------------------------------------------------------------------------
 // The fill.
-
-interface Statement {
-  sql: string;
-  parameters: readonly unknown[];
-}
 
 /** Runs one fill transaction's statements on the live database. */
 interface Executor {
@@ -125,39 +119,12 @@ function sqliteExecutor(dataDir: string): Executor {
 async function postgresExecutor(url: string): Promise<Executor> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
-  const insert = /^(insert into "[a-z_]+" \([^)]*\) values )\((\$\d+(?:, \$\d+)*)\)$/;
-  const multiRow = new Map<string, string>();
-  /** The one-row INSERT as an INSERT of `rows` rows. */
-  const forRows = (head: string, columns: number, rows: number) => {
-    const key = `${head}|${rows}`;
-    let text = multiRow.get(key);
-    if (!text) {
-      text = head + Array.from({ length: rows }, (_, r) => `(${Array.from({ length: columns }, (_, c) => `$${r * columns + c + 1}`).join(', ')})`).join(', ');
-      multiRow.set(key, text);
-    }
-    return text;
-  };
+  const write = multiRowWriter(client);
   return {
     async run(statements) {
-      // Plain one-row INSERTs of one statement are sent together; anything else (the upserts) as it is.
-      const groups = new Map<string, Statement[]>();
-      const others: Statement[] = [];
-      for (const s of statements) {
-        if (insert.test(s.sql)) groups.set(s.sql, [...(groups.get(s.sql) ?? []), s]);
-        else others.push(s);
-      }
       await client.query('begin');
       try {
-        for (const [sql, rows] of groups) {
-          const [, head, placeholders] = insert.exec(sql)!;
-          const columns = placeholders!.split(', ').length;
-          const perStatement = Math.floor(PG_PARAMETERS_PER_STATEMENT / columns);
-          for (let i = 0; i < rows.length; i += perStatement) {
-            const slice = rows.slice(i, i + perStatement);
-            await client.query(forRows(head!, columns, slice.length), slice.flatMap((s) => [...s.parameters]));
-          }
-        }
-        for (const s of others) await client.query(s.sql, [...s.parameters]);
+        await write(statements);
         await client.query('commit');
       } catch (error) {
         await client.query('rollback').catch(() => undefined);
@@ -166,7 +133,7 @@ async function postgresExecutor(url: string): Promise<Executor> {
     },
     async finish() {
       // What autovacuum would do soon after a bulk load, and a checkpoint, so that neither lands in the measurements.
-      for (const table of ['invoices', 'audit_log', 'outbox', 'usage', 'chain_heads', 'invoice_series']) await client.query(`vacuum (analyze) ${table}`);
+      for (const table of ['invoice_records', 'invoice_states', 'audit_log', 'outbox', 'usage', 'chain_heads', 'invoice_series']) await client.query(`vacuum (analyze) ${table}`);
       await client.query('checkpoint');
       return 'vacuum (analyze) of the written tables, checkpoint';
     },

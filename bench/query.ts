@@ -30,6 +30,7 @@ import pg from 'pg';
 import { freePort, processTree, repoRoot, SELLER_TAX_ID, sleep, startServer, tempDataDir, threeLineInvoice, type ServerProcess } from '../test/support/server-process.js';
 import { withPostgres } from './support/postgres.js';
 import { RecordingDriver, recordingKysely } from './support/recording-driver.js';
+import { multiRowWriter, type Statement } from './support/multi-row-inserts.js';
 import { openStore, sqliteFile } from '../src/store/database.js';
 import { repositories } from '../src/store/repositories.js';
 import type { InvoiceFilter, MerchantRecord, Ports } from '../src/app/ports.js';
@@ -45,7 +46,6 @@ import { IssueRequest } from '../src/http/schemas.js';
 
 const YEAR = 2025;
 const BATCH = 10_000; // rows per transaction
-const PG_ROWS_PER_STATEMENT = 2_000; // at most 17 parameters a row; PostgreSQL allows 65,535 per statement
 const BUYERS = 1_000; // buyer 0 is the large one
 const CLIENTS = 16;
 const WARMUP_MS = 2_000;
@@ -160,22 +160,21 @@ async function fill(dialect: 'sqlite' | 'postgres', target: { dataDir: string; d
   let insertMs = 0;
   let lastRow: { number: string; chainHash: string; chainIndex: number } | undefined;
 
-  // Rows are generated a batch at a time; each batch is written in one transaction. An invoice is
-  // a row in each of the insert's statements (its sealed record, its state): per invoice, the
-  // parameters of each statement.
+  // Rows are generated a batch of BATCH invoices at a time (the statements the store ran for each:
+  // its sealed record, its state); each batch is written in one transaction.
   const batches = async function* () {
-    let batch: unknown[][][] = [];
+    let batch: Statement[] = [];
+    let invoices = 0;
     for (const invoice of sealedRows(merchant, draft, count)) {
-      batch.push((await recorder.recordAll((repos) => repos.invoices.insert([invoice]))).map((statement) => statement.parameters));
+      batch.push(...(await recorder.recordAll((repos) => repos.invoices.insert([invoice]))));
       lastRow = invoice;
-      if (batch.length === BATCH) {
-        yield batch;
+      if (++invoices % BATCH === 0) {
+        yield { statements: batch, invoices: BATCH };
         batch = [];
       }
     }
-    if (batch.length > 0) yield batch;
+    if (batch.length > 0) yield { statements: batch, invoices: invoices % BATCH };
   };
-  const insertSqls = (await recorder.recordAll((repos) => repos.invoices.insert([...sealedRows(merchant, draft, 1)]))).map((statement) => statement.sql);
   const progress = (done: number) => process.stdout.write(`\r  ${done.toLocaleString('en')} / ${count.toLocaleString('en')} invoices, ${((performance.now() - started) / 1000).toFixed(0)} s`);
 
   let maintenance: FillResult['maintenance'] = null;
@@ -186,15 +185,16 @@ async function fill(dialect: 'sqlite' | 'postgres', target: { dataDir: string; d
       connection.pragma('journal_mode = WAL');
       connection.pragma('synchronous = NORMAL'); // the fill only; the server runs with FULL
       connection.pragma('foreign_keys = ON');
-      const inserts = insertSqls.map((sql) => connection.prepare(sql));
-      const writeBatch = connection.transaction((rows: unknown[][][]) => {
-        for (const row of rows) inserts.forEach((insert, k) => insert.run(row[k]));
+      const prepared = new Map<string, SQLite.Statement>();
+      const statement = (sql: string) => prepared.get(sql) ?? prepared.set(sql, connection.prepare(sql)).get(sql)!;
+      const writeBatch = connection.transaction((statements: Statement[]) => {
+        for (const s of statements) statement(s.sql).run(...s.parameters);
       });
       for await (const batch of batches()) {
         const t = performance.now();
-        writeBatch(batch);
+        writeBatch(batch.statements);
         insertMs += performance.now() - t;
-        progress((done += batch.length));
+        progress((done += batch.invoices));
       }
       await finishChain(dialect, recorder, merchant, lastRow!, (sql, parameters) => void connection.prepare(sql).run(parameters));
       // What SQLite leaves in the WAL is copied into the database before the server opens it.
@@ -203,18 +203,11 @@ async function fill(dialect: 'sqlite' | 'postgres', target: { dataDir: string; d
       connection.close();
     }
   } else {
-    // One multi-row INSERT per PG_ROWS_PER_STATEMENT rows, built from each of the store's own one-row statements.
-    const shapes = insertSqls.map((insertSql) => {
-      const shape = /^(insert into "[a-z_]+" \([^)]*\) values )\((\$\d+(?:, \$\d+)*)\)$/.exec(insertSql);
-      if (!shape) throw new Error(`unexpected insert statement: ${insertSql}`);
-      return { head: shape[1]!, columns: shape[2]!.split(', ').length };
-    });
-    const statementFor = (k: number, rows: number) =>
-      shapes[k]!.head + Array.from({ length: rows }, (_, r) => `(${Array.from({ length: shapes[k]!.columns }, (_, c) => `$${r * shapes[k]!.columns + c + 1}`).join(', ')})`).join(', ');
+    // The store's one-row INSERTs, sent as multi-row INSERTs.
     const client = new pg.Client({ connectionString: target.databaseUrl });
     await client.connect();
     try {
-      const statements = new Map<string, string>();
+      const write = multiRowWriter(client);
       let pending: Promise<void> = Promise.resolve();
       for await (const batch of batches()) {
         await pending; // the previous batch was written while this one was being sealed
@@ -222,17 +215,10 @@ async function fill(dialect: 'sqlite' | 'postgres', target: { dataDir: string; d
         pending = (async () => {
           const t = performance.now();
           await client.query('begin');
-          for (let k = 0; k < shapes.length; k++) {
-            for (let i = 0; i < batch.length; i += PG_ROWS_PER_STATEMENT) {
-              const rows = batch.slice(i, i + PG_ROWS_PER_STATEMENT).map((row) => row[k]!);
-              const key = `${k}:${rows.length}`;
-              if (!statements.has(key)) statements.set(key, statementFor(k, rows.length));
-              await client.query(statements.get(key)!, rows.flat());
-            }
-          }
+          await write(batch.statements);
           await client.query('commit');
           insertMs += performance.now() - t;
-          done += batch.length;
+          done += batch.invoices;
         })();
         pending.catch(() => undefined); // awaited (and thrown) at the next batch; not an unhandled rejection meanwhile
       }

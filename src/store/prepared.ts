@@ -55,7 +55,7 @@ export function prepare<Args extends Record<string, unknown>, Row>(build: (db: K
 
 /**
  * Rows per multi-row statement: an issue batch (at most ISSUE_BATCH_MAX) fits one, and SQLite's
- * limit of 32,766 parameters is far off (20 columns an invoice).
+ * limit of 32,766 parameters is far off (at most 17 columns a row).
  */
 const ROWS_PER_STATEMENT = 100;
 

@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, SqliteAdapter, SqliteDialect, type DialectAdapter } from 'kysely';
 import type { Database } from './schema.js';
 import type { Store } from '../app/ports.js';
 import { repositories } from './repositories.js';
@@ -17,6 +17,22 @@ export function sqliteFile(dataDir: string): string {
   return join(dataDir, 'fapiao.db');
 }
 
+/**
+ * Kysely runs SQLite migrations outside a transaction: its adapter says SQLite has no transactional
+ * DDL, which SQLite does have. A migration stopped halfway (a crash, a full disk, a failing step)
+ * would leave a half-changed schema that no later start can migrate. With this dialect each
+ * migration and its bookkeeping commit together or not at all, as on PostgreSQL.
+ */
+export class SqliteDialectWithTransactionalDdl extends SqliteDialect {
+  override createAdapter(): DialectAdapter {
+    return new (class extends SqliteAdapter {
+      override get supportsTransactionalDdl(): boolean {
+        return true;
+      }
+    })();
+  }
+}
+
 function openWriter(dataDir: string): { connection: SQLite.Database; db: Kysely<Database> } {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const connection = new SQLite(sqliteFile(dataDir));
@@ -24,7 +40,7 @@ function openWriter(dataDir: string): { connection: SQLite.Database; db: Kysely<
   connection.pragma('synchronous = FULL'); // an answer means the invoice is on disk
   connection.pragma('busy_timeout = 5000'); // for migrations at start-up; see openSqliteStore
   connection.pragma('foreign_keys = ON');
-  return { connection, db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(connection) }) }) };
+  return { connection, db: new Kysely<Database>({ dialect: new SqliteDialectWithTransactionalDdl({ database: withStatementCache(connection) }) }) };
 }
 
 export async function migrateSqlite(dataDir: string): Promise<string[]> {

@@ -2,6 +2,7 @@
 // databases that already hold invoices: every invoice comes through with its status, when it
 // changed and why it was voided, unchanged, and undoing the migration gives the one table back.
 import { afterEach, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
 import { migrator } from '../../src/store/migrate.js';
 import { shanghaiTimestamp } from '../../src/domain/time.js';
 import { body as json, sampleInvoice, startApi, type Api } from '../support/http.js';
@@ -45,6 +46,31 @@ for (const kind of storesUnderTest) {
         expect(await invoices()).toEqual(before); // the view over the two tables
         const states = await db.selectFrom('invoice_states').select(['number', 'status', 'status_changed_at', 'void_reason']).orderBy('number').execute();
         expect(states).toEqual(before.map(({ number, status, status_changed_at, void_reason }) => ({ number, status, status_changed_at, void_reason })));
+      } finally {
+        await db.destroy();
+      }
+    });
+
+    it('leaves the database as it was when the migration stops halfway, and runs whole once the cause is gone', async () => {
+      opened = await kind.open();
+      api = await startApi(opened.store);
+      const number = json(await api.issue(api.a.keys.clerk, sampleInvoice())).number;
+      const { db, schema } = opened.connect();
+      try {
+        const steps = migrator(db, schema);
+        expect((await steps.migrateDown()).error).toBeUndefined();
+        const before = await db.selectFrom('invoices').selectAll().execute();
+        // Its second step fails: after the table has been renamed, a table already holds the new name.
+        await sql`create table invoice_states (blocker text)`.execute(db);
+        const stopped = await steps.migrateToLatest();
+        expect(stopped.error).toBeDefined();
+        expect(stopped.results?.map((r) => [r.migrationName, r.status])).toEqual([['008-invoice-states', 'Error']]);
+        expect(await db.selectFrom('invoices').selectAll().execute()).toEqual(before); // still the one table, not renamed
+        expect(await db.selectFrom('invoice_states').selectAll().execute()).toEqual([]);
+
+        await db.schema.dropTable('invoice_states').execute();
+        expect((await steps.migrateToLatest()).error).toBeUndefined();
+        expect((await db.selectFrom('invoices').select(['number', 'status']).execute())).toEqual([{ number, status: 'issued' }]);
       } finally {
         await db.destroy();
       }

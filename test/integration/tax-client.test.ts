@@ -190,6 +190,30 @@ describe('tax-service client against the sandbox', () => {
       expect(await client.status(SELLER, r.number)).toMatchObject({ known: true, state: 'accepted', digest: r.digest });
     });
 
+    it('enrolment: a tax service that cannot be reached or fails is an outage (4001 not sent, 4006); one that refuses is 4008', async () => {
+      const free = createServer();
+      await new Promise<void>((resolve) => free.listen(0, '127.0.0.1', resolve));
+      const port = (free.address() as AddressInfo).port;
+      await new Promise((resolve) => free.close(resolve));
+      expect(await failure(enroll(`http://127.0.0.1:${port}`, SELLER))).toMatchObject({ code: 4001, maybeCommitted: false, params: { sent: 'false' } });
+      await fault('down');
+      expect(await failure(enroll(sandbox.url, SELLER))).toMatchObject({ code: 4001, maybeCommitted: false, params: { sent: 'false' } });
+      await admin('DELETE', '/admin/faults');
+      await fault('error');
+      expect(await failure(enroll(sandbox.url, SELLER))).toMatchObject({ code: 4006, maybeCommitted: false });
+      await admin('DELETE', '/admin/faults');
+      const closedDir = mkdtempSync(join(tmpdir(), 'fapiao-sandbox-'));
+      const closed = await startSandbox({ dataDir: closedDir, openEnrollment: false });
+      try {
+        const refused = await enroll(closed.url, SELLER).then(() => undefined, (e: unknown) => e);
+        expect(refused).not.toBeInstanceOf(UpstreamFault); // not an outage: the circuit does not count it
+        expect(refused).toMatchObject({ spec: { code: 4008 }, params: { reason: expect.stringContaining('ENROLLMENT_CLOSED') } });
+      } finally {
+        await closed.close();
+        rmSync(closedDir, { recursive: true, force: true });
+      }
+    });
+
     it('error: 5xx (4006), certainly not processed; safe calls are retried with backoff until it passes', async () => {
       await fault('error', { seconds: 0.25 });
       const r = record();

@@ -6,9 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect } from 'kysely';
 import type { Store } from '../../src/app/ports.js';
 import { openStore, sqliteFile } from '../../src/store/database.js';
+import { SqliteDialectWithTransactionalDdl } from '../../src/store/sqlite-store.js';
 
 export interface OpenedStore {
   store: Store;
@@ -33,7 +34,7 @@ const sqlite: StoreUnderTest = {
     return {
       store,
       dataDir,
-      connect: () => ({ db: new Kysely<any>({ dialect: new SqliteDialect({ database: new SQLite(sqliteFile(dataDir)) }) }) }),
+      connect: () => ({ db: new Kysely<any>({ dialect: new SqliteDialectWithTransactionalDdl({ database: new SQLite(sqliteFile(dataDir)) }) }) }),
       async exec(statement) {
         const db = new SQLite(sqliteFile(dataDir));
         try {
