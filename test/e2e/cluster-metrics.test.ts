@@ -1,0 +1,69 @@
+// With one HTTP process per core and a background process, one scrape of /metrics speaks for all of
+// them: whichever process the scrape reaches answers at once with the sum over every process.
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMerchantAndKey, freePort, startServer, tempDataDir, threeLineInvoice, type ServerProcess } from '../support/server-process.js';
+import { until } from '../support/until.js';
+
+const ISSUED = 20;
+
+/** The value of the series `name` with (at least) these labels, 0 when it is not there yet. */
+function sample(text: string, name: string, labels: Record<string, string>): number {
+  const pairs = Object.entries(labels).map(([label, value]) => `${label}="${value}"`);
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && pairs.every((pair) => l.includes(pair)));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+describe('/metrics on a server with several processes', () => {
+  const dir = tempDataDir('fapiao-cluster-metrics-');
+  let server: ServerProcess;
+  let apiKey: string;
+
+  beforeAll(async () => {
+    ({ apiKey } = await createMerchantAndKey(dir.dataDir));
+    server = await startServer({ dataDir: dir.dataDir, port: await freePort(), env: { FAPIAO_WORKERS: '2' } });
+  }, 60_000);
+  afterAll(async () => {
+    await server?.kill('SIGTERM');
+    dir.remove();
+  });
+
+  async function scrape(): Promise<string> {
+    const started = performance.now();
+    // A new connection each time, so scrapes reach both HTTP processes.
+    const response = await fetch(`${server.baseUrl}/metrics`, { headers: { connection: 'close' } });
+    const text = await response.text();
+    expect(response.status, text).toBe(200);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    return text;
+  }
+
+  it('sums what every HTTP process and the background process counted', async () => {
+    // Each request on its own connection: the primary hands connections to the HTTP processes in
+    // turn, so both count some of these invoices and neither counts all of them.
+    for (let i = 0; i < ISSUED; i++) {
+      const key = randomUUID();
+      const response = await fetch(`${server.baseUrl}/api/v1/invoices`, {
+        method: 'POST', body: JSON.stringify(threeLineInvoice(key)),
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', 'idempotency-key': key, connection: 'close' },
+      });
+      expect(response.status).toBe(201);
+    }
+
+    // Uploads are counted by the background process alone.
+    const text = await until('every upload counted', async () => {
+      const scraped = await scrape();
+      const uploaded = ['done', 'handled'].reduce((sum, outcome) => sum + sample(scraped, 'fapiao_outbox_jobs_total', { topic: 'invoice.upload', outcome }), 0);
+      return uploaded >= ISSUED ? scraped : undefined;
+    }, 30_000);
+
+    const issued = (scraped: string) => sample(scraped, 'fapiao_invoices_issued_total', { kind: 'normal' });
+    expect(issued(text)).toBe(ISSUED);
+    expect(sample(text, 'fapiao_http_request_duration_seconds_count', { method: 'POST', route: '/api/v1/invoices', status: '201' })).toBe(ISSUED);
+    for (let i = 0; i < 4; i++) expect(issued(await scrape())).toBe(ISSUED);
+
+    const promtool = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    if (!promtool.error) expect(promtool.status, `${promtool.stdout}${promtool.stderr}`).toBe(0);
+  }, 60_000);
+});
