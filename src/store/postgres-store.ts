@@ -14,6 +14,7 @@ import { translateDriverError } from './driver-errors.js';
 import { preparedName } from './prepared.js';
 import { heartbeat } from './heartbeat.js';
 import { hostListClient, parseHostList } from './pg-hosts.js';
+import { ApiKeyCache, notifyingRevocations, postgresRevocationFeed } from './pg-api-key-cache.js';
 import { Fault, faults } from '../domain/faults.js';
 
 export interface PostgresOptions {
@@ -40,7 +41,7 @@ const STATEMENT_TIMEOUT_MS = 10_000;
 /** …and no answer is awaited longer on our side, so a cut network cannot hang a request either. */
 const QUERY_TIMEOUT_MS = STATEMENT_TIMEOUT_MS + 2_000;
 
-function connect(options: PostgresOptions): Kysely<Database> {
+function connect(options: PostgresOptions): { db: Kysely<Database>; newClient: () => pg.Client } {
   const hostList = parseHostList(options.url);
   const settings: pg.ClientConfig = {
     connectionString: hostList?.url ?? options.url,
@@ -51,18 +52,22 @@ function connect(options: PostgresOptions): Kysely<Database> {
     keepAlive: true,
     ...(options.schema && { options: `-c search_path=${options.schema}` }),
   };
+  // Several hosts (a primary and its standbys): each new connection goes to the one taking writes.
+  const Client = hostList ? hostListClient(hostList, { ...settings, connectionTimeoutMillis: CONNECT_TIMEOUT_MS / 2 }) : pg.Client;
   const pool = new pg.Pool({
     ...settings,
     max: options.poolSize ?? 10,
     idleTimeoutMillis: 30_000,
-    // Several hosts (a primary and its standbys): each new connection goes to the one taking writes.
-    ...(hostList && { Client: hostListClient(hostList, { ...settings, connectionTimeoutMillis: CONNECT_TIMEOUT_MS / 2 }) as unknown as new () => pg.ClientBase }),
+    ...(hostList && { Client: Client as unknown as new () => pg.ClientBase }),
   });
   pool.on('error', () => {}); // a dropped idle connection is replaced on next use
   // A connection that drops while a request holds it emits 'error' too; unheard, that event would
   // end the process. The request's own query fails and is answered 5001.
   pool.on('connect', (client) => client.on('error', () => {}));
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: faultTranslatingPool(pool, options.namedStatements !== false) }) });
+  return {
+    db: new Kysely<Database>({ dialect: new PostgresDialect({ pool: faultTranslatingPool(pool, options.namedStatements !== false) }) }),
+    newClient: () => new Client(settings),
+  };
 }
 
 /**
@@ -101,7 +106,7 @@ function faultTranslatingPool(pool: pg.Pool, namedStatements: boolean): Postgres
 }
 
 export async function migratePostgres(options: PostgresOptions): Promise<string[]> {
-  const db = connect({ ...options, poolSize: 1 });
+  const { db } = connect({ ...options, poolSize: 1 });
   try {
     return await migrateToLatest(db, options.schema);
   } finally {
@@ -110,13 +115,18 @@ export async function migratePostgres(options: PostgresOptions): Promise<string[
 }
 
 export async function openPostgresStore(options: PostgresOptions, migrate: boolean): Promise<Store> {
-  const db = connect(options);
+  const { db, newClient } = connect(options);
   if (migrate) await migrateToLatest(db, options.schema);
+  const apiKeyCache = new ApiKeyCache(postgresRevocationFeed(newClient));
 
   const write: Store['write'] = async (work) => {
     for (let attempt = 1; ; attempt++) {
+      let revokedHere = false;
       try {
-        return await db.transaction().execute((trx: Transaction<Database>) => work(repositories(trx, 'postgres')));
+        const result = await db.transaction().execute((trx: Transaction<Database>) =>
+          work(notifyingRevocations(repositories(trx, 'postgres'), trx, () => (revokedHere = true))));
+        if (revokedHere) apiKeyCache.revoked();
+        return result;
       } catch (error) {
         const code = (error as { code?: string }).code;
         if (attempt < MAX_ATTEMPTS && code && RETRYABLE.has(code)) {
@@ -127,11 +137,15 @@ export async function openPostgresStore(options: PostgresOptions, migrate: boole
       }
     }
   };
+  const read = repositories(db, 'postgres');
   return {
     dialect: 'postgres',
-    read: repositories(db, 'postgres'),
+    read: { ...read, apiKeys: { ...read.apiKeys, get: (id) => apiKeyCache.get(id, () => read.apiKeys.get(id)) } },
     write,
     checkWritable: () => heartbeat(write, db),
-    close: () => db.destroy(),
+    close: async () => {
+      await apiKeyCache.close();
+      await db.destroy();
+    },
   };
 }
