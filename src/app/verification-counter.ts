@@ -15,6 +15,7 @@ interface Entry {
   day: string;
   base: number; // the database's count when last read or written
   pending: number; // counted here, not yet written
+  writing: number; // of `pending`, what the flush under way is writing
 }
 
 export class VerificationCounter {
@@ -29,18 +30,22 @@ export class VerificationCounter {
 
   /**
    * Counts one verification and gives the day's count including it. `stored` is the database's
-   * count if the caller just read it, saving a read the first time this process sees the invoice.
+   * count if the caller just read it: it saves a read the first time this process sees the
+   * invoice, and brings in what other processes and instances wrote since this one last wrote.
    */
   async count(merchantId: string, number: string, day: string, stored?: number): Promise<number> {
     const key = `${day}\u0000${merchantId}\u0000${number}`;
     let entry = this.entries.get(key);
     if (!entry) {
       const base = stored !== undefined ? Promise.resolve(stored) : this.ports.store.read.verification.current(merchantId, number, day);
-      entry = base.then((count) => ({ merchantId, number, day, base: count, pending: 0 }));
+      entry = base.then((count) => ({ merchantId, number, day, base: count, pending: 0, writing: 0 }));
       entry.catch(() => this.entries.delete(key));
       this.entries.set(key, entry);
     }
     const e = await entry;
+    // What a flush under way is writing may or may not be in `stored` yet; taken as not, the
+    // count errs by allowing more, never fewer.
+    if (stored !== undefined) e.base = Math.max(e.base, stored - e.writing);
     e.pending += 1;
     this.dirty.add(e);
     this.timer ??= setTimeout(() => void this.flush(), this.flushMs);
@@ -56,7 +61,7 @@ export class VerificationCounter {
       this.dirty.clear();
       if (due.length === 0) return;
       this.forgetDaysBefore(due.reduce((max, e) => (e.day > max ? e.day : max), ''));
-      const taken = due.map((e) => e.pending);
+      const taken = due.map((e) => (e.writing = e.pending));
       try {
         const totals = await this.ports.store.write(async (tx) => {
           const written: number[] = [];
@@ -70,6 +75,8 @@ export class VerificationCounter {
       } catch {
         // The database is away: keep the counts and try again at the next verification.
         for (const e of due) this.dirty.add(e);
+      } finally {
+        for (const e of due) e.writing = 0;
       }
     });
     return this.flushing;

@@ -106,6 +106,8 @@ async function isIntact(invoice: Invoice, keys: PublicKeys): Promise<boolean> {
   return keys.holds(invoice.signature, invoice.digest);
 }
 
+const RELOAD_INTERVAL_MS = 1_000;
+
 /** The platform's public keys, parsed once; reloaded from the store when an unknown id turns up. */
 export class PublicKeys {
   private keys = new Map<string, KeyObject>();
@@ -158,14 +160,32 @@ export class PublicKeys {
 
   private checked = new Map<string, boolean>();
 
+  private reloading: Promise<void> | undefined;
+
   async get(id: string): Promise<KeyObject | undefined> {
     const known = this.keys.get(id);
     if (known) return known;
-    // At most one reload a second, so a flood of made-up key ids cannot flood the database.
-    if (Date.now() - this.loadedAt < 1_000) return undefined;
-    this.loadedAt = Date.now();
-    this.keys = new Map((await this.load()).map((k) => [k.id, createPublicKey(k.publicKeyPem)]));
+    await this.reload();
     return this.keys.get(id);
+  }
+
+  /**
+   * One reload at a time and at most one a second, so a flood of made-up key ids cannot flood the
+   * database; whoever asks meanwhile waits for the next one rather than being told a key another
+   * instance has just made does not exist.
+   */
+  private reload(): Promise<void> {
+    this.reloading ??= (async () => {
+      try {
+        const wait = this.loadedAt + RELOAD_INTERVAL_MS - Date.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        this.loadedAt = Date.now();
+        this.keys = new Map((await this.load()).map((k) => [k.id, createPublicKey(k.publicKeyPem)]));
+      } finally {
+        this.reloading = undefined;
+      }
+    })();
+    return this.reloading;
   }
 }
 

@@ -6,6 +6,7 @@ import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { VerificationCounter } from '../../src/app/verification-counter.js';
 import { Fault, faults } from '../../src/domain/faults.js';
 import type { Store } from '../../src/app/ports.js';
+import { until } from '../support/until.js';
 
 const DAY = '2026-03-10';
 const NEVER = 3_600_000; // flushes are driven by the test
@@ -58,6 +59,39 @@ for (const kind of storesUnderTest) {
       await here.flush();
       await here.flush(); // nothing new: writes nothing more
       expect(await opened.store.read.verification.current('m_a', 'N1', DAY)).toBe(4);
+    });
+
+    it('counts on from what the database holds now, whatever it held when this process first counted', async () => {
+      // Two server processes, each answering some of one invoice's verifications.
+      const one = new VerificationCounter({ store: opened.store }, NEVER);
+      const two = new VerificationCounter({ store: opened.store }, NEVER);
+      const stored = () => opened.store.read.verification.current('m_a', 'N1', DAY);
+      expect(await two.count('m_a', 'N1', DAY, await stored())).toBe(1);
+      await two.flush();
+      for (let i = 2; i <= 4; i++) {
+        expect(await one.count('m_a', 'N1', DAY, await stored())).toBe(i);
+        await one.flush();
+      }
+      expect(await two.count('m_a', 'N1', DAY, await stored())).toBe(5);
+      await two.flush();
+      expect(await one.count('m_a', 'N1', DAY, await stored())).toBe(6);
+    });
+
+    it('does not count twice what a flush under way has written', async () => {
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      // The flush's transaction commits, and its answer is held back.
+      const slow: Store = { ...opened.store, write: async (work) => { const written = await opened.store.write(work); await released; return written; } };
+      const counter = new VerificationCounter({ store: slow }, NEVER);
+      const stored = () => opened.store.read.verification.current('m_a', 'N1', DAY);
+      await counter.count('m_a', 'N1', DAY, 0);
+      await counter.count('m_a', 'N1', DAY, 0);
+      const flushing = counter.flush();
+      await until('the flush committed', async () => ((await stored()) === 2 ? true : undefined));
+      expect(await counter.count('m_a', 'N1', DAY, await stored())).toBe(3); // the 2 it sees are its own
+      release();
+      await flushing;
+      expect(await counter.count('m_a', 'N1', DAY, await stored())).toBe(4);
     });
   });
 }
