@@ -40,6 +40,24 @@ export const faults = {
     cause: 'The body could not be parsed as JSON (a missing quote, a trailing comma, a truncated upload).',
     remedy: '检查请求体的 JSON 格式，并使用 Content-Type: application/json。', remedyEn: 'Send well-formed JSON with Content-Type: application/json.',
   },
+  URL_MALFORMED: {
+    code: 1040, http: 400,
+    zh: '请求无法解析：{reason}', en: 'The request cannot be read: {reason}',
+    cause: 'The request line or the URL is not valid HTTP, e.g. a % not followed by two hexadecimal digits.',
+    remedy: '对路径和查询参数中的特殊字符做百分号编码（URL 编码）后重试。', remedyEn: 'Percent-encode special characters in the path and query, then retry.',
+  },
+  HEADERS_TOO_LARGE: {
+    code: 1041, http: 431,
+    zh: '请求头过大', en: 'The request headers are too large',
+    cause: 'The headers together exceed what the server reads (about 16 KB): an oversized cookie, token or Idempotency-Key.',
+    remedy: '缩短请求头（Idempotency-Key 最多 128 个字符），清除多余的 Cookie 后重试。', remedyEn: 'Shorten the headers (an Idempotency-Key has at most 128 characters), drop stale cookies, and retry.',
+  },
+  REQUEST_TIMEOUT: {
+    code: 1042, http: 408,
+    zh: '请求未在 {seconds} 秒内发送完毕', en: 'The request was not received within {seconds} seconds',
+    cause: 'The client opened the request but sent its headers or body too slowly (a stalled network or a stuck client).',
+    remedy: '检查网络连接后重新发送同一请求（开票请使用相同的 Idempotency-Key）。', remedyEn: 'Check the network and send the same request again (for an invoice, with the same Idempotency-Key).',
+  },
   FIELD_INVALID: {
     code: 1003, http: 422,
     zh: '字段 {field} 的值无效：{reason}', en: 'Field {field} is invalid: {reason}',

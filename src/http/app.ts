@@ -13,7 +13,7 @@ import { Admission } from './admission.js';
 import { securityHeaders } from './security-headers.js';
 import { registerAuthentication } from './auth.js';
 import type { HttpContext } from './context.js';
-import { handleError, sendFault, zodValidatorCompiler } from './errors.js';
+import { answerClientError, handleError, handleFrameworkError, sendFault, zodValidatorCompiler } from './errors.js';
 import { alertRoutes } from './routes/alerts.js';
 import { reconciliationRoutes } from './routes/reconciliations.js';
 import { statusRoutes } from './routes/status.js';
@@ -49,6 +49,9 @@ export interface HttpOptions {
   logger: boolean | { level: string; stream?: NodeJS.WritableStream };
 }
 
+/** A request must have arrived whole within this long; a stalled client is answered 1042 (408). */
+const REQUEST_TIMEOUT_MS = 30_000;
+
 export const defaultHttpOptions: HttpOptions = {
   rateLimitPerKey: 60_000,
   rateLimitPerIp: 6_000,
@@ -70,7 +73,9 @@ export async function buildApp(ports: HttpContext['ports'], options: Partial<Htt
     requestIdHeader: false,
     return503OnClosing: true,
     connectionTimeout: 30_000,
-    requestTimeout: 30_000,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    frameworkErrors: handleFrameworkError,
+    clientErrorHandler: (error, socket) => answerClientError(error, socket, REQUEST_TIMEOUT_MS / 1000),
   });
   app.setValidatorCompiler(zodValidatorCompiler);
   // Responses are plain objects built by views.ts; the response schemas document them in OpenAPI.

@@ -1,6 +1,9 @@
 // The one place where errors become HTTP answers. A Fault becomes the catalogue's error shape;
 // Fastify's own errors are translated to their catalogue entries; anything else is 9001 with the
 // stack in the log and never in the answer.
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
 import type { ZodType, core } from 'zod';
 import { Fault, faults, fill, type FieldIssue } from '../domain/faults.js';
@@ -130,3 +133,30 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
   }
   return value;
 }
+
+/** Fastify's own refusals of a request it could not route (a bad % escape, an overlong path segment). */
+export function handleFrameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const reason = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is too long' : 'the URL has an invalid % escape';
+  return sendFault(reply, new Fault(faults.URL_MALFORMED, { reason }));
+}
+
+/**
+ * What Node's HTTP parser refuses never reaches Fastify: headers too large, a request too slow,
+ * bytes that are not HTTP. The answer still has the one error shape, and the connection closes.
+ */
+export function answerClientError(error: Error & { code?: string }, socket: Duplex, requestTimeoutSeconds: number): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return; // the client is gone: nobody to answer
+  const fault =
+    error.code === 'HPE_HEADER_OVERFLOW' ? new Fault(faults.HEADERS_TOO_LARGE)
+    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? new Fault(faults.REQUEST_TIMEOUT, { seconds: String(requestTimeoutSeconds) })
+    : new Fault(faults.URL_MALFORMED, { reason: 'not a valid HTTP request' });
+  if (socket.writable) {
+    const body = JSON.stringify(errorBody(fault, randomUUID()));
+    socket.write(
+      `HTTP/1.1 ${fault.spec.http} ${STATUS_CODES[fault.spec.http]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
+}
+
