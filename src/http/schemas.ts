@@ -4,8 +4,12 @@ import { z } from 'zod';
 import { invoiceKinds, invoiceStatuses } from '../domain/invoice.js';
 import { MAX_LINES } from '../domain/draft.js';
 import { roles } from '../domain/access.js';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../app/query-invoices.js';
 
-const text = (max: number) => z.string().max(max * 4);
+// Lengths and counts are checked by the domain, which counts characters (not UTF-16 units) and
+// answers with the rule's own code; these bounds only stop absurd bodies early. The OpenAPI
+// document states the real limits (`meta` overrides what the loose bound would say).
+const text = (max: number) => z.string().max(max * 4).meta({ maxLength: max });
 const decimal = z.string().max(40).describe('a decimal number written as a string, e.g. "1000.00"');
 
 export const BuyerRequest = z.strictObject({
@@ -33,8 +37,7 @@ export const IssueRequest = z.strictObject({
   prices_include_tax: z.boolean().default(false),
   remarks: text(230).default(''),
   buyer: BuyerRequest,
-  // Checked against MAX_LINES by the domain so the error names the rule; this bound only stops absurd bodies early.
-  lines: z.array(LineRequest).max(MAX_LINES * 2),
+  lines: z.array(LineRequest).max(MAX_LINES * 2).meta({ minItems: 1, maxItems: MAX_LINES }),
 });
 
 const PartyView = z.object({ name: z.string(), tax_id: z.string(), address: z.string(), phone: z.string(), bank: z.string(), account: z.string() });
@@ -85,7 +88,7 @@ export const InvoiceQuery = z.strictObject({
   status: z.enum(invoiceStatuses).optional(),
   kind: z.enum(invoiceKinds).optional(),
   cursor: z.string().max(100).optional(),
-  limit: z.coerce.number().int().optional(),
+  limit: z.coerce.number().int().optional().meta({ minimum: 1, maximum: MAX_PAGE_SIZE, description: `page size, ${DEFAULT_PAGE_SIZE} unless given` }),
 });
 
 export const InvoicePageView = z.object({ items: z.array(InvoiceView), next_cursor: z.string().nullable() });

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { LightMyRequestResponse } from 'fastify';
+import { MAX_LINES } from '../../src/domain/draft.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { faultCatalogueMarkdown, faultView } from '../../src/app/fault-lookup.js';
 import { faults } from '../../src/domain/faults.js';
@@ -91,6 +92,17 @@ for (const s of storesUnderTest) {
         // Money and quantities travel as decimal strings, never as JSON numbers.
         for (const field of ['quantity', 'unit_price', 'tax_rate']) expect(line.properties[field].type, field).toBe('string');
         expect(Object.keys(issue.responses)).toEqual(expect.arrayContaining(['201', '400', '401', '403', '409', '422']));
+      });
+
+      it('states the limits the server enforces, in characters and items', () => {
+        const request = operation('/api/v1/invoices', 'post').requestBody!.content['application/json']!.schema;
+        expect(request.properties.buyer.properties.name.maxLength).toBe(100);
+        expect(request.properties.buyer.properties.account.maxLength).toBe(50);
+        expect(request.properties.remarks.maxLength).toBe(230);
+        expect(request.properties.lines).toMatchObject({ minItems: 1, maxItems: MAX_LINES });
+        expect(request.properties.lines.items.properties.name.maxLength).toBe(100);
+        const limit = operation('/api/v1/invoices', 'get').parameters!.find((p) => p.name === 'limit')!;
+        expect(limit.schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 200 });
       });
 
       it('documents the public endpoints as needing no credentials', async () => {
