@@ -271,7 +271,7 @@ export const faults = {
   },
   INVOICE_STATE_CONFLICT: {
     code: 3005, http: 409,
-    zh: '发票 {number} 当前状态为 {status}，不能{action}', en: 'Invoice {number} is {status} and cannot be {action}',
+    zh: '发票 {number} 当前状态为{statusZh}，不能{actionZh}', en: 'Invoice {number} is {status} and cannot be {action}',
     cause: 'Each invoice state allows only some actions (see docs/architecture.md, invoice states).',
     remedy: '刷新后查看发票当前状态；已作废的发票无需再次作废。', remedyEn: 'Reload to see the current state; a voided invoice needs no second void.',
   },

@@ -15,17 +15,23 @@ const moves: Record<InvoiceEvent, Partial<Record<InvoiceStatus, InvoiceStatus>>>
   reverse: { uploaded: 'reversed' },
 };
 
-const actionWords: Record<InvoiceEvent, string> = {
-  upload_accepted: 'uploaded',
-  upload_rejected: 'rejected',
-  void: 'voided',
-  reverse: 'reversed',
+const actionWords: Record<InvoiceEvent, { zh: string; en: string }> = {
+  upload_accepted: { zh: '标记为已上传', en: 'uploaded' },
+  upload_rejected: { zh: '标记为被拒收', en: 'rejected' },
+  void: { zh: '作废', en: 'voided' },
+  reverse: { zh: '红冲', en: 'reversed' },
+};
+
+const statusWordsZh: Record<InvoiceStatus, string> = {
+  issued: '已开具', uploaded: '已上传', rejected: '被税务服务拒收', voided: '已作废', reversed: '已红冲',
 };
 
 export function nextStatus(invoice: Pick<Invoice, 'number' | 'status'>, event: InvoiceEvent): InvoiceStatus {
   const next = moves[event][invoice.status];
   if (!next) {
-    throw new Fault(faults.INVOICE_STATE_CONFLICT, { number: invoice.number, status: invoice.status, action: actionWords[event] });
+    throw new Fault(faults.INVOICE_STATE_CONFLICT, {
+      number: invoice.number, status: invoice.status, statusZh: statusWordsZh[invoice.status], action: actionWords[event].en, actionZh: actionWords[event].zh,
+    });
   }
   return next;
 }

@@ -356,6 +356,8 @@ for (const s of storesUnderTest) {
         const again = await voidRequest(api.a.keys.clerk, invoice.number, { reason: '再次作废' });
         expect(again.statusCode).toBe(409);
         expect(errorOf(again).code).toBe(3005);
+        expect(errorOf(again).message).toBe(`发票 ${invoice.number} 当前状态为已作废，不能作废`);
+        expect(errorOf(again).message_en).toBe(`Invoice ${invoice.number} is voided and cannot be voided`);
         expect(body(await api.get(api.a.keys.clerk, `/api/v1/invoices/${invoice.number}`)).void_reason).toBe('开票信息有误');
       });
 
