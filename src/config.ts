@@ -86,7 +86,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     rateLimitPerKey: env.FAPIAO_RATE_LIMIT_PER_KEY ? integer(env.FAPIAO_RATE_LIMIT_PER_KEY, 0, 'FAPIAO_RATE_LIMIT_PER_KEY') : undefined,
     rateLimitPerIp: env.FAPIAO_RATE_LIMIT_PER_IP ? integer(env.FAPIAO_RATE_LIMIT_PER_IP, 0, 'FAPIAO_RATE_LIMIT_PER_IP') : undefined,
-    publicUrl: (env.FAPIAO_PUBLIC_URL || `http://${env.HOST ?? '127.0.0.1'}:${env.PORT || 8080}`).replace(/\/+$/, ''),
+    publicUrl: publicUrl(env),
     verifyPerIpPerMinute: integer(env.FAPIAO_VERIFY_PER_IP, 120, 'FAPIAO_VERIFY_PER_IP') || 120,
     mail: env.FAPIAO_SMTP_URL ? { url: env.FAPIAO_SMTP_URL, from: env.FAPIAO_MAIL_FROM || 'Fapiao <noreply@fapiao.local>' } : undefined,
     printDirectoryRoot: env.FAPIAO_PRINT_DIR ? resolve(env.FAPIAO_PRINT_DIR) : resolve(env.FAPIAO_DATA_DIR ?? 'data', 'print'),
@@ -121,3 +121,27 @@ function positive(text: string | undefined, fallback: number, name: string): num
   if (!(value > 0)) throw new Error(`${name} must be a positive number, got "${text}"`);
   return value;
 }
+
+/**
+ * Printed in every invoice's QR code, so it must be an address buyers can reach: a wildcard listen
+ * address (HOST=0.0.0.0) is none, and a QR code on a delivered invoice cannot be corrected later.
+ */
+function publicUrl(env: NodeJS.ProcessEnv): string {
+  const given = env.FAPIAO_PUBLIC_URL;
+  if (given) {
+    let url: URL | undefined;
+    try {
+      url = new URL(given);
+    } catch {
+      url = undefined;
+    }
+    if (url?.protocol !== 'http:' && url?.protocol !== 'https:') throw new Error(`FAPIAO_PUBLIC_URL must be an http(s) address, got "${given}"`);
+    return given.replace(/\/+$/, '');
+  }
+  const host = env.HOST ?? '127.0.0.1';
+  if (['0.0.0.0', '::', '[::]'].includes(host)) {
+    throw new Error(`FAPIAO_PUBLIC_URL must be set when HOST=${host}: it is printed in every invoice's QR code, and ${host} is no address a buyer can reach (e.g. FAPIAO_PUBLIC_URL=https://fapiao.example.com)`);
+  }
+  return `http://${host.includes(':') ? `[${host}]` : host}:${env.PORT || 8080}`;
+}
+

@@ -20,3 +20,24 @@ describe('FAPIAO_PG_NAMED_STATEMENTS', () => {
     }
   });
 });
+
+describe('FAPIAO_PUBLIC_URL, printed in every QR code', () => {
+  it('is where the server listens, when that is an address', () => {
+    expect(readConfig({}).publicUrl).toBe('http://127.0.0.1:8080');
+    expect(readConfig({ HOST: '192.168.1.20', PORT: '9000' }).publicUrl).toBe('http://192.168.1.20:9000');
+    expect(readConfig({ HOST: '::1' }).publicUrl).toBe('http://[::1]:8080');
+  });
+
+  it('must be given when the server listens on every address', () => {
+    for (const host of ['0.0.0.0', '::']) {
+      expect(() => readConfig({ HOST: host })).toThrow(`FAPIAO_PUBLIC_URL must be set when HOST=${host}`);
+      expect(readConfig({ HOST: host, FAPIAO_PUBLIC_URL: 'https://fapiao.example.com/' }).publicUrl).toBe('https://fapiao.example.com');
+    }
+  });
+
+  it('refuses what is not an http(s) address', () => {
+    for (const value of ['fapiao.example.com', 'ftp://fapiao.example.com', 'javascript:alert(1)']) {
+      expect(() => readConfig({ FAPIAO_PUBLIC_URL: value })).toThrow(`FAPIAO_PUBLIC_URL must be an http(s) address, got "${value}"`);
+    }
+  });
+});
