@@ -6,6 +6,7 @@
 import { amountInWords } from '../domain/amount-in-words.js';
 import type { InvoiceContent, InvoiceLine, Party } from '../domain/invoice.js';
 import { formatYuan } from '../domain/money.js';
+import { unitPriceExcludingTax } from '../domain/tax.js';
 import { darkRuns, qrMatrix } from './qr.js';
 
 export type Doc = PDFKit.PDFDocument;
@@ -80,7 +81,7 @@ export function drawInvoice(doc: Doc, facts: PageFacts): void {
   } else {
     let y = headerBottom + 2;
     invoice.lines.forEach((line, i) => {
-      lineRow(doc, line, y);
+      lineRow(doc, invoice, line, y);
       y += heights[i]!;
     });
   }
@@ -163,9 +164,10 @@ function drawParty(doc: Doc, title: string, party: Party, x: number, top: number
   }
 }
 
-function lineRow(doc: Doc, line: InvoiceLine, y: number): void {
+function lineRow(doc: Doc, invoice: InvoiceContent, line: InvoiceLine, y: number): void {
   const rate = rateText(line.taxRate);
-  const texts = [line.name, line.spec, line.unit, line.quantity, line.unitPrice, formatYuan(line.amount), rate, taxText(line)];
+  const unitPrice = unitPriceExcludingTax(line, invoice.pricesIncludeTax);
+  const texts = [line.name, line.spec, line.unit, line.quantity, unitPrice, formatYuan(line.amount), rate, taxText(line)];
   texts.forEach((text, i) => cell(doc, text, i, y));
 }
 
@@ -218,7 +220,7 @@ function drawList(doc: Doc, { invoice }: PageFacts): void {
     COLUMNS.forEach((c, i) => label(doc, c.label, COLUMN_X[i]!, top + 5, c.width, 'center'));
     let y = top + 24;
     for (const line of lines) {
-      lineRow(doc, line, y);
+      lineRow(doc, invoice, line, y);
       y += rowHeight(doc, line);
     }
     if (page === pages - 1) {
