@@ -6,6 +6,7 @@
 import { amountInWords } from '../domain/amount-in-words.js';
 import type { InvoiceContent, InvoiceLine, Party } from '../domain/invoice.js';
 import { formatYuan } from '../domain/money.js';
+import { unitPriceExcludingTax } from '../domain/tax.js';
 import { darkRuns, qrMatrix } from './qr.js';
 
 export type Doc = PDFKit.PDFDocument;
@@ -28,33 +29,51 @@ export const LINES_ON_FIRST_PAGE = 8;
 const FIRST_PAGE_TABLE_HEIGHT = 200;
 const ROW_HEIGHT = 18;
 const CELL_FONT = 9;
+const LABEL_FONT = 9;
+// The smallest print that stays legible on paper: a value too long for its place is set smaller,
+// down to this size, and then wrapped at it.
+const MIN_TEXT_SIZE = 6.5;
+const WRAPPED_LINE_GAP = -2;
+// The buyer and seller blocks: their height unless long details need more, and the room around their fields.
+const PARTY_WIDTH = WIDTH / 2;
+const MIN_PARTIES_HEIGHT = 78;
+const PARTY_PADDING_TOP = 8;
+const PARTY_PADDING_BOTTOM = 6;
+const FIELD_SPACING = 2;
 
 const TITLES = { normal: '电子发票（普通发票）', special: '电子发票（增值税专用发票）' } as const;
 
-// Lines table columns: label, width, alignment of the values.
+// Lines table columns: label, width, alignment of the values, and whether they hold figures
+// (a figure is never wrapped: its two halves would read as two numbers).
 const COLUMNS = [
-  { label: '项目名称', width: 190, align: 'left' },
-  { label: '规格型号', width: 80, align: 'left' },
-  { label: '单 位', width: 44, align: 'center' },
-  { label: '数 量', width: 76, align: 'right' },
-  { label: '单 价', width: 86, align: 'right' },
-  { label: '金 额', width: 92, align: 'right' },
-  { label: '税率/征收率', width: 66, align: 'center' },
-  { label: '税 额', width: WIDTH - 190 - 80 - 44 - 76 - 86 - 92 - 66, align: 'right' },
+  { label: '项目名称', width: 190, align: 'left', figures: false },
+  { label: '规格型号', width: 80, align: 'left', figures: false },
+  { label: '单 位', width: 44, align: 'center', figures: false },
+  { label: '数 量', width: 76, align: 'right', figures: true },
+  { label: '单 价', width: 86, align: 'right', figures: true },
+  { label: '金 额', width: 92, align: 'right', figures: true },
+  { label: '税率/征收率', width: 66, align: 'center', figures: false },
+  { label: '税 额', width: WIDTH - 190 - 80 - 44 - 76 - 86 - 92 - 66, align: 'right', figures: true },
 ] as const;
 const COLUMN_X = COLUMNS.reduce<number[]>((xs, c, i) => [...xs, (xs[i] ?? LEFT) + c.width], [LEFT]);
 
 export function drawInvoice(doc: Doc, facts: PageFacts): void {
   const { invoice } = facts;
+  const buyer = layOutParty(doc, invoice.buyer);
+  const seller = layOutParty(doc, invoice.seller);
+  // Long party details make their blocks taller; the lines table gives up that height, so the
+  // frame never reaches further down the page than with the usual blocks.
+  const partiesHeight = Math.max(MIN_PARTIES_HEIGHT, buyer.height, seller.height);
+  const tableRoom = FIRST_PAGE_TABLE_HEIGHT - (partiesHeight - MIN_PARTIES_HEIGHT);
   const heights = invoice.lines.map((line) => rowHeight(doc, line));
   const tableHeight = heights.reduce((sum, h) => sum + h, 0);
   // Up to eight lines that fit the frame go on the invoice itself, as the official software does.
-  const onList = invoice.lines.length > LINES_ON_FIRST_PAGE || tableHeight > FIRST_PAGE_TABLE_HEIGHT;
+  const onList = invoice.lines.length > LINES_ON_FIRST_PAGE || tableHeight > tableRoom;
   drawHeader(doc, facts);
 
   // The frame: parties, lines, totals, 价税合计, remarks.
   const top = 118;
-  const partiesBottom = top + 78;
+  const partiesBottom = top + partiesHeight;
   const headerBottom = partiesBottom + 20;
   const linesBottom = headerBottom + Math.max(96, (onList ? 18 : tableHeight) + 8);
   const totalsBottom = linesBottom + 22;
@@ -66,10 +85,10 @@ export function drawInvoice(doc: Doc, facts: PageFacts): void {
   hline(doc, partiesBottom);
   hline(doc, totalsBottom);
   hline(doc, inWordsBottom);
-  vline(doc, LEFT + WIDTH / 2, top, partiesBottom);
+  vline(doc, LEFT + PARTY_WIDTH, top, partiesBottom);
 
-  drawParty(doc, '购买方信息', invoice.buyer, LEFT, top, partiesBottom);
-  drawParty(doc, '销售方信息', invoice.seller, LEFT + WIDTH / 2, top, partiesBottom);
+  drawParty(doc, '购买方信息', buyer, LEFT, top, partiesBottom);
+  drawParty(doc, '销售方信息', seller, LEFT + PARTY_WIDTH, top, partiesBottom);
 
   // Column headings, centred over their columns.
   COLUMNS.forEach((c, i) => label(doc, c.label, COLUMN_X[i]!, partiesBottom + 5, c.width, 'center'));
@@ -80,7 +99,7 @@ export function drawInvoice(doc: Doc, facts: PageFacts): void {
   } else {
     let y = headerBottom + 2;
     invoice.lines.forEach((line, i) => {
-      lineRow(doc, line, y);
+      lineRow(doc, invoice, line, y);
       y += heights[i]!;
     });
   }
@@ -141,10 +160,13 @@ function drawHeader(doc: Doc, { invoice, verifyUrl, checkCode }: PageFacts): voi
   value(doc, checkCode.replace(/(\d{5})(?=\d)/g, '$1 '), x + 66, 80, 160, 'left');
 }
 
-function drawParty(doc: Doc, title: string, party: Party, x: number, top: number, bottom: number): void {
-  doc.lineWidth(0.8).strokeColor(FRAME);
-  vline(doc, x + 24, top, bottom);
-  verticalLabel(doc, title, x, top, bottom);
+/** A buyer or seller block measured before it is drawn: its fields, one row each, and its height. */
+interface PartyBlock {
+  rows: Array<{ field: LabelledText; height: number }>;
+  height: number;
+}
+
+function layOutParty(doc: Doc, party: Party): PartyBlock {
   const fields: Array<[string, string]> = [
     ['名称：', party.name],
     ['统一社会信用代码/纳税人识别号：', party.taxId],
@@ -153,31 +175,54 @@ function drawParty(doc: Doc, title: string, party: Party, x: number, top: number
   const bank = [party.bank, party.account].filter(Boolean).join(' ');
   if (contact) fields.push(['地址、电话：', contact]);
   if (bank) fields.push(['开户行及账号：', bank]);
-  let y = top + 8;
-  for (const [name, text] of fields) {
-    doc.font('regular').fontSize(9).fillColor(FRAME);
-    const width = doc.widthOfString(name);
-    doc.text(name, x + 32, y + 1, { lineBreak: false });
-    value(doc, text, x + 32 + width, y, WIDTH / 2 - 40 - width, 'left', fields.length > 2 ? 9.5 : 10.5);
-    y += fields.length > 2 ? 16 : 22;
+  const crowded = fields.length > 2;
+  const pitch = crowded ? 16 : 22;
+  const size = crowded ? 9.5 : 10.5;
+  // A value on one line fits the usual pitch; a wrapped one makes its row (and the block) taller.
+  const rows = fields.map(([name, text]) => {
+    const field = fitLabelled(doc, name, text, PARTY_WIDTH - 40, size);
+    const height = field.value.wraps ? Math.max(pitch, field.value.height + FIELD_SPACING) : pitch;
+    return { field, height };
+  });
+  const height = PARTY_PADDING_TOP + rows.reduce((sum, row) => sum + row.height, 0) + PARTY_PADDING_BOTTOM;
+  return { rows, height };
+}
+
+function drawParty(doc: Doc, title: string, block: PartyBlock, x: number, top: number, bottom: number): void {
+  doc.lineWidth(0.8).strokeColor(FRAME);
+  vline(doc, x + 24, top, bottom);
+  verticalLabel(doc, title, x, top, bottom);
+  let y = top + PARTY_PADDING_TOP;
+  for (const row of block.rows) {
+    drawLabelled(doc, row.field, x + 32, y);
+    y += row.height;
   }
 }
 
-function lineRow(doc: Doc, line: InvoiceLine, y: number): void {
+function lineRow(doc: Doc, invoice: InvoiceContent, line: InvoiceLine, y: number): void {
   const rate = rateText(line.taxRate);
-  const texts = [line.name, line.spec, line.unit, line.quantity, line.unitPrice, formatYuan(line.amount), rate, taxText(line)];
+  const unitPrice = unitPriceExcludingTax(line, invoice.pricesIncludeTax);
+  const texts = [line.name, line.spec, line.unit, line.quantity, unitPrice, formatYuan(line.amount), rate, taxText(line)];
   texts.forEach((text, i) => cell(doc, text, i, y));
 }
 
-/** Cells wrap inside their column (a 100-character item name takes several lines); never cut. */
+/**
+ * Text cells wrap inside their column (a 100-character item name takes several lines); figures
+ * are set smaller until they fit on one line (the longest quantity, 21 characters, at about 6 pt).
+ * Never cut.
+ */
 function cell(doc: Doc, text: string, column: number, y: number): void {
   if (!text) return;
   const c = COLUMNS[column]!;
-  doc.font('regular').fontSize(CELL_FONT).fillColor(INK).text(text, COLUMN_X[column]! + 4, y, { width: c.width - 8, align: c.align, lineGap: -1 });
+  const x = COLUMN_X[column]! + 4;
+  const width = c.width - 8;
+  if (c.figures) drawFitted(doc, shrinkToLine(doc, text, width, CELL_FONT), x, y, c.align);
+  else doc.font('regular').fontSize(CELL_FONT).fillColor(INK).text(text, x, y, { width, align: c.align, lineGap: -1 });
 }
 
 /** The height a line needs: its tallest wrapped cell. */
 function rowHeight(doc: Doc, line: InvoiceLine): number {
+  // Only the text columns wrap; figures always take one line.
   doc.font('regular').fontSize(CELL_FONT);
   let tallest = 0;
   [line.name, line.spec, line.unit].forEach((text, column) => {
@@ -202,13 +247,18 @@ function drawList(doc: Doc, { invoice }: PageFacts): void {
     used += h;
   }
   const pages = pagesOfLines.length;
+  // Each name on a line of its own: 100 characters of at most an em each fit the width at 7 pt,
+  // so a name is set smaller but never wrapped here.
+  const buyer = fitLabelled(doc, '购买方：', invoice.buyer.name, WIDTH, LABEL_FONT);
+  const seller = fitLabelled(doc, '销售方：', invoice.seller.name, WIDTH, LABEL_FONT);
   for (let page = 0; page < pages; page++) {
     doc.addPage();
     doc.font('bold').fontSize(16).fillColor(FRAME);
     const title = '销售货物或者提供应税劳务、服务清单';
     doc.text(title, (PAGE.width - doc.widthOfString(title)) / 2, 40, { lineBreak: false });
-    label(doc, `发票号码：${invoice.number}    开票日期：${chineseDate(invoice.issuedAt)}    第 ${page + 1} 页 / 共 ${pages} 页`, LEFT, 72, WIDTH, 'left');
-    label(doc, `购买方：${invoice.buyer.name}    销售方：${invoice.seller.name}`, LEFT, 88, WIDTH, 'left');
+    label(doc, `发票号码：${invoice.number}    开票日期：${chineseDate(invoice.issuedAt)}    第 ${page + 1} 页 / 共 ${pages} 页`, LEFT, 66, WIDTH, 'left');
+    drawLabelled(doc, buyer, LEFT, 80);
+    drawLabelled(doc, seller, LEFT, 94);
     const top = 108;
     doc.lineWidth(0.8).strokeColor(FRAME);
     const lines = pagesOfLines[page]!;
@@ -218,7 +268,7 @@ function drawList(doc: Doc, { invoice }: PageFacts): void {
     COLUMNS.forEach((c, i) => label(doc, c.label, COLUMN_X[i]!, top + 5, c.width, 'center'));
     let y = top + 24;
     for (const line of lines) {
-      lineRow(doc, line, y);
+      lineRow(doc, invoice, line, y);
       y += rowHeight(doc, line);
     }
     if (page === pages - 1) {
@@ -229,24 +279,77 @@ function drawList(doc: Doc, { invoice }: PageFacts): void {
   }
 }
 
-function label(doc: Doc, text: string, x: number, y: number, width: number, align: 'left' | 'center' | 'right'): void {
-  doc.font('regular').fontSize(9).fillColor(FRAME).text(text, x, y + 1, { width, align, lineBreak: false });
+type Align = 'left' | 'center' | 'right';
+
+function label(doc: Doc, text: string, x: number, y: number, width: number, align: Align): void {
+  doc.font('regular').fontSize(LABEL_FONT).fillColor(FRAME).text(text, x, y + 1, { width, align, lineBreak: false });
 }
 
-function value(doc: Doc, text: string, x: number, y: number, width: number, align: 'left' | 'center' | 'right', size = 10, height?: number): void {
+function value(doc: Doc, text: string, x: number, y: number, width: number, align: Align, size = 10, height?: number): void {
   if (!text) return;
-  doc.font('regular').fontSize(size).fillColor(INK);
   // Nothing printed on an invoice may be cut off: a block of text wraps in its box (height
-  // given); a one-line value too long for its place is set smaller, down to 6.5 pt, then wraps.
+  // given); a one-line value is fitted to its place (fitText).
   if (height !== undefined) {
-    doc.text(text, x, y, { width, align, height, lineGap: -1 });
+    doc.font('regular').fontSize(size).fillColor(INK).text(text, x, y, { width, align, height, lineGap: -1 });
     return;
   }
-  let fitSize = size;
-  while (fitSize > 6.5 && doc.widthOfString(text) > width) doc.fontSize((fitSize -= 0.5));
-  const lift = (size - fitSize) * -0.5; // keep the smaller text on the same baseline band
-  if (doc.widthOfString(text) <= width) doc.text(text, x, y - lift, { width, align, lineBreak: false });
-  else doc.text(text, x, y - 2, { width, align, lineGap: -2 });
+  drawFitted(doc, fitText(doc, text, width, size), x, y, align);
+}
+
+/** Text set for a place `width` wide, measured before it is drawn. */
+interface FittedText {
+  text: string;
+  width: number;
+  /** The size asked for; a smaller one keeps to the middle of the band this one would take. */
+  preferredSize: number;
+  size: number;
+  wraps: boolean;
+  /** The height its lines take, one after another. */
+  height: number;
+}
+
+/** The text on one line at the largest size up to `size` that fits `width` (however small). */
+function shrinkToLine(doc: Doc, text: string, width: number, size: number): FittedText {
+  const natural = doc.font('regular').fontSize(size).widthOfString(text);
+  // Widths grow in proportion to the size; rounded down to a tenth of a point, so it surely fits.
+  const fitted = natural <= width ? size : Math.floor(((size * width) / natural) * 10) / 10;
+  return { text, width, preferredSize: size, size: fitted, wraps: false, height: size };
+}
+
+/**
+ * The text on one line at the largest size up to `size` that fits `width`; if that would be
+ * smaller than MIN_TEXT_SIZE, wrapped at MIN_TEXT_SIZE on as many lines as it takes, and the
+ * caller makes room for its height.
+ */
+function fitText(doc: Doc, text: string, width: number, size: number): FittedText {
+  const line = shrinkToLine(doc, text, width, size);
+  if (line.size >= MIN_TEXT_SIZE) return line;
+  const height = doc.fontSize(MIN_TEXT_SIZE).heightOfString(text, { width, lineGap: WRAPPED_LINE_GAP });
+  return { ...line, size: MIN_TEXT_SIZE, wraps: true, height };
+}
+
+function drawFitted(doc: Doc, fitted: FittedText, x: number, y: number, align: Align): void {
+  if (!fitted.text) return;
+  doc.font('regular').fontSize(fitted.size).fillColor(INK);
+  if (fitted.wraps) doc.text(fitted.text, x, y, { width: fitted.width, align, lineGap: WRAPPED_LINE_GAP });
+  else doc.text(fitted.text, x, y + (fitted.preferredSize - fitted.size) / 2, { width: fitted.width, align, lineBreak: false });
+}
+
+/** A label in the frame's colour followed by its value, which is fitted to the rest of `width`. */
+interface LabelledText {
+  label: string;
+  labelWidth: number;
+  value: FittedText;
+}
+
+function fitLabelled(doc: Doc, label: string, text: string, width: number, size: number): LabelledText {
+  const labelWidth = doc.font('regular').fontSize(LABEL_FONT).widthOfString(label);
+  return { label, labelWidth, value: fitText(doc, text, width - labelWidth, size) };
+}
+
+function drawLabelled(doc: Doc, field: LabelledText, x: number, y: number): void {
+  doc.font('regular').fontSize(LABEL_FONT).fillColor(FRAME).text(field.label, x, y + 1, { lineBreak: false });
+  drawFitted(doc, field.value, x + field.labelWidth, y, 'left');
 }
 
 function verticalLabel(doc: Doc, text: string, x: number, top: number, bottom: number): void {

@@ -11,7 +11,7 @@ import { Fault, faults } from '../domain/faults.js';
 import { renderInvoicePdf, type PdfInvoice } from './pdf.js';
 
 /** Bump when the layout changes, so cached PDFs of the old layout are not served. */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 4;
 
 /** A PDF not asked for in this long is removed by prune(); rendering it again takes ~10 ms. */
 export const PDF_CACHE_DAYS = 30;

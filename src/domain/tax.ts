@@ -81,6 +81,26 @@ export function priceLine(input: LineInput, field: string): LinePrice {
   return price;
 }
 
+/** What a printed line says: quantity and unit price as decimal text, amount (金额) in fen. */
+export type PrintedLine = { quantity: string; unitPrice: string; amount: Fen };
+
+/**
+ * 单价 as the invoice prints it: excluding tax, like 金额 beside it, so that 数量 × 单价 ≈ 金额.
+ * A tax-exclusive price is printed as entered. A tax-inclusive one is replaced by 金额 ÷ 数量,
+ * rounded half up to 8 decimals (the most a unit price has) with trailing zeros dropped, as the
+ * official software prints it: 94.33 ÷ 3 → "31.44333333", 100.00 ÷ 4 → "25".
+ * Only the page changes; the stored invoice keeps the price that was asked for.
+ */
+export function unitPriceExcludingTax(line: PrintedLine, pricesIncludeTax: boolean): string {
+  if (!pricesIncludeTax) return line.unitPrice;
+  // In integers, so the quotient is exact before its one rounding: the quantity "12.5" is
+  // 125 / 10^1, and a price in units of 10^-8 yuan is amount (fen) × 10^6 × 10^1 / 125.
+  const [whole = '', decimals = ''] = line.quantity.split('.');
+  const quantityUnits = BigInt(whole + decimals);
+  const priceUnits = divideRoundHalfUp(line.amount * 10n ** BigInt(MAX_DECIMAL_PLACES - 2 + decimals.length), quantityUnits);
+  return formatDecimal(priceUnits, MAX_DECIMAL_PLACES);
+}
+
 export type LineToCheck = LineInput & LinePrice;
 
 /**
@@ -227,10 +247,19 @@ function abs(value: bigint): bigint {
   return value < 0n ? -value : value;
 }
 
+/**
+ * `units` × 10^-places as plain decimal text, trailing zeros dropped down to `keptPlaces`:
+ * (3144333333n, 8) → "31.44333333", (2500000000n, 8) → "25", (600n, 4, 2) → "0.06".
+ */
+function formatDecimal(units: bigint, places: number, keptPlaces = 0): string {
+  const scale = 10n ** BigInt(places);
+  const magnitude = abs(units);
+  const decimals = (magnitude % scale).toString().padStart(places, '0');
+  const shown = decimals.slice(0, keptPlaces) + decimals.slice(keptPlaces).replace(/0+$/, '');
+  return `${units < 0n ? '-' : ''}${magnitude / scale}${shown ? `.${shown}` : ''}`;
+}
+
 // Hundredths of a fen (1/10000 yuan) as a yuan figure with four decimals, trailing zeros trimmed to two.
 function formatHundredthsOfFen(value: bigint): string {
-  const sign = value < 0n ? '-' : '';
-  const magnitude = abs(value);
-  const text = `${magnitude / 10000n}.${(magnitude % 10000n).toString().padStart(4, '0')}`;
-  return sign + text.replace(/0{1,2}$/, '');
+  return formatDecimal(value, 4, 2);
 }

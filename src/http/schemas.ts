@@ -54,8 +54,9 @@ export const InvoiceView = z.object({
   buyer: PartyView.extend({ email: z.string() }),
   lines: z.array(
     z.object({
-      name: z.string(), tax_code: z.string(), spec: z.string(), unit: z.string(), quantity: z.string(), unit_price: z.string(),
-      tax_rate: z.string(), amount: z.string(), tax: z.string(),
+      name: z.string(), tax_code: z.string(), spec: z.string(), unit: z.string(), quantity: z.string(),
+      unit_price: z.string().describe('as requested: including tax when prices_include_tax is true (the PDF prints 单价 excluding tax, 金额 ÷ 数量)'),
+      tax_rate: z.string(), amount: z.string().describe('金额, excluding tax'), tax: z.string(),
     }),
   ),
   total_amount: z.string(),

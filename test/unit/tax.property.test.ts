@@ -11,6 +11,7 @@ import {
   parseUnitPrice,
   priceInvoiceLines,
   priceLine,
+  unitPriceExcludingTax,
 } from '../../src/domain/tax.js';
 
 const RATE_TEXTS = ['0.13', '0.09', '0.06', '0.05', '0.03', '0.01', '0', 'exempt', 'non_taxable'];
@@ -79,6 +80,23 @@ describe('pricing lines, for any quantity, price, rate and price mode', () => {
         expect(fault === undefined).toBe(gross > 0n);
         if (fault instanceof Fault) expect(fault.spec).toBe(faults.AMOUNT_OUT_OF_RANGE);
       }),
+    );
+  });
+});
+
+describe('单价 as printed, for any tax-inclusive line', () => {
+  it('is 金额 ÷ 数量 to within half of its last (8th) decimal, written without trailing zeros', () => {
+    fc.assert(
+      fc.property(lineText, (line) => {
+        const input = { ...parsed(line), pricesIncludeTax: true };
+        if (roundedProductFen(line.quantity, line.unit_price) === 0n) return;
+        const { amount } = priceLine(input, 'lines[0]');
+        const printed = unitPriceExcludingTax({ quantity: input.quantity.toFixed(), unitPrice: line.unit_price, amount }, true);
+        const exact = new Decimal(amount.toString()).dividedBy(100).dividedBy(line.quantity);
+        expect(new Decimal(printed).minus(exact).abs().lessThanOrEqualTo('0.000000005')).toBe(true);
+        expect(printed).toMatch(/^\d+(\.\d{0,7}[1-9])?$/);
+      }),
+      { numRuns: 2000 },
     );
   });
 });

@@ -8,6 +8,7 @@ import {
   parseUnitPrice,
   priceInvoiceLines,
   priceLine,
+  unitPriceExcludingTax,
   type TaxRate,
 } from '../../src/domain/tax.js';
 
@@ -270,5 +271,26 @@ describe('pricing the lines of an invoice', () => {
     expect(fault.spec).toBe(faults.TAX_TOLERANCE_EXCEEDED);
     expect(fault.params.field).toBe('lines');
     expect(fault.params.reason).toContain('1.275');
+  });
+});
+
+describe('单价 as printed: excluding tax, like 金额', () => {
+  it.each([
+    // amount (fen), quantity, printed unit price
+    [9433n, '3', '31.44333333'], // 3 × 33.33 incl. 6 %: 94.33 before tax
+    [10000n, '4', '25'], // exact: no decimals left
+    [10000n, '3', '33.33333333'],
+    [20000n, '3', '66.66666667'], // …6666|6666… rounds up
+    [1n, '1024', '0.00000977'], // 0.000009765625: the 9th decimal 5 rounds up
+    [1n, '2000000', '0.00000001'], // exactly half of 10^-8 rounds up (四舍五入, not to even)
+    [111000n, '12.5', '88.8'],
+    [9433n, '0.00000001', '9433000000'],
+    [9_999_999_999_999n, '123456789012.1234567', '0.81000001'], // 0.810000007…: the largest amount over a 19-digit quantity
+  ])('%s fen ÷ %s → %s', (amount, quantity, printed) => {
+    expect(unitPriceExcludingTax({ quantity, unitPrice: 'ignored', amount }, true)).toBe(printed);
+  });
+
+  it('is the price as entered when prices exclude tax', () => {
+    expect(unitPriceExcludingTax({ quantity: '3', unitPrice: '33.333', amount: 10000n }, false)).toBe('33.333');
   });
 });
