@@ -155,6 +155,12 @@ export const faults = {
     cause: 'The API accepts JSON bodies only.',
     remedy: '使用 Content-Type: application/json。', remedyEn: 'Send Content-Type: application/json.',
   },
+  FAULT_CODE_UNKNOWN: {
+    code: 1023, http: 404,
+    zh: '没有代码为 {code} 的故障', en: 'There is no fault with the code {code}',
+    cause: 'Fault codes have four digits (1xxx input … 9xxx internal), and this one is not in the catalogue: mistyped, or cut from a longer message.',
+    remedy: '核对错误应答中的 code；全部故障代码见 GET /api/v1/errors 或 fapiao errors。', remedyEn: 'Check the code in the error answer; GET /api/v1/errors or `fapiao errors` lists every code.',
+  },
   RECONCILE_DATE_INVALID: {
     code: 1050, http: 422,
     zh: '对账日期无效：{date}（格式 YYYY-MM-DD，且不晚于今天）', en: 'Invalid reconciliation date: {date} (YYYY-MM-DD, not after today)',

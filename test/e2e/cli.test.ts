@@ -64,6 +64,13 @@ describe('the fapiao command', () => {
     expect((await fapiao('errors', '4242')).code).toBe(2);
   });
 
+  it.each(['99', '4242', '1e3', 'abc'])('answers `errors %s`, an unknown fault code, with 1023 rather than "no such endpoint"', async (code) => {
+    const refused = await fapiao('errors', code, '--json');
+    expect(refused.code).toBe(2);
+    expect(JSON.parse(refused.stdout).error).toMatchObject({ code: 1023, details: [{ field: 'code' }] });
+    expect(JSON.parse(refused.stdout).error.message_en).toContain(code);
+  });
+
   it('verifies the chains, then exits 1 naming the invoice altered behind its back', async () => {
     expect((await fapiao('chain', 'verify')).code).toBe(0);
     const db = new SQLite(join(dataDir, 'fapiao.db'));
