@@ -8,6 +8,7 @@ import { readConfig } from '../config.js';
 import { migrateDatabase, openStore } from '../store/database.js';
 import { systemClock } from '../domain/time.js';
 import { formatYuan } from '../domain/money.js';
+import { decodeUtf8 } from '../domain/text.js';
 import { Fault, faults, type FaultSpec } from '../domain/faults.js';
 import { isRole, type Caller, type Role } from '../domain/access.js';
 import type { Ports } from '../app/ports.js';
@@ -245,10 +246,12 @@ program.command('restore').description('restore a backup made by `fapiao backup`
     }
   });
 
+/** A JSON file in UTF-8, as the API takes it: read as bytes, so a GBK file is refused (1024) and not issued garbled. */
 function readJson(path: string): unknown {
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(decodeUtf8(readFileSync(path), path));
   } catch (error) {
+    if (error instanceof Fault) throw error;
     throw new Fault(faults.REQUEST_MALFORMED, { reason: `${path}: ${(error as Error).message}` });
   }
 }

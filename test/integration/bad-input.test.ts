@@ -2,6 +2,7 @@
 // in Chinese and in English, a request id — and no invoice. Hostile text is data, kept verbatim.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storesUnderTest } from '../support/stores.js';
+import { gbkBytes } from '../support/gbk.js';
 import { BUYER_TAX_ID, body, oneLine, sampleInvoice, startApi, withWrongCheckCharacter, type Api, type ErrorBody, type InvoiceBody } from '../support/http.js';
 
 type Mutation = (invoice: Record<string, any>) => void;
@@ -17,7 +18,7 @@ const line = (invoice: Record<string, any>, index = 0): Record<string, any> => i
 
 interface BadRequest {
   what: string;
-  payload: string;
+  payload: string | Buffer;
   headers?: Record<string, string>;
   status: number;
   code: number;
@@ -81,6 +82,11 @@ const cases: BadRequest[] = [
   { what: 'an emoji in the buyer name', payload: changed((i) => (i.buyer.name = '开心😀公司')), status: 422, code: 1014, field: 'buyer.name' },
   { what: 'remarks of 231 characters', payload: changed((i) => (i.remarks = '备'.repeat(231))), status: 422, code: 1014, field: 'remarks' },
   { what: 'a buyer name with a trailing space', payload: changed((i) => (i.buyer.name = '某某公司 ')), status: 422, code: 1014, field: 'buyer.name' },
+  { what: 'a replacement character (U+FFFD) in the buyer name', payload: changed((i) => (i.buyer.name = '深圳市\ufffd\ufffd某某科技有限公司')), status: 422, code: 1014, field: 'buyer.name' },
+  { what: 'half a character (a lone surrogate) in an item name', payload: changed((i) => (line(i, 1).name = '*计算机配套产品*键盘\ud83d')), status: 422, code: 1014, field: 'lines[1].name' },
+  { what: 'a GBK body (bytes that are not UTF-8)', payload: gbkBytes(changed(() => {})), status: 400, code: 1024, field: 'body' },
+  { what: 'a GBK body declared charset=gbk', payload: gbkBytes(changed(() => {})), headers: { 'content-type': 'application/json; charset=gbk' }, status: 415, code: 1021, field: 'content-type' },
+  { what: 'a UTF-8 body declared charset=GB18030', payload: changed(() => {}), headers: { 'content-type': 'application/json; charset="GB18030"' }, status: 415, code: 1021, field: 'content-type' },
   { what: 'a body over the size limit', payload: changed((i) => (i.remarks = 'x'.repeat(2_200_000))), status: 413, code: 1017, field: 'body' },
   { what: 'a text/plain body', payload: changed(() => {}), headers: { 'content-type': 'text/plain' }, status: 415, code: 1021, field: 'content-type' },
   { what: 'an XML body', payload: '<invoice/>', headers: { 'content-type': 'application/xml' }, status: 415, code: 1021, field: 'content-type' },
@@ -124,6 +130,32 @@ for (const s of storesUnderTest) {
       expect(error.request_id).toBeTruthy();
       expect(response.headers['x-request-id']).toBe(error.request_id);
       expect(await api.countInvoices(api.a.id)).toBe(before);
+    });
+
+    it('accepts a body declared UTF-8, in any spelling, and one that starts with a byte-order mark', async () => {
+      const before = await api.countInvoices(api.a.id);
+      for (const type of ['application/json; charset=utf-8', 'application/json; charset="UTF-8"', 'application/json;charset=utf8']) {
+        expect((await api.issue(api.a.keys.clerk, changed(() => {}), { 'content-type': type })).statusCode, type).toBe(201);
+      }
+      expect((await api.issue(api.a.keys.clerk, `\ufeff${changed(() => {})}`)).statusCode).toBe(201);
+      expect(await api.countInvoices(api.a.id)).toBe(before + 4);
+    });
+
+    it('says what is wrong with text that is not UTF-8 and what to do, in both languages', async () => {
+      const gbk = body<ErrorBody>(await api.issue(api.a.keys.clerk, gbkBytes(changed(() => {})))).error;
+      expect(gbk.message_en).toBe('body is not UTF-8 text');
+      expect(gbk.message).toContain('UTF-8');
+      expect([gbk.remedy, gbk.remedy_en]).toEqual([expect.stringContaining('UTF-8'), expect.stringContaining('Save the file as UTF-8')]);
+
+      const declared = body<ErrorBody>(await api.issue(api.a.keys.clerk, changed(() => {}), { 'content-type': 'application/json; charset=gbk' })).error;
+      expect(declared.message_en).toBe('Unsupported content type: application/json; charset=gbk');
+      expect(declared.details).toEqual([{ field: 'content-type', issue: 'charset gbk: only UTF-8 is accepted' }]);
+      expect(declared.remedy_en).toContain('charset=utf-8');
+
+      const garbled = body<ErrorBody>(await api.issue(api.a.keys.clerk, sampleInvoice({ buyer: { name: '𬌗深圳\ufffd公司' } }))).error;
+      expect(garbled.details).toEqual([{ field: 'buyer.name', issue: expect.stringMatching(/^replacement character U\+FFFD \(�\) at position 4: .*UTF-8/) }]);
+      const surrogate = body<ErrorBody>(await api.issue(api.a.keys.clerk, sampleInvoice({ remarks: '备注\udc00' }))).error;
+      expect(surrogate.details).toEqual([{ field: 'remarks', issue: 'half of a character (lone surrogate U+DC00) at position 3' }]);
     });
 
     it('refuses a NUL character anywhere, in a body, a query or a login, with 1014 naming the field', async () => {

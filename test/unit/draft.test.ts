@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { draftInvoice, type InvoiceRequest } from '../../src/domain/draft.js';
-import { checkText } from '../../src/domain/text.js';
+import { checkText, decodeUtf8 } from '../../src/domain/text.js';
+import { gbkBytes } from '../support/gbk.js';
 import { parseCalendarDate, shanghaiDate, shanghaiMonth, shanghaiTimestamp } from '../../src/domain/time.js';
 import type { Fault } from '../../src/domain/faults.js';
 
@@ -16,14 +17,18 @@ const request = (overrides: Partial<InvoiceRequest> = {}): InvoiceRequest => ({
   ...overrides,
 });
 
-const refusal = (work: () => unknown) => {
+const caught = (work: () => unknown): Fault => {
   try {
     work();
   } catch (error) {
-    const fault = error as Fault;
-    return { code: fault.spec.code, fields: fault.details.map((d) => d.field) };
+    return error as Fault;
   }
   throw new Error('expected a refusal');
+};
+
+const refusal = (work: () => unknown) => {
+  const fault = caught(work);
+  return { code: fault.spec.code, fields: fault.details.map((d) => d.field) };
 };
 
 describe('drafting an invoice', () => {
@@ -76,9 +81,42 @@ describe('invoice text', () => {
     expect(refusal(() => checkText(value, 'f', 100)).code).toBe(1014);
   });
 
+  it.each([
+    ['a replacement character, left where GBK was read as UTF-8', '深圳\ufffd\ufffd公司', /^replacement character U\+FFFD \(�\) at position 3: .*another encoding/],
+    ['a lone high surrogate', '𬌗a\ud800b', /^half of a character \(lone surrogate U\+D800\) at position 3$/],
+    ['a lone low surrogate', '\udc00', /^half of a character \(lone surrogate U\+DC00\) at position 1$/],
+  ])('refuses %s, saying what it is and where, naming the field', (_what, value, reason) => {
+    const fault = caught(() => checkText(value, 'buyer.name', 100));
+    expect(fault.spec.code).toBe(1014);
+    expect(fault.details).toEqual([{ field: 'buyer.name', issue: expect.stringMatching(reason) }]);
+  });
+
+  it('keeps a character beyond U+FFFF (a surrogate pair) and counts it as one', () => {
+    expect(checkText('刘䶮𬌗', 'f', 3)).toBe('刘䶮𬌗');
+    expect(caught(() => checkText('𬌗\u0007', 'f', 10)).details[0]!.issue).toBe('invisible control character U+0007 at position 2');
+  });
+
   it('counts characters, not UTF-16 units, against the limit', () => {
     expect(checkText('发'.repeat(100), 'f', 100)).toHaveLength(100);
     expect(refusal(() => checkText('发'.repeat(101), 'f', 100)).code).toBe(1014);
+  });
+});
+
+describe('bytes that must be UTF-8', () => {
+  it('decodes UTF-8 and drops a leading byte-order mark', () => {
+    expect(decodeUtf8(Buffer.from('{"name":"购买方"}'), 'body')).toBe('{"name":"购买方"}');
+    expect(decodeUtf8(Buffer.from('\ufeff{}'), 'body')).toBe('{}');
+  });
+
+  it.each([
+    ['GBK', gbkBytes('{"name":"购买方有限公司"}')],
+    ['a character cut short', Buffer.from('购', 'utf8').subarray(0, 2)],
+    ['an encoded surrogate (CESU-8)', Buffer.from([0xed, 0xa0, 0x80])],
+    ['Latin-1', Buffer.from('café', 'latin1')],
+  ])('refuses %s with 1024 naming the source, never with U+FFFD in its place', (_what, bytes) => {
+    const fault = caught(() => decodeUtf8(bytes, 'invoice.json'));
+    expect([fault.spec.code, fault.spec.http, fault.message]).toEqual([1024, 400, 'invoice.json is not UTF-8 text']);
+    expect(fault.details).toEqual([{ field: 'invoice.json', issue: 'not UTF-8 text' }]);
   });
 });
 
