@@ -169,6 +169,13 @@ export const faults = {
     remedy: '把文件另存为 UTF-8 编码后重试（例如 iconv -f GBK -t UTF-8 原文件 > 新文件，或在编辑器“另存为”时选择 UTF-8）；程序调用接口时请以 UTF-8 编码发送请求体。',
     remedyEn: 'Save the file as UTF-8 and try again (e.g. iconv -f GBK -t UTF-8 old.json > new.json, or choose UTF-8 in your editor\'s "Save as"); a program calling the API must encode the body as UTF-8.',
   },
+  TEXT_NOT_PRINTABLE: {
+    code: 1025, http: 422,
+    zh: '{field} 第 {position} 个字符“{character}”（{codePoint}）无法打印在发票上', en: 'Field {field}: the character {character} ({codePoint}) at position {position} cannot be printed on the invoice',
+    cause: 'The font invoices are printed in (Noto Sans SC, some 30,000 characters) has no glyph for it, so it would print as an empty box. Mostly rare ideographs of CJK Extension B and later.',
+    remedy: '改用该字的通用写法或常用异体字（例如把“𠮷”写作“吉”）；登记名称中确实使用此字的，请联系技术支持。',
+    remedyEn: 'Write the character in its common form or a common variant (e.g. 吉 for 𠮷); if a registered name really uses it, contact support.',
+  },
   RECONCILE_DATE_INVALID: {
     code: 1050, http: 422,
     zh: '对账日期无效：{date}（格式 YYYY-MM-DD，且不晚于今天）', en: 'Invalid reconciliation date: {date} (YYYY-MM-DD, not after today)',

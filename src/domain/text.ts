@@ -11,6 +11,8 @@ const PICTOGRAPH = /[\p{Extended_Pictographic}\u{1F1E6}-\u{1F1FF}]/u;
 // was garbled on the way (GBK read as UTF-8), and would be issued garbled.
 const REPLACEMENT = /\uFFFD/;
 
+export type TextCheck = (value: string, field: string, maxLength: number, required?: boolean) => string;
+
 export function checkText(value: string, field: string, maxLength: number, required = false): string {
   if (required && value.trim() === '') throw new Fault(faults.FIELD_MISSING, { field }, [{ field, issue: 'empty' }]);
   if (value !== value.trim()) throw invalid(field, 'leading or trailing spaces');
@@ -25,6 +27,30 @@ export function checkText(value: string, field: string, maxLength: number, requi
   const length = [...value].length;
   if (length > maxLength) throw invalid(field, `${length} characters, at most ${maxLength}`);
   return value;
+}
+
+/**
+ * The characters invoices can be printed with, as code points: what the invoice font has a glyph
+ * for. The document adapter knows the font (src/documents/font.ts); the domain only asks.
+ */
+export interface PrintableCharacters {
+  has(codePoint: number): boolean;
+}
+
+/** checkText for text printed on the invoice: it also refuses a character the font lacks, which would print as an empty box. */
+export function printedTextCheck(printable: PrintableCharacters): TextCheck {
+  return (value, field, maxLength, required) => {
+    checkText(value, field, maxLength, required);
+    let position = 0;
+    for (const character of value) {
+      position += 1;
+      if (!printable.has(character.codePointAt(0)!)) {
+        const params = { field, character, codePoint: `U+${codePoint(character)}`, position: String(position) };
+        throw new Fault(faults.TEXT_NOT_PRINTABLE, params, [{ field, issue: `${character} (${params.codePoint}) at position ${position} is not in the invoice font` }]);
+      }
+    }
+    return value;
+  };
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { draftInvoice, type InvoiceRequest } from '../../src/domain/draft.js';
-import { checkText, decodeUtf8 } from '../../src/domain/text.js';
+import { draftInvoice, type InvoiceRequest, type LineRequest } from '../../src/domain/draft.js';
+import { checkText, decodeUtf8, type PrintableCharacters } from '../../src/domain/text.js';
 import { gbkBytes } from '../support/gbk.js';
 import { parseCalendarDate, shanghaiDate, shanghaiMonth, shanghaiTimestamp } from '../../src/domain/time.js';
 import type { Fault } from '../../src/domain/faults.js';
@@ -16,6 +16,9 @@ const request = (overrides: Partial<InvoiceRequest> = {}): InvoiceRequest => ({
   ],
   ...overrides,
 });
+
+/** A font with every character, for the rules that are not about the font. */
+const anyCharacter: PrintableCharacters = { has: () => true };
 
 const caught = (work: () => unknown): Fault => {
   try {
@@ -33,20 +36,20 @@ const refusal = (work: () => unknown) => {
 
 describe('drafting an invoice', () => {
   it('prices every line and totals them in fen', () => {
-    const draft = draftInvoice(request());
+    const draft = draftInvoice(request(), anyCharacter);
     expect(draft.lines.map((l) => [l.amount, l.tax])).toEqual([[100000n, 6000n], [9999n, 1300n]]);
     expect([draft.totalAmount, draft.totalTax, draft.totalWithTax]).toEqual([109999n, 7300n, 117299n]);
     expect(draft.lines[0]).toMatchObject({ quantity: '1', unitPrice: '1000', taxRate: '0.06' });
   });
 
   it('keeps full-width punctuation in a registered name exactly as typed', () => {
-    expect(draftInvoice(request()).buyer.name).toBe('某某（北京）科技有限公司');
+    expect(draftInvoice(request(), anyCharacter).buyer.name).toBe('某某（北京）科技有限公司');
   });
 
   it('lets an ordinary invoice go to a person without a taxpayer ID, but not a special one', () => {
     const person = { ...request().buyer, name: '张三', tax_id: '' };
-    expect(draftInvoice(request({ buyer: person })).buyer.taxId).toBe('');
-    expect(refusal(() => draftInvoice(request({ kind: 'special', buyer: person })))).toEqual({ code: 1005, fields: ['buyer.tax_id'] });
+    expect(draftInvoice(request({ buyer: person }), anyCharacter).buyer.taxId).toBe('');
+    expect(refusal(() => draftInvoice(request({ kind: 'special', buyer: person }), anyCharacter))).toEqual({ code: 1005, fields: ['buyer.tax_id'] });
   });
 
   it.each([
@@ -58,14 +61,44 @@ describe('drafting an invoice', () => {
     ['a bad e-mail', { buyer: { ...request().buyer, email: 'not-mail' } }, 1003, 'buyer.email'],
     ['an empty buyer name', { buyer: { ...request().buyer, name: '' } }, 1005, 'buyer.name'],
   ])('refuses %s', (_what, overrides, code, field) => {
-    const result = refusal(() => draftInvoice(request(overrides as Partial<InvoiceRequest>)));
+    const result = refusal(() => draftInvoice(request(overrides as Partial<InvoiceRequest>), anyCharacter));
     expect(result.code).toBe(code);
     expect(result.fields).toContain(field);
   });
 
   it('refuses more than 2,000 lines with 1007', () => {
     const lines = Array.from({ length: 2001 }, () => request().lines[0]!);
-    expect(refusal(() => draftInvoice(request({ lines }))).code).toBe(1007);
+    expect(refusal(() => draftInvoice(request({ lines }), anyCharacter)).code).toBe(1007);
+  });
+});
+
+describe('characters the invoice font lacks (they would print as empty boxes)', () => {
+  const font: PrintableCharacters = { has: (codePoint) => codePoint !== 0x20000 }; // lacks 𠀀
+  const buyer = request().buyer;
+  const [line0, line1] = request().lines as [LineRequest, LineRequest];
+
+  it.each([
+    ['buyer.name', { buyer: { ...buyer, name: '刘䶮𬌗𠀀龘㐀商行' } }, 4],
+    ['buyer.address', { buyer: { ...buyer, address: '北京市𠀀路1号' } }, 4],
+    ['buyer.bank', { buyer: { ...buyer, bank: '𠀀银行' } }, 1],
+    ['buyer.account', { buyer: { ...buyer, account: '6222𠀀' } }, 5],
+    ['lines[1].name', { lines: [line0, { ...line1, name: '*计算机配套产品*𠀀' }] }, 10],
+    ['lines[0].spec', { lines: [{ ...line0, spec: 'A𠀀' }, line1] }, 2],
+    ['lines[0].unit', { lines: [{ ...line0, unit: '𠀀' }, line1] }, 1],
+    ['remarks', { remarks: '合同𠀀' }, 3],
+  ])('refuses one in %s, naming the field, the character and its code point', (field, overrides, position) => {
+    const fault = caught(() => draftInvoice(request(overrides), font));
+    expect(fault.spec.code).toBe(1025);
+    expect(fault.message).toBe(`Field ${field}: the character 𠀀 (U+20000) at position ${position} cannot be printed on the invoice`);
+    expect(fault.details).toEqual([{ field, issue: `𠀀 (U+20000) at position ${position} is not in the invoice font` }]);
+  });
+
+  it('takes the same text without it, and an e-mail address (never printed) with it', () => {
+    expect(draftInvoice(request({ buyer: { ...buyer, name: '刘䶮𬌗龘㐀商行', email: '𠀀@example.cn' } }), font).buyer.name).toBe('刘䶮𬌗龘㐀商行');
+  });
+
+  it('reports what the other text rules find first, e.g. a control character', () => {
+    expect(caught(() => draftInvoice(request({ remarks: '𠀀\u0007' }), font)).spec.code).toBe(1014);
   });
 });
 
