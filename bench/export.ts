@@ -26,6 +26,7 @@ import { csvStream } from '../src/documents/export/csv.js';
 import { writeXlsx } from '../src/documents/export/xlsx.js';
 import { invoiceChainScope } from '../src/domain/audit-chain.js';
 import { draftInvoice, type InvoiceRequest } from '../src/domain/draft.js';
+import { printableCharacters } from '../src/documents/font.js';
 import { GENESIS_HASH, sealInvoice, type Invoice } from '../src/domain/invoice.js';
 import { invoiceNumber } from '../src/domain/numbering.js';
 import { shanghaiTimestamp, systemClock } from '../src/domain/time.js';
@@ -53,7 +54,7 @@ async function fill(ports: Ports, merchant: MerchantRecord, count: number): Prom
   for (let done = 0; done < count; done += BATCH) {
     const rows: Invoice[] = [];
     for (let i = done; i < Math.min(count, done + BATCH); i++) {
-      const invoice = sealInvoice(merchant.id, { ...draftInvoice(request(i)), number: invoiceNumber(2025, merchant.regionCode, i + 1), issuedAt: shanghaiTimestamp(new Date(t0 + i * 60_000)), seller, issuer: 'bench' }, head);
+      const invoice = sealInvoice(merchant.id, { ...draftInvoice(request(i), printableCharacters()), number: invoiceNumber(2025, merchant.regionCode, i + 1), issuedAt: shanghaiTimestamp(new Date(t0 + i * 60_000)), seller, issuer: 'bench' }, head);
       head = { hash: invoice.chainHash, index: invoice.chainIndex };
       rows.push(invoice);
     }

@@ -37,6 +37,7 @@ import type { InvoiceFilter, MerchantRecord, Ports } from '../src/app/ports.js';
 import { addMerchant } from '../src/app/merchants.js';
 import { createApiKey } from '../src/app/api-keys.js';
 import { draftInvoice, type InvoiceRequest } from '../src/domain/draft.js';
+import { printableCharacters } from '../src/documents/font.js';
 import { chainLink, contentDigest, GENESIS_HASH, sealInvoice, type InvoiceDraft } from '../src/domain/invoice.js';
 import { invoiceChainScope } from '../src/domain/audit-chain.js';
 import { invoiceNumber } from '../src/domain/numbering.js';
@@ -155,7 +156,7 @@ function* sealedRows(merchant: MerchantRecord, draft: InvoiceDraft, count: numbe
 async function fill(dialect: 'sqlite' | 'postgres', target: { dataDir: string; databaseUrl?: string }, merchant: MerchantRecord, count: number): Promise<FillResult> {
   const recorder = recordingRepositories(dialect);
   const request = IssueRequest.parse({ ...threeLineInvoice('bench'), buyer: { name: buyers[1]!.name, tax_id: buyers[1]!.taxId, address: '厦门市思明区软件园二期', phone: '0592-5550000' } }) as InvoiceRequest;
-  const draft = draftInvoice(request);
+  const draft = draftInvoice(request, printableCharacters());
   const started = performance.now();
   let insertMs = 0;
   let lastRow: { number: string; chainHash: string; chainIndex: number } | undefined;

@@ -5,7 +5,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { authorize, isRole, type Caller, type Role } from '../domain/access.js';
 import { Fault, faults } from '../domain/faults.js';
-import { checkText } from '../domain/text.js';
+import { printedTextCheck } from '../domain/text.js';
+import { printableCharacters } from '../documents/font.js';
 import { shanghaiTimestamp } from '../domain/time.js';
 import { recordAudit } from './audit.js';
 import type { ApiKeyRecord, Ports } from './ports.js';
@@ -26,7 +27,7 @@ export interface NewApiKey {
 
 /** The returned `key` is the only copy there will ever be: hand it to the user, never log it. */
 export async function createApiKey(ports: Ports, input: NewApiKey): Promise<{ key: string; record: ApiKeyRecord }> {
-  const label = checkText(input.label, 'label', 64, true);
+  const label = printedTextCheck(printableCharacters())(input.label, 'label', 64, true); // printed as 开票人 on what the key issues
   if (!isRole(input.role)) throw new Fault(faults.FIELD_INVALID, { field: 'role', reason: 'one of owner, clerk, auditor, operator' }, [{ field: 'role', issue: 'unknown role' }]);
   const id = randomBytes(8).toString('hex');
   const secret = randomBytes(32).toString('base64url');

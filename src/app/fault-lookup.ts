@@ -1,9 +1,17 @@
 // The fault catalogue as people read it: by the API (/api/v1/errors), the CLI (`fapiao errors`)
 // and docs/fault-codes.md.
-import { faults, type FaultSpec } from '../domain/faults.js';
+import { Fault, faultByCode, faults, type FaultSpec } from '../domain/faults.js';
 
 export function faultView(spec: FaultSpec) {
   return { code: spec.code, http_status: spec.http, message: spec.zh, message_en: spec.en, cause: spec.cause, remedy: spec.remedy, remedy_en: spec.remedyEn };
+}
+
+/** The catalogue entry of a code as typed ("1001"); anything else is refused with 1023. */
+export function lookUpFault(code: string): FaultSpec {
+  // Four digits only: Number() would read "1e3" as 1000 and "" as 0.
+  const spec = /^\d{4}$/.test(code) ? faultByCode(Number(code)) : undefined;
+  if (!spec) throw new Fault(faults.FAULT_CODE_UNKNOWN, { code }, [{ field: 'code', issue: 'not a code of the fault catalogue' }]);
+  return spec;
 }
 
 export function faultCatalogueMarkdown(): string {

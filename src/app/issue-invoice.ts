@@ -9,6 +9,7 @@
 // reused key gets its own fault and takes no number, and the others are issued.
 import { authorize, type Caller } from '../domain/access.js';
 import { draftInvoice, type InvoiceRequest } from '../domain/draft.js';
+import { printableCharacters } from '../documents/font.js';
 import { Fault, faults } from '../domain/faults.js';
 import { sealInvoice, sha256, type Invoice, type InvoiceDraft } from '../domain/invoice.js';
 import { auditScope, invoiceChainScope } from '../domain/audit-chain.js';
@@ -37,7 +38,7 @@ export interface PendingIssue {
 
 export async function issueInvoice(ports: Ports, caller: Caller, request: InvoiceRequest, idempotencyKey?: string): Promise<IssueResult> {
   authorize(caller, 'invoice.issue');
-  const draft = draftInvoice(request); // pure; a rejection here has touched nothing
+  const draft = draftInvoice(request, printableCharacters()); // pure; a rejection here has touched nothing
   const requestHash = sha256(JSON.stringify(request));
   return queuesOf(ports).submit({ caller, draft, requestHash, ...(idempotencyKey !== undefined && { idempotencyKey }) });
 }

@@ -4,7 +4,8 @@ import { Fault, faults } from '../domain/faults.js';
 import { parseYuan } from '../domain/money.js';
 import { validateRegionCode } from '../domain/numbering.js';
 import { validateTaxpayerId } from '../domain/taxpayer-id.js';
-import { checkText } from '../domain/text.js';
+import { printedTextCheck } from '../domain/text.js';
+import { printableCharacters } from '../documents/font.js';
 import { shanghaiTimestamp } from '../domain/time.js';
 import { recordAudit } from './audit.js';
 import type { MerchantRecord, Ports } from './ports.js';
@@ -22,15 +23,16 @@ export interface MerchantInput {
 }
 
 export async function addMerchant(ports: Ports, input: MerchantInput, actor = 'platform'): Promise<MerchantRecord> {
+  const checkPrintedText = printedTextCheck(printableCharacters()); // the seller block of every invoice
   const merchant: MerchantRecord = {
     id: `m_${randomUUID().replaceAll('-', '').slice(0, 16)}`,
-    name: checkText(input.name, 'name', 100, true),
+    name: checkPrintedText(input.name, 'name', 100, true),
     taxId: sellerTaxId(input.taxId),
     regionCode: validateRegionCode(input.regionCode),
-    address: checkText(input.address ?? '', 'address', 100),
-    phone: checkText(input.phone ?? '', 'phone', 30),
-    bank: checkText(input.bank ?? '', 'bank', 100),
-    account: checkText(input.account ?? '', 'account', 50),
+    address: checkPrintedText(input.address ?? '', 'address', 100),
+    phone: checkPrintedText(input.phone ?? '', 'phone', 30),
+    bank: checkPrintedText(input.bank ?? '', 'bank', 100),
+    account: checkPrintedText(input.account ?? '', 'account', 50),
     dailyInvoiceLimit: dailyLimit(input.dailyInvoiceLimit ?? null),
     monthlyCreditFen: input.monthlyCredit == null ? null : parseYuan(input.monthlyCredit, 'monthly_credit'),
     createdAt: shanghaiTimestamp(ports.clock.now()),

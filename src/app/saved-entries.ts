@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { authorize, type Caller } from '../domain/access.js';
 import { draftInvoice, type BuyerRequest, type LineRequest } from '../domain/draft.js';
+import { printableCharacters } from '../documents/font.js';
 import { Fault, faults } from '../domain/faults.js';
 import { shanghaiTimestamp } from '../domain/time.js';
 import type { Ports, SavedBuyer, SavedItem } from './ports.js';
@@ -14,14 +15,14 @@ export type ItemRequest = Omit<LineRequest, 'quantity'>;
 export async function saveBuyer(ports: Ports, caller: Caller, buyer: BuyerRequest): Promise<SavedBuyer> {
   authorize(caller, 'saved.write');
   // The same rules as on an invoice, so a saved buyer always fills in a valid invoice.
-  const checked = asEntry('buyer.', () => draftInvoice({ kind: 'normal', prices_include_tax: false, remarks: '', buyer, lines: [sampleLine] }).buyer);
+  const checked = asEntry('buyer.', () => draftInvoice({ kind: 'normal', prices_include_tax: false, remarks: '', buyer, lines: [sampleLine] }, printableCharacters()).buyer);
   const entry: SavedBuyer = { id: newId('b'), ...checked, updatedAt: shanghaiTimestamp(ports.clock.now()) };
   return ports.store.write((tx) => tx.savedBuyers.upsert(caller.merchantId, entry));
 }
 
 export async function saveItem(ports: Ports, caller: Caller, item: ItemRequest): Promise<SavedItem> {
   authorize(caller, 'saved.write');
-  const [line] = asEntry('lines[0].', () => draftInvoice({ kind: 'normal', prices_include_tax: false, remarks: '', buyer: sampleBuyer, lines: [{ ...item, quantity: '1' }] }).lines);
+  const [line] = asEntry('lines[0].', () => draftInvoice({ kind: 'normal', prices_include_tax: false, remarks: '', buyer: sampleBuyer, lines: [{ ...item, quantity: '1' }] }, printableCharacters()).lines);
   const entry: SavedItem = {
     id: newId('i'),
     name: line!.name,

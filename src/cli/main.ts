@@ -8,7 +8,8 @@ import { readConfig } from '../config.js';
 import { migrateDatabase, openStore } from '../store/database.js';
 import { systemClock } from '../domain/time.js';
 import { formatYuan } from '../domain/money.js';
-import { Fault, faultByCode, faults } from '../domain/faults.js';
+import { decodeUtf8 } from '../domain/text.js';
+import { Fault, faults, type FaultSpec } from '../domain/faults.js';
 import { isRole, type Caller, type Role } from '../domain/access.js';
 import type { Ports } from '../app/ports.js';
 import { addMerchant, setMerchantLimits } from '../app/merchants.js';
@@ -18,7 +19,7 @@ import { issueInvoice } from '../app/issue-invoice.js';
 import { getInvoice, listInvoices } from '../app/query-invoices.js';
 import { verifyChains } from '../app/verify-chain.js';
 import { applyRetention, backUp, dialectOf, readKeyFile, restore } from '../app/backups.js';
-import { faultCatalogueMarkdown, faultView } from '../app/fault-lookup.js';
+import { faultCatalogueMarkdown, faultView, lookUpFault } from '../app/fault-lookup.js';
 import { argon2Hasher } from '../security/passwords.js';
 import { IssueRequest, InvoiceQuery } from '../http/schemas.js';
 import { RequestRejected, zodValidatorCompiler } from '../http/errors.js';
@@ -182,9 +183,11 @@ program.command('errors').description('look up fault codes (故障代码库)').a
   .option('--markdown', 'print the whole catalogue as Markdown (docs/fault-codes.md)').addOption(json)
   .action((code: string | undefined, o: { markdown?: boolean; json?: boolean }) => {
     if (o.markdown) return void process.stdout.write(faultCatalogueMarkdown());
-    const specs = code === undefined ? Object.values(faults) : [faultByCode(Number(code))].filter((s) => s !== undefined);
-    if (specs.length === 0) {
-      process.exitCode = reportError(new Fault(faults.ROUTE_NOT_FOUND, { route: `fault code ${code}` }), Boolean(o.json));
+    let specs: FaultSpec[];
+    try {
+      specs = code === undefined ? Object.values(faults) : [lookUpFault(code)];
+    } catch (error) {
+      process.exitCode = reportError(error, Boolean(o.json));
       return;
     }
     if (o.json) return printJson(code === undefined ? specs.map(faultView) : faultView(specs[0]!));
@@ -243,10 +246,12 @@ program.command('restore').description('restore a backup made by `fapiao backup`
     }
   });
 
+/** A JSON file in UTF-8, as the API takes it: read as bytes, so a GBK file is refused (1024) and not issued garbled. */
 function readJson(path: string): unknown {
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(decodeUtf8(readFileSync(path), path));
   } catch (error) {
+    if (error instanceof Fault) throw error;
     throw new Fault(faults.REQUEST_MALFORMED, { reason: `${path}: ${(error as Error).message}` });
   }
 }

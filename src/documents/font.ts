@@ -16,6 +16,8 @@ export interface FontkitFont {
   layout(text: string, features?: unknown): GlyphRun;
   createSubset(): { includeGlyph(id: number): number; encode(): Uint8Array };
   readonly postscriptName: string;
+  /** Every code point the font maps to a glyph (from its cmap). */
+  readonly characterSet: number[];
 }
 
 interface GlyphPosition {
@@ -49,10 +51,30 @@ const loaded = new Map<FontWeight, FontkitFont>();
 export function invoiceFont(weight: FontWeight): FontkitFont {
   let font = loaded.get(weight);
   if (!font) {
-    font = withLayoutCache(withFastSubsets(fontkit.create(readFileSync(fontPath(weight)))));
+    font = withLayoutCache(withFastSubsets(parseFont(weight)));
     loaded.set(weight, font);
   }
   return font;
+}
+
+let printable: ReadonlySet<number> | undefined;
+
+/**
+ * The characters an invoice can print: those the font has a glyph for. Everything a person types
+ * is set in the regular weight (layout.ts). Every text that is printed is checked against it as
+ * it enters (an issue, a saved entry, a merchant, an API key's label), so a character the font
+ * lacks is refused instead of printing as an empty box. Made once per process from a font parsed
+ * for this alone and then dropped: its character map takes some 35 ms, where the shared font
+ * above would first parse its outlines too (another 100 ms), which issuing never needs. Each
+ * lookup is then one Set.has per character.
+ */
+export function printableCharacters(): ReadonlySet<number> {
+  printable ??= new Set(parseFont('regular').characterSet);
+  return printable;
+}
+
+function parseFont(weight: FontWeight): FontkitFont {
+  return fontkit.create(readFileSync(fontPath(weight)));
 }
 
 const MAX_CACHED_RUNS = 50_000;

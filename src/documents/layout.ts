@@ -6,6 +6,7 @@
 import { amountInWords } from '../domain/amount-in-words.js';
 import type { InvoiceContent, InvoiceLine, Party } from '../domain/invoice.js';
 import { formatYuan } from '../domain/money.js';
+import { printedCheckCode } from '../domain/signature.js';
 import { unitPriceExcludingTax } from '../domain/tax.js';
 import { darkRuns, qrMatrix } from './qr.js';
 
@@ -157,7 +158,7 @@ function drawHeader(doc: Doc, { invoice, verifyUrl, checkCode }: PageFacts): voi
   label(doc, '开票日期：', x, 62, 70, 'left');
   value(doc, chineseDate(invoice.issuedAt), x + 66, 62, 160, 'left');
   label(doc, '校 验 码：', x, 80, 70, 'left');
-  value(doc, checkCode.replace(/(\d{5})(?=\d)/g, '$1 '), x + 66, 80, 160, 'left');
+  value(doc, printedCheckCode(checkCode), x + 66, 80, 160, 'left');
 }
 
 /** A buyer or seller block measured before it is drawn: its fields, one row each, and its height. */

@@ -3,7 +3,7 @@
 import { Fault, faults, type FieldIssue } from './faults.js';
 import type { Buyer, InvoiceDraft, InvoiceKind, InvoiceLine } from './invoice.js';
 import { formatTaxRate, priceInvoiceLines } from './tax.js';
-import { checkText } from './text.js';
+import { printedTextCheck, type PrintableCharacters, type TextCheck } from './text.js';
 import { validateTaxpayerId } from './taxpayer-id.js';
 
 export const MAX_LINES = 2000;
@@ -36,14 +36,16 @@ export interface InvoiceRequest {
   lines: LineRequest[];
 }
 
-export function draftInvoice(request: InvoiceRequest): InvoiceDraft {
+/** The texts printed on the invoice (all but the e-mail address) may hold only `printable` characters, those of the font. */
+export function draftInvoice(request: InvoiceRequest, printable: PrintableCharacters): InvoiceDraft {
   if (request.lines.length === 0) throw new Fault(faults.LINES_EMPTY, {}, [{ field: 'lines', issue: 'empty' }]);
   if (request.lines.length > MAX_LINES) {
     throw new Fault(faults.LINES_TOO_MANY, { count: String(request.lines.length), max: String(MAX_LINES) }, [{ field: 'lines', issue: 'too many' }]);
   }
-  const buyer = checkBuyer(request.buyer, request.kind);
-  const remarks = checkText(request.remarks, 'remarks', 230);
-  const texts = request.lines.map((line, i) => checkLineText(line, `lines[${i}]`));
+  const checkPrintedText = printedTextCheck(printable);
+  const buyer = checkBuyer(request.buyer, request.kind, checkPrintedText);
+  const remarks = checkPrintedText(request.remarks, 'remarks', 230);
+  const texts = request.lines.map((line, i) => checkLineText(line, `lines[${i}]`, checkPrintedText));
   const priced = priceInvoiceLines(request.lines, request.prices_include_tax);
   const lines: InvoiceLine[] = priced.lines.map((p, i) => ({
     ...texts[i]!,
@@ -65,14 +67,14 @@ export function draftInvoice(request: InvoiceRequest): InvoiceDraft {
   };
 }
 
-function checkBuyer(b: BuyerRequest, kind: InvoiceKind): Buyer {
+function checkBuyer(b: BuyerRequest, kind: InvoiceKind, checkPrintedText: TextCheck): Buyer {
   const buyer: Buyer = {
-    name: checkText(b.name, 'buyer.name', 100, true),
+    name: checkPrintedText(b.name, 'buyer.name', 100, true),
     taxId: b.tax_id,
-    address: checkText(b.address, 'buyer.address', 100),
+    address: checkPrintedText(b.address, 'buyer.address', 100),
     phone: checkPhone(b.phone),
-    bank: checkText(b.bank, 'buyer.bank', 100),
-    account: checkText(b.account, 'buyer.account', 50),
+    bank: checkPrintedText(b.bank, 'buyer.bank', 100),
+    account: checkPrintedText(b.account, 'buyer.account', 50),
     email: checkEmail(b.email),
   };
   // A special VAT invoice (专票) lets the buyer deduct input tax, so it must name a taxpayer;
@@ -93,14 +95,14 @@ function checkBuyerTaxId(taxId: string): void {
   }
 }
 
-function checkLineText(line: LineRequest, field: string): Pick<InvoiceLine, 'name' | 'taxCode' | 'spec' | 'unit'> {
+function checkLineText(line: LineRequest, field: string, checkPrintedText: TextCheck): Pick<InvoiceLine, 'name' | 'taxCode' | 'spec' | 'unit'> {
   // 税收分类编码: the 19-digit goods and services tax classification code.
   if (!/^\d{19}$/.test(line.tax_code)) throw fieldInvalid(`${field}.tax_code`, 'a tax classification code (税收分类编码) has 19 digits');
   return {
-    name: checkText(line.name, `${field}.name`, 100, true),
+    name: checkPrintedText(line.name, `${field}.name`, 100, true),
     taxCode: line.tax_code,
-    spec: checkText(line.spec, `${field}.spec`, 40),
-    unit: checkText(line.unit, `${field}.unit`, 20),
+    spec: checkPrintedText(line.spec, `${field}.spec`, 40),
+    unit: checkPrintedText(line.unit, `${field}.unit`, 20),
   };
 }
 

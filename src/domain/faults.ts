@@ -128,8 +128,9 @@ export const faults = {
   TEXT_INVALID: {
     code: 1014, http: 422,
     zh: '{field} 含有不允许的内容：{reason}', en: 'Field {field} contains something not allowed: {reason}',
-    cause: 'Invoice text may not contain control characters or emoji, and has a maximum length.',
-    remedy: '删除不可见字符或表情符号，并缩短文本。', remedyEn: 'Remove invisible characters or emoji and shorten the text.',
+    cause: 'Invoice text may not contain control characters, emoji, the replacement character � (left where text in another encoding was read as UTF-8) or half of a character (a lone surrogate), and has a maximum length.',
+    remedy: '删除不可见字符或表情符号，并缩短文本；含 � 的文本请从原处重新复制，或把文件另存为 UTF-8 后重试。',
+    remedyEn: 'Remove invisible characters or emoji and shorten the text; where the text holds �, copy it again from its source, or save the file as UTF-8 and try again.',
   },
   SELLER_TAX_ID_INVALID: {
     code: 1015, http: 422,
@@ -170,8 +171,28 @@ export const faults = {
   CONTENT_TYPE_UNSUPPORTED: {
     code: 1021, http: 415,
     zh: '不支持的内容类型：{type}', en: 'Unsupported content type: {type}',
-    cause: 'The API accepts JSON bodies only.',
-    remedy: '使用 Content-Type: application/json。', remedyEn: 'Send Content-Type: application/json.',
+    cause: 'The API accepts JSON bodies in UTF-8 only: another media type, or a charset other than UTF-8 (e.g. charset=gbk), is refused.',
+    remedy: '使用 Content-Type: application/json（可加 charset=utf-8），并以 UTF-8 编码发送请求体。', remedyEn: 'Send Content-Type: application/json (charset=utf-8 may be added) with the body encoded as UTF-8.',
+  },
+  FAULT_CODE_UNKNOWN: {
+    code: 1023, http: 404,
+    zh: '没有代码为 {code} 的故障', en: 'There is no fault with the code {code}',
+    cause: 'Fault codes have four digits (1xxx input … 9xxx internal), and this one is not in the catalogue: mistyped, or cut from a longer message.',
+    remedy: '核对错误应答中的 code；全部故障代码见 GET /api/v1/errors 或 fapiao errors。', remedyEn: 'Check the code in the error answer; GET /api/v1/errors or `fapiao errors` lists every code.',
+  },
+  TEXT_NOT_UTF8: {
+    code: 1024, http: 400,
+    zh: '{source} 不是 UTF-8 编码的文本', en: '{source} is not UTF-8 text',
+    cause: 'Some bytes are not valid UTF-8: usually a file saved as GBK/GB18030 (the default of Chinese Windows) or a client that encodes text in another charset. Read as UTF-8 anyway, its Chinese would reach the invoice as replacement characters (�).',
+    remedy: '把文件另存为 UTF-8 编码后重试（例如 iconv -f GBK -t UTF-8 原文件 > 新文件，或在编辑器“另存为”时选择 UTF-8）；程序调用接口时请以 UTF-8 编码发送请求体。',
+    remedyEn: 'Save the file as UTF-8 and try again (e.g. iconv -f GBK -t UTF-8 old.json > new.json, or choose UTF-8 in your editor\'s "Save as"); a program calling the API must encode the body as UTF-8.',
+  },
+  TEXT_NOT_PRINTABLE: {
+    code: 1025, http: 422,
+    zh: '{field} 第 {position} 个字符“{character}”（{codePoint}）无法打印在发票上', en: 'Field {field}: the character {character} ({codePoint}) at position {position} cannot be printed on the invoice',
+    cause: 'The font invoices are printed in (Noto Sans SC, some 30,000 characters) has no glyph for it, so it would print as an empty box. Mostly rare ideographs of CJK Extension B and later.',
+    remedy: '改用该字的通用写法或常用异体字（例如把“𠮷”写作“吉”）；登记名称中确实使用此字的，请联系技术支持。',
+    remedyEn: 'Write the character in its common form or a common variant (e.g. 吉 for 𠮷); if a registered name really uses it, contact support.',
   },
   RECONCILE_DATE_INVALID: {
     code: 1050, http: 422,

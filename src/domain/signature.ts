@@ -43,6 +43,19 @@ export function checkCode(digest: string): string {
   return (value % 10n ** 20n).toString().padStart(20, '0');
 }
 
+/** 校验码 as printed on the invoice, in groups of five digits: "35650 02747 80224 23158". */
+export function printedCheckCode(code: string): string {
+  return code.replace(/(\d{5})(?=\d)/g, '$1 ');
+}
+
+/**
+ * 校验码 as a person types it from the page: the spaces of the printed groups, or whatever
+ * whitespace they became on the way (a tab, a full-width or no-break space), are dropped.
+ */
+export function typedCheckCode(text: string): string {
+  return text.replace(/\s+/g, '');
+}
+
 /** 91440300MA5FXXXX12 → 9144********XXXX12: enough for a verifier to recognise, not to copy. */
 export function maskTaxId(taxId: string): string {
   if (taxId.length <= 8) return `${taxId.slice(0, 2)}${'*'.repeat(Math.max(0, taxId.length - 2))}`;

@@ -3,19 +3,75 @@
 // company names and is kept exactly as typed: altering a name would break 认证 matching later.
 import { Fault, faults } from './faults.js';
 
-const CONTROL = /[\p{Cc}\p{Cf}\p{Co}\p{Cs}]/u;
+// With the u flag \p{Cs} matches only a lone surrogate: a proper pair is one code point.
+const LONE_SURROGATE = /\p{Cs}/u;
+const CONTROL = /[\p{Cc}\p{Cf}\p{Co}]/u;
 const PICTOGRAPH = /[\p{Extended_Pictographic}\u{1F1E6}-\u{1F1FF}]/u;
+// U+FFFD is what a decoder puts where bytes were not text in its encoding: a name that holds it
+// was garbled on the way (GBK read as UTF-8), and would be issued garbled.
+const REPLACEMENT = /\uFFFD/;
+
+export type TextCheck = (value: string, field: string, maxLength: number, required?: boolean) => string;
 
 export function checkText(value: string, field: string, maxLength: number, required = false): string {
   if (required && value.trim() === '') throw new Fault(faults.FIELD_MISSING, { field }, [{ field, issue: 'empty' }]);
   if (value !== value.trim()) throw invalid(field, 'leading or trailing spaces');
+  const replacement = REPLACEMENT.exec(value);
+  if (replacement) throw invalid(field, `replacement character U+FFFD (�) at position ${position(value, replacement.index)}: the text was garbled by reading another encoding (e.g. GBK) as UTF-8`);
+  const surrogate = LONE_SURROGATE.exec(value);
+  if (surrogate) throw invalid(field, `half of a character (lone surrogate U+${codePoint(surrogate[0])}) at position ${position(value, surrogate.index)}`);
   const control = CONTROL.exec(value);
-  if (control) throw invalid(field, `invisible control character U+${codePoint(control[0])} at position ${control.index + 1}`);
+  if (control) throw invalid(field, `invisible control character U+${codePoint(control[0])} at position ${position(value, control.index)}`);
   const emoji = PICTOGRAPH.exec(value);
-  if (emoji) throw invalid(field, `emoji or symbol U+${codePoint(emoji[0])} at position ${emoji.index + 1}`);
+  if (emoji) throw invalid(field, `emoji or symbol U+${codePoint(emoji[0])} at position ${position(value, emoji.index)}`);
   const length = [...value].length;
   if (length > maxLength) throw invalid(field, `${length} characters, at most ${maxLength}`);
   return value;
+}
+
+/**
+ * The characters invoices can be printed with, as code points: what the invoice font has a glyph
+ * for. The document adapter knows the font (src/documents/font.ts); the domain only asks.
+ */
+export interface PrintableCharacters {
+  has(codePoint: number): boolean;
+}
+
+/** checkText for text printed on the invoice: it also refuses a character the font lacks, which would print as an empty box. */
+export function printedTextCheck(printable: PrintableCharacters): TextCheck {
+  return (value, field, maxLength, required) => {
+    checkText(value, field, maxLength, required);
+    let position = 0;
+    for (const character of value) {
+      position += 1;
+      if (!printable.has(character.codePointAt(0)!)) {
+        const params = { field, character, codePoint: `U+${codePoint(character)}`, position: String(position) };
+        throw new Fault(faults.TEXT_NOT_PRINTABLE, params, [{ field, issue: `${character} (${params.codePoint}) at position ${position} is not in the invoice font` }]);
+      }
+    }
+    return value;
+  };
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The text of bytes that must be UTF-8 (a request body, an invoice file). Bytes that are not are
+ * refused with 1024 rather than decoded with U+FFFD in their place, which would issue the
+ * garbled text. A leading byte-order mark is dropped, as JSON parsers may (RFC 8259): editors on
+ * Windows write one when told to save as UTF-8, which is what the remedy asks for.
+ */
+export function decodeUtf8(bytes: Uint8Array, source: string): string {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    throw new Fault(faults.TEXT_NOT_UTF8, { source }, [{ field: source, issue: 'not UTF-8 text' }]);
+  }
+}
+
+/** Position in characters, counted from 1 as a person counts them (an ideograph beyond U+FFFF is one). */
+function position(value: string, index: number): number {
+  return [...value.slice(0, index)].length + 1;
 }
 
 function codePoint(char: string): string {

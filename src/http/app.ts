@@ -14,6 +14,7 @@ import { securityHeaders } from './security-headers.js';
 import { registerAuthentication } from './auth.js';
 import type { HttpContext } from './context.js';
 import { answerClientError, handleError, handleFrameworkError, sendFault, zodValidatorCompiler } from './errors.js';
+import { registerJsonBodyParser } from './json-body.js';
 import { alertRoutes } from './routes/alerts.js';
 import { reconciliationRoutes } from './routes/reconciliations.js';
 import { statusRoutes } from './routes/status.js';
@@ -81,8 +82,9 @@ export async function buildApp(ports: HttpContext['ports'], options: Partial<Htt
   // Responses are plain objects built by views.ts; the response schemas document them in OpenAPI.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setErrorHandler(handleError);
-  // JSON only: Fastify's built-in text/plain parser would hand a string to the JSON schemas.
+  // JSON in UTF-8 only: Fastify's built-in text/plain parser would hand a string to the JSON schemas.
   app.removeContentTypeParser('text/plain');
+  registerJsonBodyParser(app);
   // Public routes need no credentials, and the OpenAPI document says so.
   app.addHook('onRoute', (route) => {
     if (route.config?.public && route.schema) route.schema = { ...route.schema, security: [] };

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import SQLite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gbkBytes } from '../support/gbk.js';
 
 const run = promisify(execFile);
 const dataDir = mkdtempSync(join(tmpdir(), 'fapiao-cli-'));
@@ -57,11 +58,31 @@ describe('the fapiao command', () => {
     expect(JSON.parse(refused.stdout).error).toMatchObject({ code: 1001, details: [{ field: 'buyer.tax_id' }] });
   });
 
+  it('refuses a file saved as GBK with 1024 naming the file and saying to save it as UTF-8, and issues nothing', async () => {
+    const gbk = join(dataDir, 'gbk.json');
+    writeFileSync(gbk, gbkBytes(JSON.stringify(invoice)));
+    const before = JSON.parse((await fapiao('query', '--merchant', merchantId, '--json')).stdout).items.length;
+    const refused = await fapiao('issue', '--file', gbk, '--merchant', merchantId, '--json');
+    expect(refused.code).toBe(2);
+    expect(JSON.parse(refused.stdout).error).toMatchObject({ code: 1024, message_en: `${gbk} is not UTF-8 text`, details: [{ field: gbk }] });
+    expect(JSON.parse(refused.stdout).error.remedy_en).toContain('Save the file as UTF-8');
+    const told = await fapiao('issue', '--file', gbk, '--merchant', merchantId);
+    expect(told.stderr).toContain(`错误 1024：${gbk} 不是 UTF-8 编码的文本`);
+    expect(JSON.parse((await fapiao('query', '--merchant', merchantId, '--json')).stdout).items.length).toBe(before);
+  });
+
   it('explains a fault code in both languages', async () => {
     const explained = await fapiao('errors', '1001');
     expect(explained.stdout).toContain('购买方纳税人识别号无效');
     expect(explained.stdout).toContain('Buyer taxpayer ID is invalid');
     expect((await fapiao('errors', '4242')).code).toBe(2);
+  });
+
+  it.each(['99', '4242', '1e3', 'abc'])('answers `errors %s`, an unknown fault code, with 1023 rather than "no such endpoint"', async (code) => {
+    const refused = await fapiao('errors', code, '--json');
+    expect(refused.code).toBe(2);
+    expect(JSON.parse(refused.stdout).error).toMatchObject({ code: 1023, details: [{ field: 'code' }] });
+    expect(JSON.parse(refused.stdout).error.message_en).toContain(code);
   });
 
   it('verifies the chains, then exits 1 naming the invoice altered behind its back', async () => {

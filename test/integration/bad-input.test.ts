@@ -2,7 +2,10 @@
 // in Chinese and in English, a request id — and no invoice. Hostile text is data, kept verbatim.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storesUnderTest } from '../support/stores.js';
-import { BUYER_TAX_ID, body, oneLine, sampleInvoice, startApi, withWrongCheckCharacter, type Api, type ErrorBody, type InvoiceBody } from '../support/http.js';
+import { createApiKey } from '../../src/app/api-keys.js';
+import { addMerchant } from '../../src/app/merchants.js';
+import { gbkBytes } from '../support/gbk.js';
+import { BUYER_TAX_ID, body, oneLine, sampleInvoice, startApi, validUscc, withWrongCheckCharacter, type Api, type ErrorBody, type InvoiceBody } from '../support/http.js';
 
 type Mutation = (invoice: Record<string, any>) => void;
 
@@ -17,7 +20,7 @@ const line = (invoice: Record<string, any>, index = 0): Record<string, any> => i
 
 interface BadRequest {
   what: string;
-  payload: string;
+  payload: string | Buffer;
   headers?: Record<string, string>;
   status: number;
   code: number;
@@ -81,6 +84,13 @@ const cases: BadRequest[] = [
   { what: 'an emoji in the buyer name', payload: changed((i) => (i.buyer.name = '开心😀公司')), status: 422, code: 1014, field: 'buyer.name' },
   { what: 'remarks of 231 characters', payload: changed((i) => (i.remarks = '备'.repeat(231))), status: 422, code: 1014, field: 'remarks' },
   { what: 'a buyer name with a trailing space', payload: changed((i) => (i.buyer.name = '某某公司 ')), status: 422, code: 1014, field: 'buyer.name' },
+  { what: 'a replacement character (U+FFFD) in the buyer name', payload: changed((i) => (i.buyer.name = '深圳市\ufffd\ufffd某某科技有限公司')), status: 422, code: 1014, field: 'buyer.name' },
+  { what: 'half a character (a lone surrogate) in an item name', payload: changed((i) => (line(i, 1).name = '*计算机配套产品*键盘\ud83d')), status: 422, code: 1014, field: 'lines[1].name' },
+  { what: 'a buyer name with a character the invoice font lacks (𠀀)', payload: changed((i) => (i.buyer.name = '刘䶮𬌗𠀀龘㐀商行')), status: 422, code: 1025, field: 'buyer.name' },
+  { what: 'an item name with a character the invoice font lacks (𠮷)', payload: changed((i) => (line(i, 2).name = '*餐饮服务*𠮷野家')), status: 422, code: 1025, field: 'lines[2].name' },
+  { what: 'a GBK body (bytes that are not UTF-8)', payload: gbkBytes(changed(() => {})), status: 400, code: 1024, field: 'body' },
+  { what: 'a GBK body declared charset=gbk', payload: gbkBytes(changed(() => {})), headers: { 'content-type': 'application/json; charset=gbk' }, status: 415, code: 1021, field: 'content-type' },
+  { what: 'a UTF-8 body declared charset=GB18030', payload: changed(() => {}), headers: { 'content-type': 'application/json; charset="GB18030"' }, status: 415, code: 1021, field: 'content-type' },
   { what: 'a body over the size limit', payload: changed((i) => (i.remarks = 'x'.repeat(2_200_000))), status: 413, code: 1017, field: 'body' },
   { what: 'a text/plain body', payload: changed(() => {}), headers: { 'content-type': 'text/plain' }, status: 415, code: 1021, field: 'content-type' },
   { what: 'an XML body', payload: '<invoice/>', headers: { 'content-type': 'application/xml' }, status: 415, code: 1021, field: 'content-type' },
@@ -124,6 +134,32 @@ for (const s of storesUnderTest) {
       expect(error.request_id).toBeTruthy();
       expect(response.headers['x-request-id']).toBe(error.request_id);
       expect(await api.countInvoices(api.a.id)).toBe(before);
+    });
+
+    it('accepts a body declared UTF-8, in any spelling, and one that starts with a byte-order mark', async () => {
+      const before = await api.countInvoices(api.a.id);
+      for (const type of ['application/json; charset=utf-8', 'application/json; charset="UTF-8"', 'application/json;charset=utf8']) {
+        expect((await api.issue(api.a.keys.clerk, changed(() => {}), { 'content-type': type })).statusCode, type).toBe(201);
+      }
+      expect((await api.issue(api.a.keys.clerk, `\ufeff${changed(() => {})}`)).statusCode).toBe(201);
+      expect(await api.countInvoices(api.a.id)).toBe(before + 4);
+    });
+
+    it('says what is wrong with text that is not UTF-8 and what to do, in both languages', async () => {
+      const gbk = body<ErrorBody>(await api.issue(api.a.keys.clerk, gbkBytes(changed(() => {})))).error;
+      expect(gbk.message_en).toBe('body is not UTF-8 text');
+      expect(gbk.message).toContain('UTF-8');
+      expect([gbk.remedy, gbk.remedy_en]).toEqual([expect.stringContaining('UTF-8'), expect.stringContaining('Save the file as UTF-8')]);
+
+      const declared = body<ErrorBody>(await api.issue(api.a.keys.clerk, changed(() => {}), { 'content-type': 'application/json; charset=gbk' })).error;
+      expect(declared.message_en).toBe('Unsupported content type: application/json; charset=gbk');
+      expect(declared.details).toEqual([{ field: 'content-type', issue: 'charset gbk: only UTF-8 is accepted' }]);
+      expect(declared.remedy_en).toContain('charset=utf-8');
+
+      const garbled = body<ErrorBody>(await api.issue(api.a.keys.clerk, sampleInvoice({ buyer: { name: '𬌗深圳\ufffd公司' } }))).error;
+      expect(garbled.details).toEqual([{ field: 'buyer.name', issue: expect.stringMatching(/^replacement character U\+FFFD \(�\) at position 4: .*UTF-8/) }]);
+      const surrogate = body<ErrorBody>(await api.issue(api.a.keys.clerk, sampleInvoice({ remarks: '备注\udc00' }))).error;
+      expect(surrogate.details).toEqual([{ field: 'remarks', issue: 'half of a character (lone surrogate U+DC00) at position 3' }]);
     });
 
     it('refuses a NUL character anywhere, in a body, a query or a login, with 1014 naming the field', async () => {
@@ -193,8 +229,33 @@ for (const s of storesUnderTest) {
         expect(saved.name).toBe(name);
       });
 
+      it('refuses a character the invoice font lacks wherever it would be printed, naming the field, the character and what to do', async () => {
+        const before = await api.countInvoices(api.a.id);
+        const { error } = body<ErrorBody>(await api.issue(api.a.keys.clerk, sampleInvoice({ buyer: { name: '刘䶮𬌗𠀀龘㐀商行' } })));
+        expect(error).toMatchObject({
+          code: 1025,
+          message: 'buyer.name 第 4 个字符“𠀀”（U+20000）无法打印在发票上',
+          message_en: 'Field buyer.name: the character 𠀀 (U+20000) at position 4 cannot be printed on the invoice',
+          details: [{ field: 'buyer.name', issue: '𠀀 (U+20000) at position 4 is not in the invoice font' }],
+        });
+        expect(error.remedy_en).toContain('common variant');
+        expect(await api.countInvoices(api.a.id)).toBe(before);
+
+        // Saved buyers and items fill in invoices, a merchant's name is on every one of them, and an API key's label is their 开票人.
+        const clerk = { authorization: `Bearer ${api.a.keys.clerk}` };
+        const savedBuyer = await api.inject({ method: 'PUT', url: '/api/v1/saved-buyers', headers: clerk, payload: { name: '𠀀记' } });
+        const item = { name: '*餐饮服务*𠮷野家', tax_code: '3070401000000000000', unit_price: '1', tax_rate: '0.06' };
+        const savedItem = await api.inject({ method: 'PUT', url: '/api/v1/saved-items', headers: clerk, payload: item });
+        expect([savedBuyer, savedItem].map((r) => [r.statusCode, body<ErrorBody>(r).error.code, body<ErrorBody>(r).error.details[0]!.field])).toEqual([
+          [422, 1025, 'name'],
+          [422, 1025, 'name'],
+        ]);
+        await expect(addMerchant(api.ports, { name: '𠀀记商行', taxId: validUscc(77_000_001), regionCode: '31' })).rejects.toMatchObject({ code: 1025, params: { field: 'name' } });
+        await expect(createApiKey(api.ports, { merchantId: api.a.id, role: 'clerk', label: '收银台𠀀' })).rejects.toMatchObject({ code: 1025, params: { field: 'label' } });
+      });
+
       it('keeps rare characters, full-width letters and mixed scripts as sent', async () => {
-        const invoice: InvoiceBody = sampleInvoice({ buyer: { name: '𠮷野家餐饮管理有限公司', address: 'ＡＢＣ大厦 B座 12F' }, remarks: '备注：含税价；數量以實際為準' });
+        const invoice: InvoiceBody = sampleInvoice({ buyer: { name: '刘䶮𬌗龘㐀商行', address: 'ＡＢＣ大厦 B座 12F' }, remarks: '备注：含税价；數量以實際為準' });
         const answered = body(await api.issue(api.a.keys.clerk, invoice));
         expect([answered.buyer.name, answered.buyer.address, answered.remarks]).toEqual([invoice.buyer.name, invoice.buyer.address, invoice.remarks]);
       });

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueInvoice } from '../../src/app/issue-invoice.js';
 import { invoiceChainScope } from '../../src/domain/audit-chain.js';
 import { draftInvoice, type InvoiceRequest } from '../../src/domain/draft.js';
+import { printableCharacters } from '../../src/documents/font.js';
 import { sealInvoice, type Invoice } from '../../src/domain/invoice.js';
 import { invoiceNumber } from '../../src/domain/numbering.js';
 import { formatYuan } from '../../src/domain/money.js';
@@ -75,7 +76,7 @@ for (const kind of storesUnderTest) {
       for (let start = 10; start < COUNT; start += 1_000) {
         const rows: Invoice[] = [];
         for (let i = start; i < Math.min(COUNT, start + 1_000); i++) {
-          const invoice = sealInvoice(merchant.id, { ...draftInvoice(request(i)), number: invoiceNumber(2026, merchant.regionCode, 100_000 + i), issuedAt: '2026-03-10T10:00:00.000+08:00', seller, issuer: 'pos' }, link);
+          const invoice = sealInvoice(merchant.id, { ...draftInvoice(request(i), printableCharacters()), number: invoiceNumber(2026, merchant.regionCode, 100_000 + i), issuedAt: '2026-03-10T10:00:00.000+08:00', seller, issuer: 'pos' }, link);
           link = { hash: invoice.chainHash, index: invoice.chainIndex };
           expectedTotal += invoice.totalWithTax;
           rows.push(invoice);

@@ -223,10 +223,14 @@ for (const s of storesUnderTest) {
         expect(new Set(all).size).toBe(all.length);
       });
 
-      it.each([['9999'], ['abc'], ['10011'], ['0']])('answers 404 with code 1000 for the code %s', async (code) => {
+      it.each([['9999'], ['99'], ['abc'], ['10011'], ['0'], ['1e3']])('answers 404 with code 1023 (unknown fault code, not "no such endpoint") for the code %s', async (code) => {
         const response = await api.inject({ method: 'GET', url: `/api/v1/errors/${code}` });
         expect(response.statusCode).toBe(404);
-        expect(body<ErrorBody>(response).error.code).toBe(1000);
+        const { error } = body<ErrorBody>(response);
+        expect(error.code).toBe(1023);
+        expect(error.message_en).toContain(code);
+        expect(error.remedy_en).toContain('/api/v1/errors');
+        expect(error.details).toEqual([{ field: 'code', issue: expect.any(String) }]);
         expectDocumented('/api/v1/errors/{code}', 'get', response);
       });
 

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { invoiceFont, printableCharacters } from '../../src/documents/font.js';
 import { renderInvoicePdf } from '../../src/documents/pdf.js';
 import { GENESIS_HASH, sealInvoice, type InvoiceContent } from '../../src/domain/invoice.js';
 
@@ -38,4 +39,16 @@ describe('fast font subsets', () => {
     expect(pictures[0]!.length).toBeGreaterThan(1000);
     expect(Buffer.compare(pictures[0]!, pictures[1]!)).toBe(0);
   }, 30_000);
+});
+
+describe('the characters an invoice can print', () => {
+  it('are exactly those the font draws with a glyph of its own; the rest would print as empty boxes (glyph 0, .notdef)', () => {
+    const printable = printableCharacters();
+    expect(printable.size).toBeGreaterThan(30_000);
+    for (const character of [...'刘䶮𬌗龘㐀商行鑫淼犇骉（）「」…ＡＢＣ１２３¥', '𠀀', '𠮷', '\ue000']) {
+      const [glyph] = invoiceFont('regular').layout(character).glyphs as Array<{ id: number }>;
+      expect(printable.has(character.codePointAt(0)!), character).toBe(glyph!.id !== 0);
+    }
+    expect([printable.has(0x20000), printable.has(0x20bb7)]).toEqual([false, false]); // 𠀀, 𠮷
+  });
 });

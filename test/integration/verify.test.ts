@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { body, startApi, BUYER_TAX_ID, type Api } from '../support/http.js';
 import { openSigner } from '../../src/app/signing-keys.js';
-import { checkCode } from '../../src/domain/signature.js';
+import { checkCode, printedCheckCode } from '../../src/domain/signature.js';
 
 const DAY = 24 * 3600 * 1000;
 
@@ -65,6 +65,24 @@ for (const kind of storesUnderTest) {
         const response = await verify(payload);
         expect(response.statusCode).toBe(200);
         expect(body(response)).toEqual({ result: 'unknown', result_zh: '查无此票' });
+      }
+    });
+
+    it('accepts the check code as printed, in groups of five, and with other grouping whitespace, like the /verify page', async () => {
+      const fields = await issued('check code as printed');
+      const grouped = (separator: string) => fields.check_code.replace(/(\d{5})(?=\d)/g, `$1${separator}`);
+      expect(grouped(' ')).toBe(printedCheckCode(fields.check_code)); // "35650 02747 80224 23158", as on the PDF
+      for (const check_code of [grouped(' '), ` ${grouped('\u3000')}\t`, grouped('\u00a0')]) {
+        const response = await verify({ ...fields, check_code });
+        expect([response.statusCode, body(response).result], JSON.stringify(check_code)).toEqual([200, 'genuine']);
+      }
+      const page = await api.inject({ method: 'GET', url: `/verify?${new URLSearchParams({ ...fields, check_code: grouped(' ') })}`, remoteAddress: '203.0.113.7' });
+      expect(page.body).toContain('data-result="genuine"');
+
+      // Whitespace is all that is dropped: still exactly 20 digits.
+      for (const check_code of [grouped(' ').slice(0, -1), grouped('-'), grouped(' ').replace('5', 'S')]) {
+        const refused = await verify({ ...fields, check_code });
+        expect([refused.statusCode, body(refused).error.code, body(refused).error.details[0].field], check_code).toEqual([422, 1003, 'check_code']);
       }
     });
 

@@ -129,7 +129,7 @@ export interface Api {
   a: TestMerchant;
   b: TestMerchant;
   inject(options: InjectOptions): Promise<LightMyRequestResponse>;
-  /** POST /api/v1/invoices with `key` as Bearer; a string body is sent as it is. */
+  /** POST /api/v1/invoices with `key` as Bearer; a string or Buffer body is sent as it is. */
   issue(key: string, body: unknown, headers?: Record<string, string>): Promise<LightMyRequestResponse>;
   /** GET with `key` as Bearer; `query` values are URL-encoded. */
   get(key: string, path: string, query?: Record<string, string | number>): Promise<LightMyRequestResponse>;
@@ -177,7 +177,7 @@ export async function startApi(store: Store, options: ApiOptions = {}): Promise<
         method: 'POST',
         url: '/api/v1/invoices',
         headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
-        payload: typeof body === 'string' ? body : JSON.stringify(body),
+        payload: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
       }),
     get: (key, path, query = {}) => {
       const search = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)])).toString();

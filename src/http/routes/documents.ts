@@ -8,6 +8,7 @@ import { getInvoice } from '../../app/query-invoices.js';
 import { createVerifier, verifyInvoice, type VerifyAnswer, type VerifyRequest } from '../../app/verify-invoice.js';
 import { Fault, faults } from '../../domain/faults.js';
 import { formatYuan, parseYuan } from '../../domain/money.js';
+import { typedCheckCode } from '../../domain/signature.js';
 import { PdfCache } from '../../documents/pdf-cache.js';
 import { parseVerifyToken } from '../../documents/verify-url.js';
 import type { HttpContext } from '../context.js';
@@ -29,7 +30,8 @@ const VerifyBody = z.strictObject({
   number: z.string().regex(/^\d{20}$/, 'an invoice number has 20 digits').describe('发票号码 (20 digits)'),
   date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date like 2026-11-22').describe('开票日期, YYYY-MM-DD'),
   total_with_tax: z.string().max(20).describe('价税合计 in yuan as printed, e.g. "1130.00"'),
-  check_code: z.string().regex(/^\d{20}$/, '20 digits as printed').describe('校验码, the 20 digits printed under the date'),
+  check_code: z.string().max(40).transform(typedCheckCode).pipe(z.string().regex(/^\d{20}$/, '20 digits as printed'))
+    .describe('校验码, the 20 digits printed under the date; the spaces between its groups of five may be typed or left out'),
 });
 
 export const VerifyView = z.object({
@@ -166,7 +168,7 @@ export function documentRoutes(app: FastifyInstance, { ports }: HttpContext, opt
 function parsePageQuery(q: PageQuery): VerifyRequest | { problem: string } {
   const number = (q.number ?? '').trim();
   const date = (q.date ?? '').trim();
-  const code = (q.check_code ?? '').replace(/\s+/g, '');
+  const code = typedCheckCode(q.check_code ?? '');
   if (!/^\d{20}$/.test(number)) return { problem: '发票号码应为20位数字 / The invoice number has 20 digits' };
   if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) return { problem: '开票日期格式应为 2026-11-22 / The date is written like 2026-11-22' };
   if (!/^\d{20}$/.test(code)) return { problem: '校验码应为20位数字 / The check code has 20 digits' };

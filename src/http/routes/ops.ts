@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { Fault, faultByCode, faults } from '../../domain/faults.js';
+import { faults } from '../../domain/faults.js';
 import type { HttpContext } from '../context.js';
 import { ErrorView, FaultView, ReadyView } from '../schemas.js';
-import { faultView } from '../../app/fault-lookup.js';
+import { faultView, lookUpFault } from '../../app/fault-lookup.js';
 
 export function opsRoutes(app: FastifyInstance, { ports, metrics }: HttpContext): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
@@ -25,11 +25,7 @@ export function opsRoutes(app: FastifyInstance, { ports, metrics }: HttpContext)
   api.get('/api/v1/errors/:code', {
     config: open,
     schema: { summary: 'Look up a fault code (故障代码库)', tags: ['errors'], params: z.strictObject({ code: z.string().max(10) }), response: { 200: FaultView, 404: ErrorView } },
-  }, async (request) => {
-    const spec = /^\d{4}$/.test(request.params.code) ? faultByCode(Number(request.params.code)) : undefined;
-    if (!spec) throw new Fault(faults.ROUTE_NOT_FOUND, { route: `fault code ${request.params.code}` });
-    return faultView(spec);
-  });
+  }, async (request) => faultView(lookUpFault(request.params.code)));
 
   api.get('/api/v1/errors', { config: open, schema: { summary: 'The whole fault-code catalogue', tags: ['errors'] } },
     async () => ({ items: Object.values(faults).map(faultView) }));
