@@ -27,7 +27,7 @@ import { startDeliveryWorkers } from './documents/delivery-workers.js';
 import { PdfCache } from './documents/pdf-cache.js';
 import { setPriority } from 'node:os';
 import { pino } from 'pino';
-import type { Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { Metrics } from './ops/metrics.js';
 import type { HttpContext } from './http/context.js';
 import type { RunnerLog } from './app/outbox-runner.js';
@@ -72,8 +72,10 @@ export async function serve(config: Config): Promise<void> {
 }
 
 function runPrimary(config: Config): void {
-  serveClusterMetrics();
-  const stopBackups = config.backup ? scheduleBackups(config, config.backup, primaryLog) : () => {};
+  // The primary's own metrics (its backups), summed into /metrics with the workers'.
+  const registry = new Registry();
+  serveClusterMetrics(registry);
+  const stopBackups = config.backup ? scheduleBackups(config, { ...config.backup, metrics: registry }, primaryLog) : () => {};
   let stopping = false;
   const roles = new Map<number, 'http' | 'background'>(); // worker id → role, so a replacement does the same job
   const fork = (role: 'http' | 'background') => roles.set(cluster.fork({ [ROLE_ENV]: role }).id, role);

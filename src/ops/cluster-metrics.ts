@@ -1,6 +1,7 @@
 // With one server process per core, /metrics must speak for all of them. The worker that gets
 // the scrape asks the primary, which collects the registry of every worker that has said it is
-// ready and answers with the sum (prom-client's aggregation rules).
+// ready and answers with the sum (prom-client's aggregation rules), its own registry included
+// (the scheduled backups it runs).
 //
 // Why not prom-client's own cluster messaging: its primary asks every connected worker, including
 // one still loading its modules, which never answers, so a scrape during a start or a restart
@@ -28,7 +29,7 @@ interface MetricsMessage {
 }
 
 /** In the primary: answer workers' requests for the whole cluster's metrics. */
-export function serveClusterMetrics(): void {
+export function serveClusterMetrics(primaryRegistry: Registry): void {
   const ready = new Set<Worker>();
   const collecting = new Map<string, (metrics: WorkerMetrics) => void>(); // `${worker id}:${id}` → resolve
   let next = 0;
@@ -52,7 +53,7 @@ export function serveClusterMetrics(): void {
   const everyone = async (): Promise<string> => {
     const id = ++next;
     const registries = await Promise.all([...ready].filter((worker) => worker.isConnected()).map((worker) => collectFrom(worker, id)));
-    return AggregatorRegistry.aggregate(registries).metrics();
+    return AggregatorRegistry.aggregate([await primaryRegistry.getMetricsAsJSON(), ...registries]).metrics();
   };
 
   cluster.on('message', (worker, message: MetricsMessage) => {

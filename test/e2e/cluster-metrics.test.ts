@@ -1,7 +1,9 @@
 // With one HTTP process per core and a background process, one scrape of /metrics speaks for all of
-// them: whichever process the scrape reaches answers at once with the sum over every process.
+// them: whichever process the scrape reaches answers at once with the sum over every process and
+// the primary (scheduled backups).
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMerchantAndKey, freePort, startServer, tempDataDir, threeLineInvoice, type ServerProcess } from '../support/server-process.js';
 import { until } from '../support/until.js';
@@ -9,9 +11,9 @@ import { until } from '../support/until.js';
 const ISSUED = 20;
 
 /** The value of the series `name` with (at least) these labels, 0 when it is not there yet. */
-function sample(text: string, name: string, labels: Record<string, string>): number {
+function sample(text: string, name: string, labels: Record<string, string> = {}): number {
   const pairs = Object.entries(labels).map(([label, value]) => `${label}="${value}"`);
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && pairs.every((pair) => l.includes(pair)));
+  const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && pairs.every((pair) => l.includes(pair)));
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
@@ -22,7 +24,8 @@ describe('/metrics on a server with several processes', () => {
 
   beforeAll(async () => {
     ({ apiKey } = await createMerchantAndKey(dir.dataDir));
-    server = await startServer({ dataDir: dir.dataDir, port: await freePort(), env: { FAPIAO_WORKERS: '2' } });
+    const backups = { FAPIAO_BACKUP_DIR: join(dir.dataDir, 'backups'), FAPIAO_BACKUP_EVERY_HOURS: '24' }; // the first one at once
+    server = await startServer({ dataDir: dir.dataDir, port: await freePort(), env: { FAPIAO_WORKERS: '2', ...backups } });
   }, 60_000);
   afterAll(async () => {
     await server?.kill('SIGTERM');
@@ -32,7 +35,7 @@ describe('/metrics on a server with several processes', () => {
   async function scrape(): Promise<string> {
     const started = performance.now();
     // A new connection each time, so scrapes reach both HTTP processes.
-    const response = await fetch(`${server.baseUrl}/metrics`, { headers: { connection: 'close' } });
+    const response = await fetch(`${server.baseUrl}/metrics`, { headers: { connection: 'close' }, signal: AbortSignal.timeout(10_000) });
     const text = await response.text();
     expect(response.status, text).toBe(200);
     expect(performance.now() - started).toBeLessThan(2_000);
@@ -65,5 +68,14 @@ describe('/metrics on a server with several processes', () => {
 
     const promtool = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
     if (!promtool.error) expect(promtool.status, `${promtool.stdout}${promtool.stderr}`).toBe(0);
+  }, 60_000);
+
+  it('shows the scheduled backups, which the primary takes', async () => {
+    const lastBackup = await until('a scheduled backup in /metrics', async () => {
+      const seconds = sample(await scrape(), 'fapiao_backup_last_success_timestamp_seconds');
+      return seconds > 0 ? seconds : undefined;
+    }, 30_000, 250);
+    expect(Math.abs(lastBackup * 1000 - Date.now())).toBeLessThan(60_000);
+    expect(await scrape()).toContain('# TYPE fapiao_backup_failures_total counter');
   }, 60_000);
 });
