@@ -2,24 +2,11 @@
 // keep answering, the primary starts a replacement of the same kind, and nothing acknowledged is
 // lost or doubled; the replaced background process uploads what was issued meanwhile.
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  createMerchantAndKey, freePort, processTree, queryAllInvoices, runCli, sleep, startServer, tempDataDir, threeLineInvoice, type ServerProcess,
+  createMerchantAndKey, freePort, queryAllInvoices, runCli, serverWorkers, sleep, startServer, tempDataDir, threeLineInvoice, type ServerProcess,
 } from '../support/server-process.js';
 import { until } from '../support/until.js';
-
-/** The primary's own server processes (not, say, a compiler service tsx may have started). */
-function serverWorkers(primary: number): number[] {
-  return processTree(primary).filter((pid) => {
-    if (pid === primary) return false;
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('fapiao.mjs');
-    } catch {
-      return false; // gone meanwhile
-    }
-  });
-}
 
 describe('a worker process killed under load', () => {
   const dir = tempDataDir('fapiao-workers-');

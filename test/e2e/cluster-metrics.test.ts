@@ -1,14 +1,18 @@
 // With one HTTP process per core and a background process, one scrape of /metrics speaks for all of
 // them: whichever process the scrape reaches answers at once with the sum over every process and
-// the primary (scheduled backups).
+// the primary (scheduled backups). Counters never go down when a process dies and is replaced.
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMerchantAndKey, freePort, startServer, tempDataDir, threeLineInvoice, type ServerProcess } from '../support/server-process.js';
+import { join } from 'node:path';
+import {
+  createMerchantAndKey, freePort, processExists, serverWorkers, sleep, startServer, tempDataDir, threeLineInvoice, waitReady, type ServerProcess,
+} from '../support/server-process.js';
 import { until } from '../support/until.js';
 
 const ISSUED = 20;
+/** How often a worker reports its counts to the primary (REPORT_INTERVAL_MS in src/ops/cluster-metrics.ts). */
+const REPORT_INTERVAL_MS = 5_000;
 
 /** The value of the series `name` with (at least) these labels, 0 when it is not there yet. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number {
@@ -16,6 +20,8 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
   const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && pairs.every((pair) => l.includes(pair)));
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
+
+const issued = (scraped: string) => sample(scraped, 'fapiao_invoices_issued_total', { kind: 'normal' });
 
 describe('/metrics on a server with several processes', () => {
   const dir = tempDataDir('fapiao-cluster-metrics-');
@@ -42,17 +48,33 @@ describe('/metrics on a server with several processes', () => {
     return text;
   }
 
-  it('sums what every HTTP process and the background process counted', async () => {
-    // Each request on its own connection: the primary hands connections to the HTTP processes in
-    // turn, so both count some of these invoices and neither counts all of them.
-    for (let i = 0; i < ISSUED; i++) {
+  /**
+   * Each request on its own connection: the primary hands connections to the HTTP processes in
+   * turn, so both count some of these invoices and neither counts all of them.
+   */
+  async function issueInvoices(count: number): Promise<void> {
+    for (let i = 0; i < count; i++) {
       const key = randomUUID();
       const response = await fetch(`${server.baseUrl}/api/v1/invoices`, {
         method: 'POST', body: JSON.stringify(threeLineInvoice(key)),
         headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', 'idempotency-key': key, connection: 'close' },
+        signal: AbortSignal.timeout(10_000),
       });
       expect(response.status).toBe(201);
     }
+  }
+
+  /**
+   * kill -9, then wait until the primary has reaped the process (a zombie keeps its /proc entry):
+   * node:cluster hands a connection that arrives before then to the dead process, where it hangs.
+   */
+  async function killWorker(pid: number): Promise<void> {
+    process.kill(pid, 'SIGKILL');
+    await until(`process ${pid} reaped`, async () => (processExists(pid) ? undefined : true), 10_000);
+  }
+
+  it('sums what every HTTP process and the background process counted', async () => {
+    await issueInvoices(ISSUED);
 
     // Uploads are counted by the background process alone.
     const text = await until('every upload counted', async () => {
@@ -61,7 +83,6 @@ describe('/metrics on a server with several processes', () => {
       return uploaded >= ISSUED ? scraped : undefined;
     }, 30_000);
 
-    const issued = (scraped: string) => sample(scraped, 'fapiao_invoices_issued_total', { kind: 'normal' });
     expect(issued(text)).toBe(ISSUED);
     expect(sample(text, 'fapiao_http_request_duration_seconds_count', { method: 'POST', route: '/api/v1/invoices', status: '201' })).toBe(ISSUED);
     for (let i = 0; i < 4; i++) expect(issued(await scrape())).toBe(ISSUED);
@@ -77,5 +98,22 @@ describe('/metrics on a server with several processes', () => {
     }, 30_000, 250);
     expect(Math.abs(lastBackup * 1000 - Date.now())).toBeLessThan(60_000);
     expect(await scrape()).toContain('# TYPE fapiao_backup_failures_total counter');
+  }, 60_000);
+
+  it('never lowers a counter when HTTP processes are killed and replaced', async () => {
+    const before = issued(await scrape());
+    await issueInvoices(10);
+    expect(issued(await scrape())).toBe(before + 10);
+
+    // What the killed process counted was in that scrape; the primary keeps it.
+    await killWorker(serverWorkers(server.pid, 'http')[0]!);
+    expect(issued(await scrape())).toBe(before + 10);
+
+    // Counted but never scraped: every process reports its counts to the primary every few seconds.
+    await issueInvoices(10);
+    await sleep(REPORT_INTERVAL_MS + 1_000);
+    for (const pid of serverWorkers(server.pid, 'http')) await killWorker(pid);
+    await waitReady(server.baseUrl);
+    expect(issued(await scrape())).toBe(before + 20);
   }, 60_000);
 });

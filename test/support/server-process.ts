@@ -2,7 +2,7 @@
 // a free port, a fresh data directory, a merchant and an API key made with the CLI, and a
 // server that can be killed and started again on the same port and data.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -167,6 +167,29 @@ export function processTree(pid: number): number[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * The primary's own server processes (not, say, a compiler service tsx may have started), of one
+ * role or all: `http` answers requests, `background` uploads and delivers.
+ */
+export function serverWorkers(primary: number, role?: 'http' | 'background'): number[] {
+  return processTree(primary).filter((pid) => {
+    if (pid === primary) return false;
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('fapiao.mjs')) return false;
+      if (role === undefined) return true;
+      const background = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes('FAPIAO_PROCESS_ROLE=background');
+      return background === (role === 'background');
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+}
+
+/** Whether a process of this id exists (running, or a zombie nobody has waited for). */
+export function processExists(pid: number): boolean {
+  return existsSync(`/proc/${pid}`);
 }
 
 /** Peak resident set size of a live server in KiB (VmHWM summed over its processes), or undefined once it has gone. */
