@@ -1,7 +1,7 @@
 // With one server process per core, /metrics must speak for all of them. The worker that gets the
 // scrape asks the primary, which collects the registry of every worker that has reported and
-// answers with the sum (prom-client's aggregation rules), its own registry included (the
-// scheduled backups it runs).
+// answers with the sum (prom-client's aggregation rules), its own registry included (scheduled
+// backups, worker restarts).
 //
 // Counters never go down. Prometheus reads a counter that falls as a reset, and rate() and
 // increase() then spike, so the sum must not lose what a worker counted when the worker dies: the

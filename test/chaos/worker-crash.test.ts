@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  createMerchantAndKey, freePort, queryAllInvoices, runCli, serverWorkers, sleep, startServer, tempDataDir, threeLineInvoice, type ServerProcess,
+  createMerchantAndKeyWith, freePort, queryAllInvoices, runCli, serverWorkers, sleep, startServer, tempDataDir, threeLineInvoice, type ServerProcess,
 } from '../support/server-process.js';
 import { until } from '../support/until.js';
 
@@ -15,8 +15,13 @@ describe('a worker process killed under load', () => {
   let apiKey: string;
 
   beforeAll(async () => {
-    ({ merchantId, apiKey } = await createMerchantAndKey(dir.dataDir));
-    server = await startServer({ dataDir: dir.dataDir, port: await freePort(), env: { FAPIAO_WORKERS: '2', FAPIAO_UPLOAD_LEASE_MS: '2000' } }); // a killed uploader's lease runs out quickly
+    // Numbers for the whole run from the start: the clients issue about a thousand invoices, more
+    // than the default first block, and a background process killed while topping up the reserve
+    // holds the upkeep lease for two minutes, which would leave them with 4020 until the test times out.
+    const numbers = { FAPIAO_NUMBER_RESERVE_MIN: '20000' };
+    ({ merchantId, apiKey } = await createMerchantAndKeyWith(dir.dataDir, numbers));
+    const env = { FAPIAO_WORKERS: '2', FAPIAO_UPLOAD_LEASE_MS: '2000', ...numbers }; // a killed uploader's lease runs out quickly
+    server = await startServer({ dataDir: dir.dataDir, port: await freePort(), env });
   }, 60_000);
   afterAll(async () => {
     await server?.kill('SIGTERM');

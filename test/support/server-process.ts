@@ -107,6 +107,17 @@ export interface StartOptions {
 
 /** Starts `fapiao serve` and resolves once /readyz answers 200. */
 export async function startServer(options: StartOptions): Promise<ServerProcess> {
+  const server = spawnServer(options);
+  const gone = server.exited.then((how) => {
+    throw new Error(`the server exited (${how}) before it was ready:\n${server.output()}`);
+  });
+  gone.catch(() => undefined);
+  await Promise.race([waitReady(server.baseUrl, options.readyTimeoutMs ?? 20_000), gone]);
+  return server;
+}
+
+/** Starts `fapiao serve` without waiting for it to be ready: for a server expected to fail. */
+export function spawnServer(options: StartOptions): ServerProcess {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), bin, 'serve'], {
     cwd: repoRoot,
     env: { ...process.env, ...sqliteOnly, LOG_LEVEL: 'warn', ...options.env, FAPIAO_DATA_DIR: options.dataDir, PORT: String(options.port), HOST: '127.0.0.1' },
@@ -120,12 +131,11 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
   child.stderr!.on('data', keep);
   const exited = new Promise<number | NodeJS.Signals | null>((resolveExit) => child.once('exit', (code, signal) => resolveExit(signal ?? code)));
   if (child.pid === undefined) throw new Error('the server process did not start');
-  const baseUrl = `http://127.0.0.1:${options.port}`;
-  const server: ServerProcess = {
+  return {
     child,
     pid: child.pid,
     port: options.port,
-    baseUrl,
+    baseUrl: `http://127.0.0.1:${options.port}`,
     output: () => output,
     exited,
     async kill(signal = 'SIGKILL') {
@@ -133,12 +143,6 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
       return exited;
     },
   };
-  const gone = exited.then((how) => {
-    throw new Error(`the server exited (${how}) before it was ready:\n${output}`);
-  });
-  gone.catch(() => undefined);
-  await Promise.race([waitReady(baseUrl, options.readyTimeoutMs ?? 20_000), gone]);
-  return server;
 }
 
 /** Polls /readyz until it answers 200 (the database takes writes) or the time is up. */
