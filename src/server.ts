@@ -1,7 +1,7 @@
 // `fapiao serve` / `npm start`: prepare the store (migrations, a first login), then serve HTTP
 // until told to stop — from one process per core (FAPIAO_WORKERS), all sharing the port and the
 // database, so a month-end peak uses the whole machine.
-import cluster, { type Worker } from 'node:cluster';
+import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import type { Config } from './config.js';
 import { openSigner } from './app/signing-keys.js';
@@ -16,6 +16,7 @@ import { purgeExpired } from './app/housekeeping.js';
 import type { Ports } from './app/ports.js';
 import { createMetrics } from './ops/metrics.js';
 import { clusterMetricsSource, serveClusterMetrics } from './ops/cluster-metrics.js';
+import { announceStarted, superviseWorkers, workerRole } from './ops/supervisor.js';
 import { scheduleBackups } from './app/backups.js';
 import { hostname } from 'node:os';
 
@@ -27,8 +28,9 @@ import { startDeliveryWorkers } from './documents/delivery-workers.js';
 import { PdfCache } from './documents/pdf-cache.js';
 import { setPriority } from 'node:os';
 import { pino } from 'pino';
-import type { Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { Metrics } from './ops/metrics.js';
+import type { FastifyInstance } from 'fastify';
 import type { HttpContext } from './http/context.js';
 import type { RunnerLog } from './app/outbox-runner.js';
 import type { UpstreamSetup } from './upstream/setup.js';
@@ -43,7 +45,8 @@ const logLine = (level: number) => (fields: object, msg: string) => {
 const primaryLog = { info: logLine(30), warn: logLine(40) };
 
 const HOUSEKEEPING_INTERVAL_MS = 10 * 60_000;
-const RESTART_DELAY_MS = 500;
+/** While the HTTP server closes, how often connections that have become idle are closed. */
+const CLOSE_IDLE_EVERY_MS = 100;
 
 /** A demo merchant with a valid USCC, so a fresh install can issue straight away. */
 const DEMO_MERCHANT = { name: '示例商贸有限公司（演示）', taxId: '91350100M000100Y43', regionCode: '35', address: '福建省福州市鼓楼区示例路1号', phone: '0591-88888888' };
@@ -58,12 +61,11 @@ interface Role {
   http: boolean;
   background: boolean;
 }
-const ROLE_ENV = 'FAPIAO_PROCESS_ROLE';
 const HTTP_ONLY: Role = { http: true, background: false };
 const BACKGROUND_ONLY: Role = { http: false, background: true };
 
 export async function serve(config: Config): Promise<void> {
-  if (cluster.isWorker) return runProcess(config, process.env[ROLE_ENV] === 'background' ? BACKGROUND_ONLY : HTTP_ONLY, false);
+  if (cluster.isWorker) return runProcess(config, workerRole() === 'background' ? BACKGROUND_ONLY : HTTP_ONLY, false);
   await migrateDatabase(config);
   await withPorts(config, (ports) => ensureSomeoneCanLogIn(ports, config));
   process.stdout.write(`${upstreamBanner(upstreamSetup(config), config)}\n`);
@@ -72,36 +74,11 @@ export async function serve(config: Config): Promise<void> {
 }
 
 function runPrimary(config: Config): void {
-  serveClusterMetrics();
-  const stopBackups = config.backup ? scheduleBackups(config, config.backup, primaryLog) : () => {};
-  let stopping = false;
-  const roles = new Map<number, 'http' | 'background'>(); // worker id → role, so a replacement does the same job
-  const fork = (role: 'http' | 'background') => roles.set(cluster.fork({ [ROLE_ENV]: role }).id, role);
-  cluster.on('exit', (worker, code, signal) => {
-    const role = roles.get(worker.id) ?? 'http';
-    roles.delete(worker.id);
-    if (stopping) return;
-    process.stderr.write(`${role} worker ${worker.process.pid} ended (${signal ?? code}); starting another\n`);
-    setTimeout(() => fork(role), RESTART_DELAY_MS);
-  });
-  for (let i = 0; i < config.workers; i++) fork('http');
-  // The background process starts once the counter is open: after a crash, serving comes first.
-  let listening = 0;
-  const startBackground = (worker: Worker) => {
-    if (roles.get(worker.id) === 'http' && ++listening === config.workers) {
-      cluster.off('listening', startBackground);
-      fork('background');
-    }
-  };
-  cluster.on('listening', startBackground);
-  const stop = () => {
-    stopping = true;
-    stopBackups();
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
-    cluster.disconnect(() => process.exit(0));
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  // The primary's own metrics (its backups, its restarts), summed into /metrics with the workers'.
+  const registry = new Registry();
+  serveClusterMetrics(registry);
+  const stopBackups = config.backup ? scheduleBackups(config, { ...config.backup, metrics: registry }, primaryLog) : () => {};
+  superviseWorkers({ httpProcesses: config.workers, registry, stopOwnWork: stopBackups });
 }
 
 async function runProcess(config: Config, role: Role, alone: boolean): Promise<void> {
@@ -118,17 +95,46 @@ async function runProcess(config: Config, role: Role, alone: boolean): Promise<v
   if (!role.http) setPriority(0, config.backgroundNice);
   const stopBackground = role.background ? startBackgroundWork(config, ports, taxService, metrics.registry, log, alone) : async () => {};
 
-  const stop = async (reason: string) => {
-    log.info({ reason }, 'shutting down');
-    await stopBackground();
-    await app?.close();
-    await store.close();
-    process.exit(0);
+  // One stop, whatever asks first: SIGTERM from the primary, SIGINT from a terminal (it reaches
+  // every process of the group), the primary gone.
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string) => {
+    stopping ??= (async () => {
+      log.info({ reason }, 'shutting down');
+      await stopBackground();
+      if (app) await closeHttp(app);
+      await store.close();
+    })().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.warn({ err: error }, 'shutting down failed');
+        process.exit(1);
+      },
+    );
   };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
+  // `on`, not `once`: a second SIGTERM (systemd signals every process of the service, then the
+  // primary passes one on) must not kill a worker that is finishing its requests.
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  if (alone) return;
   // A worker whose primary is gone (even by kill -9) must not linger holding connections.
-  if (!alone) process.once('disconnect', () => void stop('primary gone'));
+  process.once('disconnect', () => stop('primary gone'));
+  announceStarted();
+}
+
+/**
+ * Stops taking connections and answers the requests in flight. Fastify's close closes the
+ * connections idle at that moment; one whose request was in flight would, once answered, stay
+ * open for the client's next request (keep-alive: a proxy keeps its connections) until it timed out
+ * after 72 s, past the primary's bound, so each is closed as soon as it is idle.
+ */
+async function closeHttp(app: FastifyInstance): Promise<void> {
+  const closeIdle = setInterval(() => app.server.closeIdleConnections(), CLOSE_IDLE_EVERY_MS);
+  try {
+    await app.close();
+  } finally {
+    clearInterval(closeIdle);
+  }
 }
 
 /** `uploadsHere`: this process also uploads, so its client's circuit breaker is worth reporting. */

@@ -2,7 +2,7 @@
 // a free port, a fresh data directory, a merchant and an API key made with the CLI, and a
 // server that can be killed and started again on the same port and data.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -107,6 +107,17 @@ export interface StartOptions {
 
 /** Starts `fapiao serve` and resolves once /readyz answers 200. */
 export async function startServer(options: StartOptions): Promise<ServerProcess> {
+  const server = spawnServer(options);
+  const gone = server.exited.then((how) => {
+    throw new Error(`the server exited (${how}) before it was ready:\n${server.output()}`);
+  });
+  gone.catch(() => undefined);
+  await Promise.race([waitReady(server.baseUrl, options.readyTimeoutMs ?? 20_000), gone]);
+  return server;
+}
+
+/** Starts `fapiao serve` without waiting for it to be ready: for a server expected to fail. */
+export function spawnServer(options: StartOptions): ServerProcess {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), bin, 'serve'], {
     cwd: repoRoot,
     env: { ...process.env, ...sqliteOnly, LOG_LEVEL: 'warn', ...options.env, FAPIAO_DATA_DIR: options.dataDir, PORT: String(options.port), HOST: '127.0.0.1' },
@@ -120,12 +131,11 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
   child.stderr!.on('data', keep);
   const exited = new Promise<number | NodeJS.Signals | null>((resolveExit) => child.once('exit', (code, signal) => resolveExit(signal ?? code)));
   if (child.pid === undefined) throw new Error('the server process did not start');
-  const baseUrl = `http://127.0.0.1:${options.port}`;
-  const server: ServerProcess = {
+  return {
     child,
     pid: child.pid,
     port: options.port,
-    baseUrl,
+    baseUrl: `http://127.0.0.1:${options.port}`,
     output: () => output,
     exited,
     async kill(signal = 'SIGKILL') {
@@ -133,12 +143,6 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
       return exited;
     },
   };
-  const gone = exited.then((how) => {
-    throw new Error(`the server exited (${how}) before it was ready:\n${output}`);
-  });
-  gone.catch(() => undefined);
-  await Promise.race([waitReady(baseUrl, options.readyTimeoutMs ?? 20_000), gone]);
-  return server;
 }
 
 /** Polls /readyz until it answers 200 (the database takes writes) or the time is up. */
@@ -167,6 +171,29 @@ export function processTree(pid: number): number[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * The primary's own server processes (not, say, a compiler service tsx may have started), of one
+ * role or all: `http` answers requests, `background` uploads and delivers.
+ */
+export function serverWorkers(primary: number, role?: 'http' | 'background'): number[] {
+  return processTree(primary).filter((pid) => {
+    if (pid === primary) return false;
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('fapiao.mjs')) return false;
+      if (role === undefined) return true;
+      const background = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes('FAPIAO_PROCESS_ROLE=background');
+      return background === (role === 'background');
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+}
+
+/** Whether a process of this id exists (running, or a zombie nobody has waited for). */
+export function processExists(pid: number): boolean {
+  return existsSync(`/proc/${pid}`);
 }
 
 /** Peak resident set size of a live server in KiB (VmHWM summed over its processes), or undefined once it has gone. */
