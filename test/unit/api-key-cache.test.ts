@@ -28,6 +28,16 @@ function countingRead(found = true) {
   return read;
 }
 
+/** A cache that has read its first key (which starts its feed) and now hears every revocation. */
+async function listeningCache(now?: () => number) {
+  const feed = handFeed();
+  const cache = new ApiKeyCache(feed, now);
+  const read = countingRead();
+  await cache.get('k1', read);
+  feed.listening(true);
+  return { feed, cache, read };
+}
+
 describe('the API key cache', () => {
   it('reads every time until it is listening, then once', async () => {
     const feed = handFeed();
@@ -44,11 +54,7 @@ describe('the API key cache', () => {
   });
 
   it('forgets every key on a revocation', async () => {
-    const feed = handFeed();
-    const cache = new ApiKeyCache(feed);
-    const read = countingRead();
-    await cache.get('k1', read);
-    feed.listening(true);
+    const { feed, cache, read } = await listeningCache();
     await cache.get('k1', read);
     feed.revoked();
     await cache.get('k1', read);
@@ -73,11 +79,7 @@ describe('the API key cache', () => {
   });
 
   it('trusts nothing while it is not listening, and nothing from before', async () => {
-    const feed = handFeed();
-    const cache = new ApiKeyCache(feed);
-    const read = countingRead();
-    await cache.get('k1', read);
-    feed.listening(true);
+    const { feed, cache, read } = await listeningCache();
     await cache.get('k1', read);
     feed.listening(false); // the connection dropped: revocations may go unheard now
     await cache.get('k1', read);
@@ -89,11 +91,7 @@ describe('the API key cache', () => {
 
   it('reads a key again after a minute even when nothing was heard', async () => {
     let now = 0;
-    const feed = handFeed();
-    const cache = new ApiKeyCache(feed, () => now);
-    const read = countingRead();
-    await cache.get('k1', read);
-    feed.listening(true);
+    const { cache, read } = await listeningCache(() => now);
     await cache.get('k1', read);
     now = 59_999;
     await cache.get('k1', read);
