@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { migrateDatabase, openStore } from './store/database.js';
 import { buildApp } from './http/app.js';
 import { argon2Hasher, type PasswordHasher } from './security/passwords.js';
-import { systemClock } from './domain/time.js';
+import { shanghaiTimestamp, systemClock } from './domain/time.js';
 import { addMerchant } from './app/merchants.js';
 import { addUser } from './app/users.js';
 import { purgeExpired } from './app/housekeeping.js';
@@ -18,9 +18,9 @@ import { createMetrics } from './ops/metrics.js';
 import { clusterMetricsSource, serveClusterMetrics } from './ops/cluster-metrics.js';
 import { announceStarted, superviseWorkers, workerRole } from './ops/supervisor.js';
 import { scheduleBackups } from './app/backups.js';
-import { hostname } from 'node:os';
 
 import { scheduleReconciliation } from './app/reconcile.js';
+import { endLeasesOfGoneProcesses, leaseOwner } from './app/process-identity.js';
 import { registerUpstreamMetrics } from './upstream/metrics.js';
 import { startUploads } from './app/uploads.js';
 import { taxServiceClientFor, upstreamBanner, upstreamSetup } from './upstream/setup.js';
@@ -162,9 +162,15 @@ function startBackgroundWork(config: Config, ports: Ports & { signer: InvoiceSig
   const deliveryPdfs = new PdfCache({ publicUrl: config.publicUrl, dir: join(config.dataDir, 'pdf-cache') });
   // Uploads and number reserves (R30): the outbox is shared by lease, so any number of instances
   // may run this; upkeep tops up numbers, refreshes terms and warns near the offline limits.
+  // A background process restarted after a crash takes over its predecessor's leases at once
+  // instead of waiting out their terms (uploads 2 min, upkeep 2 min, reconciliation 30 min).
+  endLeasesOfGoneProcesses(ports, shanghaiTimestamp(ports.clock.now())).then(
+    (ended) => ended.leases > 0 && log.info(ended, 'leases of processes that are gone ended'),
+    (error: unknown) => log.warn({ err: error }, 'could not end the leases of processes that are gone; they run out by themselves'),
+  );
   const stopUploads = startUploads({ ...ports }, taxService, config, log, registry);
   // Every instance ticks; a lease in the database lets one of them reconcile yesterday.
-  const stopReconciliation = scheduleReconciliation({ ...ports, taxService }, `${hostname()}:${process.pid}`, log, { metrics: registry });
+  const stopReconciliation = scheduleReconciliation({ ...ports, taxService }, leaseOwner(), log, { metrics: registry });
   registerUpstreamMetrics(registry, taxService);
   // Backups run once per machine: here when this is the only process, else in the primary.
   const stopBackups = alone && config.backup ? scheduleBackups(config, { ...config.backup, metrics: registry }, log) : () => {};

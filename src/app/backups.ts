@@ -1,7 +1,6 @@
 // Backups as the application runs them (R33): `fapiao backup`, `fapiao restore`, and a schedule
 // the server runs. The store copies, checks and restores; this module adds the one check only the
 // application can make (the hash chains of every merchant) and the timing.
-import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import {
   type BackupOptions, type DataCheck, type RestoreOptions,
 } from '../store/backup.js';
 import { verifyChains } from './verify-chain.js';
+import { holderIsGone, PROCESS_TOKEN, type LeaseHolder } from './process-identity.js';
 import type { Store } from './ports.js';
 
 export { applyRetention, dialectOf, readKeyFile };
@@ -157,9 +157,6 @@ export function scheduleBackups(config: StoreConfig, schedule: BackupSchedule, l
   };
 }
 
-/** Tells this process from an earlier one that had the same PID. */
-const PROCESS_TOKEN = randomUUID();
-
 async function takeLease(dir: string): Promise<{ release(): Promise<void> } | undefined> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, LEASE_FILE);
@@ -179,23 +176,10 @@ async function takeLease(dir: string): Promise<{ release(): Promise<void> } | un
 
 async function leaseIsStale(path: string): Promise<boolean> {
   try {
-    const lease = JSON.parse(await readFile(path, 'utf8')) as { host: string; pid: number; token?: string; at: string };
-    if (Date.now() - Date.parse(lease.at) > LEASE_STALE_MS) return true;
-    if (lease.host !== hostname()) return false;
-    // Our own PID with another token: an earlier life of this process (a container restarts as PID 1).
-    if (lease.pid === process.pid) return lease.token !== PROCESS_TOKEN;
-    return !processAlive(lease.pid);
+    const lease = JSON.parse(await readFile(path, 'utf8')) as LeaseHolder & { at: string };
+    return Date.now() - Date.parse(lease.at) > LEASE_STALE_MS || holderIsGone(lease);
   } catch {
     return true; // unreadable: written by a process that died mid-write
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

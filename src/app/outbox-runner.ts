@@ -8,10 +8,10 @@
 // nothing (the handler completed it inside its own transaction, or leaves it to its lease). It may
 // also ask the loop to pause (flow control, e.g. the tax service's waitSeconds). A handler that
 // throws gives the whole batch back and the loop backs off.
-import { randomBytes } from 'node:crypto';
 import { shanghaiTimestamp } from '../domain/time.js';
 import { Fault } from '../domain/faults.js';
 import type { OutboxJob, Ports } from './ports.js';
+import { leaseOwner } from './process-identity.js';
 
 export interface BatchResult {
   /** Jobs the runner marks done. */
@@ -81,10 +81,6 @@ export interface OutboxRunner {
 
 const quiet: RunnerLog = { info() {}, warn() {} };
 
-export function instanceName(): string {
-  return `${process.env.HOSTNAME ?? 'host'}-${process.pid}-${randomBytes(3).toString('hex')}`;
-}
-
 /** Backoff for the n-th attempt (1-based): base·2^(n−1), capped, times a random factor 0.5–1.5. */
 export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
   const exponential = Math.min(maxMs, baseMs * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
@@ -103,7 +99,7 @@ export function createOutboxRunner(ports: Ports, handler: OutboxHandler, options
   const idleMs = options.idleMs ?? 500;
   const backoffMs = options.backoffMs ?? 1_000;
   const maxBackoffMs = options.maxBackoffMs ?? 5 * 60_000;
-  const owner = options.owner ?? instanceName();
+  const owner = options.owner ?? leaseOwner();
   const log = options.log ?? quiet;
   const metrics = options.metrics;
   const { topic } = handler;

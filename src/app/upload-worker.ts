@@ -22,7 +22,8 @@ import { raiseAlert } from './alerts.js';
 import { appendAudit, type AuditRecord } from './audit.js';
 import { markOnline, markUnreachable } from './contingency.js';
 import { uploadRecord } from './upload-record.js';
-import { backoffDelay, createOutboxRunner, instanceName, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
+import { backoffDelay, createOutboxRunner, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
+import { leaseOwner } from './process-identity.js';
 import type { MerchantRecord, OutboxJob, Ports } from './ports.js';
 
 export const UPLOAD_TOPIC = 'invoice.upload';
@@ -242,7 +243,7 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
  */
 export function startUploadWorker(ports: Ports, taxService: TaxService, options: UploadWorkerOptions & { lanes?: number } = {}): OutboxRunner & { start(): void } {
   const handler = uploadHandler(ports, taxService, options);
-  const owner = options.owner ?? instanceName();
+  const owner = options.owner ?? leaseOwner();
   const lanes = Array.from({ length: Math.max(1, options.lanes ?? 2) }, (_, i) =>
     createOutboxRunner(ports, handler, { batchSize: MAX_RECORDS_PER_UPLOAD, leaseMs: 120_000, ...options, owner: `${owner}/${i + 1}` }));
   return {

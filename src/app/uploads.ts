@@ -6,13 +6,14 @@ import { Counter, type Registry } from 'prom-client';
 import type { UploadConfig } from '../config.js';
 import type { TaxService } from '../upstream/protocol.js';
 import { DEFAULT_RESERVE } from './number-blocks.js';
-import { instanceName, type RunnerLog, type RunnerMetrics } from './outbox-runner.js';
+import type { RunnerLog, RunnerMetrics } from './outbox-runner.js';
+import { leaseOwner } from './process-identity.js';
 import type { Ports } from './ports.js';
 import { startUploadWorker } from './upload-worker.js';
 import { createUpkeep } from './upstream-upkeep.js';
 
 export function startUploads(ports: Ports, taxService: TaxService, config: { upload: UploadConfig }, log: RunnerLog, registry?: Registry): () => Promise<void> {
-  const owner = instanceName();
+  const owner = leaseOwner();
   const c = config.upload;
   const metrics = registry && outboxMetrics(registry);
   const worker = startUploadWorker(ports, taxService, { owner, idleMs: c.pollMs, backoffMs: c.backoffMs, maxBackoffMs: c.maxBackoffMs, leaseMs: c.leaseMs, lanes: c.lanes, log, ...(metrics && { metrics }) });

@@ -80,6 +80,13 @@ export interface UpstreamRepositories {
     /** Records how a difference was resolved; false when it was already resolved. */
     resolve(merchantId: string, itemId: number, resolution: { resolution: ReconciliationResolution; at: string; by: string; note: string | null }): Promise<boolean>;
   };
+  /** Leases of every kind (outbox jobs, named jobs), by holder: to end those of a process that is gone. */
+  leases: {
+    /** Owners holding a lease that has not run out at `now`. */
+    holders(now: string): Promise<string[]>;
+    /** Ends every lease these owners hold, as if it had run out at `now`; how many were ended. */
+    expire(owners: string[], now: string): Promise<number>;
+  };
   /** One-at-a-time work across instances: a lease per job name, and the last run it finished. */
   jobLeases: {
     /** Takes the lease when free or expired; returns the job's last finished run key, or false when another holds it. */

@@ -11,7 +11,8 @@ import type { TaxService } from '../upstream/protocol.js';
 import { recordAudit } from './audit.js';
 import { markOnline, markUnreachable, warnNearLimits } from './contingency.js';
 import { DEFAULT_RESERVE, refillNumbers, type RefillResult, type ReservePolicy } from './number-blocks.js';
-import { instanceName, type RunnerLog } from './outbox-runner.js';
+import type { RunnerLog } from './outbox-runner.js';
+import { leaseOwner } from './process-identity.js';
 import type { MerchantRecord, Ports } from './ports.js';
 
 export interface UpkeepOptions {
@@ -38,7 +39,7 @@ export function createUpkeep(ports: Ports, taxService: TaxService, options: Upke
   const intervalMs = options.intervalMs ?? 30_000;
   const termsMaxAgeMs = options.termsMaxAgeMs ?? 10 * 60_000;
   const reserve = options.reserve ?? DEFAULT_RESERVE;
-  const owner = options.owner ?? instanceName();
+  const owner = options.owner ?? leaseOwner();
   const log = options.log ?? quiet;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;

@@ -7,7 +7,7 @@ import type { AlertRecord, AlertSeverity, ReconciliationDifference, Reconciliati
 type Db = Kysely<Database>;
 
 export function upstreamRepositories(db: Db): UpstreamRepositories {
-  return { alerts: alerts(db), upstreamCredentials: credentials(db), reconciliations: reconciliations(db), jobLeases: jobLeases(db) };
+  return { alerts: alerts(db), upstreamCredentials: credentials(db), reconciliations: reconciliations(db), jobLeases: jobLeases(db), leases: leases(db) };
 }
 
 function alerts(db: Db): UpstreamRepositories['alerts'] {
@@ -116,6 +116,28 @@ function reconciliations(db: Db): UpstreamRepositories['reconciliations'] {
         .where('resolution', 'is', null)
         .executeTakeFirst();
       return Number(result.numUpdatedRows) > 0;
+    },
+  };
+}
+
+function leases(db: Db): UpstreamRepositories['leases'] {
+  return {
+    async holders(now) {
+      const rows = await db
+        .selectFrom('outbox')
+        .select('lease_owner as owner')
+        .where('done_at', 'is', null)
+        .where('lease_owner', 'is not', null)
+        .where('lease_until', '>=', now)
+        .union(db.selectFrom('job_leases').select('owner').where('owner', 'is not', null).where('lease_until', '>=', now))
+        .execute();
+      return rows.map((r) => r.owner!);
+    },
+    async expire(owners, now) {
+      if (owners.length === 0) return 0;
+      const jobs = await db.updateTable('outbox').set({ lease_until: now }).where('lease_owner', 'in', owners).where('done_at', 'is', null).where('lease_until', '>', now).executeTakeFirst();
+      const named = await db.updateTable('job_leases').set({ lease_until: now }).where('owner', 'in', owners).where('lease_until', '>', now).executeTakeFirst();
+      return Number(jobs.numUpdatedRows) + Number(named.numUpdatedRows);
     },
   };
 }

@@ -1,6 +1,7 @@
 // Background work is shared through leases on outbox rows: concurrent claimers never get the same
 // job while its lease lives, a job whose claimer died is claimed again once its lease runs out, and
-// a claimer that lost its lease cannot complete the job a second time.
+// a claimer that lost its lease cannot complete the job a second time. A process restarted on the
+// same machine ends at once the leases of one that is gone (killed), and only those.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { addMerchant } from '../../src/app/merchants.js';
@@ -9,6 +10,8 @@ import { issueInvoice } from '../../src/app/issue-invoice.js';
 import { shanghaiTimestamp } from '../../src/domain/time.js';
 import type { InvoiceRequest } from '../../src/domain/draft.js';
 import type { OutboxJob } from '../../src/app/ports.js';
+import { endLeasesOfGoneProcesses, leaseOwner, PROCESS_TOKEN } from '../../src/app/process-identity.js';
+import { goneOwner } from '../support/processes.js';
 
 const body = (i: number): InvoiceRequest => ({
   kind: 'normal', prices_include_tax: false, remarks: `#${i}`,
@@ -76,6 +79,33 @@ for (const kind of storesUnderTest) {
       expect((await claim('worker', 100)).map((j) => j.id)).not.toContain(job!.id);
       at += 30_000;
       expect((await claim('worker', 100)).map((j) => j.id)).toContain(job!.id);
+    });
+
+    it('ends at once the leases of a process of this machine that is gone, and no others', async () => {
+      const gone = goneOwner();
+      const elsewhere = `another-host:4242:${PROCESS_TOKEN}`; // cannot be checked from here: runs its term
+      const alive = leaseOwner();
+      const lease = (owner: string, leaseUntil = time(120_000), limit = 5) =>
+        opened.store.write((tx) => tx.outbox.claim({ topic: 'invoice.upload', owner, now: time(), leaseUntil, limit }));
+      const [byGone, byGoneLane, byElsewhere, byAlive] = [await lease(gone), await lease(`${gone}/2`), await lease(elsewhere), await lease(alive)];
+      const named = (name: string, owner: string) => opened.store.write((tx) => tx.jobLeases.acquire(name, owner, time(), time(120_000)));
+      expect(await named('upkeep:gone', gone)).not.toBe(false);
+      expect(await named('upkeep:alive', alive)).not.toBe(false);
+
+      const ended = await endLeasesOfGoneProcesses({ store: opened.store, clock }, time());
+      expect(ended.owners.sort()).toEqual([gone, `${gone}/2`].sort());
+      expect(ended.leases).toBe(11); // 5 + 5 jobs and one named lease
+
+      at += 1; // the next moment: the ended leases can be taken, the others still cannot
+      const retakenJobs = await lease('successor', time(60_000), 100);
+      const retaken = retakenJobs.map((j) => j.id);
+      expect(retaken).toEqual(expect.arrayContaining([...byGone, ...byGoneLane].map((j) => j.id)));
+      for (const job of [...byElsewhere, ...byAlive]) expect(retaken).not.toContain(job.id);
+      expect(retaken).toHaveLength(10 + 40); // and the 40 jobs nobody had claimed
+      expect(await named('upkeep:gone', 'successor')).not.toBe(false);
+      expect(await named('upkeep:alive', 'successor')).toBe(false);
+      // Attempts go on counting: the upload worker asks the tax service about a job the dead process may have sent.
+      for (const job of [...byGone, ...byGoneLane]) expect(retakenJobs.find((j) => j.id === job.id)?.attempts).toBe(2);
     });
   });
 }
