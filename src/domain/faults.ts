@@ -308,6 +308,12 @@ export const faults = {
     cause: 'An invoice may be voided only in the calendar month (Asia/Shanghai) it was issued in.',
     remedy: '对跨月发票开具红字发票冲销。', remedyEn: 'Issue a red-letter invoice to reverse it.',
   },
+  ALERT_NOT_FOUND: {
+    code: 3010, http: 404,
+    zh: '预警不存在：{id}', en: 'No such alert: {id}',
+    cause: "No alert of your merchant has this id: it was never raised, or it belongs to another merchant.",
+    remedy: '用 GET /api/v1/alerts 查看本商户的预警及其编号。', remedyEn: "List your merchant's alerts and their ids with GET /api/v1/alerts.",
+  },
   SAVED_ENTRY_NOT_FOUND: {
     code: 3008, http: 404,
     zh: '常用{kind}不存在：{id}', en: 'Saved {kind} not found: {id}',
