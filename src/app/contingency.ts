@@ -107,8 +107,8 @@ export async function merchantStatus(ports: Ports, caller: Caller): Promise<Merc
   const merchant = await read.merchants.get(caller.merchantId);
   if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: caller.merchantId });
   const now = ports.clock.now();
-  const year = Number(shanghaiDate(now).slice(0, 4));
   const today = shanghaiDate(now);
+  const year = Number(today.slice(0, 4));
   const [state, backlog, numbers, problems, month] = await Promise.all([
     read.upstreamState.get(merchant.id),
     read.uploads.backlog(merchant.id),

@@ -28,10 +28,14 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   const fetched = await db.selectFrom('merchants').select(['id', 'operator_credit_fen']).where('terms_fetched_at', 'is not', null).where('operator_credit_fen', 'is not', null).execute();
   if (fetched.length === 0) return;
-  const changes = await db.selectFrom('audit_log').select(['merchant_id', 'action', 'detail']).where('action', 'in', CHANGES).orderBy('id').execute();
+  const changes = new Map<string, Array<{ action: string; detail: string }>>();
+  for (const c of await db.selectFrom('audit_log').select(['merchant_id', 'action', 'detail']).where('action', 'in', CHANGES).orderBy('id').execute()) {
+    if (!changes.has(c.merchant_id)) changes.set(c.merchant_id, []);
+    changes.get(c.merchant_id)!.push(c);
+  }
   for (const merchant of fetched) {
     const stored = String(merchant.operator_credit_fen);
-    const source = lastSource(changes.filter((c) => c.merchant_id === merchant.id), stored);
+    const source = lastSource(changes.get(merchant.id) ?? [], stored);
     if (source === 'operator') continue;
     await db
       .updateTable('merchants')
