@@ -40,6 +40,6 @@ export async function acknowledgeAlert(ports: Ports, caller: Caller, id: number)
   const done = await ports.store.write((tx) => tx.alerts.acknowledge(caller.merchantId, id, caller.actor, shanghaiTimestamp(ports.clock.now())));
   if (!done) {
     const exists = (await ports.store.read.alerts.list(caller.merchantId, { beforeId: id + 1 }, 1))[0]?.id === id;
-    if (!exists) throw new Fault(faults.ROUTE_NOT_FOUND, { route: `alert ${id}` });
+    if (!exists) throw new Fault(faults.ALERT_NOT_FOUND, { id: String(id) });
   }
 }

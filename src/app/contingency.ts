@@ -1,12 +1,14 @@
 // 离线开票 in the application: the check inside the issue transaction, the merchant's connection
 // state (online / contingency) as the upload worker finds it, the 80 % warnings, and the status
-// a merchant sees (GET /api/v1/status).
+// a merchant sees (GET /api/v1/status), with the month's credit line.
 import { authorize, type Caller } from '../domain/access.js';
 import { assess, limitsFor, refuseIssue, type Backlog, type KindAssessment } from '../domain/contingency.js';
+import { effectiveCreditLine, type CreditLimits } from '../domain/credit-line.js';
 import { Fault, faults } from '../domain/faults.js';
 import { invoiceKinds, type InvoiceKind } from '../domain/invoice.js';
 import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
 import { raiseAlert } from './alerts.js';
+import { monthPeriod } from './issue-allowance.js';
 import type { MerchantRecord, Ports, Repositories } from './ports.js';
 import type { BacklogRow, UpstreamState } from './upload-ports.js';
 
@@ -95,6 +97,8 @@ export interface MerchantStatus {
   limits: Array<KindAssessment & { maxOfflineAmountFen: bigint; unlock: string }>;
   numbers: { year: number; remaining: number; blocks: number };
   problems: { rejected: number; quarantined: number };
+  /** The month's credit line (授信额度, R9): both sources, what this month used and what is left. */
+  credit: CreditLimits & { month: string; usedFen: bigint; remainingFen: bigint | null };
 }
 
 export async function merchantStatus(ports: Ports, caller: Caller): Promise<MerchantStatus> {
@@ -103,13 +107,16 @@ export async function merchantStatus(ports: Ports, caller: Caller): Promise<Merc
   const merchant = await read.merchants.get(caller.merchantId);
   if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: caller.merchantId });
   const now = ports.clock.now();
-  const year = Number(shanghaiDate(now).slice(0, 4));
-  const [state, backlog, numbers, problems] = await Promise.all([
+  const today = shanghaiDate(now);
+  const year = Number(today.slice(0, 4));
+  const [state, backlog, numbers, problems, month] = await Promise.all([
     read.upstreamState.get(merchant.id),
     read.uploads.backlog(merchant.id),
     read.numberBlocks.reserve(merchant.id, year),
     read.uploads.countProblems(merchant.id),
+    read.usage.get(merchant.id, monthPeriod(today)),
   ]);
+  const line = effectiveCreditLine(merchant);
   const pending = backlog.filter((b) => b.count > 0);
   const oldestAt = pending.map((b) => b.oldestAt).filter((t): t is string => t !== null).sort()[0] ?? null;
   const limits = invoiceKinds.flatMap((kind) => {
@@ -142,5 +149,9 @@ export async function merchantStatus(ports: Ports, caller: Caller): Promise<Merc
     limits,
     numbers: { year, ...numbers },
     problems,
+    credit: {
+      grantedCreditFen: merchant.grantedCreditFen, operatorCreditFen: merchant.operatorCreditFen, month: today.slice(0, 7), usedFen: month.preTaxFen,
+      remainingFen: line && (line.limitFen > month.preTaxFen ? line.limitFen - month.preTaxFen : 0n),
+    },
   };
 }

@@ -1,12 +1,13 @@
 // What a merchant may still issue, inside the issue transaction: the daily count limit (开票限额),
-// the month's credit line (授信额度, R9) and, in contingency, the offline limits of each kind's
+// the month's credit line (授信额度, R9: the lower of the tax service's grant and the operator's
+// limit) and, in contingency, the offline limits of each kind's
 // upload backlog. Read once for a batch and kept up to date invoice by invoice, so a batch never
 // overshoots a limit its invoices would pass one at a time, and the usage counters get the batch's
 // totals in one statement.
 import { backlogPeriod, type Backlog } from '../domain/contingency.js';
+import { effectiveCreditLine, refuseCredit } from '../domain/credit-line.js';
 import { Fault, faults } from '../domain/faults.js';
 import type { InvoiceKind } from '../domain/invoice.js';
-import { formatYuan } from '../domain/money.js';
 import { refuseOfflineIssue } from './contingency.js';
 import type { MerchantRecord, Repositories, UsageChange, UsageCounters } from './ports.js';
 
@@ -33,7 +34,7 @@ export class IssueAllowance {
   /** Reads only the counters this merchant's limits need. `date` is today in Shanghai. */
   static async open(tx: Repositories, merchant: MerchantRecord, date: string, kinds: ReadonlySet<InvoiceKind>, now: Date): Promise<IssueAllowance> {
     const today = merchant.dailyInvoiceLimit !== null ? await tx.usage.get(merchant.id, dayPeriod(date)) : undefined;
-    const month = merchant.monthlyCreditFen !== null ? await tx.usage.get(merchant.id, monthPeriod(date)) : undefined;
+    const month = effectiveCreditLine(merchant) !== null ? await tx.usage.get(merchant.id, monthPeriod(date)) : undefined;
     const backlogs = new Map<InvoiceKind, Backlog>();
     if (merchant.offlineSince) {
       for (const kind of kinds) {
@@ -46,14 +47,12 @@ export class IssueAllowance {
 
   /** Why one more invoice of this kind and pre-tax amount may not be issued; undefined when it may. */
   refusal(kind: InvoiceKind, preTaxFen: bigint): Fault | undefined {
-    const { dailyInvoiceLimit, monthlyCreditFen } = this.merchant;
+    const { dailyInvoiceLimit } = this.merchant;
     if (dailyInvoiceLimit !== null && this.issuedToday >= dailyInvoiceLimit) {
       return new Fault(faults.DAILY_LIMIT_REACHED, { limit: String(dailyInvoiceLimit) });
     }
-    if (monthlyCreditFen !== null) {
-      const remaining = monthlyCreditFen - this.monthFen;
-      if (preTaxFen > remaining) return new Fault(faults.CREDIT_LINE_EXCEEDED, { remaining: formatYuan(remaining > 0n ? remaining : 0n), amount: formatYuan(preTaxFen) });
-    }
+    const overCredit = refuseCredit(this.merchant, this.monthFen, preTaxFen);
+    if (overCredit) return overCredit;
     const backlog = this.backlogs.get(kind);
     return backlog && refuseOfflineIssue(this.merchant, kind, backlog, preTaxFen, this.now);
   }

@@ -1,4 +1,6 @@
-// Merchants are created by the platform operator (CLI); their limits come from the tax office.
+// Merchants are created by the platform operator (CLI). Their limits: the daily count and the
+// operator's own monthly credit limit, set here; the tax service's grant (授信额度) comes with its
+// terms (upstream-upkeep.ts), and the lower of the two binds (domain/credit-line.ts).
 import { randomUUID } from 'node:crypto';
 import { Fault, faults } from '../domain/faults.js';
 import { parseYuan } from '../domain/money.js';
@@ -19,7 +21,7 @@ export interface MerchantInput {
   bank?: string;
   account?: string;
   dailyInvoiceLimit?: number | null;
-  monthlyCredit?: string | null; // yuan, decimal text
+  operatorCredit?: string | null; // the operator's monthly credit limit: pre-tax yuan, decimal text; null = none
 }
 
 export async function addMerchant(ports: Ports, input: MerchantInput, actor = 'platform'): Promise<MerchantRecord> {
@@ -34,13 +36,14 @@ export async function addMerchant(ports: Ports, input: MerchantInput, actor = 'p
     bank: checkPrintedText(input.bank ?? '', 'bank', 100),
     account: checkPrintedText(input.account ?? '', 'account', 50),
     dailyInvoiceLimit: dailyLimit(input.dailyInvoiceLimit ?? null),
-    monthlyCreditFen: input.monthlyCredit == null ? null : parseYuan(input.monthlyCredit, 'monthly_credit'),
+    operatorCreditFen: monthlyCredit(input.operatorCredit ?? null),
+    grantedCreditFen: null, // until the tax service's terms are fetched
     createdAt: shanghaiTimestamp(ports.clock.now()),
   };
   return ports.store.write(async (tx) => {
     if (await tx.merchants.findByTaxId(merchant.taxId)) throw new Fault(faults.MERCHANT_EXISTS, { taxId: merchant.taxId });
     await tx.merchants.insert(merchant);
-    await recordAudit(tx, ports.clock, { merchantId: merchant.id, actor, action: 'merchant.added', subject: merchant.id, detail: { name: merchant.name, taxId: merchant.taxId } });
+    await recordAudit(tx, ports.clock, { merchantId: merchant.id, actor, action: 'merchant.added', subject: merchant.id, detail: { name: merchant.name, taxId: merchant.taxId, operatorCreditFen: merchant.operatorCreditFen?.toString() ?? null } });
     return merchant;
   });
 }
@@ -48,20 +51,20 @@ export async function addMerchant(ports: Ports, input: MerchantInput, actor = 'p
 export async function setMerchantLimits(
   ports: Ports,
   merchantId: string,
-  limits: { dailyInvoiceLimit: number | null; monthlyCredit: string | null },
+  limits: { dailyInvoiceLimit: number | null; operatorCredit: string | null },
   actor = 'platform',
 ): Promise<MerchantRecord> {
   const dailyInvoiceLimit = dailyLimit(limits.dailyInvoiceLimit);
-  const monthlyCreditFen = limits.monthlyCredit === null ? null : parseYuan(limits.monthlyCredit, 'monthly_credit');
+  const operatorCreditFen = monthlyCredit(limits.operatorCredit);
   return ports.store.write(async (tx) => {
     const merchant = await tx.merchants.lock(merchantId);
     if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: merchantId });
-    await tx.merchants.setLimits(merchantId, { dailyInvoiceLimit, monthlyCreditFen });
+    await tx.merchants.setLimits(merchantId, { dailyInvoiceLimit, operatorCreditFen });
     await recordAudit(tx, ports.clock, {
       merchantId, actor, action: 'merchant.limits_changed', subject: merchantId,
-      detail: { dailyInvoiceLimit, monthlyCreditFen: monthlyCreditFen?.toString() ?? null },
+      detail: { dailyInvoiceLimit, operatorCreditFen: operatorCreditFen?.toString() ?? null },
     });
-    return { ...merchant, dailyInvoiceLimit, monthlyCreditFen };
+    return { ...merchant, dailyInvoiceLimit, operatorCreditFen };
   });
 }
 
@@ -72,6 +75,10 @@ function sellerTaxId(taxId: string): string {
     if (error instanceof Fault) throw new Fault(faults.SELLER_TAX_ID_INVALID, error.params, [{ field: 'tax_id', issue: error.params.reason ?? '' }]);
     throw error;
   }
+}
+
+function monthlyCredit(yuan: string | null): bigint | null {
+  return yuan === null ? null : parseYuan(yuan, 'monthly_credit');
 }
 
 function dailyLimit(value: number | null): number | null {

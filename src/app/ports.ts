@@ -20,7 +20,10 @@ export interface MerchantRecord {
   account: string;
   regionCode: string;
   dailyInvoiceLimit: number | null;
-  monthlyCreditFen: bigint | null; // 授信额度, pre-tax fen per calendar month
+  /** The operator's own limit of pre-tax fen per calendar month; null = none. */
+  operatorCreditFen: bigint | null;
+  /** 授信额度 the tax service grants in its terms, pre-tax fen per calendar month; null = none. The lower of the two binds (domain/credit-line.ts). */
+  grantedCreditFen: bigint | null;
   createdAt: string;
   /** 离线开票 limits per kind from the tax service's terms; null/absent = never fetched (no limits). */
   contingency?: ContingencyLimits[] | null;
@@ -160,7 +163,8 @@ export interface Repositories extends UpstreamRepositories, DeliveryRepositories
     get(id: string): Promise<MerchantRecord | undefined>;
     findByTaxId(taxId: string): Promise<MerchantRecord | undefined>;
     list(): Promise<MerchantRecord[]>;
-    setLimits(id: string, limits: { dailyInvoiceLimit: number | null; monthlyCreditFen: bigint | null }): Promise<void>;
+    /** The operator's limits; the tax service's grant is written with its terms (`terms.save`). */
+    setLimits(id: string, limits: { dailyInvoiceLimit: number | null; operatorCreditFen: bigint | null }): Promise<void>;
   };
   /** Gap-free numbering: the increment rolls back with the transaction it is part of. */
   series: { next(merchantId: string, year: number): Promise<number> };

@@ -110,7 +110,7 @@ export interface UploadRepositories {
     put(state: UpstreamState): Promise<void>;
   };
   terms: {
-    /** Caches the tax service's terms on the merchant row (contingency limits JSON, credit line). */
-    save(merchantId: string, terms: { contingencyJson: string; monthlyCreditFen: bigint | null; fetchedAt: string }): Promise<void>;
+    /** Caches the tax service's terms on the merchant row: contingency limits (JSON) and its credit-line grant, which replaces the last one (null lifts it). */
+    save(merchantId: string, terms: { contingencyJson: string; grantedCreditFen: bigint | null; fetchedAt: string }): Promise<void>;
   };
 }

@@ -108,20 +108,19 @@ export async function refreshTerms(ports: Ports, taxService: TaxService, merchan
     .map((l) => ({ kind: l.kind, maxOfflineHours: l.maxOfflineHours, maxOfflineAmountFen: BigInt(l.maxOfflineAmountFen) }));
   const contingencyJson = serializeContingencyTerms(contingency);
   const fetchedAt = shanghaiTimestamp(ports.clock.now());
-  const monthlyCreditFen = await ports.store.write(async (tx) => {
+  // 授信额度 (R9): the tax service's grant, kept apart from the operator's own limit; null lifts it.
+  const grantedCreditFen = terms.monthlyCreditFen === null ? null : BigInt(terms.monthlyCreditFen);
+  await ports.store.write(async (tx) => {
     const current = (await tx.merchants.lock(merchant.id)) ?? merchant;
-    // 授信额度 (R9) comes from the tax service; one it leaves unset keeps what the operator set here.
-    const credit = terms.monthlyCreditFen === null ? current.monthlyCreditFen : BigInt(terms.monthlyCreditFen);
     const before = current.contingency ? serializeContingencyTerms(current.contingency) : null;
-    await tx.terms.save(merchant.id, { contingencyJson, monthlyCreditFen: credit, fetchedAt });
-    if (before !== contingencyJson || current.monthlyCreditFen !== credit) {
+    await tx.terms.save(merchant.id, { contingencyJson, grantedCreditFen, fetchedAt });
+    if (before !== contingencyJson || current.grantedCreditFen !== grantedCreditFen) {
       await recordAudit(tx, ports.clock, {
         merchantId: merchant.id, actor: 'tax-service', action: 'merchant.terms_changed', subject: merchant.id,
-        detail: { contingency: JSON.parse(contingencyJson), monthlyCreditFen: credit?.toString() ?? null },
+        detail: { contingency: JSON.parse(contingencyJson), grantedCreditFen: grantedCreditFen?.toString() ?? null },
       });
     }
     await markOnline(tx, merchant.id, fetchedAt);
-    return credit;
   });
-  return { ...merchant, contingency, monthlyCreditFen, termsFetchedAt: fetchedAt };
+  return { ...merchant, contingency, grantedCreditFen, termsFetchedAt: fetchedAt };
 }

@@ -24,8 +24,9 @@ import { argon2Hasher } from '../security/passwords.js';
 import { IssueRequest, InvoiceQuery } from '../http/schemas.js';
 import { RequestRejected, zodValidatorCompiler } from '../http/errors.js';
 import { invoiceView, merchantView } from '../http/views.js';
+import { creditLineView } from '../http/routes/status.js';
 import { serve } from '../server.js';
-import { printJson, reportError } from './output.js';
+import { creditLineText, printJson, reportError } from './output.js';
 import { registerDeliveryCommands } from './delivery.js';
 import { registerSimulatorCommands } from './simulator.js';
 import { registerReconcileCommands } from './reconcile.js';
@@ -80,21 +81,22 @@ program.command('migrate').description('apply database migrations').addOption(js
 });
 
 const merchant = program.command('merchant').description('merchants (商户)');
+const OPERATOR_CREDIT = 'the operator\'s own limit, pre-tax yuan per month; the tax service\'s grant (授信额度) comes with its terms, and the lower binds';
 merchant.command('add')
   .requiredOption('--name <name>', 'registered name (销售方名称)')
   .requiredOption('--tax-id <id>', '统一社会信用代码')
   .option('--region <code>', '2-digit province code that starts invoice numbers', '11')
   .option('--address <text>', '', '').option('--phone <text>', '', '').option('--bank <text>', '', '').option('--account <text>', '', '')
-  .option('--daily-limit <n>', 'invoices per day (开票张数上限)').option('--monthly-credit <yuan>', 'pre-tax yuan per month (授信额度)')
+  .option('--daily-limit <n>', 'invoices per day (开票张数上限)').option('--monthly-credit <yuan>', OPERATOR_CREDIT)
   .addOption(json)
   .action(withStore(async (ports, o) => {
     const m = await addMerchant(ports, {
       name: o.name, taxId: o.taxId, regionCode: o.region, address: o.address, phone: o.phone, bank: o.bank, account: o.account,
-      dailyInvoiceLimit: o.dailyLimit === undefined ? null : Number(o.dailyLimit), monthlyCredit: o.monthlyCredit ?? null,
+      dailyInvoiceLimit: o.dailyLimit === undefined ? null : Number(o.dailyLimit), operatorCredit: o.monthlyCredit ?? null,
     });
     const notProvisioned = await provisionMerchant(ports, readConfig(), m); // terms and first numbers from the tax service
     if (notProvisioned) process.stderr.write(`warning: ${notProvisioned}\n`);
-    if (o.json) printJson(merchantView(m));
+    if (o.json) printJson(merchantView((await ports.store.read.merchants.get(m.id)) ?? m)); // with the grant the terms brought
     else console.log(`merchant ${m.id} ${m.name} (${m.taxId})`);
   }));
 merchant.command('list').addOption(json).action(withStore(async (ports, o) => {
@@ -102,17 +104,17 @@ merchant.command('list').addOption(json).action(withStore(async (ports, o) => {
   if (o.json) printJson(list.map(merchantView));
   else for (const m of list) console.log(`${m.id}\t${m.taxId}\t${m.name}`);
 }));
-merchant.command('limits').description('set the daily count limit and monthly credit line (授信额度)')
-  .requiredOption('--merchant <id>').option('--daily-limit <n>', 'invoices per day; "none" to lift').option('--monthly-credit <yuan>', 'pre-tax yuan per month; "none" to lift')
+merchant.command('limits').description('set the daily count limit and the operator\'s own monthly credit limit; shows both credit limits (授信额度) and which binds')
+  .requiredOption('--merchant <id>').option('--daily-limit <n>', 'invoices per day; "none" to lift').option('--monthly-credit <yuan>', `${OPERATOR_CREDIT}; "none" to lift`)
   .addOption(json)
   .action(withStore(async (ports, o) => {
     const current = await ports.store.read.merchants.get(o.merchant);
     if (!current) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: o.merchant });
     const daily = o.dailyLimit === undefined ? current.dailyInvoiceLimit : o.dailyLimit === 'none' ? null : Number(o.dailyLimit);
-    const credit = o.monthlyCredit === undefined ? (current.monthlyCreditFen === null ? null : formatYuan(current.monthlyCreditFen)) : o.monthlyCredit === 'none' ? null : o.monthlyCredit;
-    const m = await setMerchantLimits(ports, o.merchant, { dailyInvoiceLimit: daily, monthlyCredit: credit }, `cli:${userInfo().username}`);
+    const credit = o.monthlyCredit === undefined ? (current.operatorCreditFen === null ? null : formatYuan(current.operatorCreditFen)) : o.monthlyCredit === 'none' ? null : o.monthlyCredit;
+    const m = await setMerchantLimits(ports, o.merchant, { dailyInvoiceLimit: daily, operatorCredit: credit }, `cli:${userInfo().username}`);
     if (o.json) printJson(merchantView(m));
-    else console.log(`limits of ${m.id}: daily ${m.dailyInvoiceLimit ?? 'none'}, monthly credit ${m.monthlyCreditFen === null ? 'none' : `${formatYuan(m.monthlyCreditFen)} yuan`}`);
+    else console.log(`limits of ${m.id}: daily ${m.dailyInvoiceLimit ?? 'none'}, ${creditLineText(creditLineView(m))}`);
   }));
 
 program.command('user').description('users (用户)').command('add')

@@ -16,7 +16,7 @@ import { storedCredentials } from '../upstream/credentials.js';
 import { taxServiceClientFor, upstreamSetup } from '../upstream/setup.js';
 import { startSandbox } from '../upstream/simulator/server.js';
 import { statusView } from '../http/routes/status.js';
-import { printJson, reportError } from './output.js';
+import { creditLineText, printJson, reportError } from './output.js';
 
 const json = new Option('--json', 'print JSON');
 
@@ -68,7 +68,7 @@ export function registerNumberCommands(program: Command): void {
       else for (const b of blocks) console.log(`${b.blockId}\t${b.year}\t${b.first}–${b.last}\tnext ${b.next}\t${b.source}`);
     }));
 
-  program.command('status').description('online or contingency (离线), limits used, backlog, numbers in reserve')
+  program.command('status').description('online or contingency (离线), limits used, backlog, numbers in reserve, the month\'s credit line (授信额度)')
     .requiredOption('--merchant <id>').addOption(json)
     .action(withPorts(async (ports, o) => {
       const view = statusView(await merchantStatus(ports, { merchantId: o.merchant, role: 'owner', actor: 'cli' }), null);
@@ -78,6 +78,8 @@ export function registerNumberCommands(program: Command): void {
         console.log(`backlog: ${view.backlog.count} invoices, ${view.backlog.pre_tax_total} yuan pre-tax, oldest ${view.backlog.oldest_issued_at ?? '—'}`);
         for (const l of view.limits) console.log(`  ${l.kind}: ${l.hours_used} / ${l.max_offline_hours} h, ${l.amount_used} / ${l.max_offline_amount} yuan${l.blocked ? ' BLOCKED — ' + l.unlock : l.warning ? ' (80 % warning)' : ''}`);
         console.log(`numbers in reserve for ${view.numbers.year}: ${view.numbers.remaining} in ${view.numbers.blocks} block(s)`);
+        const credit = view.credit_line;
+        console.log(`${creditLineText(credit)}; ${credit.month}: ${credit.used} yuan used${credit.remaining === null ? '' : `, ${credit.remaining} yuan left`}`);
       }
     }));
 }

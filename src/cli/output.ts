@@ -1,6 +1,7 @@
 // How the CLI speaks: JSON for machines (--json), short lines for people, and faults in both
 // languages with their remedy. Exit codes: 0 ok, 1 a check failed, 2 refused input, 3 internal.
 import { Fault, faults, fill } from '../domain/faults.js';
+import type { creditLineView } from '../http/routes/status.js';
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
@@ -18,4 +19,11 @@ export function reportError(error: unknown, json: boolean): number {
     );
   }
   return error instanceof Fault ? 2 : 3;
+}
+
+/** The month's credit line (授信额度) for people: what applies, both sources, and which binds. */
+export function creditLineText(c: ReturnType<typeof creditLineView>): string {
+  const yuan = (value: string | null) => (value === null ? 'none' : `${value} yuan`);
+  const binds = c.binding === null ? '' : { tax_service: "; the tax service's grant binds", operator: "; the operator's limit binds", both: '; both bind' }[c.binding];
+  return `monthly credit ${yuan(c.limit)} (tax service ${yuan(c.tax_service)}, operator ${yuan(c.operator)}${binds})`;
 }

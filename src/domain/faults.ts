@@ -286,9 +286,11 @@ export const faults = {
   },
   CREDIT_LINE_EXCEEDED: {
     code: 3004, http: 422,
-    zh: '超出本月授信额度：剩余 {remaining} 元，本张发票 {amount} 元（不含税）', en: 'Monthly credit line exceeded: {remaining} yuan left, this invoice {amount} yuan (before tax)',
-    cause: 'The pre-tax total issued in a month may not exceed the credit line (授信额度).',
-    remedy: '降低本张金额，或向主管税务机关申请调整授信额度。', remedyEn: 'Lower the amount, or apply to the tax office for a higher credit line.',
+    zh: '超出本月授信额度：{bindingZh}；剩余 {remaining} 元，本张发票 {amount} 元（不含税）',
+    en: 'Monthly credit line exceeded: {bindingEn}; {remaining} yuan left, this invoice {amount} yuan (before tax)',
+    cause: "The pre-tax total issued in a month may not exceed the credit line: the lower of the tax service's grant (授信额度) and the platform operator's own limit, whichever is set.",
+    remedy: '降低本张金额，或下月再开具。税务机关授信额度生效时，向主管税务机关申请调高（下次同步条款时生效，默认10分钟内）；平台运营方限额生效时，请运营方调高或取消（fapiao merchant limits --monthly-credit <元>|none）。GET /api/v1/merchant 的 credit_line 显示两个额度及生效的一个。',
+    remedyEn: "Lower the amount, or issue next month. When the tax service's grant binds, apply to the tax office for a higher credit line (it reaches Fapiao at the next terms refresh, by default within 10 minutes); when the operator's limit binds, ask the platform operator to raise or lift it (fapiao merchant limits --monthly-credit <yuan>|none). GET /api/v1/merchant shows both in credit_line, and which binds.",
   },
   INVOICE_STATE_CONFLICT: {
     code: 3005, http: 409,
@@ -307,6 +309,12 @@ export const faults = {
     zh: '发票 {number} 开具于 {month}，跨月发票不能作废，请开具红字发票', en: 'Invoice {number} was issued in {month}; invoices of a past month cannot be voided, reverse it with a red-letter invoice',
     cause: 'An invoice may be voided only in the calendar month (Asia/Shanghai) it was issued in.',
     remedy: '对跨月发票开具红字发票冲销。', remedyEn: 'Issue a red-letter invoice to reverse it.',
+  },
+  ALERT_NOT_FOUND: {
+    code: 3010, http: 404,
+    zh: '预警不存在：{id}', en: 'No such alert: {id}',
+    cause: "No alert of your merchant has this id: it was never raised, or it belongs to another merchant.",
+    remedy: '用 GET /api/v1/alerts 查看本商户的预警及其编号。', remedyEn: "List your merchant's alerts and their ids with GET /api/v1/alerts.",
   },
   SAVED_ENTRY_NOT_FOUND: {
     code: 3008, http: 404,

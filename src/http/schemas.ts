@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { invoiceKinds, invoiceStatuses } from '../domain/invoice.js';
 import { MAX_LINES } from '../domain/draft.js';
 import { roles } from '../domain/access.js';
+import { creditBindings } from '../domain/credit-line.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../app/query-invoices.js';
 
 // Lengths and counts are checked by the domain, which counts characters (not UTF-16 units) and
@@ -141,9 +142,17 @@ export const SavedItemListView = z.object({ items: z.array(SavedItemView) });
 
 export const UserRequest = z.strictObject({ username: z.string().max(64), password: z.string().max(1024), role: z.enum(roles) });
 export const UserView = z.object({ id: z.string(), username: z.string(), role: z.string(), merchant_id: z.string() });
+export const CreditLineView = z.object({
+  limit: z.string().nullable().describe('pre-tax yuan per month that may be issued: the lower of tax_service and operator; null = no credit line'),
+  binding: z.enum(creditBindings).nullable().describe('which limit binds (both: they are equal); null = neither is set'),
+  tax_service: z.string().nullable().describe("授信额度 granted in the tax service's terms, pre-tax yuan per month; null = none"),
+  operator: z.string().nullable().describe("the platform operator's own limit (fapiao merchant limits --monthly-credit), pre-tax yuan per month; null = none"),
+}).describe('The month\'s credit line (授信额度) from its two sources');
 export const MerchantView = z.object({
   id: z.string(), name: z.string(), tax_id: z.string(), region_code: z.string(), address: z.string(), phone: z.string(), bank: z.string(), account: z.string(),
-  daily_invoice_limit: z.number().int().nullable(), monthly_credit: z.string().nullable().describe('授信额度, pre-tax yuan per month'),
+  daily_invoice_limit: z.number().int().nullable(),
+  monthly_credit: z.string().nullable().describe('授信额度 that applies, pre-tax yuan per month: credit_line.limit; null = none'),
+  credit_line: CreditLineView,
 });
 
 export const PasswordChangeRequest = z.strictObject({ current_password: z.string().max(1024), new_password: z.string().max(1024) });

@@ -3,7 +3,7 @@ import { checkCode } from '../domain/signature.js';
 import { amountInWords } from '../domain/amount-in-words.js';
 import type { Invoice, Party } from '../domain/invoice.js';
 import { formatYuan } from '../domain/money.js';
-import { uploadView } from './routes/status.js';
+import { creditLineView, uploadView } from './routes/status.js';
 import type { MerchantRecord, SavedBuyer, SavedItem } from '../app/ports.js';
 
 const partyView = (p: Party) => ({ name: p.name, tax_id: p.taxId, address: p.address, phone: p.phone, bank: p.bank, account: p.account });
@@ -45,7 +45,10 @@ export const savedItemView = (i: SavedItem) => ({
   id: i.id, name: i.name, tax_code: i.taxCode, spec: i.spec, unit: i.unit, unit_price: i.unitPrice, tax_rate: i.taxRate, updated_at: i.updatedAt,
 });
 
-export const merchantView = (m: MerchantRecord) => ({
-  id: m.id, name: m.name, tax_id: m.taxId, region_code: m.regionCode, address: m.address, phone: m.phone, bank: m.bank, account: m.account,
-  daily_invoice_limit: m.dailyInvoiceLimit, monthly_credit: m.monthlyCreditFen === null ? null : formatYuan(m.monthlyCreditFen),
-});
+export function merchantView(m: MerchantRecord) {
+  const credit = creditLineView(m);
+  return {
+    id: m.id, name: m.name, tax_id: m.taxId, region_code: m.regionCode, address: m.address, phone: m.phone, bank: m.bank, account: m.account,
+    daily_invoice_limit: m.dailyInvoiceLimit, monthly_credit: credit.limit, credit_line: credit,
+  };
+}

@@ -175,6 +175,9 @@ function numbered(name: string, values: readonly string[]): Record<string, strin
   return Object.fromEntries(values.map((value, i) => [`${name}${i}`, value]));
 }
 
+/** An optional fen amount as its column holds it (bigint as decimal text on both drivers). */
+const fenColumn = (value: bigint | null) => (value === null ? null : value.toString());
+
 function merchants(db: Db, dialect: Dialect, locking: boolean): Repositories['merchants'] {
   const toRecord = (r: Database['merchants']): MerchantRecord => ({
     id: r.id,
@@ -186,7 +189,8 @@ function merchants(db: Db, dialect: Dialect, locking: boolean): Repositories['me
     account: r.account,
     regionCode: r.region_code,
     dailyInvoiceLimit: r.daily_invoice_limit === null ? null : Number(r.daily_invoice_limit),
-    monthlyCreditFen: r.monthly_credit_fen === null ? null : BigInt(r.monthly_credit_fen),
+    operatorCreditFen: r.operator_credit_fen === null ? null : BigInt(r.operator_credit_fen),
+    grantedCreditFen: r.granted_credit_fen === null ? null : BigInt(r.granted_credit_fen),
     createdAt: r.created_at,
     contingency: parseContingencyTerms(r.contingency_terms ?? null),
     termsFetchedAt: r.terms_fetched_at ?? null,
@@ -203,7 +207,7 @@ function merchants(db: Db, dialect: Dialect, locking: boolean): Repositories['me
         .values({
           id: m.id, name: m.name, tax_id: m.taxId, address: m.address, phone: m.phone, bank: m.bank, account: m.account,
           region_code: m.regionCode, daily_invoice_limit: m.dailyInvoiceLimit,
-          monthly_credit_fen: m.monthlyCreditFen === null ? null : m.monthlyCreditFen.toString(), created_at: m.createdAt,
+          operator_credit_fen: fenColumn(m.operatorCreditFen), granted_credit_fen: fenColumn(m.grantedCreditFen), created_at: m.createdAt,
         })
         .execute();
     },
@@ -221,7 +225,7 @@ function merchants(db: Db, dialect: Dialect, locking: boolean): Repositories['me
     async setLimits(id, limits) {
       await db
         .updateTable('merchants')
-        .set({ daily_invoice_limit: limits.dailyInvoiceLimit, monthly_credit_fen: limits.monthlyCreditFen === null ? null : limits.monthlyCreditFen.toString() })
+        .set({ daily_invoice_limit: limits.dailyInvoiceLimit, operator_credit_fen: fenColumn(limits.operatorCreditFen) })
         .where('id', '=', id)
         .execute();
     },

@@ -16,7 +16,8 @@ export interface MerchantTable {
   account: string;
   region_code: string;
   daily_invoice_limit: number | null;
-  monthly_credit_fen: Int64 | null;
+  operator_credit_fen: Int64 | null; // the operator's own monthly limit (pre-tax fen); null = none
+  granted_credit_fen: Int64 | null; // 授信额度 granted in the tax service's terms; null = none
   created_at: string;
   contingency_terms: string | null; // JSON ContingencyLimit[] from the tax service's terms; null = never fetched
   terms_fetched_at: string | null;

@@ -268,7 +268,7 @@ function terms(db: Db): UploadRepositories['terms'] {
     async save(merchantId, t) {
       await db
         .updateTable('merchants')
-        .set({ contingency_terms: t.contingencyJson, terms_fetched_at: t.fetchedAt, monthly_credit_fen: t.monthlyCreditFen === null ? null : t.monthlyCreditFen.toString() })
+        .set({ contingency_terms: t.contingencyJson, terms_fetched_at: t.fetchedAt, granted_credit_fen: t.grantedCreditFen === null ? null : t.grantedCreditFen.toString() })
         .where('id', '=', merchantId)
         .execute();
     },

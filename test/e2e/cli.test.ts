@@ -51,6 +51,19 @@ describe('the fapiao command', () => {
     expect(found.digest).toBe(issued.digest);
   });
 
+  it('sets the operator\'s own monthly credit limit, shows it beside the tax service\'s grant with which binds, and lifts it with none', async () => {
+    const set = await fapiao('merchant', 'limits', '--merchant', merchantId, '--monthly-credit', '0.01');
+    expect(set.stdout).toBe(`limits of ${merchantId}: daily none, monthly credit 0.01 yuan (tax service none, operator 0.01 yuan; the operator's limit binds)\n`);
+    const refused = await fapiao('issue', '--file', file, '--merchant', merchantId, '--json');
+    expect(refused.code).toBe(2);
+    expect(JSON.parse(refused.stdout).error).toMatchObject({ code: 3004 });
+    expect(JSON.parse(refused.stdout).error.message_en).toContain("the operator's limit of 0.01 yuan binds (tax service's grant: none)");
+    expect((await fapiao('status', '--merchant', merchantId)).stdout).toMatch(/monthly credit 0\.01 yuan \(tax service none, operator 0\.01 yuan; the operator's limit binds\); \d{4}-\d{2}: [\d.]+ yuan used, 0\.0[01] yuan left/);
+
+    const lifted = JSON.parse((await fapiao('merchant', 'limits', '--merchant', merchantId, '--monthly-credit', 'none', '--json')).stdout);
+    expect(lifted).toMatchObject({ monthly_credit: null, credit_line: { limit: null, binding: null, tax_service: null, operator: null } });
+  });
+
   it('refuses a bad file with the same coded error as the API, and exit code 2', async () => {
     writeFileSync(join(dataDir, 'bad.json'), JSON.stringify({ ...invoice, buyer: { name: '买方', tax_id: '91350100M000100Y44' } }));
     const refused = await fapiao('issue', '--file', join(dataDir, 'bad.json'), '--merchant', merchantId, '--json');

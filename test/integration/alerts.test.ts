@@ -45,13 +45,22 @@ for (const s of storesUnderTest) {
       const id = await opened.store.write((tx) => raiseAlert(tx, { merchantId: api.a.id, kind: 'ack.me', severity: 'critical', subject: 'y', at: shanghaiTimestamp(api.clock.now()) }));
       const ack = (key: string) => api.inject({ method: 'POST', url: `/api/v1/alerts/${id}/acknowledge`, headers: { authorization: `Bearer ${key}` } });
       expect((await ack(api.a.keys.clerk)).statusCode).toBe(403);
-      expect(body(await ack(api.b.keys.owner)).error.code).toBe(1000);
+      const elsewhere = await ack(api.b.keys.owner); // another merchant's alert is no alert of this one
+      expect(elsewhere.statusCode).toBe(404);
+      expect(body(elsewhere).error).toMatchObject({ code: 3010, message_en: `No such alert: ${id}` });
       expect((await ack(api.a.keys.operator)).statusCode).toBe(204);
       const listed = body(await api.get(api.a.keys.owner, '/api/v1/alerts', { kind: 'ack.me' })).items[0];
       expect(listed.acknowledged_by).toBe('apikey:a-operator');
       expect((await ack(api.a.keys.operator)).statusCode).toBe(204); // again: no change, still acknowledged by the first
       expect(body(await api.get(api.a.keys.owner, '/api/v1/alerts', { kind: 'ack.me' })).items[0].acknowledged_at).toBe(listed.acknowledged_at);
       expect(body(await api.get(api.a.keys.owner, '/api/v1/alerts', { kind: 'ack.me', unacknowledged: 'true' })).items).toEqual([]);
+    });
+
+    it('answers an alert id that was never raised with 3010 (404), not 1000 \'no such endpoint\'', async () => {
+      const response = await api.inject({ method: 'POST', url: '/api/v1/alerts/987654321/acknowledge', headers: { authorization: `Bearer ${api.a.keys.operator}` } });
+      expect(response.statusCode).toBe(404);
+      expect(body(response).error).toMatchObject({ code: 3010, message: '预警不存在：987654321', message_en: 'No such alert: 987654321' });
+      expect(body(response).error.remedy_en).toContain('GET /api/v1/alerts');
     });
   });
 }

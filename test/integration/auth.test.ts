@@ -53,7 +53,7 @@ async function addMerchant(store: Store, id: string, taxId: string): Promise<voi
   await store.write((tx) =>
     tx.merchants.insert({
       id, name: `商户 ${id}`, taxId, address: '上海市', phone: '021-00000000', bank: '银行', account: '1',
-      regionCode: '31', dailyInvoiceLimit: null, monthlyCreditFen: null, createdAt: '2026-11-01T00:00:00.000+08:00',
+      regionCode: '31', dailyInvoiceLimit: null, operatorCreditFen: null, grantedCreditFen: null, createdAt: '2026-11-01T00:00:00.000+08:00',
     }),
   );
 }

@@ -376,7 +376,7 @@ for (const s of storesUnderTest) {
       });
 
       it('gives the voided amount back to the month\'s credit line', async () => {
-        await setMerchantLimits(api.ports, api.a.id, { dailyInvoiceLimit: null, monthlyCredit: '1000.00' });
+        await setMerchantLimits(api.ports, api.a.id, { dailyInvoiceLimit: null, operatorCredit: '1000.00' });
         const full = await issued(api.a.keys.clerk, sampleInvoice({ lines: [oneLine('1', '1000.00', '0.13')] }));
         expect(errorOf(await api.issue(api.a.keys.clerk, sampleInvoice({ lines: [oneLine('1', '0.01', '0')] }))).code).toBe(3004);
         expect((await voidRequest(api.a.keys.clerk, full.number)).statusCode).toBe(200);
@@ -386,7 +386,7 @@ for (const s of storesUnderTest) {
 
     describe('limits (开票限额, 授信额度)', () => {
       it('refuses the 4th invoice of a day at a daily limit of 3 (3003), and issues again on the next Shanghai day', async () => {
-        await setMerchantLimits(api.ports, api.a.id, { dailyInvoiceLimit: 3, monthlyCredit: null });
+        await setMerchantLimits(api.ports, api.a.id, { dailyInvoiceLimit: 3, operatorCredit: null });
         for (let i = 0; i < 3; i++) await issued(api.a.keys.clerk, sampleInvoice());
         const refused = await api.issue(api.a.keys.clerk, sampleInvoice());
         expect(refused.statusCode).toBe(422);
@@ -403,7 +403,7 @@ for (const s of storesUnderTest) {
       });
 
       it('accepts the invoice that exactly fills the credit line and refuses one fen more (3004), counting pre-tax amounts only', async () => {
-        await setMerchantLimits(api.ports, api.a.id, { dailyInvoiceLimit: null, monthlyCredit: '2500.00' });
+        await setMerchantLimits(api.ports, api.a.id, { dailyInvoiceLimit: null, operatorCredit: '2500.00' });
         await issued(api.a.keys.clerk, sampleInvoice({ lines: [oneLine('1', '1500.00', '0.13')] })); // 1500.00 + 195.00 tax
         const filling = await issued(api.a.keys.clerk, sampleInvoice({ prices_include_tax: true, lines: [oneLine('1', '1130.00', '0.13')] }));
         expect(filling.total_amount).toBe('1000.00'); // 1130.00 with tax is 1000.00 before tax: the line is now exactly full
@@ -420,14 +420,14 @@ for (const s of storesUnderTest) {
       });
 
       it('refuses an invoice larger than the whole credit line in one go', async () => {
-        await setMerchantLimits(api.ports, api.a.id, { dailyInvoiceLimit: null, monthlyCredit: '1000.00' });
+        await setMerchantLimits(api.ports, api.a.id, { dailyInvoiceLimit: null, operatorCredit: '1000.00' });
         const refused = await api.issue(api.a.keys.clerk, sampleInvoice({ lines: [oneLine('1', '1000.01', '0.06')] }));
         expect(errorOf(refused).code).toBe(3004);
         expect(await api.countInvoices(api.a.id)).toBe(0);
       });
 
       it('keeps to the daily limit under concurrent issues', async () => {
-        await setMerchantLimits(api.ports, api.a.id, { dailyInvoiceLimit: 3, monthlyCredit: null });
+        await setMerchantLimits(api.ports, api.a.id, { dailyInvoiceLimit: 3, operatorCredit: null });
         const responses = await Promise.all(Array.from({ length: 10 }, () => api.issue(api.a.keys.clerk, sampleInvoice())));
         expect(responses.filter((r) => r.statusCode === 201)).toHaveLength(3);
         expect(responses.filter((r) => r.statusCode !== 201).map((r) => errorOf(r).code)).toEqual(Array(7).fill(3003));

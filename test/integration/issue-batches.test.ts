@@ -47,7 +47,7 @@ for (const s of storesUnderTest) {
     });
 
     it('decides each request alone against the credit line, in arrival order, and gives numbers only to those issued', async () => {
-      await setMerchantLimits(api.ports, api.a.id, { dailyInvoiceLimit: null, monthlyCredit: '5000.00' });
+      await setMerchantLimits(api.ports, api.a.id, { dailyInvoiceLimit: null, operatorCredit: '5000.00' });
       const settled = await issueTogether(['3000.00', '1500.00', '600.00', '500.00', '0.01'].map((yuan) => ({ request: priced(yuan) })));
 
       expect(settled.map((o) => (o.ok ? 'issued' : o.code))).toEqual(['issued', 'issued', 3004, 'issued', 3004]);
@@ -62,7 +62,7 @@ for (const s of storesUnderTest) {
     it('holds each kind\'s offline amount limit inside one batch while in contingency, counting the invoices before it', async () => {
       // ¥3,000 pre-tax of ordinary invoices offline; special invoices have no limit here.
       await api.ports.store.write(async (tx) => {
-        await tx.terms.save(api.a.id, { contingencyJson: serializeContingencyTerms([{ kind: 'normal', maxOfflineHours: 2, maxOfflineAmountFen: 300_000n }]), monthlyCreditFen: null, fetchedAt: '2026-03-10T09:00:00.000+08:00' });
+        await tx.terms.save(api.a.id, { contingencyJson: serializeContingencyTerms([{ kind: 'normal', maxOfflineHours: 2, maxOfflineAmountFen: 300_000n }]), grantedCreditFen: null, fetchedAt: '2026-03-10T09:00:00.000+08:00' });
         await tx.upstreamState.put({ merchantId: api.a.id, mode: 'contingency', since: '2026-03-10T09:00:00.000+08:00', lastError: 'down', lastSuccessAt: null, warnedAt: null });
       });
       const special = { ...priced('5000.00'), kind: 'special' as const };

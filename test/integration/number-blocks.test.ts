@@ -5,8 +5,6 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { addMerchant } from '../../src/app/merchants.js';
 import { issueInvoice } from '../../src/app/issue-invoice.js';
 import { grantNumberBlock, refillNumbers } from '../../src/app/number-blocks.js';
-import { setMerchantLimits } from '../../src/app/merchants.js';
-import { refreshTerms } from '../../src/app/upstream-upkeep.js';
 import type { MerchantRecord, Ports } from '../../src/app/ports.js';
 import type { InvoiceRequest } from '../../src/domain/draft.js';
 import { Fault } from '../../src/domain/faults.js';
@@ -68,11 +66,11 @@ for (const kind of storesUnderTest) {
     it('gives the number of a refused issue back: the next invoice takes it', async () => {
       await grantNumberBlock(ports, merchant.id, { year: 2026, first: 1, last: 100 });
       // An offline amount limit of ¥20: the second ¥10.60 invoice (¥10 before tax) fits, the third is refused after taking its number.
-      await opened.store.write((tx) => tx.terms.save(merchant.id, { contingencyJson: serializeContingencyTerms([{ kind: 'normal', maxOfflineHours: 72, maxOfflineAmountFen: 2_000n }]), monthlyCreditFen: null, fetchedAt: '2026-03-10T10:00:00.000+08:00' }));
+      await opened.store.write((tx) => tx.terms.save(merchant.id, { contingencyJson: serializeContingencyTerms([{ kind: 'normal', maxOfflineHours: 72, maxOfflineAmountFen: 2_000n }]), grantedCreditFen: null, fetchedAt: '2026-03-10T10:00:00.000+08:00' }));
       await opened.store.write((tx) => tx.upstreamState.put({ merchantId: merchant.id, mode: 'contingency', since: '2026-03-10T09:00:00.000+08:00', lastError: 'test', lastSuccessAt: null, warnedAt: null }));
       expect(await sequences(2)).toEqual([1, 2]);
       expect(faultCode(await sequences(1).catch((e: unknown) => e))).toBe(4022);
-      await opened.store.write((tx) => tx.terms.save(merchant.id, { contingencyJson: '[]', monthlyCreditFen: null, fetchedAt: '2026-03-10T10:00:00.000+08:00' }));
+      await opened.store.write((tx) => tx.terms.save(merchant.id, { contingencyJson: '[]', grantedCreditFen: null, fetchedAt: '2026-03-10T10:00:00.000+08:00' }));
       expect(await sequences(1)).toEqual([3]);
     });
 
@@ -99,19 +97,6 @@ for (const kind of storesUnderTest) {
       expect(second!.remaining).toBe(96);
       // Issuing goes on into the new block without a gap.
       expect(await sequences(21)).toEqual([...Array.from({ length: 20 }, (_, i) => i + 21), 41]);
-    });
-
-    it('takes the credit line (授信额度, R9) from the tax service\'s terms; one it leaves unset keeps the operator\'s', async () => {
-      await grantNumberBlock(ports, merchant.id, { year: 2026, first: 1, last: 100 });
-      const taxService = sandbox.client(opened.store, clock);
-      await setMerchantLimits(ports, merchant.id, { dailyInvoiceLimit: null, monthlyCredit: '50.00' });
-      await sandbox.setTerms(merchant.taxId, { monthly_credit_fen: null, contingency: [] });
-      await refreshTerms(ports, taxService, (await opened.store.read.merchants.get(merchant.id))!);
-      expect((await opened.store.read.merchants.get(merchant.id))!.monthlyCreditFen).toBe(5_000n);
-      await sandbox.setTerms(merchant.taxId, { monthly_credit_fen: '2500', contingency: [] }); // ¥25
-      await refreshTerms(ports, taxService, (await opened.store.read.merchants.get(merchant.id))!);
-      expect(await sequences(2)).toEqual([1, 2]); // ¥20 before tax
-      expect(faultCode(await sequences(1).catch((e: unknown) => e))).toBe(3004);
     });
 
     it('fetches numbers for next year from 25 December on', async () => {

@@ -33,7 +33,7 @@ describe.skipIf(!url)('API keys on several PostgreSQL instances', () => {
     await opened.store.write((tx) =>
       tx.merchants.insert({
         id: 'm_a', name: '商户 A', taxId: '91310000MA1FL8XQ30', address: '上海市', phone: '021-00000000', bank: '银行', account: '1',
-        regionCode: '31', dailyInvoiceLimit: null, monthlyCreditFen: null, createdAt: '2026-11-01T00:00:00.000+08:00',
+        regionCode: '31', dailyInvoiceLimit: null, operatorCreditFen: null, grantedCreditFen: null, createdAt: '2026-11-01T00:00:00.000+08:00',
       }),
     );
   });

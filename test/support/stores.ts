@@ -18,6 +18,8 @@ export interface OpenedStore {
   exec(statement: string): Promise<void>;
   /** A connection of its own to the store's database (and its PostgreSQL schema), e.g. to migrate it. */
   connect(): { db: Kysely<any>; schema?: string };
+  /** Another store over the same database, e.g. after a migration changed tables the first has prepared statements for. */
+  reopen(): Promise<Store>;
   cleanup(): Promise<void>;
 }
 
@@ -35,6 +37,7 @@ const sqlite: StoreUnderTest = {
       store,
       dataDir,
       connect: () => ({ db: new Kysely<any>({ dialect: new SqliteDialectWithTransactionalDdl({ database: new SQLite(sqliteFile(dataDir)) }) }) }),
+      reopen: () => openStore({ dataDir }),
       async exec(statement) {
         const db = new SQLite(sqliteFile(dataDir));
         try {
@@ -73,6 +76,7 @@ export function postgres(url: string, options: { namedStatements?: boolean } = {
         dataDir,
         exec: (statement) => withClient(schema, (c) => c.query(statement)),
         connect: () => ({ db: new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, options: `-c search_path=${schema}`, max: 1 }) }) }), schema }),
+        reopen: () => openStore({ dataDir, databaseUrl: url, schema, ...options }),
         // The schema itself is dropped with all of this run's at the end (global-setup.ts).
         async cleanup() {
           await store.close();

@@ -1,6 +1,7 @@
 // GET /api/v1/status: what a merchant needs to know about its link to the tax service — online or
 // contingency (离线) and since when, the offline limits used per kind (with what unlocks a blocked
-// kind), the upload backlog's size and age, and the invoice numbers left in reserve.
+// kind), the upload backlog's size and age, the invoice numbers left in reserve, and the month's
+// credit line (授信额度: both sources, which binds, what is used and left).
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -11,7 +12,8 @@ import type { Invoice } from '../../domain/invoice.js';
 import { faults, fill } from '../../domain/faults.js';
 import type { UploadProblem } from '../../app/upload-ports.js';
 import type { HttpContext } from '../context.js';
-import { ErrorView } from '../schemas.js';
+import { CreditLineView, ErrorView } from '../schemas.js';
+import { effectiveCreditLine, type CreditLimits } from '../../domain/credit-line.js';
 
 const LimitView = z.object({
   kind: z.enum(invoiceKinds),
@@ -43,7 +45,25 @@ export const StatusView = z.object({
   terms_fetched_at: z.string().nullable(),
   numbers: z.object({ year: z.number().int(), remaining: z.number().int(), blocks: z.number().int() }).describe('invoice numbers left in reserve (号段)'),
   upload_problems: z.object({ rejected: z.number().int(), quarantined: z.number().int() }),
+  credit_line: CreditLineView.extend({
+    month: z.string().describe('YYYY-MM in Asia/Shanghai'),
+    used: z.string().describe('pre-tax yuan issued this month (voided invoices give theirs back)'),
+    remaining: z.string().nullable().describe('pre-tax yuan still allowed this month; null = no credit line'),
+  }),
 });
+
+const yuanOrNull = (fen: bigint | null) => (fen === null ? null : formatYuan(fen));
+
+/** The month's credit line (授信额度): the one that applies, which source binds, and both sources. */
+export function creditLineView(limits: CreditLimits): z.infer<typeof CreditLineView> {
+  const line = effectiveCreditLine(limits);
+  return {
+    limit: line && formatYuan(line.limitFen),
+    binding: line?.binding ?? null,
+    tax_service: yuanOrNull(limits.grantedCreditFen),
+    operator: yuanOrNull(limits.operatorCreditFen),
+  };
+}
 
 export function statusView(s: MerchantStatus, circuit: string | null): z.infer<typeof StatusView> {
   const r = (x: number) => (Number.isFinite(x) ? Math.round(x * 1000) / 1000 : 999);
@@ -68,6 +88,10 @@ export function statusView(s: MerchantStatus, circuit: string | null): z.infer<t
     terms_fetched_at: s.termsFetchedAt,
     numbers: s.numbers,
     upload_problems: s.problems,
+    credit_line: {
+      ...creditLineView(s.credit), month: s.credit.month, used: formatYuan(s.credit.usedFen),
+      remaining: yuanOrNull(s.credit.remainingFen),
+    },
   };
 }
 
@@ -90,7 +114,7 @@ export function statusRoutes(app: FastifyInstance, { ports }: HttpContext, uploa
   const api = app.withTypeProvider<ZodTypeProvider>();
   api.get('/api/v1/status', {
     schema: {
-      summary: 'Connection to the tax service: online or contingency (离线), limits used, backlog, numbers in reserve',
+      summary: 'Connection to the tax service: online or contingency (离线), limits used, backlog, numbers in reserve; the month\'s credit line (授信额度)',
       tags: ['tax service'],
       response: { 200: StatusView, 401: ErrorView, 403: ErrorView, 404: ErrorView },
     },
