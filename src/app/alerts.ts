@@ -2,7 +2,7 @@
 // an offline limit coming near. Raised inside the caller's transaction, so an alert exists exactly
 // when the fact it reports was committed. Notification (webhook, email, SMS) reads from here.
 import { authorize, type Caller } from '../domain/access.js';
-import { Fault, faults } from '../domain/faults.js';
+import { bilingual, Fault, faults } from '../domain/faults.js';
 import { shanghaiTimestamp } from '../domain/time.js';
 import type { Ports, Repositories } from './ports.js';
 import type { AlertRecord, AlertSeverity } from './upstream-ports.js';
@@ -30,7 +30,7 @@ export async function listAlerts(ports: Ports, caller: Caller, query: { cursor?:
   authorize(caller, 'merchant.read');
   const limit = Math.min(Math.max(query.limit ?? 50, 1), 200);
   const beforeId = query.cursor === undefined ? undefined : Number(query.cursor);
-  if (beforeId !== undefined && !(Number.isInteger(beforeId) && beforeId > 0)) throw new Fault(faults.FIELD_INVALID, { field: 'cursor', reason: 'use next_cursor from the previous page' });
+  if (beforeId !== undefined && !(Number.isInteger(beforeId) && beforeId > 0)) throw new Fault(faults.FIELD_INVALID, { field: 'cursor', reason: bilingual('请使用上一页返回的 next_cursor', 'use next_cursor from the previous page') });
   const items = await ports.store.read.alerts.list(caller.merchantId, { beforeId, kind: query.kind, unacknowledged: query.unacknowledged }, limit + 1);
   return { items: items.slice(0, limit), nextCursor: items.length > limit ? String(items[limit - 1]!.id) : null };
 }

@@ -3,7 +3,7 @@
 // used to call the API. (A plain hash suffices here: the secret is 256 random bits, not a
 // password a person chose, so there is nothing to guess.)
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { authorize, isRole, type Caller, type Role } from '../domain/access.js';
+import { authorize, isRole, ROLE_CHOICES, type Caller, type Role } from '../domain/access.js';
 import { Fault, faults } from '../domain/faults.js';
 import { printedTextCheck } from '../domain/text.js';
 import { printableCharacters } from '../documents/font.js';
@@ -28,7 +28,7 @@ export interface NewApiKey {
 /** The returned `key` is the only copy there will ever be: hand it to the user, never log it. */
 export async function createApiKey(ports: Ports, input: NewApiKey): Promise<{ key: string; record: ApiKeyRecord }> {
   const label = printedTextCheck(printableCharacters())(input.label, 'label', 64, true); // printed as 开票人 on what the key issues
-  if (!isRole(input.role)) throw new Fault(faults.FIELD_INVALID, { field: 'role', reason: 'one of owner, clerk, auditor, operator' }, [{ field: 'role', issue: 'unknown role' }]);
+  if (!isRole(input.role)) throw new Fault(faults.FIELD_INVALID, { field: 'role', reason: ROLE_CHOICES }, [{ field: 'role', issue: 'unknown role' }]);
   const id = randomBytes(8).toString('hex');
   const secret = randomBytes(32).toString('base64url');
   return ports.store.write(async (tx) => {

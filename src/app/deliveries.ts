@@ -14,7 +14,8 @@ import {
   delivered, failedAttempt, isEmailAddress, redeliver as reopen, webhookEvents, defaultRetryPolicy,
   type Delivery, type DeliveryAttempt, type RetryPolicy,
 } from '../domain/delivery.js';
-import { Fault, faults } from '../domain/faults.js';
+import { bilingual, Fault, faults } from '../domain/faults.js';
+import { INVOICE_NUMBER_DIGITS } from '../domain/reasons.js';
 import type { Invoice } from '../domain/invoice.js';
 import { formatYuan } from '../domain/money.js';
 import { isInvoiceNumber } from '../domain/numbering.js';
@@ -84,7 +85,7 @@ export interface EndpointInput {
 
 function checkEndpoint(input: EndpointInput): { url: string; events: string[] } {
   const problem = webhookUrlProblem(input.url);
-  if (problem) throw new Fault(faults.WEBHOOK_URL_INVALID, { reason: problem }, [{ field: 'url', issue: problem }]);
+  if (problem) throw new Fault(faults.WEBHOOK_URL_INVALID, { reason: problem }, [{ field: 'url', issue: problem.en }]);
   const events = [...new Set(input.events ?? ['invoice.issued'])];
   for (const event of events) {
     if (!(webhookEvents as readonly string[]).includes(event)) throw new Fault(faults.WEBHOOK_EVENT_UNKNOWN, { event }, [{ field: 'events', issue: event }]);
@@ -102,7 +103,7 @@ export async function createWebhookEndpoint(ports: Ports, caller: Caller, input:
   };
   return ports.store.write(async (tx) => {
     if ((await tx.webhookEndpoints.list(caller.merchantId)).some((e) => e.url === url)) {
-      throw new Fault(faults.WEBHOOK_URL_INVALID, { reason: 'this URL is already registered' }, [{ field: 'url', issue: 'already registered' }]);
+      throw urlTaken();
     }
     await ensureSettings(tx, caller.merchantId, at);
     await tx.webhookEndpoints.insert(endpoint);
@@ -123,7 +124,7 @@ export async function updateWebhookEndpoint(ports: Ports, caller: Caller, id: st
     if (!current) throw new Fault(faults.WEBHOOK_ENDPOINT_NOT_FOUND, { endpoint: id });
     const { url, events } = checkEndpoint({ url: change.url ?? current.url, events: change.events ?? current.events });
     if (url !== current.url && (await tx.webhookEndpoints.list(caller.merchantId)).some((e) => e.url === url)) {
-      throw new Fault(faults.WEBHOOK_URL_INVALID, { reason: 'this URL is already registered' }, [{ field: 'url', issue: 'already registered' }]);
+      throw urlTaken();
     }
     const next = { ...current, url, events, enabled: change.enabled ?? current.enabled, description: (change.description ?? current.description).slice(0, 200) };
     await tx.webhookEndpoints.update(next);
@@ -190,7 +191,7 @@ export async function redeliver(ports: Ports, caller: Caller, id: string): Promi
 export async function emailInvoice(ports: Ports & PrintingPorts, caller: Caller, number: string, to: string | undefined): Promise<Delivery> {
   authorize(caller, 'invoice.issue');
   if (ports.emailEnabled === false) throw new Fault(faults.EMAIL_NOT_CONFIGURED);
-  if (!isInvoiceNumber(number)) throw new Fault(faults.QUERY_INVALID, { field: 'number', reason: 'an invoice number has 20 digits' });
+  if (!isInvoiceNumber(number)) throw new Fault(faults.QUERY_INVALID, { field: 'number', reason: INVOICE_NUMBER_DIGITS });
   const at = shanghaiTimestamp(ports.clock.now());
   return ports.store.write(async (tx) => {
     const invoice = await tx.invoices.get(caller.merchantId, number);
@@ -389,4 +390,8 @@ async function attemptOne(ports: Ports, deps: DeliveryDeps, job: OutboxJob, owne
     if (next.state === 'pending') await tx.outbox.release(job.id, owner, next.nextAttemptAt);
     else await tx.outbox.complete(job.id, owner, at);
   });
+}
+
+function urlTaken(): Fault {
+  return new Fault(faults.WEBHOOK_URL_INVALID, { reason: bilingual('该地址已登记为接收地址', 'this URL is already registered') }, [{ field: 'url', issue: 'already registered' }]);
 }

@@ -25,6 +25,7 @@ export function faultCatalogueMarkdown(): string {
     'Ranges: 1xxx input · 2xxx identity and permission · 3xxx business rules and limits · 4xxx tax service and contingency ·',
     '5xxx storage and backup · 6xxx documents, printing, delivery · 7xxx capacity, maintenance, degraded mode · 9xxx internal.',
     'Look a code up with `fapiao errors <code>` or `GET /api/v1/errors/<code>`.',
+    'A placeholder such as {reason} is filled in the language of its message: the Chinese message gets a Chinese reason.',
     '',
     ...rows,
   ].join('\n');

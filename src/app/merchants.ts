@@ -2,7 +2,7 @@
 // operator's own monthly credit limit, set here; the tax service's grant (授信额度) comes with its
 // terms (upstream-upkeep.ts), and the lower of the two binds (domain/credit-line.ts).
 import { randomUUID } from 'node:crypto';
-import { Fault, faults } from '../domain/faults.js';
+import { bilingual, Fault, faults } from '../domain/faults.js';
 import { parseYuan } from '../domain/money.js';
 import { validateRegionCode } from '../domain/numbering.js';
 import { validateTaxpayerId } from '../domain/taxpayer-id.js';
@@ -72,7 +72,7 @@ function sellerTaxId(taxId: string): string {
   try {
     return validateTaxpayerId(taxId).normalized;
   } catch (error) {
-    if (error instanceof Fault) throw new Fault(faults.SELLER_TAX_ID_INVALID, error.params, [{ field: 'tax_id', issue: error.params.reason ?? '' }]);
+    if (error instanceof Fault) throw new Fault(faults.SELLER_TAX_ID_INVALID, error.params, [{ field: 'tax_id', issue: error.params.reason?.en ?? '' }]);
     throw error;
   }
 }
@@ -83,7 +83,7 @@ function monthlyCredit(yuan: string | null): bigint | null {
 
 function dailyLimit(value: number | null): number | null {
   if (value !== null && (!Number.isInteger(value) || value < 0 || value > 10_000_000)) {
-    throw new Fault(faults.FIELD_INVALID, { field: 'daily_invoice_limit', reason: 'a whole number from 0 to 10,000,000' });
+    throw new Fault(faults.FIELD_INVALID, { field: 'daily_invoice_limit', reason: bilingual('应为 0 到 10,000,000 之间的整数', 'a whole number from 0 to 10,000,000') });
   }
   return value;
 }

@@ -2,7 +2,7 @@
 // of the oldest open block inside its own transaction (gap-free within a block: a refused or failed
 // issue rolls its number back); a background refill keeps about a day of the merchant's recent
 // issuing in reserve, with a floor, so issuing goes on through an outage of the tax service.
-import { Fault, faults } from '../domain/faults.js';
+import { bilingual, Fault, faults } from '../domain/faults.js';
 import { MAX_SEQUENCE } from '../domain/numbering.js';
 import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
 import type { NumberBlock, TaxService } from '../upstream/protocol.js';
@@ -62,11 +62,18 @@ export function reserveTarget(recentPerDay: number, policy: ReservePolicy): numb
 /** Stores a block (from the tax service, or entered by an operator) after checking it fits. */
 export async function storeBlock(tx: Repositories, merchantId: string, block: NumberBlock, source: NumberBlockRecord['source'], at: string): Promise<NumberBlockRecord> {
   if (!(Number.isSafeInteger(block.first) && Number.isSafeInteger(block.last) && block.first >= 1 && block.last >= block.first && block.last <= MAX_SEQUENCE)) {
-    throw new Fault(faults.NUMBER_BLOCK_INVALID, { reason: `${block.first}–${block.last} is not a range within 1–${MAX_SEQUENCE}` });
+    throw new Fault(faults.NUMBER_BLOCK_INVALID, {
+      reason: bilingual(`${block.first}–${block.last} 不在 1–${MAX_SEQUENCE} 范围之内`, `${block.first}–${block.last} is not a range within 1–${MAX_SEQUENCE}`),
+    });
   }
-  if (!(Number.isInteger(block.year) && block.year >= 2000 && block.year <= 2099)) throw new Fault(faults.NUMBER_BLOCK_INVALID, { reason: `year ${block.year}` });
+  if (!(Number.isInteger(block.year) && block.year >= 2000 && block.year <= 2099)) throw new Fault(faults.NUMBER_BLOCK_INVALID, { reason: bilingual(`年份 ${block.year} 无效（应在 2000–2099 之间）`, `year ${block.year}`) });
   if (await tx.numberBlocks.overlaps(merchantId, block.year, block.first, block.last)) {
-    throw new Fault(faults.NUMBER_BLOCK_INVALID, { reason: `${block.year} ${block.first}–${block.last} overlaps a block the merchant already holds` });
+    throw new Fault(faults.NUMBER_BLOCK_INVALID, {
+      reason: bilingual(
+        `${block.year} 年号段 ${block.first}–${block.last} 与商户已有的号段重叠`,
+        `${block.year} ${block.first}–${block.last} overlaps a block the merchant already holds`,
+      ),
+    });
   }
   const record: NumberBlockRecord = { merchantId, blockId: block.blockId, year: block.year, first: block.first, last: block.last, next: block.first, source, grantedAt: at };
   await tx.numberBlocks.insert(record);

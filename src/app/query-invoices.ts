@@ -1,7 +1,8 @@
 // 查询 (R7): exact answers from committed data, scoped to the caller's merchant. Pages go
 // newest first by chain position, which is stable under concurrent issuing.
 import { authorize, type Caller } from '../domain/access.js';
-import { Fault, faults } from '../domain/faults.js';
+import { bilingual, Fault, faults } from '../domain/faults.js';
+import { INVOICE_NUMBER_DIGITS, NOT_A_CURSOR } from '../domain/reasons.js';
 import type { Invoice, InvoiceKind, InvoiceStatus } from '../domain/invoice.js';
 import { parseYuan } from '../domain/money.js';
 import { isInvoiceNumber } from '../domain/numbering.js';
@@ -31,7 +32,7 @@ export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 200;
 
 function checkNumber(number: string): void {
-  if (!isInvoiceNumber(number)) throw new Fault(faults.QUERY_INVALID, { field: 'number', reason: 'an invoice number has 20 digits' });
+  if (!isInvoiceNumber(number)) throw new Fault(faults.QUERY_INVALID, { field: 'number', reason: INVOICE_NUMBER_DIGITS });
 }
 
 export async function getInvoice(ports: Ports, caller: Caller, number: string): Promise<Invoice> {
@@ -55,7 +56,7 @@ export async function listInvoices(ports: Ports, caller: Caller, query: InvoiceQ
   authorize(caller, 'invoice.read');
   const limit = query.limit ?? DEFAULT_PAGE_SIZE;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
-    throw new Fault(faults.QUERY_INVALID, { field: 'limit', reason: `a whole number from 1 to ${MAX_PAGE_SIZE}` });
+    throw new Fault(faults.QUERY_INVALID, { field: 'limit', reason: bilingual(`应为 1 到 ${MAX_PAGE_SIZE} 之间的整数`, `a whole number from 1 to ${MAX_PAGE_SIZE}`) });
   }
   const filter = toFilter(query);
   // One row more than asked tells whether another page exists.
@@ -78,17 +79,17 @@ function toFilter(q: InvoiceQuery): InvoiceFilter {
     beforeIndex: q.cursor === undefined ? undefined : decodeCursor(q.cursor),
   };
   if (filter.dateFrom && filter.dateTo && filter.dateFrom > filter.dateTo) {
-    throw new Fault(faults.QUERY_INVALID, { field: 'date_to', reason: 'date_to is before date_from' });
+    throw new Fault(faults.QUERY_INVALID, { field: 'date_to', reason: bilingual('截止日期 date_to 早于起始日期 date_from', 'date_to is before date_from') });
   }
   if (filter.minTotal !== undefined && filter.maxTotal !== undefined && filter.minTotal > filter.maxTotal) {
-    throw new Fault(faults.QUERY_INVALID, { field: 'max_total', reason: 'max_total is below min_total' });
+    throw new Fault(faults.QUERY_INVALID, { field: 'max_total', reason: bilingual('价税合计上限 max_total 小于下限 min_total', 'max_total is below min_total') });
   }
   return filter;
 }
 
 function date(text: string, field: string): string {
   const parsed = parseCalendarDate(text);
-  if (!parsed) throw new Fault(faults.DATE_INVALID, { field, reason: `"${text}" is not a date written YYYY-MM-DD` }, [{ field, issue: 'not a date' }]);
+  if (!parsed) throw new Fault(faults.DATE_INVALID, { field, reason: bilingual(`“${text}”不是 YYYY-MM-DD 格式的日期`, `"${text}" is not a date written YYYY-MM-DD`) }, [{ field, issue: 'not a date' }]);
   return parsed;
 }
 
@@ -98,6 +99,6 @@ function encodeCursor(chainIndex: number): string {
 
 function decodeCursor(cursor: string): number {
   const match = /^i:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!match) throw new Fault(faults.QUERY_INVALID, { field: 'cursor', reason: 'not a cursor this API returned' });
+  if (!match) throw new Fault(faults.QUERY_INVALID, { field: 'cursor', reason: NOT_A_CURSOR });
   return Number(match[1]);
 }

@@ -5,7 +5,7 @@
 // stores the report; none is held open across them.
 import { randomUUID } from 'node:crypto';
 import { authorize, type Caller } from '../domain/access.js';
-import { Fault, faults } from '../domain/faults.js';
+import { bilingual, Fault, faults } from '../domain/faults.js';
 import type { Invoice } from '../domain/invoice.js';
 import { backlogPeriod } from '../domain/contingency.js';
 import { parseCalendarDate, shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
@@ -29,6 +29,8 @@ export interface ReconciliationResult {
 type NewItem = Omit<ReconciliationItem, 'id' | 'reconciliationId' | 'resolution' | 'resolvedAt' | 'resolvedBy' | 'note'>;
 
 const LOCAL_PAGE = 1000;
+/** How a difference was resolved, as a Chinese sentence ends: 已由 … 于 … 重新上传. */
+const RESOLUTION_ZH: Record<string, string> = { reuploaded: '重新上传', investigated: '标记为已调查' };
 /** Statuses whose invoice the tax service must hold: missing there is a difference. */
 const MUST_BE_UPSTREAM = new Set(['uploaded', 'reversed']);
 
@@ -120,17 +122,24 @@ export async function listReconciliations(ports: Ports, caller: Caller, filter: 
 export async function resolveDifference(ports: Ports, caller: Caller, itemId: number, action: { action: 'reupload' | 'investigated'; note?: string }): Promise<ReconciliationItem> {
   authorize(caller, 'ops.read');
   const note = action.note?.trim() || null;
-  if (action.action === 'investigated' && !note) throw new Fault(faults.RECONCILIATION_ACTION_INVALID, { reason: 'a note saying what was found is required' }, [{ field: 'note', issue: 'required' }]);
+  if (action.action === 'investigated' && !note) throw new Fault(faults.RECONCILIATION_ACTION_INVALID, { reason: bilingual('须填写备注，说明调查发现了什么', 'a note saying what was found is required') }, [{ field: 'note', issue: 'required' }]);
   const at = shanghaiTimestamp(ports.clock.now());
   return ports.store.write(async (tx) => {
     const item = await tx.reconciliations.item(caller.merchantId, itemId);
     if (!item) throw new Fault(faults.RECONCILIATION_NOT_FOUND, { id: String(itemId) });
-    if (item.resolution) throw new Fault(faults.RECONCILIATION_ALREADY_RESOLVED, { resolution: `${item.resolution} by ${item.resolvedBy} at ${item.resolvedAt}` });
+    if (item.resolution) throw new Fault(faults.RECONCILIATION_ALREADY_RESOLVED, {
+        resolution: bilingual(
+          `已由 ${item.resolvedBy} 于 ${item.resolvedAt} ${RESOLUTION_ZH[item.resolution] ?? item.resolution}`,
+          `${item.resolution} by ${item.resolvedBy} at ${item.resolvedAt}`,
+        ),
+      });
     if (action.action === 'reupload') {
       const invoice = item.difference === 'missing_upstream' ? await tx.invoices.get(caller.merchantId, item.number) : undefined;
       if (!invoice) {
         throw new Fault(faults.RECONCILIATION_ACTION_INVALID, {
-          reason: item.difference === 'digest_mismatch' ? 'the tax service holds another version; it is never overwritten: investigate' : 'only an invoice kept here and missing at the tax service can be uploaded again',
+          reason: item.difference === 'digest_mismatch'
+            ? bilingual('税务服务持有该发票的另一版本，不会被覆盖，请调查处理', 'the tax service holds another version; it is never overwritten: investigate')
+            : bilingual('只有本系统存有而税务服务缺失的发票才能重新上传', 'only an invoice kept here and missing at the tax service can be uploaded again'),
         }, [{ field: 'action', issue: 'reupload not possible for this difference' }]);
       }
       await enqueueUploads(tx, [invoice], at, { reconciliation: item.reconciliationId });
@@ -140,7 +149,7 @@ export async function resolveDifference(ports: Ports, caller: Caller, itemId: nu
       await tx.usage.add(caller.merchantId, [{ period: backlogPeriod(invoice.kind), invoiceCount: 1, preTaxFen: invoice.totalAmount }], at);
     }
     if (!(await tx.reconciliations.resolve(caller.merchantId, itemId, { resolution: action.action === 'reupload' ? 'reuploaded' : 'investigated', at, by: caller.actor, note }))) {
-      throw new Fault(faults.RECONCILIATION_ALREADY_RESOLVED, { resolution: 'just now' });
+      throw new Fault(faults.RECONCILIATION_ALREADY_RESOLVED, { resolution: bilingual('刚刚已被处理', 'just now') });
     }
     await recordAudit(tx, ports.clock, { merchantId: caller.merchantId, actor: caller.actor, action: `reconciliation.${action.action}`, subject: item.number, detail: { item: itemId, reconciliation: item.reconciliationId, note } });
     return (await tx.reconciliations.item(caller.merchantId, itemId))!;

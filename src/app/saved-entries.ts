@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { authorize, type Caller } from '../domain/access.js';
 import { draftInvoice, type BuyerRequest, type LineRequest } from '../domain/draft.js';
 import { printableCharacters } from '../documents/font.js';
-import { Fault, faults } from '../domain/faults.js';
+import { bilingual, Fault, faults } from '../domain/faults.js';
 import { shanghaiTimestamp } from '../domain/time.js';
 import type { Ports, SavedBuyer, SavedItem } from './ports.js';
 
@@ -49,7 +49,7 @@ export async function listSavedItems(ports: Ports, caller: Caller, search?: stri
 export async function deleteSavedEntry(ports: Ports, caller: Caller, kind: 'buyer' | 'item', id: string): Promise<void> {
   authorize(caller, 'saved.write');
   const deleted = await ports.store.write((tx) => (kind === 'buyer' ? tx.savedBuyers : tx.savedItems).delete(caller.merchantId, id));
-  if (!deleted) throw new Fault(faults.SAVED_ENTRY_NOT_FOUND, { kind, id });
+  if (!deleted) throw new Fault(faults.SAVED_ENTRY_NOT_FOUND, { kind: kind === 'buyer' ? bilingual('购买方', 'buyer') : bilingual('商品', 'item'), id });
 }
 
 /** Runs the invoice rules on an entry, naming fields as the entry's own body does ("tax_id", not "buyer.tax_id"). */
@@ -59,7 +59,8 @@ function asEntry<T>(prefix: string, check: () => T): T {
   } catch (error) {
     if (!(error instanceof Fault)) throw error;
     const unprefix = (field: string) => (field.startsWith(prefix) ? field.slice(prefix.length) : field);
-    const params = error.params.field === undefined ? error.params : { ...error.params, field: unprefix(error.params.field) };
+    const { field } = error.params;
+    const params = typeof field === 'string' ? { ...error.params, field: unprefix(field) } : error.params;
     throw new Fault(error.spec, params, error.details.map((d) => ({ ...d, field: unprefix(d.field) })), error.retryAfterSeconds);
   }
 }

@@ -1,8 +1,8 @@
 // Adding a user to a merchant. Who may do this (role 'users.manage') is checked by the route or
 // the CLI before calling; this use case checks the input and keeps user names unique.
 import { randomBytes } from 'node:crypto';
-import { isRole, type Caller, type Role } from '../domain/access.js';
-import { Fault, faults } from '../domain/faults.js';
+import { isRole, ROLE_CHOICES, type Caller, type Role } from '../domain/access.js';
+import { bilingual, Fault, faults, type Bilingual } from '../domain/faults.js';
 import { shanghaiTimestamp } from '../domain/time.js';
 import type { PasswordHasher } from '../security/passwords.js';
 import { recordAudit } from './audit.js';
@@ -23,8 +23,8 @@ export interface NewUser {
 }
 
 export async function addUser(ports: Ports & { passwords: PasswordHasher }, input: NewUser): Promise<UserRecord> {
-  if (!USERNAME.test(input.username)) throw invalid('username', '3 to 64 characters: letters, digits, . _ @ -');
-  if (!isRole(input.role)) throw invalid('role', 'one of owner, clerk, auditor, operator');
+  if (!USERNAME.test(input.username)) throw invalid('username', bilingual('3 到 64 个字符：字母、数字及 . _ @ -', '3 to 64 characters: letters, digits, . _ @ -'));
+  if (!isRole(input.role)) throw invalid('role', ROLE_CHOICES);
   checkPasswordStrength(input.password, 'password');
 
   // Cheap checks first, so a doomed request does not spend a password hash.
@@ -59,7 +59,10 @@ export async function addUser(ports: Ports & { passwords: PasswordHasher }, inpu
  */
 export async function changePassword(ports: Ports & { passwords: PasswordHasher }, caller: Caller, current: string, next: string): Promise<void> {
   const user = await ports.store.read.users.findByUsername(caller.actor);
-  if (!user || user.merchantId !== caller.merchantId) throw new Fault(faults.PERMISSION_DENIED, { role: caller.role, action: 'password.change (log in as a person, not with an API key)' });
+  if (!user || user.merchantId !== caller.merchantId) throw new Fault(faults.PERMISSION_DENIED, {
+      role: caller.role,
+      action: bilingual('password.change（请以用户身份登录，不能使用 API 密钥）', 'password.change (log in as a person, not with an API key)'),
+    });
   checkPasswordStrength(next, 'new_password');
   if (!(await ports.passwords.verify(user.passwordHash, current))) throw new Fault(faults.LOGIN_FAILED);
   const passwordHash = await ports.passwords.hash(next);
@@ -71,8 +74,8 @@ export async function changePassword(ports: Ports & { passwords: PasswordHasher 
 
 function checkPasswordStrength(password: string, field: string): void {
   const length = [...password].length;
-  if (length < MIN_PASSWORD) throw new Fault(faults.PASSWORD_TOO_WEAK, { reason: `${length} characters, at least ${MIN_PASSWORD}` }, [{ field, issue: 'too short' }]);
-  if (length > MAX_PASSWORD) throw invalid(field, `at most ${MAX_PASSWORD} characters`);
+  if (length < MIN_PASSWORD) throw new Fault(faults.PASSWORD_TOO_WEAK, { reason: bilingual(`只有 ${length} 个字符，至少需要 ${MIN_PASSWORD} 个`, `${length} characters, at least ${MIN_PASSWORD}`) }, [{ field, issue: 'too short' }]);
+  if (length > MAX_PASSWORD) throw invalid(field, bilingual(`最多 ${MAX_PASSWORD} 个字符`, `at most ${MAX_PASSWORD} characters`));
 }
 
 async function checkFree(repos: Repositories, input: NewUser): Promise<void> {
@@ -80,6 +83,6 @@ async function checkFree(repos: Repositories, input: NewUser): Promise<void> {
   if (await repos.users.findByUsername(input.username)) throw new Fault(faults.USER_EXISTS, { username: input.username });
 }
 
-function invalid(field: string, reason: string): Fault {
-  return new Fault(faults.FIELD_INVALID, { field, reason }, [{ field, issue: reason }]);
+function invalid(field: string, reason: Bilingual): Fault {
+  return new Fault(faults.FIELD_INVALID, { field, reason }, [{ field, issue: reason.en }]);
 }

@@ -5,7 +5,7 @@
 //
 // Also the offline check of a signed invoice file (`fapiao verify <file>`), against public keys.
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { Fault, faults } from '../domain/faults.js';
+import { bilingual, Fault, faults, withOriginal } from '../domain/faults.js';
 import { contentDigest, type Invoice, type InvoiceKind, type InvoiceStatus } from '../domain/invoice.js';
 import { checkCode, maskTaxId, verifyDigest } from '../domain/signature.js';
 import { shanghaiDate } from '../domain/time.js';
@@ -203,11 +203,11 @@ export async function checkInvoiceFile(file: InvoiceFile, keys: PublicKeys): Pro
   try {
     digest = recomputedDigest(file);
   } catch (error) {
-    throw new Fault(faults.INVOICE_FILE_INVALID, { reason: (error as Error).message });
+    throw new Fault(faults.INVOICE_FILE_INVALID, { reason: withOriginal('发票内容无法重新计算摘要', (error as Error).message) });
   }
-  if (digest !== file.digest) throw new Fault(faults.INVOICE_SIGNATURE_INVALID, { number, reason: 'the content does not match its digest (altered)' });
+  if (digest !== file.digest) throw new Fault(faults.INVOICE_SIGNATURE_INVALID, { number, reason: bilingual('内容与其摘要不符（已被篡改）', 'the content does not match its digest (altered)') });
   const key = await keys.get(file.signature.keyId);
   if (!key) throw new Fault(faults.SIGNING_KEY_UNKNOWN, { key: file.signature.keyId });
-  if (!verifyDigest(key, digest, file.signature.value)) throw new Fault(faults.INVOICE_SIGNATURE_INVALID, { number, reason: 'the signature is not the platform\'s (forged)' });
+  if (!verifyDigest(key, digest, file.signature.value)) throw new Fault(faults.INVOICE_SIGNATURE_INVALID, { number, reason: bilingual('签名不是本平台的签名（伪造）', 'the signature is not the platform\'s (forged)') });
   return { number, keyId: file.signature.keyId, digest, totalWithTax: contentOf(file).totalWithTax };
 }

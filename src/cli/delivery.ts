@@ -9,7 +9,7 @@ import { Command, Option } from 'commander';
 import { readConfig } from '../config.js';
 import { openStore } from '../store/database.js';
 import { systemClock } from '../domain/time.js';
-import { Fault, faults } from '../domain/faults.js';
+import { bilingual, Fault, faults } from '../domain/faults.js';
 import type { Caller } from '../domain/access.js';
 import type { Invoice } from '../domain/invoice.js';
 import type { Ports } from '../app/ports.js';
@@ -110,8 +110,11 @@ export function registerDeliveryCommands(program: Command): void {
           .map((k) => [k, o[k.replace(/_(\w)/g, (_m: string, c: string) => c.toUpperCase())]])
           .filter(([, v]) => v !== undefined),
       );
-      if (query.status && !['issued', 'uploaded', 'rejected', 'voided', 'reversed'].includes(query.status)) throw new Fault(faults.QUERY_INVALID, { field: 'status', reason: 'issued, uploaded, rejected, voided or reversed' });
-      if (query.kind && !['normal', 'special'].includes(query.kind)) throw new Fault(faults.QUERY_INVALID, { field: 'kind', reason: 'normal or special' });
+      if (query.status && !['issued', 'uploaded', 'rejected', 'voided', 'reversed'].includes(query.status)) throw new Fault(faults.QUERY_INVALID, {
+        field: 'status',
+        reason: bilingual('应为 issued（已开具）、uploaded（已上传）、rejected（被拒收）、voided（已作废）或 reversed（已红冲）', 'issued, uploaded, rejected, voided or reversed'),
+      });
+      if (query.kind && !['normal', 'special'].includes(query.kind)) throw new Fault(faults.QUERY_INVALID, { field: 'kind', reason: bilingual('应为 normal（普通发票）或 special（增值税专用发票）', 'normal or special') });
       let rows = 0;
       const pages = await invoicePages(ports, caller(o.merchant), query);
       const counted = (async function* () {

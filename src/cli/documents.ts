@@ -8,7 +8,7 @@ import { type Command, Option } from 'commander';
 import { readConfig } from '../config.js';
 import { openStore } from '../store/database.js';
 import { systemClock } from '../domain/time.js';
-import { Fault, faults } from '../domain/faults.js';
+import { bilingual, Fault, faults, originalOf, withOriginal } from '../domain/faults.js';
 import { formatYuan } from '../domain/money.js';
 import { keyIdOf } from '../domain/signature.js';
 import type { Caller } from '../domain/access.js';
@@ -58,7 +58,7 @@ export function registerDocumentCommands(program: Command): void {
     .requiredOption('--merchant <id>').option('--out <file>', 'default fapiao-<number>.json').addOption(json)
     .action(withStore(async (ports, o, [number]) => {
       const invoice = await getInvoice(ports, cliCaller(o.merchant), number!);
-      if (!invoice.signature) throw new Fault(faults.SIGNING_KEY_UNAVAILABLE, { reason: `invoice ${invoice.number} was issued before signing was introduced` });
+      if (!invoice.signature) throw new Fault(faults.SIGNING_KEY_UNAVAILABLE, { reason: bilingual(`发票 ${invoice.number} 开具于启用签名之前`, `invoice ${invoice.number} was issued before signing was introduced`) });
       const out = o.out ?? `fapiao-${invoice.number}.json`;
       writeFileSync(out, `${JSON.stringify(invoiceFile(invoice, invoice.signature), null, 2)}\n`);
       if (o.json) printJson({ number: invoice.number, file: out });
@@ -73,13 +73,13 @@ export function registerDocumentCommands(program: Command): void {
         try {
           bytes = readFileSync(file);
         } catch (error) {
-          throw new Fault(faults.INVOICE_FILE_INVALID, { reason: `${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` });
+          throw new Fault(faults.INVOICE_FILE_INVALID, { reason: withOriginal(`无法读取文件 ${file}`, originalOf(error), file) });
         }
         let parsed;
         try {
           parsed = readInvoiceFile(bytes);
         } catch (error) {
-          throw new Fault(faults.INVOICE_FILE_INVALID, { reason: (error as Error).message });
+          throw new Fault(faults.INVOICE_FILE_INVALID, { reason: withOriginal('文件内容无法作为发票读取', (error as Error).message) });
         }
         const records = o.keys ? keysFromFile(o.keys) : await keysFromStore();
         const check = await checkInvoiceFile(parsed, PublicKeys.fromRecords(records));
@@ -130,6 +130,12 @@ function keysFromFile(path: string): SigningKeyRecord[] {
     // The id is recomputed from the key itself: a keys file cannot vouch for a key under another id.
     return answer.keys.map((k) => ({ id: keyIdOf(k.public_key_pem), algorithm: 'Ed25519', publicKeyPem: k.public_key_pem, createdAt: k.created_at, retiredAt: k.retired_at }));
   } catch (error) {
-    throw new Fault(faults.INVOICE_FILE_INVALID, { reason: `keys file ${path} is neither a PEM public key nor the JSON of /api/v1/keys (${(error as Error).message})` });
+    throw new Fault(faults.INVOICE_FILE_INVALID, {
+      reason: withOriginal(
+        `公钥文件 ${path} 既不是 PEM 公钥，也不是 /api/v1/keys 返回的 JSON`,
+        (error as Error).message,
+        `keys file ${path} is neither a PEM public key nor the JSON of /api/v1/keys`,
+      ),
+    });
   }
 }

@@ -9,8 +9,8 @@ import { migrateDatabase, openStore } from '../store/database.js';
 import { systemClock } from '../domain/time.js';
 import { formatYuan } from '../domain/money.js';
 import { decodeUtf8 } from '../domain/text.js';
-import { Fault, faults, type FaultSpec } from '../domain/faults.js';
-import { isRole, type Caller, type Role } from '../domain/access.js';
+import { bilingual, Fault, faults, withOriginal, type FaultSpec } from '../domain/faults.js';
+import { isRole, ROLE_CHOICES, type Caller, type Role } from '../domain/access.js';
 import type { Ports } from '../app/ports.js';
 import { addMerchant, setMerchantLimits } from '../app/merchants.js';
 import { addUser } from '../app/users.js';
@@ -137,7 +137,7 @@ program.command('apikey').description('API keys for POS/ERP systems').command('c
   .option('--label <text>', 'what the key is for', 'api')
   .addOption(json)
   .action(withStore(async (ports, o) => {
-    if (!isRole(o.role)) throw new Fault(faults.FIELD_INVALID, { field: 'role', reason: 'owner, clerk, auditor or operator' });
+    if (!isRole(o.role)) throw new Fault(faults.FIELD_INVALID, { field: 'role', reason: ROLE_CHOICES });
     const { key, record } = await createApiKey(ports, { merchantId: o.merchant, role: o.role, label: o.label, actor: `cli:${userInfo().username}` });
     if (o.json) printJson({ key, id: record.id, merchant_id: record.merchantId, role: record.role, label: record.label });
     else console.log(`${key}\n(shown once; store it in the POS/ERP system now)`);
@@ -218,7 +218,7 @@ program.command('backup').description('take an online backup, verified by restor
   .action(async (o: { dir: string; keep?: string; keyFile?: string; json?: boolean }) => {
     try {
       const keep = o.keep === undefined ? undefined : Number(o.keep);
-      if (keep !== undefined && !(Number.isInteger(keep) && keep >= 1)) throw new Fault(faults.FIELD_INVALID, { field: '--keep', reason: 'a whole number, at least 1' });
+      if (keep !== undefined && !(Number.isInteger(keep) && keep >= 1)) throw new Fault(faults.FIELD_INVALID, { field: '--keep', reason: bilingual('应为不小于 1 的整数', 'a whole number, at least 1') });
       const config = readConfig();
       const key = o.keyFile ? readKeyFile(o.keyFile) : undefined;
       const { path, manifest } = await backUp(config, { dir: o.dir, ...(key && { key }), ...(!o.json && { progress: (line: string) => console.log(line) }) });
@@ -254,7 +254,7 @@ function readJson(path: string): unknown {
     return JSON.parse(decodeUtf8(readFileSync(path), path));
   } catch (error) {
     if (error instanceof Fault) throw error;
-    throw new Fault(faults.REQUEST_MALFORMED, { reason: `${path}: ${(error as Error).message}` });
+    throw new Fault(faults.REQUEST_MALFORMED, { reason: withOriginal(`${path} 中的 JSON 无法解析`, (error as Error).message, path) });
   }
 }
 

@@ -5,7 +5,7 @@ import { type Command, Option } from 'commander';
 import { readConfig, type Config } from '../config.js';
 import { openStore } from '../store/database.js';
 import { shanghaiDate, systemClock } from '../domain/time.js';
-import { Fault, faults } from '../domain/faults.js';
+import { bilingual, Fault, faults } from '../domain/faults.js';
 import { grantNumberBlock } from '../app/number-blocks.js';
 import { merchantStatus } from '../app/contingency.js';
 import { createUpkeep } from '../app/upstream-upkeep.js';
@@ -86,7 +86,7 @@ export function registerNumberCommands(program: Command): void {
 
 function whole(text: string, field: string): number {
   const n = Number(text);
-  if (!Number.isSafeInteger(n)) throw new Fault(faults.FIELD_INVALID, { field, reason: 'a whole number' });
+  if (!Number.isSafeInteger(n)) throw new Fault(faults.FIELD_INVALID, { field, reason: bilingual('应为整数', 'a whole number') });
   return n;
 }
 

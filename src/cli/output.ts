@@ -1,6 +1,6 @@
 // How the CLI speaks: JSON for machines (--json), short lines for people, and faults in both
 // languages with their remedy. Exit codes: 0 ok, 1 a check failed, 2 refused input, 3 internal.
-import { Fault, faults, fill } from '../domain/faults.js';
+import { Fault, faults } from '../domain/faults.js';
 import type { creditLineView } from '../http/routes/status.js';
 
 export function printJson(value: unknown): void {
@@ -11,10 +11,10 @@ export function reportError(error: unknown, json: boolean): number {
   const fault = error instanceof Fault ? error : new Fault(faults.INTERNAL, { requestId: 'cli' });
   if (!(error instanceof Fault)) process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
   if (json) {
-    printJson({ error: { code: fault.code, message: fill(fault.spec.zh, fault.params), message_en: fill(fault.spec.en, fault.params), remedy: fault.spec.remedy, remedy_en: fault.spec.remedyEn, details: fault.details } });
+    printJson({ error: { code: fault.code, message: fault.messageIn('zh'), message_en: fault.messageIn('en'), remedy: fault.spec.remedy, remedy_en: fault.spec.remedyEn, details: fault.details } });
   } else {
     process.stderr.write(
-      [`错误 ${fault.code}：${fill(fault.spec.zh, fault.params)}`, `Error ${fault.code}: ${fill(fault.spec.en, fault.params)}`,
+      [`错误 ${fault.code}：${fault.messageIn('zh')}`, `Error ${fault.code}: ${fault.messageIn('en')}`,
         ...fault.details.map((d) => `  - ${d.field}: ${d.issue}`), `处理 / Remedy: ${fault.spec.remedy} / ${fault.spec.remedyEn}`].join('\n') + '\n',
     );
   }

@@ -6,7 +6,7 @@ import { type Command, Option } from 'commander';
 import { readConfig } from '../config.js';
 import { openStore } from '../store/database.js';
 import { shanghaiDate, systemClock } from '../domain/time.js';
-import { Fault, faults } from '../domain/faults.js';
+import { bilingual, Fault, faults } from '../domain/faults.js';
 import type { Caller } from '../domain/access.js';
 import { checkReconcileDate, reconcile, resolveDifference, type ReconciliationResult } from '../app/reconcile.js';
 import { taxServiceClientFor, upstreamSetup } from '../upstream/setup.js';
@@ -61,7 +61,7 @@ export function registerReconcileCommands(program: Command): void {
       const o = sub.optsWithGlobals() as { merchant: string; item: string; action: 'reupload' | 'investigated'; note?: string; json?: boolean };
       try {
         const item = Number(o.item);
-        if (!Number.isInteger(item) || item <= 0) throw new Fault(faults.FIELD_INVALID, { field: '--item', reason: 'the number shown as #n in the report' });
+        if (!Number.isInteger(item) || item <= 0) throw new Fault(faults.FIELD_INVALID, { field: '--item', reason: bilingual('应为报告中以 #n 显示的编号', 'the number shown as #n in the report') });
         const store = await openStore(readConfig());
         try {
           const resolved = await resolveDifference({ store, clock: systemClock }, cliCaller(o.merchant), item, { action: o.action, ...(o.note !== undefined && { note: o.note }) });

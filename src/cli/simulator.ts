@@ -2,7 +2,7 @@
 // (`fault <mode>`, `fault clear`, `fault show`), read its per-number upload counters (`uploads`)
 // and set a seller's terms (`terms`). Works the same against the sandbox mounted at /sandbox.
 import { type Command, Option } from 'commander';
-import { Fault, faults } from '../domain/faults.js';
+import { bilingual, Fault, faults, withOriginal } from '../domain/faults.js';
 import { FAULT_MODES, isFaultMode } from '../upstream/simulator/faults.js';
 import { startSandbox } from '../upstream/simulator/server.js';
 import { printJson, reportError } from './output.js';
@@ -23,7 +23,7 @@ export function registerSimulatorCommands(program: Command): void {
     .action(async (o: { port: string; host: string; dataDir: string; closedEnrollment?: boolean; adminToken?: string; json?: boolean }) => {
       try {
         const port = Number(o.port);
-        if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Fault(faults.FIELD_INVALID, { field: '--port', reason: 'a port number 0-65535' });
+        if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Fault(faults.FIELD_INVALID, { field: '--port', reason: bilingual('应为 0–65535 之间的端口号', 'a port number 0-65535') });
         const sandbox = await startSandbox({ dataDir: o.dataDir, port, host: o.host, openEnrollment: !o.closedEnrollment, ...(o.adminToken && { adminToken: o.adminToken }) });
         if (o.json) printJson({ sandbox: true, url: sandbox.url, data_dir: o.dataDir, pid: process.pid });
         else console.log(`沙箱税务服务（非真实税务系统）/ SANDBOX tax service (not the real tax service) listening on ${sandbox.url}\n  data: ${o.dataDir}\n  faults: fapiao simulator fault <mode> --url ${sandbox.url}`);
@@ -54,17 +54,17 @@ export function registerSimulatorCommands(program: Command): void {
         let answer: { faults: Array<Record<string, unknown>> };
         if (mode === 'show') answer = await admin(url, 'GET', '/admin/faults', o.adminToken as string | undefined);
         else if (mode === 'clear') {
-          if (which !== undefined && !isFaultMode(which)) throw invalid(`unknown fault mode "${which}"`);
+          if (which !== undefined && !isFaultMode(which)) throw invalid(`未知的故障模式“${which}”`, `unknown fault mode "${which}"`);
           answer = await admin(url, 'DELETE', which ? `/admin/faults/${which}` : '/admin/faults', o.adminToken as string | undefined);
         } else {
-          if (!isFaultMode(mode)) throw invalid(`unknown fault mode "${mode}"; one of ${Object.keys(FAULT_MODES).join(', ')}, clear, show`);
+          if (!isFaultMode(mode)) throw invalid(`未知的故障模式“${mode}”，应为 ${[...Object.keys(FAULT_MODES), 'clear', 'show'].join('、')} 之一`, `unknown fault mode "${mode}"; one of ${Object.keys(FAULT_MODES).join(', ')}, clear, show`);
           const body = {
             rate: numberOption(o.rate, '--rate', (n) => n >= 0 && n <= 1),
             seconds: numberOption(o.seconds, '--seconds', (n) => n > 0),
             delay_ms: numberOption(o.delayMs, '--delay-ms', (n) => n >= 0 && n <= 600_000),
             wait_seconds: numberOption(o.waitSeconds, '--wait-seconds', (n) => Number.isInteger(n) && n >= 0 && n <= 3600),
             kind: o.kind,
-            min_amount_fen: o.minAmountFen === undefined ? undefined : /^\d{1,18}$/.test(String(o.minAmountFen)) ? String(o.minAmountFen) : (() => { throw invalid('--min-amount-fen: fen as whole digits'); })(),
+            min_amount_fen: o.minAmountFen === undefined ? undefined : /^\d{1,18}$/.test(String(o.minAmountFen)) ? String(o.minAmountFen) : (() => { throw wholeFen('--min-amount-fen'); })(),
           };
           answer = await admin(url, 'PUT', `/admin/faults/${mode}`, o.adminToken as string | undefined, body);
         }
@@ -112,7 +112,7 @@ export function registerSimulatorCommands(program: Command): void {
         const changes = ['monthlyCreditFen', 'normalHours', 'normalAmountFen', 'specialHours', 'specialAmountFen'].some((k) => o[k] !== undefined);
         if (changes) {
           const fen = (value: unknown, name: string) => {
-            if (!/^\d{1,18}$/.test(String(value))) throw invalid(`${name}: fen as whole digits`);
+            if (!/^\d{1,18}$/.test(String(value))) throw wholeFen(name);
             return String(value);
           };
           const contingency = (terms.contingency as Array<{ kind: string; max_offline_hours: number; max_offline_amount_fen: string }>).map((c) => {
@@ -136,14 +136,18 @@ export function registerSimulatorCommands(program: Command): void {
     });
 }
 
-function invalid(reason: string): Fault {
-  return new Fault(faults.SANDBOX_FAULT_INVALID, { reason });
+function invalid(zh: string, en: string): Fault {
+  return new Fault(faults.SANDBOX_FAULT_INVALID, { reason: bilingual(zh, en) });
+}
+
+function wholeFen(option: string): Fault {
+  return invalid(`${option}：应为以分为单位的整数`, `${option}: fen as whole digits`);
 }
 
 function numberOption(value: unknown, name: string, ok: (n: number) => boolean): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isFinite(n) || !ok(n)) throw invalid(`${name} ${String(value)} is out of range`);
+  if (!Number.isFinite(n) || !ok(n)) throw invalid(`${name} ${String(value)} 超出允许范围`, `${name} ${String(value)} is out of range`);
   return n;
 }
 
@@ -158,10 +162,10 @@ async function admin(url: string, method: string, path: string, token: string | 
     });
   } catch (error) {
     const e = error as { cause?: { code?: string }; message: string };
-    throw new Fault(faults.UPSTREAM_UNREACHABLE, { reason: `${url}: ${e.cause?.code ?? e.message}` });
+    throw new Fault(faults.UPSTREAM_UNREACHABLE, { reason: withOriginal(`无法连接 ${url}`, e.cause?.code ?? e.message, url) });
   }
   const answer = (await response.json().catch(() => undefined)) as { sandbox?: boolean; error?: { code: string; message: string } } | undefined;
-  if (!answer?.sandbox) throw new Fault(faults.UPSTREAM_PROTOCOL_ERROR, { reason: `${url} is not a Fapiao sandbox (HTTP ${response.status})` });
-  if (answer.error) throw invalid(`${answer.error.code}: ${answer.error.message}`);
+  if (!answer?.sandbox) throw new Fault(faults.UPSTREAM_PROTOCOL_ERROR, { reason: bilingual(`${url} 不是 Fapiao 沙箱（HTTP ${response.status}）`, `${url} is not a Fapiao sandbox (HTTP ${response.status})`) });
+  if (answer.error) throw new Fault(faults.SANDBOX_FAULT_INVALID, { reason: withOriginal('沙箱拒绝了该设置', `${answer.error.code}: ${answer.error.message}`) });
   return answer;
 }

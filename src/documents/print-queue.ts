@@ -13,7 +13,7 @@
 // The invoice's PDF stays downloadable at every moment (GET /api/v1/invoices/{number}/pdf), so a
 // clerk can always print by hand (手动打印).
 import { shanghaiTimestamp } from '../domain/time.js';
-import { Fault, faults, fill } from '../domain/faults.js';
+import { bilingual, Fault, faults, type Bilingual } from '../domain/faults.js';
 import type { Invoice } from '../domain/invoice.js';
 import {
   attemptFailed, defaultPrintPolicy, isStuck, printed, startSending, submitted, unconfirmed,
@@ -23,7 +23,7 @@ import { raiseAlert } from '../app/alerts.js';
 import type { PrinterRecord } from '../app/delivery-ports.js';
 import type { BatchResult, OutboxHandler } from '../app/outbox-runner.js';
 import type { OutboxJob, Ports } from '../app/ports.js';
-import type { PrinterDriver } from './printers/driver.js';
+import { printingProblem as describe, type PrinterDriver } from './printers/driver.js';
 import { cupsPrinter } from './printers/cups.js';
 import { directoryPrinter } from './printers/directory.js';
 
@@ -86,13 +86,15 @@ async function stepJob(ports: Ports, deps: PrintDeps, driverFor: (p: PrinterReco
   const later = (next: PrintJob): Step => (['printed', 'failed', 'cancelled'].includes(next.state) ? { done: true } : { after: Math.max(0, Date.parse(next.nextAttemptAt) - now().getTime()) });
 
   const printer = await ports.store.read.printers.get(job.merchantId, job.printerId);
-  const fail = async (reason: string): Promise<Step> => {
-    const next = attemptFailed(job!, reason, now(), policy, printer?.backupPrinterId ?? null);
+  // A job's last error is recorded in Chinese (it becomes the advice of a failed job); a printer's
+  // health detail in English, as the printing system reports it.
+  const fail = async (reason: Bilingual): Promise<Step> => {
+    const next = attemptFailed(job!, reason.zh, now(), policy, printer?.backupPrinterId ?? null);
     return (await save(next, job!.state)) ? later(next) : { after: policy.pollMs };
   };
-  if (!printer) return fail('the printer was removed');
+  if (!printer) return fail(bilingual('打印机已被删除', 'the printer was removed'));
   const driver = driverFor(printer);
-  const health = (ok: boolean, detail: string) => ports.store.write((tx) => tx.printers.setHealth(printer.merchantId, printer.id, ok ? 'ok' : 'failing', detail, stamp()));
+  const health = (ok: boolean, detail?: Bilingual) => ports.store.write((tx) => tx.printers.setHealth(printer.merchantId, printer.id, ok ? 'ok' : 'failing', detail?.en ?? '', stamp()));
 
   try {
     if (job.state === 'queued') {
@@ -100,10 +102,10 @@ async function stepJob(ports: Ports, deps: PrintDeps, driverFor: (p: PrinterReco
       const readiness = await driver.readiness();
       if (!readiness.ready) {
         await health(false, readiness.reason);
-        return fail(fill(faults.PRINTER_UNAVAILABLE.zh, { printer: printer.name, reason: readiness.reason }));
+        return fail(new Fault(faults.PRINTER_UNAVAILABLE, { printer: printer.name, reason: readiness.reason }).inBoth());
       }
       const invoice = await ports.store.read.invoices.get(job.merchantId, job.invoiceNumber);
-      if (!invoice) return fail(`invoice ${job.invoiceNumber} not found`);
+      if (!invoice) return fail(bilingual(`未找到发票 ${job.invoiceNumber}`, `invoice ${job.invoiceNumber} not found`));
       const document = await deps.renderPdf(invoice);
       if (!(await save(startSending(job, stamp()), 'queued'))) return { after: policy.pollMs };
       let externalId: string;
@@ -116,14 +118,14 @@ async function stepJob(ports: Ports, deps: PrintDeps, driverFor: (p: PrinterReco
       }
       if (!(await save(submitted(job, externalId, stamp()), 'sending'))) return { after: policy.pollMs };
       await driver.release(externalId);
-      await health(true, '');
+      await health(true);
       return { after: policy.pollMs };
     }
 
     if (job.state === 'sending') {
       // Found mid-send: the process that was sending it is gone (its lease ran out).
       const held = await driver.findHeld(jobTitle(job));
-      if (!held) return fail('interrupted before the printer took the job; sending again');
+      if (!held) return fail(bilingual('打印机接收任务前被中断，重新发送', 'interrupted before the printer took the job; sending again'));
       if (!(await save(submitted(job, held, stamp()), 'sending'))) return { after: policy.pollMs };
       await driver.release(held);
       return { after: policy.pollMs };
@@ -134,15 +136,15 @@ async function stepJob(ports: Ports, deps: PrintDeps, driverFor: (p: PrinterReco
     switch (state) {
       case 'printed':
         await save(printed(job, stamp()), 'submitted');
-        await health(true, '');
+        await health(true);
         return { done: true };
       case 'held':
         await driver.release(job.externalId!);
         return { after: policy.pollMs };
       case 'cancelled':
-        return fail('the job was cancelled at the printer');
+        return fail(bilingual('任务在打印机上被取消', 'the job was cancelled at the printer'));
       case 'unknown': {
-        const next = unconfirmed(job, 'the printer no longer knows this job, so whether it printed cannot be confirmed; not sent again to avoid a duplicate — check the printer, then print by hand if needed', stamp());
+        const next = unconfirmed(job, '打印机已查不到该任务，无法确认是否已打印；为避免重复打印不再发送，请检查打印机，必要时手动打印', stamp());
         await save(next, 'submitted');
         return { done: true };
       }
@@ -154,8 +156,9 @@ async function stepJob(ports: Ports, deps: PrintDeps, driverFor: (p: PrinterReco
           return { done: true };
         }
         if (after !== 'cancelled') return { after: policy.pollMs }; // not confirmed yet: ask again
-        await health(false, `held a job for ${Math.round(policy.stuckAfterMs / 1000)} s without printing it`);
-        return fail(`the printer held the job for ${Math.round(policy.stuckAfterMs / 1000)} s without printing it; cancelled there`);
+        const seconds = Math.round(policy.stuckAfterMs / 1000);
+        await health(false, bilingual(`任务滞留 ${seconds} 秒未打印`, `held a job for ${seconds} s without printing it`));
+        return fail(bilingual(`打印机滞留任务 ${seconds} 秒未打印，已在打印机上取消`, `the printer held the job for ${seconds} s without printing it; cancelled there`));
       }
     }
   } catch (error) {
@@ -164,9 +167,4 @@ async function stepJob(ports: Ports, deps: PrintDeps, driverFor: (p: PrinterReco
     await health(false, describe(error)).catch(() => {});
     return { after: Math.max(policy.pollMs, policy.baseDelayMs) };
   }
-}
-
-function describe(error: unknown): string {
-  if (error instanceof Fault) return fill(error.spec.zh, error.params);
-  return (error as Error).message.slice(0, 200);
 }

@@ -7,6 +7,7 @@
 // clock, which stops replays (the scheme of Stripe and Svix). The body is fixed when the delivery
 // is made, so retries send the same bytes; only t and v1 change.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { bilingual, type Bilingual } from '../domain/faults.js';
 
 export const SIGNATURE_HEADER = 'fapiao-signature';
 export const DELIVERY_ID_HEADER = 'fapiao-delivery-id';
@@ -88,19 +89,19 @@ export async function postWebhook(request: WebhookRequest, at: Date, timeoutMs =
 }
 
 /** The URL rules of an endpoint (1030): absolute http(s), no credentials in it, bounded length. */
-export function webhookUrlProblem(text: string): string | undefined {
-  if (text.length > 2_000) return 'longer than 2,000 characters';
+export function webhookUrlProblem(text: string): Bilingual | undefined {
+  if (text.length > 2_000) return bilingual('超过 2,000 个字符', 'longer than 2,000 characters');
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    return 'not an absolute URL';
+    return bilingual('不是完整的绝对地址（应以 http:// 或 https:// 开头）', 'not an absolute URL');
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'only http:// and https:// are allowed';
-  if (url.username || url.password) return 'put no user name or password in the URL; the signature authenticates the platform';
-  if (url.hash) return 'a URL fragment (#…) is never sent; remove it';
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return bilingual('只允许 http:// 和 https:// 地址', 'only http:// and https:// are allowed');
+  if (url.username || url.password) return bilingual('地址中不要包含用户名或密码，平台以签名证明身份', 'put no user name or password in the URL; the signature authenticates the platform');
+  if (url.hash) return bilingual('地址中的片段（#…）不会被发送，请删除', 'a URL fragment (#…) is never sent; remove it');
   // Cloud metadata services answer on link-local addresses; a webhook must never reach them.
   // (LAN addresses stay allowed: a merchant's ERP often lives on its own network.)
-  if (/^169\.254\.|^\[fe[89ab][0-9a-f]:/i.test(url.hostname) || url.hostname === 'metadata.google.internal') return 'link-local and cloud metadata addresses are not allowed';
+  if (/^169\.254\.|^\[fe[89ab][0-9a-f]:/i.test(url.hostname) || url.hostname === 'metadata.google.internal') return bilingual('不允许链路本地地址和云元数据服务地址', 'link-local and cloud metadata addresses are not allowed');
   return undefined;
 }

@@ -1,5 +1,5 @@
 // Roles and least privilege (最小权限, R51). Every caller acts for exactly one merchant.
-import { Fault, faults } from './faults.js';
+import { bilingual, Fault, faults } from './faults.js';
 
 export const roles = ['owner', 'clerk', 'auditor', 'operator'] as const;
 export type Role = (typeof roles)[number];
@@ -37,6 +37,9 @@ export function can(role: Role, action: Action): boolean {
 export function authorize(caller: Caller, action: Action): void {
   if (!can(caller.role, action)) throw new Fault(faults.PERMISSION_DENIED, { role: caller.role, action });
 }
+
+/** What a role may be, for a refusal of one that is not. */
+export const ROLE_CHOICES = bilingual('应为 owner（店主）、clerk（开票员）、auditor（审计员）或 operator（运维员）', 'one of owner, clerk, auditor, operator');
 
 export function isRole(value: string): value is Role {
   return (roles as readonly string[]).includes(value);

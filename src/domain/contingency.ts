@@ -4,7 +4,7 @@
 //   离线开票限额 — the pre-tax total of the invoices not yet uploaded.
 // Beyond a limit, issuing that kind stops until the backlog is uploaded; at 80 % of either, a
 // warning. Pure rules: the caller supplies the backlog and the time.
-import { Fault, faults } from './faults.js';
+import { bilingual, Fault, faults, type Bilingual } from './faults.js';
 import type { InvoiceKind } from './invoice.js';
 import { formatYuan } from './money.js';
 
@@ -43,7 +43,7 @@ export interface KindAssessment {
   warning: boolean;
 }
 
-const KIND_ZH: Record<InvoiceKind, string> = { normal: '普通发票', special: '增值税专用发票' };
+const KIND_WORDS: Record<InvoiceKind, Bilingual> = { normal: bilingual('普通发票', 'normal'), special: bilingual('增值税专用发票', 'special') };
 
 export function hoursSince(at: string | null, now: Date): number {
   if (at === null) return 0;
@@ -82,7 +82,7 @@ export function refuseIssue(limits: ContingencyLimits | undefined, before: Backl
   if (before.oldestAt !== null && hours > limits.maxOfflineHours) {
     return new Fault(
       faults.CONTINGENCY_HOURS_EXCEEDED,
-      { kind: KIND_ZH[limits.kind], kindEn: limits.kind, hours: hours.toFixed(1), max: String(limits.maxOfflineHours) },
+      { kind: KIND_WORDS[limits.kind], hours: hours.toFixed(1), max: String(limits.maxOfflineHours) },
       [],
       60,
     );
@@ -90,7 +90,7 @@ export function refuseIssue(limits: ContingencyLimits | undefined, before: Backl
   if (before.preTaxFen + preTaxFen > limits.maxOfflineAmountFen) {
     return new Fault(
       faults.CONTINGENCY_AMOUNT_EXCEEDED,
-      { kind: KIND_ZH[limits.kind], kindEn: limits.kind, pending: formatYuan(before.preTaxFen), amount: formatYuan(preTaxFen), max: formatYuan(limits.maxOfflineAmountFen) },
+      { kind: KIND_WORDS[limits.kind], pending: formatYuan(before.preTaxFen), amount: formatYuan(preTaxFen), max: formatYuan(limits.maxOfflineAmountFen) },
       [],
       60,
     );

@@ -3,7 +3,7 @@
 // the tax service's grant (from its terms, refreshed by the upkeep; null = it grants no line) and
 // the operator's own limit (`fapiao merchant add|limits --monthly-credit`; null = none). The lower
 // of the two binds; with neither there is no credit line.
-import { Fault, faults } from './faults.js';
+import { bilingual, Fault, faults, type Bilingual } from './faults.js';
 import { formatYuan, type Fen } from './money.js';
 
 export interface CreditLimits {
@@ -41,24 +41,24 @@ export function refuseCredit(limits: CreditLimits, usedFen: Fen, preTaxFen: Fen)
   const remaining = line.limitFen - usedFen;
   if (preTaxFen <= remaining) return undefined;
   return new Fault(faults.CREDIT_LINE_EXCEEDED, {
-    ...bindingText(limits, line),
+    binding: bindingText(limits, line),
     remaining: formatYuan(remaining > 0n ? remaining : 0n),
     amount: formatYuan(preTaxFen),
   });
 }
 
-/** The binding limit in words, both languages (the 3004 message's {bindingZh} and {bindingEn}). */
-function bindingText(limits: CreditLimits, line: CreditLine): { bindingZh: string; bindingEn: string } {
+/** The binding limit in words, both languages (the 3004 message's {binding}). */
+function bindingText(limits: CreditLimits, line: CreditLine): Bilingual {
   const yuan = (value: Fen | null, zhNone: string, enNone: string) => (value === null ? [zhNone, enNone] : [`${formatYuan(value)} 元`, `${formatYuan(value)} yuan`]);
   const [grantedZh, grantedEn] = yuan(limits.grantedCreditFen, '未核定', 'none');
   const [operatorZh, operatorEn] = yuan(limits.operatorCreditFen, '未设置', 'none');
   const limit = formatYuan(line.limitFen);
   switch (line.binding) {
     case 'tax_service':
-      return { bindingZh: `生效的是税务机关核定的授信额度 ${limit} 元（平台运营方限额：${operatorZh}）`, bindingEn: `the tax service's grant of ${limit} yuan binds (operator's limit: ${operatorEn})` };
+      return bilingual(`生效的是税务机关核定的授信额度 ${limit} 元（平台运营方限额：${operatorZh}）`, `the tax service's grant of ${limit} yuan binds (operator's limit: ${operatorEn})`);
     case 'operator':
-      return { bindingZh: `生效的是平台运营方设定的限额 ${limit} 元（税务机关授信额度：${grantedZh}）`, bindingEn: `the operator's limit of ${limit} yuan binds (tax service's grant: ${grantedEn})` };
+      return bilingual(`生效的是平台运营方设定的限额 ${limit} 元（税务机关授信额度：${grantedZh}）`, `the operator's limit of ${limit} yuan binds (tax service's grant: ${grantedEn})`);
     case 'both':
-      return { bindingZh: `税务机关授信额度与平台运营方限额同为 ${limit} 元`, bindingEn: `the tax service's grant and the operator's limit are both ${limit} yuan` };
+      return bilingual(`税务机关授信额度与平台运营方限额同为 ${limit} 元`, `the tax service's grant and the operator's limit are both ${limit} yuan`);
   }
 }

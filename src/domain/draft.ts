@@ -1,6 +1,6 @@
 // Turns an invoice request (API shape, already structurally valid) into a priced draft, or
 // refuses it with a fault naming the field. Nothing is stored before this has passed.
-import { Fault, faults, type FieldIssue } from './faults.js';
+import { bilingual, Fault, faults, type Bilingual, type FieldIssue } from './faults.js';
 import type { Buyer, InvoiceDraft, InvoiceKind, InvoiceLine } from './invoice.js';
 import { formatTaxRate, priceInvoiceLines } from './tax.js';
 import { printedTextCheck, type PrintableCharacters, type TextCheck } from './text.js';
@@ -90,14 +90,14 @@ function checkBuyerTaxId(taxId: string): void {
   try {
     validateTaxpayerId(taxId);
   } catch (error) {
-    if (error instanceof Fault) throw new Fault(error.spec, error.params, [{ field: 'buyer.tax_id', issue: error.params.reason ?? error.message }]);
+    if (error instanceof Fault) throw new Fault(error.spec, error.params, [{ field: 'buyer.tax_id', issue: error.params.reason?.en ?? error.message }]);
     throw error;
   }
 }
 
 function checkLineText(line: LineRequest, field: string, checkPrintedText: TextCheck): Pick<InvoiceLine, 'name' | 'taxCode' | 'spec' | 'unit'> {
   // 税收分类编码: the 19-digit goods and services tax classification code.
-  if (!/^\d{19}$/.test(line.tax_code)) throw fieldInvalid(`${field}.tax_code`, 'a tax classification code (税收分类编码) has 19 digits');
+  if (!/^\d{19}$/.test(line.tax_code)) throw fieldInvalid(`${field}.tax_code`, bilingual('税收分类编码应为 19 位数字', 'a tax classification code (税收分类编码) has 19 digits'));
   return {
     name: checkPrintedText(line.name, `${field}.name`, 100, true),
     taxCode: line.tax_code,
@@ -107,16 +107,16 @@ function checkLineText(line: LineRequest, field: string, checkPrintedText: TextC
 }
 
 function checkPhone(phone: string): string {
-  if (phone !== '' && !/^[0-9+\-() ]{3,30}$/.test(phone)) throw fieldInvalid('buyer.phone', 'digits, spaces and + - ( ) only, at most 30');
+  if (phone !== '' && !/^[0-9+\-() ]{3,30}$/.test(phone)) throw fieldInvalid('buyer.phone', bilingual('只能包含数字、空格和 + - ( )，最多 30 个字符', 'digits, spaces and + - ( ) only, at most 30'));
   return phone;
 }
 
 function checkEmail(email: string): string {
-  if (email !== '' && !/^[^\s@]{1,64}@[^\s@]+\.[^\s@]{2,}$/.test(email)) throw fieldInvalid('buyer.email', 'not an e-mail address');
+  if (email !== '' && !/^[^\s@]{1,64}@[^\s@]+\.[^\s@]{2,}$/.test(email)) throw fieldInvalid('buyer.email', bilingual('不是有效的电子邮箱地址', 'not an e-mail address'));
   return email;
 }
 
-function fieldInvalid(field: string, reason: string): Fault {
-  const details: FieldIssue[] = [{ field, issue: reason }];
+function fieldInvalid(field: string, reason: Bilingual): Fault {
+  const details: FieldIssue[] = [{ field, issue: reason.en }];
   return new Fault(faults.FIELD_INVALID, { field, reason }, details);
 }

@@ -286,15 +286,15 @@ export const faults = {
   },
   CREDIT_LINE_EXCEEDED: {
     code: 3004, http: 422,
-    zh: '超出本月授信额度：{bindingZh}；剩余 {remaining} 元，本张发票 {amount} 元（不含税）',
-    en: 'Monthly credit line exceeded: {bindingEn}; {remaining} yuan left, this invoice {amount} yuan (before tax)',
+    zh: '超出本月授信额度：{binding}；剩余 {remaining} 元，本张发票 {amount} 元（不含税）',
+    en: 'Monthly credit line exceeded: {binding}; {remaining} yuan left, this invoice {amount} yuan (before tax)',
     cause: "The pre-tax total issued in a month may not exceed the credit line: the lower of the tax service's grant (授信额度) and the platform operator's own limit, whichever is set.",
     remedy: '降低本张金额，或下月再开具。税务机关授信额度生效时，向主管税务机关申请调高（下次同步条款时生效，默认10分钟内）；平台运营方限额生效时，请运营方调高或取消（fapiao merchant limits --monthly-credit <元>|none）。GET /api/v1/merchant 的 credit_line 显示两个额度及生效的一个。',
     remedyEn: "Lower the amount, or issue next month. When the tax service's grant binds, apply to the tax office for a higher credit line (it reaches Fapiao at the next terms refresh, by default within 10 minutes); when the operator's limit binds, ask the platform operator to raise or lift it (fapiao merchant limits --monthly-credit <yuan>|none). GET /api/v1/merchant shows both in credit_line, and which binds.",
   },
   INVOICE_STATE_CONFLICT: {
     code: 3005, http: 409,
-    zh: '发票 {number} 当前状态为{statusZh}，不能{actionZh}', en: 'Invoice {number} is {status} and cannot be {action}',
+    zh: '发票 {number} 当前状态为{status}，不能{action}', en: 'Invoice {number} is {status} and cannot be {action}',
     cause: 'Each invoice state allows only some actions (see docs/architecture.md, invoice states).',
     remedy: '刷新后查看发票当前状态；已作废的发票无需再次作废。', remedyEn: 'Reload to see the current state; a voided invoice needs no second void.',
   },
@@ -469,14 +469,14 @@ export const faults = {
   },
   CONTINGENCY_HOURS_EXCEEDED: {
     code: 4021, http: 503,
-    zh: '离线开票时间超限：最早一张未上传的{kind}已开具 {hours} 小时（上限 {max} 小时），暂停开具{kind}', en: 'Offline time limit reached: the oldest un-uploaded {kindEn} invoice was issued {hours} h ago (limit {max} h); issuing {kindEn} invoices is paused',
+    zh: '离线开票时间超限：最早一张未上传的{kind}已开具 {hours} 小时（上限 {max} 小时），暂停开具{kind}', en: 'Offline time limit reached: the oldest un-uploaded {kind} invoice was issued {hours} h ago (limit {max} h); issuing {kind} invoices is paused',
     cause: 'While the tax service is unreachable, invoices may be issued offline only for a limited time after the oldest one not yet uploaded (离线开票时限, set by the tax service).',
     remedy: '恢复与税务服务的连接（检查网络、查看 GET /api/v1/status）；积压发票上传后自动解锁，无需其他操作。',
     remedyEn: 'Restore the connection to the tax service (check the network, see GET /api/v1/status); issuing unlocks by itself once the backlog is uploaded.',
   },
   CONTINGENCY_AMOUNT_EXCEEDED: {
     code: 4022, http: 503,
-    zh: '离线开票金额超限：未上传{kind}不含税合计 {pending} 元，加上本张 {amount} 元将超过上限 {max} 元', en: 'Offline amount limit reached: un-uploaded {kindEn} invoices total {pending} yuan before tax; this one ({amount} yuan) would pass the limit of {max} yuan',
+    zh: '离线开票金额超限：未上传{kind}不含税合计 {pending} 元，加上本张 {amount} 元将超过上限 {max} 元', en: 'Offline amount limit reached: un-uploaded {kind} invoices total {pending} yuan before tax; this one ({amount} yuan) would pass the limit of {max} yuan',
     cause: 'While the tax service is unreachable, the pre-tax total of invoices not yet uploaded may not exceed the offline amount limit (离线开票限额, set by the tax service).',
     remedy: '恢复与税务服务的连接；积压发票上传后额度自动释放。金额较小的发票在剩余额度内仍可开具。',
     remedyEn: 'Restore the connection to the tax service; the amount frees itself as the backlog is uploaded. Smaller invoices within the remaining amount can still be issued.',
@@ -690,25 +690,86 @@ export const faults = {
   },
 } as const satisfies Record<string, FaultSpec>;
 
+/** The two languages every fault speaks: Chinese first, English second. */
+export type Language = 'zh' | 'en';
+
+/** Prose filled into a template: a reason, a state, a kind of thing. Each language gets its own words. */
+export interface Bilingual {
+  readonly zh: string;
+  readonly en: string;
+}
+
+/** A value filled into a template: the same in both languages (a number, a field name, an invoice number) or prose in both. */
+export type FaultParam = string | Bilingual;
+
+/** Placeholders that always hold prose: a why, a how-it-was-resolved, a kind or state of a thing. */
+export const proseParams = ['reason', 'resolution', 'kind', 'state', 'binding'] as const;
+
+/**
+ * The values of a fault's placeholders. Prose parameters must be Bilingual, so the compiler refuses
+ * an English-only reason that would otherwise end up inside the Chinese message.
+ */
+export type FaultParams = { readonly [K in (typeof proseParams)[number]]?: Bilingual } & { readonly [key: string]: FaultParam | undefined };
+
+export function bilingual(zh: string, en: string): Bilingual {
+  return { zh, en };
+}
+
+/**
+ * Prose around a detail that only exists in one language: a library's or the operating system's
+ * message, an errno, an answer of the tax service. The Chinese says what kind of problem it is and
+ * keeps the detail as 原文 (the original words), so nothing is lost in either language.
+ */
+export function withOriginal(zh: string, original: string, en?: string): Bilingual {
+  return { zh: `${zh}（原文：${original}）`, en: en === undefined ? original : `${en}: ${original}` };
+}
+
+/** The detail of an error thrown by a library or the operating system: its errno code when it has one, else its message. */
+export function originalOf(error: unknown): string {
+  return (error as NodeJS.ErrnoException | undefined)?.code ?? (error instanceof Error ? error.message : String(error));
+}
+
+export function inLanguage(param: FaultParam, language: Language): string {
+  return typeof param === 'string' ? param : param[language];
+}
+
 export class Fault extends Error {
   constructor(
     readonly spec: FaultSpec,
-    readonly params: Record<string, string> = {},
+    readonly params: FaultParams = {},
     readonly details: FieldIssue[] = [],
     /** Seconds a client should wait before retrying (sent as Retry-After). */
     readonly retryAfterSeconds?: number,
   ) {
-    super(fill(spec.en, params));
+    super(faultMessage(spec, params, 'en'));
     this.name = `Fault ${spec.code}`;
   }
 
   get code(): number {
     return this.spec.code;
   }
+
+  /** The message in one language (`message` is the English one, for logs and stacks). */
+  messageIn(language: Language): string {
+    return faultMessage(this.spec, this.params, language);
+  }
+
+  /** The message in both languages, e.g. to become the reason of another fault. */
+  inBoth(): Bilingual {
+    return { zh: this.messageIn('zh'), en: this.message };
+  }
 }
 
-export function fill(template: string, params: Record<string, string>): string {
-  return template.replace(/\{(\w+)\}/g, (whole, key: string) => params[key] ?? whole);
+/** A fault's template in one language with each placeholder filled in that language. */
+export function faultMessage(spec: FaultSpec, params: FaultParams, language: Language): string {
+  return fill(spec[language], params, language);
+}
+
+function fill(template: string, params: FaultParams, language: Language): string {
+  return template.replace(/\{(\w+)\}/g, (whole, key: string) => {
+    const param = params[key];
+    return param === undefined ? whole : inLanguage(param, language);
+  });
 }
 
 export function faultByCode(code: number): FaultSpec | undefined {

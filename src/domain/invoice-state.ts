@@ -2,7 +2,7 @@
 //   issued ──upload accepted──▶ uploaded ──red-letter──▶ reversed
 //     │  └──upload rejected──▶ rejected
 //     └──void (same month)──▶ voided ◀── uploaded / rejected (same month)
-import { Fault, faults } from './faults.js';
+import { bilingual, Fault, faults, type Bilingual } from './faults.js';
 import type { Invoice, InvoiceStatus } from './invoice.js';
 import { shanghaiMonth } from './time.js';
 
@@ -15,23 +15,25 @@ const moves: Record<InvoiceEvent, Partial<Record<InvoiceStatus, InvoiceStatus>>>
   reverse: { uploaded: 'reversed' },
 };
 
-const actionWords: Record<InvoiceEvent, { zh: string; en: string }> = {
-  upload_accepted: { zh: '标记为已上传', en: 'uploaded' },
-  upload_rejected: { zh: '标记为被拒收', en: 'rejected' },
-  void: { zh: '作废', en: 'voided' },
-  reverse: { zh: '红冲', en: 'reversed' },
+const actionWords: Record<InvoiceEvent, Bilingual> = {
+  upload_accepted: bilingual('标记为已上传', 'uploaded'),
+  upload_rejected: bilingual('标记为被拒收', 'rejected'),
+  void: bilingual('作废', 'voided'),
+  reverse: bilingual('红冲', 'reversed'),
 };
 
-const statusWordsZh: Record<InvoiceStatus, string> = {
-  issued: '已开具', uploaded: '已上传', rejected: '被税务服务拒收', voided: '已作废', reversed: '已红冲',
+const statusWords: Record<InvoiceStatus, Bilingual> = {
+  issued: bilingual('已开具', 'issued'),
+  uploaded: bilingual('已上传', 'uploaded'),
+  rejected: bilingual('被税务服务拒收', 'rejected'),
+  voided: bilingual('已作废', 'voided'),
+  reversed: bilingual('已红冲', 'reversed'),
 };
 
 export function nextStatus(invoice: Pick<Invoice, 'number' | 'status'>, event: InvoiceEvent): InvoiceStatus {
   const next = moves[event][invoice.status];
   if (!next) {
-    throw new Fault(faults.INVOICE_STATE_CONFLICT, {
-      number: invoice.number, status: invoice.status, statusZh: statusWordsZh[invoice.status], action: actionWords[event].en, actionZh: actionWords[event].zh,
-    });
+    throw new Fault(faults.INVOICE_STATE_CONFLICT, { number: invoice.number, status: statusWords[invoice.status], action: actionWords[event] });
   }
   return next;
 }

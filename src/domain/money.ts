@@ -1,4 +1,4 @@
-import { Fault, faults } from './faults.js';
+import { bilingual, Fault, faults, type Bilingual } from './faults.js';
 
 /** Money inside the program: integer fen (分, 1/100 yuan). Never a JS number, so never a binary float. */
 export type Fen = bigint;
@@ -22,10 +22,10 @@ export function parseYuan(text: string, field: string): Fen {
   if (!match) throw invalidAmount(field, describeMalformed(text));
   const [, sign = '', integer = '', decimals = ''] = match;
   if (integer.length > MAX_INTEGER_DIGITS) {
-    throw invalidAmount(field, `more than ${MAX_INTEGER_DIGITS} digits before the decimal point`);
+    throw invalidAmount(field, bilingual(`整数部分超过 ${MAX_INTEGER_DIGITS} 位`, `more than ${MAX_INTEGER_DIGITS} digits before the decimal point`));
   }
   if (decimals.length > 2) {
-    throw invalidAmount(field, `${decimals.length} decimal places; amounts have at most 2 (fen)`);
+    throw invalidAmount(field, bilingual(`有 ${decimals.length} 位小数，金额最多保留 2 位（到分）`, `${decimals.length} decimal places; amounts have at most 2 (fen)`));
   }
   const magnitude = BigInt(integer) * 100n + BigInt(decimals.padEnd(2, '0'));
   return sign === '-' ? -magnitude : magnitude;
@@ -50,7 +50,10 @@ export function assertInvoiceRange(value: Fen, field: string): Fen {
   if (magnitude > MAX_INVOICE_FEN) {
     throw new Fault(faults.AMOUNT_OUT_OF_RANGE, {
       field,
-      reason: `${formatYuan(value)} exceeds the limit of ${formatYuan(MAX_INVOICE_FEN)} for one invoice`,
+      reason: bilingual(
+        `${formatYuan(value)} 超过单张发票的上限 ${formatYuan(MAX_INVOICE_FEN)}`,
+        `${formatYuan(value)} exceeds the limit of ${formatYuan(MAX_INVOICE_FEN)} for one invoice`,
+      ),
     });
   }
   return value;
@@ -64,14 +67,14 @@ export function divideRoundHalfUp(numerator: bigint, denominator: bigint): bigin
   return numerator < 0n ? -rounded : rounded;
 }
 
-function describeMalformed(text: string): string {
-  if (text === '') return 'empty; expected an amount such as 1000.50';
-  if (/\s/.test(text)) return 'contains whitespace; expected an amount such as 1000.50';
-  if (/[eE]/.test(text)) return 'exponent notation is not allowed; write the amount out, e.g. 1000.50';
-  if (text.startsWith('+')) return "a leading '+' is not allowed";
-  return `'${text}' is not a decimal amount such as 1000.50`;
+function describeMalformed(text: string): Bilingual {
+  if (text === '') return bilingual('为空，应填写金额，例如 1000.50', 'empty; expected an amount such as 1000.50');
+  if (/\s/.test(text)) return bilingual('含有空格，应填写金额，例如 1000.50', 'contains whitespace; expected an amount such as 1000.50');
+  if (/[eE]/.test(text)) return bilingual('不允许使用科学计数法，请完整写出金额，例如 1000.50', 'exponent notation is not allowed; write the amount out, e.g. 1000.50');
+  if (text.startsWith('+')) return bilingual('开头不允许有“+”', "a leading '+' is not allowed");
+  return bilingual(`“${text}”不是十进制金额（例如 1000.50）`, `'${text}' is not a decimal amount such as 1000.50`);
 }
 
-function invalidAmount(field: string, reason: string): Fault {
+function invalidAmount(field: string, reason: Bilingual): Fault {
   return new Fault(faults.AMOUNT_INVALID, { field, reason });
 }

@@ -1,15 +1,15 @@
 // 全电发票号码: 20 digits = 2-digit year + 2-digit region (province) code + 1 channel digit
 // + 15-digit sequence. A series is (merchant, year); its sequence is gap-free.
-import { Fault, faults } from './faults.js';
+import { bilingual, Fault, faults } from './faults.js';
 
 export const MAX_SEQUENCE = 999_999_999_999_999;
 /** The channel digit this platform issues under (1 = electronic invoicing service platform). */
 export const PLATFORM_CHANNEL = '1';
 
 export function validateRegionCode(code: string): string {
-  if (!/^\d{2}$/.test(code)) throw new Fault(faults.REGION_CODE_INVALID, { reason: `"${code}" is not two digits` });
+  if (!/^\d{2}$/.test(code)) throw new Fault(faults.REGION_CODE_INVALID, { reason: bilingual(`“${code}”不是两位数字`, `"${code}" is not two digits`) });
   const value = Number(code);
-  if (value < 11 || value > 82) throw new Fault(faults.REGION_CODE_INVALID, { reason: `${code} is not a province code (11–82)` });
+  if (value < 11 || value > 82) throw new Fault(faults.REGION_CODE_INVALID, { reason: bilingual(`${code} 不是省级行政区划代码（11–82）`, `${code} is not a province code (11–82)`) });
   return code;
 }
 

@@ -12,9 +12,20 @@
 // a trace; whoever picks the job up asks the printer what became of it before doing anything.
 
 import { shanghaiTimestamp } from './time.js';
+import { bilingual, type Bilingual } from './faults.js';
 
 export const printJobStates = ['queued', 'sending', 'submitted', 'printed', 'failed', 'cancelled'] as const;
 export type PrintJobState = (typeof printJobStates)[number];
+
+/** A job's state as people read it in a message. */
+export const printJobStateWords: Record<PrintJobState, Bilingual> = {
+  queued: bilingual('排队中', 'queued'),
+  sending: bilingual('发送中', 'sending'),
+  submitted: bilingual('已交给打印机', 'submitted'),
+  printed: bilingual('已打印', 'printed'),
+  failed: bilingual('打印失败', 'failed'),
+  cancelled: bilingual('已取消', 'cancelled'),
+};
 
 export interface PrintJob {
   id: string;

@@ -1,5 +1,5 @@
 import { Decimal } from 'decimal.js';
-import { Fault, faults, type FaultSpec } from './faults.js';
+import { Fault, faults, bilingual, inLanguage, type Bilingual, type FaultSpec } from './faults.js';
 import { assertInvoiceRange, divideRoundHalfUp, formatYuan, type Fen } from './money.js';
 
 /** VAT rates in force (增值税税率/征收率), plus 免税 (exempt) and 不征税 (outside the scope of VAT). */
@@ -55,11 +55,11 @@ export function taxPercent(rate: TaxRate): bigint {
 }
 
 export function parseQuantity(text: string, field: string): Decimal {
-  return parsePositiveDecimal(text, field, faults.QUANTITY_INVALID, 'quantity');
+  return parsePositiveDecimal(text, field, faults.QUANTITY_INVALID, bilingual('数量', 'quantity'));
 }
 
 export function parseUnitPrice(text: string, field: string): Decimal {
-  return parsePositiveDecimal(text, field, faults.UNIT_PRICE_INVALID, 'unit price');
+  return parsePositiveDecimal(text, field, faults.UNIT_PRICE_INVALID, bilingual('单价', 'unit price'));
 }
 
 export type LineInput = { quantity: Decimal; unitPrice: Decimal; rate: TaxRate; pricesIncludeTax: boolean };
@@ -114,22 +114,31 @@ export function checkLineTolerance(line: LineToCheck, field: string): void {
   const gross = product(line.quantity, line.unitPrice);
   const grossDifference = gross.minus(new Exact(stated.toString()).dividedBy(100)).abs();
   if (grossDifference.greaterThan(new Exact(LINE_AMOUNT_TOLERANCE_FEN.toString()).dividedBy(100))) {
-    const what = line.pricesIncludeTax ? 'amount + tax' : 'amount';
+    const what = line.pricesIncludeTax ? bilingual('价税合计', 'amount + tax') : bilingual('金额', 'amount');
     throw toleranceExceeded(
       `${field}.amount`,
-      `quantity × unit price = ${gross.toFixed()} differs from ${what} ${formatYuan(stated)} by ${grossDifference.toFixed()} (limit 0.01)`,
+      bilingual(
+        `数量 × 单价 = ${gross.toFixed()}，与${what.zh} ${formatYuan(stated)} 相差 ${grossDifference.toFixed()}（允许误差 0.01）`,
+        `quantity × unit price = ${gross.toFixed()} differs from ${what.en} ${formatYuan(stated)} by ${grossDifference.toFixed()} (limit 0.01)`,
+      ),
     );
   }
   const percent = taxPercent(line.rate);
   if (percent === 0n && line.tax !== 0n) {
-    throw toleranceExceeded(`${field}.tax`, `a line at rate ${formatTaxRate(line.rate)} carries no tax, found ${formatYuan(line.tax)}`);
+    throw toleranceExceeded(
+      `${field}.tax`,
+      bilingual(`税率为 ${formatTaxRate(line.rate)} 的明细行不应有税额，实际为 ${formatYuan(line.tax)}`, `a line at rate ${formatTaxRate(line.rate)} carries no tax, found ${formatYuan(line.tax)}`),
+    );
   }
   // Compared in hundredths of a fen so that amount × rate stays exact.
   const taxDifference = abs(line.amount * percent - line.tax * 100n);
   if (taxDifference > LINE_TAX_TOLERANCE_FEN * 100n) {
     throw toleranceExceeded(
       `${field}.tax`,
-      `amount × rate = ${formatHundredthsOfFen(line.amount * percent)} differs from tax ${formatYuan(line.tax)} by ${formatHundredthsOfFen(taxDifference)} (limit 0.06)`,
+      bilingual(
+        `金额 × 税率 = ${formatHundredthsOfFen(line.amount * percent)}，与税额 ${formatYuan(line.tax)} 相差 ${formatHundredthsOfFen(taxDifference)}（允许误差 0.06）`,
+        `amount × rate = ${formatHundredthsOfFen(line.amount * percent)} differs from tax ${formatYuan(line.tax)} by ${formatHundredthsOfFen(taxDifference)} (limit 0.06)`,
+      ),
     );
   }
 }
@@ -144,7 +153,7 @@ export type PricedInvoice = { lines: PricedLine[]; totalAmount: Fen; totalTax: F
  */
 export function priceInvoiceLines(lines: readonly InvoiceLineText[], pricesIncludeTax: boolean): PricedInvoice {
   if (lines.length === 0) {
-    throw new Fault(faults.AMOUNT_OUT_OF_RANGE, { field: 'lines', reason: 'an invoice needs at least one line' });
+    throw new Fault(faults.AMOUNT_OUT_OF_RANGE, { field: 'lines', reason: bilingual('发票至少需要一行明细', 'an invoice needs at least one line') });
   }
   const priced: PricedLine[] = [];
   const problems: Fault[] = [];
@@ -186,7 +195,10 @@ function checkAccumulatedTax(lines: PricedLine[]): void {
   if (difference > INVOICE_TAX_TOLERANCE_FEN * 100n) {
     throw toleranceExceeded(
       'lines',
-      `the line taxes add up to ${formatHundredthsOfFen(charged)} but Σ amount × rate is ${formatHundredthsOfFen(exact)}; the difference ${formatHundredthsOfFen(difference)} exceeds 1.27 — split the invoice`,
+      bilingual(
+        `各行税额合计 ${formatHundredthsOfFen(charged)}，而 Σ 金额 × 税率 为 ${formatHundredthsOfFen(exact)}，差额 ${formatHundredthsOfFen(difference)} 超过 1.27，请拆分为多张发票`,
+        `the line taxes add up to ${formatHundredthsOfFen(charged)} but Σ amount × rate is ${formatHundredthsOfFen(exact)}; the difference ${formatHundredthsOfFen(difference)} exceeds 1.27 — split the invoice`,
+      ),
     );
   }
 }
@@ -200,7 +212,7 @@ function checkLineRange(price: LinePrice, field: string): void {
   if (price.amount === 0n) {
     throw new Fault(faults.AMOUNT_OUT_OF_RANGE, {
       field,
-      reason: 'line amount rounds to zero; raise the quantity or the unit price',
+      reason: bilingual('明细行金额四舍五入后为零，请提高数量或单价', 'line amount rounds to zero; raise the quantity or the unit price'),
     });
   }
   assertInvoiceRange(price.amount, field);
@@ -218,28 +230,31 @@ function toFen(yuan: Decimal): Fen {
 // Plain notation only, as on the invoice; decimal.js alone would also take "1e3", "0x10" or " 5".
 const DECIMAL_TEXT = /^-?\d+(?:\.\d+)?$/;
 
-function parsePositiveDecimal(text: string, field: string, spec: FaultSpec, what: string): Decimal {
-  const fail = (reason: string) => new Fault(spec, { field, reason });
+function parsePositiveDecimal(text: string, field: string, spec: FaultSpec, what: Bilingual): Decimal {
+  const fail = (zh: string, en: string) => new Fault(spec, { field, reason: bilingual(zh, en) });
   if (!DECIMAL_TEXT.test(text)) {
-    throw fail(`'${text}' is not a plain decimal number (digits and an optional '.'; no exponent, '+', or spaces)`);
+    throw fail(
+      `“${text}”不是普通的十进制数（只能有数字和一个小数点，不能用指数、“+”或空格）`,
+      `'${text}' is not a plain decimal number (digits and an optional '.'; no exponent, '+', or spaces)`,
+    );
   }
   const decimals = text.split('.')[1]?.length ?? 0;
   if (decimals > MAX_DECIMAL_PLACES) {
-    throw fail(`${decimals} decimal places; at most ${MAX_DECIMAL_PLACES} are allowed`);
+    throw fail(`有 ${decimals} 位小数，最多允许 ${MAX_DECIMAL_PLACES} 位`, `${decimals} decimal places; at most ${MAX_DECIMAL_PLACES} are allowed`);
   }
   const value = new Exact(text);
-  if (value.lessThanOrEqualTo(0)) throw fail(`the ${what} must be greater than 0`);
-  if (value.greaterThan(MAX_QUANTITY_OR_PRICE)) throw fail(`the ${what} must not exceed 1000000000000`);
+  if (value.lessThanOrEqualTo(0)) throw fail(`${what.zh}必须大于 0`, `the ${what.en} must be greater than 0`);
+  if (value.greaterThan(MAX_QUANTITY_OR_PRICE)) throw fail(`${what.zh}不能超过 1000000000000`, `the ${what.en} must not exceed 1000000000000`);
   return value;
 }
 
 function describeProblem(fault: Fault): { field: string; issue: string } {
-  const field = fault.params.field ?? 'lines';
-  const issue = fault.params.reason ?? `'${fault.params.value ?? ''}' is not a known tax rate`;
+  const field = inLanguage(fault.params.field ?? 'lines', 'en');
+  const issue = fault.params.reason?.en ?? `'${inLanguage(fault.params.value ?? '', 'en')}' is not a known tax rate`;
   return { field, issue };
 }
 
-function toleranceExceeded(field: string, reason: string): Fault {
+function toleranceExceeded(field: string, reason: Bilingual): Fault {
   return new Fault(faults.TAX_TOLERANCE_EXCEEDED, { field, reason });
 }
 

@@ -1,4 +1,4 @@
-import { Fault, faults } from './faults.js';
+import { bilingual, Fault, faults, type Bilingual } from './faults.js';
 
 /*
  * Taxpayer IDs (纳税人识别号) a buyer may give:
@@ -20,7 +20,7 @@ const USCC_WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30
 const ORGANISATION_CODE_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 const ORGANISATION_CODE_WEIGHTS = [3, 7, 9, 10, 5, 8, 4, 2] as const;
 
-const LENGTHS_EXPECTED = 'expected 18 (统一社会信用代码), or 15, 17 or 20 (legacy 税务登记证号)';
+const LENGTHS_EXPECTED = bilingual('应为 18 位（统一社会信用代码），或 15、17、20 位（旧税务登记证号）', 'expected 18 (统一社会信用代码), or 15, 17 or 20 (legacy 税务登记证号)');
 
 export function validateTaxpayerId(id: string): TaxpayerId {
   const chars = [...id];
@@ -30,16 +30,19 @@ export function validateTaxpayerId(id: string): TaxpayerId {
       checkUscc(chars);
       return { kind: 'uscc', normalized: id };
     case 15:
-      checkDigits(chars, 0, 6, 'a 15-character legacy ID starts with a 6-digit administrative division code');
+      checkDigits(chars, 0, 6, bilingual('15 位旧税务登记证号以 6 位行政区划代码开头', 'a 15-character legacy ID starts with a 6-digit administrative division code'));
       return { kind: 'legacy15', normalized: id };
     case 17:
-      checkDigits(chars, 0, 17, 'a 17-character legacy ID is a 15-digit ID card number and 2 digits; a 统一社会信用代码 has 18 characters');
+      checkDigits(
+        chars, 0, 17,
+        bilingual('17 位旧税务登记证号由 15 位身份证号码加 2 位数字组成；统一社会信用代码为 18 位', 'a 17-character legacy ID is a 15-digit ID card number and 2 digits; a 统一社会信用代码 has 18 characters'),
+      );
       return { kind: 'legacy17', normalized: id };
     case 20:
       checkLegacy20(chars);
       return { kind: 'legacy20', normalized: id };
     default:
-      throw invalid(`length ${chars.length}; ${LENGTHS_EXPECTED}`);
+      throw invalid(`长度为 ${chars.length} 位，${LENGTHS_EXPECTED.zh}`, `length ${chars.length}; ${LENGTHS_EXPECTED.en}`);
   }
 }
 
@@ -61,47 +64,58 @@ export function organisationCodeCheckCharacter(first8: string): string {
 }
 
 function checkCharacters(chars: string[]): void {
-  if (chars.length === 0) throw invalid(`empty; ${LENGTHS_EXPECTED}`);
+  if (chars.length === 0) throw invalid(`为空，${LENGTHS_EXPECTED.zh}`, `empty; ${LENGTHS_EXPECTED.en}`);
   chars.forEach((char, index) => {
     const position = index + 1;
-    if (/\s/u.test(char)) throw invalid(`whitespace at position ${position} is not allowed`);
+    if (/\s/u.test(char)) throw invalid(`第 ${position} 位是空白字符，不允许`, `whitespace at position ${position} is not allowed`);
     if (/[a-z]/.test(char)) {
-      throw invalid(`lower-case '${char}' at position ${position}; letters must be upper case ('${char.toUpperCase()}')`);
+      throw invalid(
+        `第 ${position} 位是小写字母“${char}”，字母必须大写（“${char.toUpperCase()}”）`,
+        `lower-case '${char}' at position ${position}; letters must be upper case ('${char.toUpperCase()}')`,
+      );
     }
-    if (!/[0-9A-Z]/.test(char)) throw invalid(`character '${char}' at position ${position} is not allowed`);
+    if (!/[0-9A-Z]/.test(char)) throw invalid(`第 ${position} 位的字符“${char}”不允许`, `character '${char}' at position ${position} is not allowed`);
   });
 }
 
 function checkUscc(chars: string[]): void {
   chars.forEach((char, index) => {
     if (!USCC_ALPHABET.includes(char)) {
-      throw invalid(`character '${char}' at position ${index + 1} is not allowed (I, O, S, V and Z never occur in a 统一社会信用代码)`);
+      throw invalid(
+        `第 ${index + 1} 位的字符“${char}”不允许（统一社会信用代码中不会出现 I、O、S、V、Z）`,
+        `character '${char}' at position ${index + 1} is not allowed (I, O, S, V and Z never occur in a 统一社会信用代码)`,
+      );
     }
   });
-  checkDigits(chars, 2, 8, 'positions 3–8 are the administrative division code');
-  checkCheckCharacter(chars, 17, organisationCodeCheckCharacter(chars.slice(8, 16).join('')), 'organisation code check character');
-  checkCheckCharacter(chars, 18, usccCheckCharacter(chars.slice(0, 17).join('')), 'check character');
+  checkDigits(chars, 2, 8, bilingual('第 3–8 位是行政区划代码', 'positions 3–8 are the administrative division code'));
+  checkCheckCharacter(chars, 17, organisationCodeCheckCharacter(chars.slice(8, 16).join('')), bilingual('组织机构代码校验码', 'organisation code check character'));
+  checkCheckCharacter(chars, 18, usccCheckCharacter(chars.slice(0, 17).join('')), bilingual('校验码', 'check character'));
 }
 
 function checkLegacy20(chars: string[]): void {
-  const why = 'a 20-character legacy ID is an 18-digit ID card number and 2 digits';
+  const why = bilingual('20 位旧税务登记证号由 18 位身份证号码加 2 位数字组成', 'a 20-character legacy ID is an 18-digit ID card number and 2 digits');
   checkDigits(chars, 0, 17, why);
   if (!/[0-9X]/.test(chars[17] ?? '')) {
-    throw invalid(`character '${chars[17]}' at position 18 is not allowed: ${why} (the ID card number may end in X)`);
+    throw invalid(
+      `第 18 位的字符“${chars[17]}”不允许：${why.zh}（身份证号码末位可以是 X）`,
+      `character '${chars[17]}' at position 18 is not allowed: ${why.en} (the ID card number may end in X)`,
+    );
   }
   checkDigits(chars, 18, 20, why);
 }
 
-function checkDigits(chars: string[], from: number, to: number, why: string): void {
+function checkDigits(chars: string[], from: number, to: number, why: Bilingual): void {
   for (let index = from; index < to; index++) {
     const char = chars[index] ?? '';
-    if (!/[0-9]/.test(char)) throw invalid(`character '${char}' at position ${index + 1} is not allowed: ${why}`);
+    if (!/[0-9]/.test(char)) throw invalid(`第 ${index + 1} 位的字符“${char}”不允许：${why.zh}`, `character '${char}' at position ${index + 1} is not allowed: ${why.en}`);
   }
 }
 
-function checkCheckCharacter(chars: string[], position: number, expected: string, what: string): void {
+function checkCheckCharacter(chars: string[], position: number, expected: string, what: Bilingual): void {
   const found = chars[position - 1];
-  if (found !== expected) throw invalid(`${what} at position ${position} should be '${expected}', found '${found}'`);
+  if (found !== expected) {
+    throw invalid(`第 ${position} 位${what.zh}应为“${expected}”，实际为“${found}”`, `${what.en} at position ${position} should be '${expected}', found '${found}'`);
+  }
 }
 
 function valuesIn(text: string, alphabet: string, length: number): number[] {
@@ -118,6 +132,6 @@ function charAt(alphabet: string, index: number): string {
   return char;
 }
 
-function invalid(reason: string): Fault {
-  return new Fault(faults.BUYER_TAX_ID_INVALID, { reason });
+function invalid(zh: string, en: string): Fault {
+  return new Fault(faults.BUYER_TAX_ID_INVALID, { reason: bilingual(zh, en) });
 }

@@ -1,7 +1,7 @@
 // Free text printed on an invoice. The tax platform refuses control characters and emoji, and
 // so do we, naming the field. Full-width punctuation such as （） is normal in registered Chinese
 // company names and is kept exactly as typed: altering a name would break 认证 matching later.
-import { Fault, faults } from './faults.js';
+import { bilingual, Fault, faults } from './faults.js';
 
 // With the u flag \p{Cs} matches only a lone surrogate: a proper pair is one code point.
 const LONE_SURROGATE = /\p{Cs}/u;
@@ -15,17 +15,33 @@ export type TextCheck = (value: string, field: string, maxLength: number, requir
 
 export function checkText(value: string, field: string, maxLength: number, required = false): string {
   if (required && value.trim() === '') throw new Fault(faults.FIELD_MISSING, { field }, [{ field, issue: 'empty' }]);
-  if (value !== value.trim()) throw invalid(field, 'leading or trailing spaces');
+  if (value !== value.trim()) throw invalid(field, '开头或结尾有空格', 'leading or trailing spaces');
   const replacement = REPLACEMENT.exec(value);
-  if (replacement) throw invalid(field, `replacement character U+FFFD (�) at position ${position(value, replacement.index)}: the text was garbled by reading another encoding (e.g. GBK) as UTF-8`);
+  if (replacement) {
+    const at = position(value, replacement.index);
+    throw invalid(
+      field,
+      `第 ${at} 个字符是替换字符 U+FFFD（�）：文本在以 UTF-8 读取其他编码（如 GBK）时已成乱码`,
+      `replacement character U+FFFD (�) at position ${at}: the text was garbled by reading another encoding (e.g. GBK) as UTF-8`,
+    );
+  }
   const surrogate = LONE_SURROGATE.exec(value);
-  if (surrogate) throw invalid(field, `half of a character (lone surrogate U+${codePoint(surrogate[0])}) at position ${position(value, surrogate.index)}`);
+  if (surrogate) {
+    const [at, code] = [position(value, surrogate.index), codePoint(surrogate[0])];
+    throw invalid(field, `第 ${at} 个字符只有半个（孤立代理项 U+${code}）`, `half of a character (lone surrogate U+${code}) at position ${at}`);
+  }
   const control = CONTROL.exec(value);
-  if (control) throw invalid(field, `invisible control character U+${codePoint(control[0])} at position ${position(value, control.index)}`);
+  if (control) {
+    const [at, code] = [position(value, control.index), codePoint(control[0])];
+    throw invalid(field, `第 ${at} 个字符是不可见的控制字符 U+${code}`, `invisible control character U+${code} at position ${at}`);
+  }
   const emoji = PICTOGRAPH.exec(value);
-  if (emoji) throw invalid(field, `emoji or symbol U+${codePoint(emoji[0])} at position ${position(value, emoji.index)}`);
+  if (emoji) {
+    const [at, code] = [position(value, emoji.index), codePoint(emoji[0])];
+    throw invalid(field, `第 ${at} 个字符是表情符号或图形符号 U+${code}`, `emoji or symbol U+${code} at position ${at}`);
+  }
   const length = [...value].length;
-  if (length > maxLength) throw invalid(field, `${length} characters, at most ${maxLength}`);
+  if (length > maxLength) throw invalid(field, `共 ${length} 个字符，最多 ${maxLength} 个`, `${length} characters, at most ${maxLength}`);
   return value;
 }
 
@@ -78,6 +94,6 @@ function codePoint(char: string): string {
   return (char.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0');
 }
 
-function invalid(field: string, reason: string): Fault {
-  return new Fault(faults.TEXT_INVALID, { field, reason }, [{ field, issue: reason }]);
+function invalid(field: string, zh: string, en: string): Fault {
+  return new Fault(faults.TEXT_INVALID, { field, reason: bilingual(zh, en) }, [{ field, issue: en }]);
 }

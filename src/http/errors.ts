@@ -6,18 +6,19 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
 import type { ZodType, core } from 'zod';
-import { Fault, faults, fill, type FieldIssue } from '../domain/faults.js';
+import { bilingual, Fault, faults, inLanguage, withOriginal, type Bilingual, type FieldIssue } from '../domain/faults.js';
+import { zodReason } from './zod-reasons.js';
 
 export function errorBody(fault: Fault, requestId: string) {
   return {
     error: {
       code: fault.spec.code,
-      message: fill(fault.spec.zh, fault.params),
-      message_en: fill(fault.spec.en, fault.params),
+      message: fault.messageIn('zh'),
+      message_en: fault.messageIn('en'),
       remedy: fault.spec.remedy,
       remedy_en: fault.spec.remedyEn,
       // A fault that names a field always says which, even when the thrower gave no details.
-      details: fault.details.length > 0 || fault.params.field === undefined ? fault.details : [{ field: fault.params.field, issue: fill(fault.spec.en, fault.params) }],
+      details: fault.details.length > 0 || fault.params.field === undefined ? fault.details : [{ field: inLanguage(fault.params.field, 'en'), issue: fault.message }],
       request_id: requestId,
     },
   };
@@ -53,16 +54,18 @@ function toFault(error: FastifyError | Error, request: FastifyRequest): Fault {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new Fault(faults.CONTENT_TYPE_UNSUPPORTED, { type: String(request.headers['content-type'] ?? '') }, [{ field: 'content-type', issue: 'not application/json' }]);
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return malformed('the body is empty');
+      return malformed(bilingual('请求体为空', 'the body is empty'));
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return malformed('Content-Length does not match the body');
+      return malformed(bilingual('Content-Length 与请求体长度不符', 'Content-Length does not match the body'));
   }
-  if (error instanceof SyntaxError || (status === 400 && /JSON|prototype/i.test(error.message))) return malformed(error.message.slice(0, 200));
+  if (error instanceof SyntaxError || (status === 400 && /JSON|prototype/i.test(error.message))) {
+    return malformed(withOriginal('JSON 语法错误', error.message.slice(0, 200)));
+  }
   return new Fault(faults.INTERNAL, { requestId: String(request.id) });
 }
 
-function malformed(reason: string): Fault {
-  return new Fault(faults.REQUEST_MALFORMED, { reason }, [{ field: 'body', issue: reason }]);
+function malformed(reason: Bilingual): Fault {
+  return new Fault(faults.REQUEST_MALFORMED, { reason }, [{ field: 'body', issue: reason.en }]);
 }
 
 /** Validates with zod and refuses with a fault that names the first wrong field (all of them in details). */
@@ -72,7 +75,7 @@ export const zodValidatorCompiler: FastifySchemaCompiler<ZodType> =
     const nul = findNul(data, '');
     if (nul !== undefined) {
       const field = nul || httpPart || 'body';
-      return { error: new RequestRejected(new Fault(faults.TEXT_INVALID, { field, reason: 'NUL character (U+0000)' }, [{ field, issue: 'NUL character' }])) };
+      return { error: new RequestRejected(new Fault(faults.TEXT_INVALID, { field, reason: bilingual('含有空字符（U+0000）', 'NUL character (U+0000)') }, [{ field, issue: 'NUL character' }])) };
     }
     const result = schema.safeParse(data);
     if (result.success) return { value: result.data };
@@ -111,9 +114,9 @@ function issuesToFault(issues: readonly core.$ZodIssue[], data: unknown, httpPar
       continue;
     }
     details.push({ field, issue: issue.message });
-    faultsFound.push(new Fault(httpPart === 'querystring' ? faults.QUERY_INVALID : faults.FIELD_INVALID, { field, reason: issue.message }));
+    faultsFound.push(new Fault(httpPart === 'querystring' ? faults.QUERY_INVALID : faults.FIELD_INVALID, { field, reason: zodReason(issue) }));
   }
-  const first = faultsFound[0] ?? new Fault(faults.FIELD_INVALID, { field: httpPart ?? 'body', reason: 'invalid' });
+  const first = faultsFound[0] ?? new Fault(faults.FIELD_INVALID, { field: httpPart ?? 'body', reason: bilingual('值无效', 'invalid') });
   return new Fault(first.spec, first.params, details);
 }
 
@@ -136,7 +139,8 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
 
 /** Fastify's own refusals of a request it could not route (a bad % escape, an overlong path segment). */
 export function handleFrameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const reason = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is too long' : 'the URL has an invalid % escape';
+  const reason =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? bilingual('路径中有一段过长', 'a path segment is too long') : bilingual('URL 中有无效的 % 转义', 'the URL has an invalid % escape');
   return sendFault(reply, new Fault(faults.URL_MALFORMED, { reason }));
 }
 
@@ -149,7 +153,7 @@ export function answerClientError(error: Error & { code?: string }, socket: Dupl
   const fault =
     error.code === 'HPE_HEADER_OVERFLOW' ? new Fault(faults.HEADERS_TOO_LARGE)
     : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? new Fault(faults.REQUEST_TIMEOUT, { seconds: String(requestTimeoutSeconds) })
-    : new Fault(faults.URL_MALFORMED, { reason: 'not a valid HTTP request' });
+    : new Fault(faults.URL_MALFORMED, { reason: bilingual('不是有效的 HTTP 请求', 'not a valid HTTP request') });
   if (socket.writable) {
     const body = JSON.stringify(errorBody(fault, randomUUID()));
     socket.write(

@@ -8,7 +8,7 @@ import { copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Store } from '../app/ports.js';
-import { Fault, faults } from '../domain/faults.js';
+import { bilingual, Fault, faults, withOriginal } from '../domain/faults.js';
 import { migrateDatabase, openStore, type StoreConfig } from './database.js';
 import type { DialectBackup, ScratchDatabase } from './backup/dialect.js';
 import { sqliteBackup } from './backup/sqlite.js';
@@ -109,7 +109,7 @@ export async function createBackup(config: StoreConfig, options: BackupOptions, 
     await rename(work, final);
     await sync(dir);
     if (!manifest.verification.ok) {
-      throw new Fault(faults.BACKUP_VERIFICATION_FAILED, { backup: final, reason: manifest.verification.problems[0] ?? 'unknown' }, problemDetails(manifest.verification));
+      throw new Fault(faults.BACKUP_VERIFICATION_FAILED, { backup: final, reason: withOriginal('校验发现问题', manifest.verification.problems[0] ?? 'unknown') }, problemDetails(manifest.verification));
     }
     return { path: final, manifest };
   } catch (error) {
@@ -125,11 +125,11 @@ export async function restoreBackup(config: StoreConfig, backupDir: string, opti
   const manifest = await readManifest(dir);
   checkUsable(manifest, db.dialect);
   if (manifest.verification && !manifest.verification.ok) {
-    throw new Fault(faults.BACKUP_VERIFICATION_FAILED, { backup: dir, reason: `it failed when it was taken: ${manifest.verification.problems[0] ?? ''}` }, problemDetails(manifest.verification));
+    throw new Fault(faults.BACKUP_VERIFICATION_FAILED, { backup: dir, reason: withOriginal('该备份在制作时就未通过校验', manifest.verification.problems[0] ?? '', 'it failed when it was taken') }, problemDetails(manifest.verification));
   }
   progress(`checking ${basename(dir)} (${manifest.createdAt}, schema ${manifest.schema.latest ?? 'empty'}) …`);
   await checkFiles(dir, manifest);
-  if (manifest.encryption && !options.key) throw new Fault(faults.BACKUP_KEY_INVALID, { reason: 'the backup is encrypted; give its key file with --key-file' });
+  if (manifest.encryption && !options.key) throw new Fault(faults.BACKUP_KEY_INVALID, { reason: bilingual('备份已加密，请用 --key-file 指定密钥文件', 'the backup is encrypted; give its key file with --key-file') });
   if (!options.dryRun) await db.checkNotInUse(); // before the long part, not only at the end
 
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
@@ -141,14 +141,14 @@ export async function restoreBackup(config: StoreConfig, backupDir: string, opti
     scratch = checked.scratch;
     const { verification } = checked;
     if (!verification.ok) {
-      throw new Fault(faults.BACKUP_FOREIGN, { reason: `its data does not match its manifest: ${verification.problems[0]}` }, problemDetails(verification));
+      throw new Fault(faults.BACKUP_FOREIGN, { reason: withOriginal('备份数据与其清单不符', verification.problems[0] ?? '', 'its data does not match its manifest') }, problemDetails(verification));
     }
     progress(`verified: ${verification.invoices} invoices, ${verification.auditEntries} audit entries, chains intact${verification.migrated.length ? `, migrated ${verification.migrated.join(', ')}` : ''}`);
     if (options.dryRun) return { backup: dir, dryRun: true, verification };
     const previous = await db.moveIn(scratch!, progress);
     return { backup: dir, dryRun: false, verification, ...(previous && { previous }) };
   } catch (error) {
-    throw error instanceof Fault ? error : new Fault(faults.RESTORE_FAILED, { reason: message(error) });
+    throw error instanceof Fault ? error : new Fault(faults.RESTORE_FAILED, { reason: withOriginal('恢复过程出错', message(error)) });
   } finally {
     await scratch?.discard();
     await rm(work, { recursive: true, force: true });
@@ -156,14 +156,14 @@ export async function restoreBackup(config: StoreConfig, backupDir: string, opti
 }
 
 async function checkFiles(dir: string, manifest: Manifest): Promise<void> {
-  if (!manifest.files[manifest.dataFile]) throw new Fault(faults.BACKUP_CORRUPT, { reason: `the manifest lists no checksum for ${manifest.dataFile}` });
+  if (!manifest.files[manifest.dataFile]) throw new Fault(faults.BACKUP_CORRUPT, { reason: bilingual(`备份清单中没有 ${manifest.dataFile} 的校验和`, `the manifest lists no checksum for ${manifest.dataFile}`) });
   for (const [name, promised] of Object.entries(manifest.files)) {
-    if (name !== basename(name)) throw new Fault(faults.BACKUP_CORRUPT, { reason: `the manifest names a file outside the backup: ${name}` });
+    if (name !== basename(name)) throw new Fault(faults.BACKUP_CORRUPT, { reason: bilingual(`备份清单列出了备份目录之外的文件：${name}`, `the manifest names a file outside the backup: ${name}`) });
     const path = join(dir, name);
-    if (!existsSync(path)) throw new Fault(faults.BACKUP_CORRUPT, { reason: `${name} is missing` });
+    if (!existsSync(path)) throw new Fault(faults.BACKUP_CORRUPT, { reason: bilingual(`缺少文件 ${name}`, `${name} is missing`) });
     const { size } = await stat(path);
-    if (size !== promised.size) throw new Fault(faults.BACKUP_CORRUPT, { reason: `${name} has ${size} bytes, the manifest says ${promised.size}` });
-    if ((await checksum(path)).sha256 !== promised.sha256) throw new Fault(faults.BACKUP_CORRUPT, { reason: `${name} does not match its SHA-256 checksum` });
+    if (size !== promised.size) throw new Fault(faults.BACKUP_CORRUPT, { reason: bilingual(`${name} 有 ${size} 字节，清单记载为 ${promised.size} 字节`, `${name} has ${size} bytes, the manifest says ${promised.size}`) });
+    if ((await checksum(path)).sha256 !== promised.sha256) throw new Fault(faults.BACKUP_CORRUPT, { reason: bilingual(`${name} 与其 SHA-256 校验和不符`, `${name} does not match its SHA-256 checksum`) });
   }
 }
 
@@ -225,7 +225,7 @@ async function verifyCopy(
 }
 
 function failed(error: unknown): Fault {
-  return new Fault(faults.BACKUP_FAILED, { reason: message(error) });
+  return new Fault(faults.BACKUP_FAILED, { reason: withOriginal('备份过程出错', message(error)) });
 }
 
 function message(error: unknown): string {

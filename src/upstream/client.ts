@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { Fault, faults, type FaultSpec } from '../domain/faults.js';
+import { bilingual, Fault, faults, withOriginal, type FaultParams, type FaultSpec } from '../domain/faults.js';
 import { CircuitBreaker, type CircuitSnapshot } from './circuit-breaker.js';
 import type { CredentialSource } from './credentials.js';
 import { MAX_RECORDS_PER_UPLOAD, type AcceptedInvoice, type InvoiceStatusAnswer, type MerchantTerms, type NumberBlock, type TaxService, type UploadAnswer, type UploadOutcome, type UploadRecord } from './protocol.js';
@@ -16,7 +16,7 @@ import { signRequest } from './signing.js';
 export class UpstreamFault extends Fault {
   constructor(
     spec: FaultSpec,
-    params: Record<string, string>,
+    params: FaultParams,
     /** The request may have been processed (a timeout, a lost answer): resolve by a status query. */
     readonly maybeCommitted: boolean,
     /** The tax service's own error code, when it answered with one. */
@@ -73,7 +73,7 @@ export function createTaxServiceClient(options: TaxServiceClientOptions): TaxSer
   async function attempt<T>(call: Call, schema: z.ZodType<T>): Promise<T> {
     if (!breaker.tryAcquire()) {
       const retryAt = breaker.snapshot().retryAt;
-      throw new UpstreamFault(faults.UPSTREAM_CIRCUIT_OPEN, { until: retryAt ? new Date(retryAt).toISOString() : 'soon' }, false, undefined, retryAt ? Math.max(1, Math.ceil((retryAt - Date.now()) / 1000)) : 1);
+      throw new UpstreamFault(faults.UPSTREAM_CIRCUIT_OPEN, { until: retryAt ? new Date(retryAt).toISOString() : bilingual('稍后', 'soon') }, false, undefined, retryAt ? Math.max(1, Math.ceil((retryAt - Date.now()) / 1000)) : 1);
     }
     try {
       const result = await send(call, schema);
@@ -110,18 +110,20 @@ export function createTaxServiceClient(options: TaxServiceClientOptions): TaxSer
       }
       if (response.status === 401 || response.status === 403) {
         if (code === 'KEY_UNKNOWN' || code === 'KEY_NOT_FOR_SELLER') options.credentials.forget(call.seller, key.keyId);
-        throw new UpstreamFault(faults.UPSTREAM_SIGNATURE_REFUSED, { reason: `${code ?? response.status}: ${message}` }, false, code);
+        throw new UpstreamFault(faults.UPSTREAM_SIGNATURE_REFUSED, { reason: withOriginal('税务服务返回的错误', `${code ?? response.status}: ${message}`) }, false, code);
       }
-      throw new UpstreamFault(faults.UPSTREAM_REQUEST_REFUSED, { reason: `${code ?? response.status}: ${message}` }, false, code);
+      throw new UpstreamFault(faults.UPSTREAM_REQUEST_REFUSED, { reason: withOriginal('税务服务返回的错误', `${code ?? response.status}: ${message}`) }, false, code);
     }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
-      throw new UpstreamFault(faults.UPSTREAM_PROTOCOL_ERROR, { reason: `not JSON (${(response.headers.get('content-type') ?? 'no content type').slice(0, 60)}): ${text.slice(0, 60)}` }, true);
+      throw new UpstreamFault(faults.UPSTREAM_PROTOCOL_ERROR, {
+        reason: withOriginal('答复不是 JSON', `${text.slice(0, 60)}`, `not JSON (${(response.headers.get('content-type') ?? 'no content type').slice(0, 60)})`),
+      }, true);
     }
     const checked = schema.safeParse(parsed);
-    if (!checked.success) throw new UpstreamFault(faults.UPSTREAM_PROTOCOL_ERROR, { reason: z.prettifyError(checked.error).slice(0, 200) }, true);
+    if (!checked.success) throw new UpstreamFault(faults.UPSTREAM_PROTOCOL_ERROR, { reason: withOriginal('答复的字段不符合协议', z.prettifyError(checked.error).slice(0, 200)) }, true);
     return checked.data;
   }
 
@@ -234,7 +236,8 @@ function transportFault(error: unknown, timeoutMs: number): UpstreamFault {
   // Refused or unresolvable: the request never left. Anything else (reset, closed mid-answer) may have been processed.
   const neverSent = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
   // `sent` tells the caller without a type check whether the request may have arrived.
-  return new UpstreamFault(faults.UPSTREAM_UNREACHABLE, { reason, sent: neverSent ? 'false' : 'true' }, !neverSent);
+  const said = withOriginal(neverSent ? '连接未能建立，请求没有发出' : '连接中断，请求可能已经送达', reason);
+  return new UpstreamFault(faults.UPSTREAM_UNREACHABLE, { reason: said, sent: neverSent ? 'false' : 'true' }, !neverSent);
 }
 
 function countsAgainstHealth(error: UpstreamFault): boolean {

@@ -2,7 +2,7 @@
 // (upstream_credentials, one per taxpayer and tax service), so every instance signs with the same
 // key. A taxpayer without one is enrolled: the sandbox enrols anyone (open enrolment); a real tax
 // service that refuses makes it 4008 until an operator records a key.
-import { Fault, faults } from '../domain/faults.js';
+import { bilingual, Fault, faults, withOriginal } from '../domain/faults.js';
 import { shanghaiTimestamp, type Clock } from '../domain/time.js';
 import type { Store } from '../app/ports.js';
 import type { SigningKey } from './signing.js';
@@ -19,7 +19,7 @@ export function staticCredentials(keys: Record<string, SigningKey>): CredentialS
   return {
     async get(seller) {
       const key = keys[seller];
-      if (!key) throw new Fault(faults.UPSTREAM_NOT_ENROLLED, { seller, reason: 'no key configured' });
+      if (!key) throw new Fault(faults.UPSTREAM_NOT_ENROLLED, { seller, reason: bilingual('未配置签名密钥', 'no key configured') });
       return key;
     },
     forget() {},
@@ -38,12 +38,12 @@ export async function enroll(baseUrl: string, sellerTaxId: string, timeoutMs = 1
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ seller_tax_id: sellerTaxId }), signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (error) {
-    throw new UpstreamFault(faults.UPSTREAM_UNREACHABLE, { reason: `enrolment: ${(error as Error).message}`.slice(0, 200), sent: 'false' }, false);
+    throw new UpstreamFault(faults.UPSTREAM_UNREACHABLE, { reason: withOriginal('注册签名密钥时无法连接', (error as Error).message.slice(0, 200), 'enrolment'), sent: 'false' }, false);
   }
   if (response.status >= 500) throw new UpstreamFault(faults.UPSTREAM_SERVER_ERROR, { status: String(response.status) }, false);
   const answer = (await response.json().catch(() => ({}))) as { key_id?: unknown; secret?: unknown; error?: { code?: string; message?: string } };
   if (response.status !== 201 || typeof answer.key_id !== 'string' || typeof answer.secret !== 'string') {
-    throw new Fault(faults.UPSTREAM_NOT_ENROLLED, { seller: sellerTaxId, reason: answer.error ? `${answer.error.code}: ${answer.error.message}` : `HTTP ${response.status}` });
+    throw new Fault(faults.UPSTREAM_NOT_ENROLLED, { seller: sellerTaxId, reason: withOriginal('税务服务拒绝注册', answer.error ? `${answer.error.code}: ${answer.error.message}` : `HTTP ${response.status}`) });
   }
   return { keyId: answer.key_id, secret: answer.secret };
 }

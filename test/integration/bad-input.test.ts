@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storesUnderTest } from '../support/stores.js';
 import { createApiKey } from '../../src/app/api-keys.js';
 import { addMerchant } from '../../src/app/merchants.js';
+import { englishRun } from '../support/chinese.js';
 import { gbkBytes } from '../support/gbk.js';
 import { BUYER_TAX_ID, body, oneLine, sampleInvoice, startApi, validUscc, withWrongCheckCharacter, type Api, type ErrorBody, type InvoiceBody } from '../support/http.js';
 
@@ -129,11 +130,35 @@ for (const s of storesUnderTest) {
       expect(error.code).toBe(code);
       expect(error.details.map((d) => d.field)).toContain(field);
       expect(error.message.length).toBeGreaterThan(0);
+      expect(englishRun(error.message), error.message).toBeUndefined();
       expect(error.message_en.length).toBeGreaterThan(0);
       expect(error.remedy.length).toBeGreaterThan(0);
       expect(error.request_id).toBeTruthy();
       expect(response.headers['x-request-id']).toBe(error.request_id);
       expect(await api.countInvoices(api.a.id)).toBe(before);
+    });
+
+    it('gives the reason of a refusal in Chinese in the message and in English in message_en', async () => {
+      const taxId = body<ErrorBody>(await api.issue(api.a.keys.clerk, sampleInvoice({ buyer: { tax_id: withWrongCheckCharacter(BUYER_TAX_ID) } }))).error;
+      expect(taxId.code).toBe(1001);
+      expect(taxId.message).toMatch(/^购买方纳税人识别号无效：第 18 位校验码应为“[0-9A-Y]”，实际为“[0-9A-Y]”$/);
+      expect(taxId.message_en).toMatch(/^Buyer taxpayer ID is invalid: check character at position 18 should be '[0-9A-Y]', found '[0-9A-Y]'$/);
+
+      const quantity = body<ErrorBody>(await api.issue(api.a.keys.clerk, changed((i) => (line(i).quantity = 1)))).error;
+      expect([quantity.message, quantity.message_en]).toEqual(['字段 lines[0].quantity 的值无效：应为文本', 'Field lines[0].quantity is invalid: Invalid input: expected string, received number']);
+
+      const decimals = body<ErrorBody>(await api.issue(api.a.keys.clerk, changed((i) => (line(i).quantity = '1.123456789')))).error;
+      expect([decimals.message, decimals.message_en]).toEqual(['lines[0].quantity 数量无效：有 9 位小数，最多允许 8 位', 'Quantity lines[0].quantity is invalid: 9 decimal places; at most 8 are allowed']);
+
+      // JSON.parse's own words are kept, after a Chinese description of what kind of problem it is.
+      const malformed = body<ErrorBody>(await api.issue(api.a.keys.clerk, '{"kind": "normal", "buyer": {')).error;
+      expect(malformed.message).toMatch(/^请求体不是有效的 JSON：JSON 语法错误（原文：.+）$/);
+      expect(malformed.message_en).toMatch(/^The request body is not valid JSON: \S/);
+      expect(malformed.message_en).not.toContain('原文');
+
+      const cursor = body<ErrorBody>(await api.get(api.a.keys.clerk, '/api/v1/invoices', { cursor: 'not-a-cursor' })).error;
+      expect(cursor.message).toBe('查询条件 cursor 无效：不是本接口返回的分页游标，请使用上一页返回的 next_cursor');
+      expect(cursor.message_en).toBe('Query parameter cursor is invalid: not a cursor this API returned');
     });
 
     it('accepts a body declared UTF-8, in any spelling, and one that starts with a byte-order mark', async () => {

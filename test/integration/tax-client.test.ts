@@ -207,7 +207,7 @@ describe('tax-service client against the sandbox', () => {
       try {
         const refused = await enroll(closed.url, SELLER).then(() => undefined, (e: unknown) => e);
         expect(refused).not.toBeInstanceOf(UpstreamFault); // not an outage: the circuit does not count it
-        expect(refused).toMatchObject({ spec: { code: 4008 }, params: { reason: expect.stringContaining('ENROLLMENT_CLOSED') } });
+        expect(refused).toMatchObject({ spec: { code: 4008 }, params: { reason: { en: expect.stringContaining('ENROLLMENT_CLOSED') } } });
       } finally {
         await closed.close();
         rmSync(closedDir, { recursive: true, force: true });

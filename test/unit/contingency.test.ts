@@ -37,7 +37,7 @@ describe('the offline time limit (离线开票时限)', () => {
   it('refuses one millisecond later with 4021', () => {
     const refusal = refuseIssue(limits, backlog(1n, hoursAgo(72, 1)), 1n, NOW);
     expect(code(refusal)).toBe(4021);
-    expect(refusal!.params).toMatchObject({ max: '72', kindEn: 'normal' });
+    expect(refusal!.params).toMatchObject({ max: '72', kind: { zh: '普通发票', en: 'normal' } });
   });
   it('measures from the oldest invoice, so an empty backlog never blocks', () => {
     expect(refuseIssue(limits, EMPTY_BACKLOG, 1n, NOW)).toBeUndefined();

@@ -2,7 +2,6 @@
 // operator's own limit. The lower binds, a missing one never binds, and the refusal names which.
 import { describe, expect, it } from 'vitest';
 import { effectiveCreditLine, refuseCredit, type CreditLimits } from '../../src/domain/credit-line.js';
-import { fill } from '../../src/domain/faults.js';
 
 const limits = (granted: bigint | null, operator: bigint | null): CreditLimits => ({ grantedCreditFen: granted, operatorCreditFen: operator });
 
@@ -25,11 +24,11 @@ describe('the credit line that applies: the lower of the grant and the operator\
 describe('refusing past the credit line (3004)', () => {
   const en = (granted: bigint | null, operator: bigint | null, used: bigint, amount: bigint) => {
     const fault = refuseCredit(limits(granted, operator), used, amount);
-    return fault && fill(fault.spec.en, fault.params);
+    return fault?.messageIn('en');
   };
   const zh = (granted: bigint | null, operator: bigint | null, used: bigint, amount: bigint) => {
     const fault = refuseCredit(limits(granted, operator), used, amount);
-    return fault && fill(fault.spec.zh, fault.params);
+    return fault?.messageIn('zh');
   };
 
   it('never refuses without a credit line', () => {

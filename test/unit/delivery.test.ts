@@ -50,10 +50,10 @@ describe('delivery retries', () => {
 
   it('accepts only http(s) receiver URLs and plain email addresses', () => {
     expect(webhookUrlProblem('https://erp.example.cn/hook')).toBeUndefined();
-    expect(webhookUrlProblem('javascript:alert(1)')).toMatch(/http/);
-    expect(webhookUrlProblem('/relative')).toMatch(/absolute/);
-    expect(webhookUrlProblem('http://169.254.169.254/latest/meta-data/')).toMatch(/link-local/);
-    expect(webhookUrlProblem('http://[fe80::1]/hook')).toMatch(/link-local/);
+    expect(webhookUrlProblem('javascript:alert(1)')?.en).toMatch(/http/);
+    expect(webhookUrlProblem('/relative')?.en).toMatch(/absolute/);
+    expect(webhookUrlProblem('http://169.254.169.254/latest/meta-data/')?.en).toMatch(/link-local/);
+    expect(webhookUrlProblem('http://[fe80::1]/hook')?.en).toMatch(/link-local/);
     expect(webhookUrlProblem('http://192.168.1.20:8080/erp/hook')).toBeUndefined();
     expect(isEmailAddress('ap@example.cn')).toBe(true);
     for (const bad of ['ap', 'ap@', '@example.cn', 'a b@example.cn', 'ap@example', 'x@-bad.cn']) expect(isEmailAddress(bad), bad).toBe(false);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Fault, faults } from '../../src/domain/faults.js';
+import { faults } from '../../src/domain/faults.js';
 import {
   MAX_INVOICE_FEN,
   assertInvoiceRange,
@@ -9,16 +9,7 @@ import {
   formatYuan,
   parseYuan,
 } from '../../src/domain/money.js';
-
-function faultOf(run: () => unknown): Fault {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof Fault) return error;
-    throw error;
-  }
-  throw new Error('expected a Fault, nothing was thrown');
-}
+import { faultOf } from '../support/faults.js';
 
 describe('parsing yuan amounts into fen', () => {
   it.each([
@@ -54,7 +45,7 @@ describe('parsing yuan amounts into fen', () => {
     const fault = faultOf(() => parseYuan(text, 'lines[2].amount'));
     expect(fault.spec).toBe(faults.AMOUNT_INVALID);
     expect(fault.params.field).toBe('lines[2].amount');
-    expect(fault.params.reason).toContain(reason);
+    expect(fault.params.reason?.en).toContain(reason);
   });
 
   it('fen() is the shorthand for well-formed text', () => {
@@ -93,7 +84,7 @@ describe('the invoice range', () => {
     const fault = faultOf(() => assertInvoiceRange(value, 'lines'));
     expect(fault.spec).toBe(faults.AMOUNT_OUT_OF_RANGE);
     expect(fault.params).toMatchObject({ field: 'lines' });
-    expect(fault.params.reason).toContain('99999999999.99');
+    expect(fault.params.reason?.en).toContain('99999999999.99');
   });
 });
 

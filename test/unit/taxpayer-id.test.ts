@@ -13,7 +13,7 @@ function reasonFor(id: string): string {
   } catch (error) {
     if (!(error instanceof Fault)) throw error;
     expect(error.spec).toBe(faults.BUYER_TAX_ID_INVALID);
-    return error.params.reason ?? '';
+    return error.params.reason?.en ?? '';
   }
   throw new Error(`expected ${id} to be rejected`);
 }

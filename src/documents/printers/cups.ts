@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Fault, faults } from '../../domain/faults.js';
+import { bilingual, Fault, faults, withOriginal } from '../../domain/faults.js';
 import type { PrinterDriver, RemoteJobState } from './driver.js';
 
 const TIMEOUT_MS = 10_000;
@@ -21,8 +21,10 @@ function run(command: string, args: string[], input?: Buffer): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = execFile(command, args, { timeout: TIMEOUT_MS, maxBuffer: 1 << 20, env: { ...process.env, LANG: 'C', LC_ALL: 'C' } }, (error, stdout, stderr) => {
       const errno = (error as NodeJS.ErrnoException | null)?.code;
-      if (errno === 'ENOENT') return reject(new Fault(faults.PRINTER_COMMAND_FAILED, { reason: `${command} is not installed (apt-get install cups-client cups-ipp-utils)` }));
-      if (error && (error as { killed?: boolean }).killed) return reject(new Fault(faults.PRINTER_COMMAND_FAILED, { reason: `${command} gave no answer within ${TIMEOUT_MS / 1000} s` }));
+      if (errno === 'ENOENT') return reject(new Fault(faults.PRINTER_COMMAND_FAILED, {
+        reason: bilingual(`未安装 ${command}（apt-get install cups-client cups-ipp-utils）`, `${command} is not installed (apt-get install cups-client cups-ipp-utils)`),
+      }));
+      if (error && (error as { killed?: boolean }).killed) return reject(new Fault(faults.PRINTER_COMMAND_FAILED, { reason: bilingual(`${command} 在 ${TIMEOUT_MS / 1000} 秒内没有应答`, `${command} gave no answer within ${TIMEOUT_MS / 1000} s`) }));
       resolve({ code: typeof errno === 'number' ? errno : error ? 1 : 0, stdout: String(stdout), stderr: String(stderr) });
     });
     if (input) child.stdin?.end(input);
@@ -53,17 +55,18 @@ const ippStates: Record<string, RemoteJobState> = {
 /** The job number inside a CUPS request id ("QUEUE-12" → 12). */
 function jobNumber(externalId: string): string {
   const number = /-(\d+)$/.exec(externalId)?.[1];
-  if (!number) throw new Fault(faults.PRINTER_COMMAND_FAILED, { reason: `"${externalId}" is not a CUPS request id` });
+  if (!number) throw new Fault(faults.PRINTER_COMMAND_FAILED, { reason: bilingual(`“${externalId}”不是 CUPS 打印请求编号`, `"${externalId}" is not a CUPS request id`) });
   return number;
 }
 
 function failure(command: string, result: Run): Fault {
   const text = (result.stderr || result.stdout).trim().split('\n')[0] ?? '';
-  return new Fault(faults.PRINTER_COMMAND_FAILED, { reason: `${command}: ${text.slice(0, 200) || `exit ${result.code}`}` });
+  const original = text.slice(0, 200) || `exit ${result.code}`;
+  return new Fault(faults.PRINTER_COMMAND_FAILED, { reason: withOriginal(`${command} 执行失败`, original, command) });
 }
 
 export function cupsPrinter(queue: string, server = 'localhost'): PrinterDriver {
-  if (!CUPS_QUEUE_NAME.test(queue)) throw new Fault(faults.PRINTER_TARGET_INVALID, { reason: `"${queue}" is not a CUPS queue name` });
+  if (!CUPS_QUEUE_NAME.test(queue)) throw new Fault(faults.PRINTER_TARGET_INVALID, { reason: bilingual(`“${queue}”不是 CUPS 队列名`, `"${queue}" is not a CUPS queue name`) });
   const jobUri = (externalId: string) => `ipp://${server}/jobs/${jobNumber(externalId)}`;
 
   return {
@@ -71,15 +74,16 @@ export function cupsPrinter(queue: string, server = 'localhost'): PrinterDriver 
       const status = await run('lpstat', ['-p', queue]);
       if (status.code !== 0) {
         const text = `${status.stderr}${status.stdout}`;
-        if (/scheduler is not running|connect/i.test(text)) return { ready: false, reason: 'the CUPS scheduler (cupsd) is not running' };
-        return { ready: false, reason: `CUPS has no printer named ${queue}` };
+        if (/scheduler is not running|connect/i.test(text)) return { ready: false, reason: bilingual('CUPS 调度程序（cupsd）未运行', 'the CUPS scheduler (cupsd) is not running') };
+        return { ready: false, reason: bilingual(`CUPS 中没有名为 ${queue} 的打印机`, `CUPS has no printer named ${queue}`) };
       }
       if (/\bdisabled\b/.test(status.stdout)) {
         const why = status.stdout.split('\n').slice(1).map((l) => l.trim()).filter(Boolean).join('; ');
-        return { ready: false, reason: `the CUPS queue ${queue} is stopped${why ? ` (${why})` : ''}` };
+        const stopped = bilingual(`CUPS 队列 ${queue} 已停用`, `the CUPS queue ${queue} is stopped`);
+        return { ready: false, reason: why ? withOriginal(stopped.zh, why, stopped.en) : stopped };
       }
       const accepting = await run('lpstat', ['-a', queue]);
-      if (accepting.code !== 0 || /not accepting/.test(accepting.stdout)) return { ready: false, reason: `the CUPS queue ${queue} is not accepting jobs` };
+      if (accepting.code !== 0 || /not accepting/.test(accepting.stdout)) return { ready: false, reason: bilingual(`CUPS 队列 ${queue} 不接受新任务`, `the CUPS queue ${queue} is not accepting jobs`) };
       return { ready: true };
     },
 

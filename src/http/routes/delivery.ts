@@ -10,6 +10,7 @@ import {
 import type { WebhookEndpointRecord } from '../../app/delivery-ports.js';
 import { deliveryStates, webhookEvents, type Delivery, type DeliveryAttempt } from '../../domain/delivery.js';
 import { Fault, faults } from '../../domain/faults.js';
+import { NOT_A_CURSOR } from '../../domain/reasons.js';
 import type { HttpContext } from '../context.js';
 import { ErrorView, IdParams, NoContent, NumberParams } from '../schemas.js';
 
@@ -64,7 +65,7 @@ function encodeCursor(d: Delivery): string {
 
 function decodeCursor(cursor: string): { createdAt: string; id: string } {
   const match = /^([\d\-T:.+]{10,40})\|([\w]{1,64})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!match) throw new Fault(faults.QUERY_INVALID, { field: 'cursor', reason: 'not a cursor this API returned' });
+  if (!match) throw new Fault(faults.QUERY_INVALID, { field: 'cursor', reason: NOT_A_CURSOR });
   return { createdAt: match[1]!, id: match[2]! };
 }
 

@@ -13,6 +13,7 @@ import { PdfCache } from '../../documents/pdf-cache.js';
 import { parseVerifyToken } from '../../documents/verify-url.js';
 import type { HttpContext } from '../context.js';
 import { ErrorView } from '../schemas.js';
+import { schemaMessage } from '../zod-reasons.js';
 import { verifyPage, verifyStylesheet, type PageQuery } from './verify-page.js';
 
 export interface DocumentOptions {
@@ -27,8 +28,8 @@ export interface DocumentOptions {
 export const defaultDocumentOptions: DocumentOptions = { publicUrl: 'http://127.0.0.1:8080', verifyPerIpPerMinute: 120 };
 
 const VerifyBody = z.strictObject({
-  number: z.string().regex(/^\d{20}$/, 'an invoice number has 20 digits').describe('发票号码 (20 digits)'),
-  date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date like 2026-11-22').describe('开票日期, YYYY-MM-DD'),
+  number: z.string().regex(/^\d{20}$/, schemaMessage('发票号码为 20 位数字', 'an invoice number has 20 digits')).describe('发票号码 (20 digits)'),
+  date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, schemaMessage('开票日期格式如 2026-11-22', 'a date like 2026-11-22')).describe('开票日期, YYYY-MM-DD'),
   total_with_tax: z.string().max(20).describe('价税合计 in yuan as printed, e.g. "1130.00"'),
   check_code: z.string().max(40).transform(typedCheckCode).pipe(z.string().regex(/^\d{20}$/, '20 digits as printed'))
     .describe('校验码, the 20 digits printed under the date; the spaces between its groups of five may be typed or left out'),

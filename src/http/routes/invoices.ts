@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { issueInvoice } from '../../app/issue-invoice.js';
 import { getInvoiceWithUpload, listInvoices } from '../../app/query-invoices.js';
 import { voidInvoice } from '../../app/void-invoice.js';
-import { Fault, faults } from '../../domain/faults.js';
+import { bilingual, Fault, faults } from '../../domain/faults.js';
 import type { HttpContext } from '../context.js';
 import { ErrorView, InvoicePageView, InvoiceQuery, InvoiceView, IssueRequest, NumberParams, VoidRequest } from '../schemas.js';
 import { invoiceView } from '../views.js';
@@ -27,7 +27,7 @@ export function invoiceRoutes(app: FastifyInstance, { ports, metrics, admission 
     },
   }, async (request, reply) => {
     const key = request.headers['idempotency-key'];
-    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw new Fault(faults.IDEMPOTENCY_KEY_INVALID, { reason: '1–128 visible ASCII characters' }, [{ field: 'idempotency-key', issue: '1–128 visible ASCII characters' }]);
+    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw new Fault(faults.IDEMPOTENCY_KEY_INVALID, { reason: bilingual('应为 1–128 个可见 ASCII 字符', '1–128 visible ASCII characters') }, [{ field: 'idempotency-key', issue: '1–128 visible ASCII characters' }]);
     try {
       const { invoice, replayed } = await admission.run(() => issueInvoice(ports, request.caller, request.body, key));
       if (!replayed) metrics.invoicesIssued.inc({ kind: invoice.kind });

@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { addPrinter, cancelPrintJob, checkPrinter, getPrintJob, listPrinters, listPrintJobs, printInvoice, removePrinter, updatePrinter } from '../../app/printing.js';
 import type { PrinterRecord } from '../../app/delivery-ports.js';
 import { printerDriver } from '../../documents/print-queue.js';
-import { Fault, faults, fill } from '../../domain/faults.js';
+import { bilingual, Fault, faultMessage, faults } from '../../domain/faults.js';
+import { NOT_A_CURSOR } from '../../domain/reasons.js';
 import { printJobStates, type PrintJob } from '../../domain/print-job.js';
 import type { HttpContext } from '../context.js';
 import { ErrorView, IdParams, NoContent, NumberParams } from '../schemas.js';
@@ -52,7 +53,8 @@ export const printJobView = (j: PrintJob) => ({
   total_attempts: j.totalAttempts, external_id: j.externalId, last_error: j.lastError, next_attempt_at: j.state === 'queued' ? j.nextAttemptAt : null,
   created_at: j.createdAt, updated_at: j.updatedAt, printed_at: j.printedAt, moved_at: j.movedAt, requested_by: j.requestedBy,
   pdf: `/api/v1/invoices/${j.invoiceNumber}/pdf`,
-  advice: j.state === 'failed' ? `${fill(faults.PRINT_JOB_FAILED.zh, { job: j.id, reason: j.lastError ?? '' })} ${faults.PRINT_JOB_FAILED.remedy}` : null,
+  // last_error is recorded in Chinese, the language of this advice.
+  advice: j.state === 'failed' ? `${faultMessage(faults.PRINT_JOB_FAILED, { job: j.id, reason: bilingual(j.lastError ?? '', j.lastError ?? '') }, 'zh')} ${faults.PRINT_JOB_FAILED.remedy}` : null,
 });
 
 function encodeCursor(j: PrintJob): string {
@@ -61,7 +63,7 @@ function encodeCursor(j: PrintJob): string {
 
 function decodeCursor(cursor: string): { createdAt: string; id: string } {
   const match = /^([\d\-T:.+]{10,40})\|(\w{1,64})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!match) throw new Fault(faults.QUERY_INVALID, { field: 'cursor', reason: 'not a cursor this API returned' });
+  if (!match) throw new Fault(faults.QUERY_INVALID, { field: 'cursor', reason: NOT_A_CURSOR });
   return { createdAt: match[1]!, id: match[2]! };
 }
 

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { getReconciliation, listReconciliations, reconcile, resolveDifference, type ReconciliationResult } from '../../app/reconcile.js';
 import type { ReconciliationItem, ReconciliationReport } from '../../app/upstream-ports.js';
 import { authorize } from '../../domain/access.js';
-import { Fault, faults } from '../../domain/faults.js';
+import { bilingual, Fault, faults } from '../../domain/faults.js';
 import type { TaxService } from '../../upstream/protocol.js';
 import type { HttpContext } from '../context.js';
 import { ErrorView } from '../schemas.js';
@@ -44,7 +44,7 @@ export function reconciliationRoutes(app: FastifyInstance, { ports }: HttpContex
   api.post('/api/v1/reconciliations', { schema: { summary: 'Reconcile one issue date with the tax service (对账); differences raise an alert', tags, body: RunRequest, response: { 201: ResultView, ...errors } } },
     async (request, reply) => {
       authorize(request.caller, 'ops.read');
-      if (!taxService) throw new Fault(faults.UPSTREAM_NOT_ENROLLED, { seller: request.caller.merchantId, reason: 'no tax service configured for this server' });
+      if (!taxService) throw new Fault(faults.UPSTREAM_NOT_ENROLLED, { seller: request.caller.merchantId, reason: bilingual('本服务器未配置税务服务', 'no tax service configured for this server') });
       return reply.code(201).send(resultView(await reconcile({ ...ports, taxService }, request.caller, request.body.date)));
     });
 

@@ -9,7 +9,7 @@ import { merchantStatus, type MerchantStatus } from '../../app/contingency.js';
 import { invoiceKinds } from '../../domain/invoice.js';
 import { formatYuan } from '../../domain/money.js';
 import type { Invoice } from '../../domain/invoice.js';
-import { faults, fill } from '../../domain/faults.js';
+import { faultMessage, faults } from '../../domain/faults.js';
 import type { UploadProblem } from '../../app/upload-ports.js';
 import type { HttpContext } from '../context.js';
 import { CreditLineView, ErrorView } from '../schemas.js';
@@ -101,7 +101,7 @@ export function uploadView(invoice: Invoice, problem: UploadProblem | undefined)
     const spec = problem.state === 'rejected' ? faults.UPLOAD_REJECTED : faults.UPLOAD_CONFLICT;
     return {
       state: problem.state, code: spec.code,
-      reason: problem.state === 'rejected' ? `${problem.reasonCode ?? ''}${problem.reasonCode ? ': ' : ''}${problem.reason ?? ''}` : fill(spec.zh, { number: invoice.number, held: problem.heldDigest ?? '?' }),
+      reason: problem.state === 'rejected' ? `${problem.reasonCode ?? ''}${problem.reasonCode ? ': ' : ''}${problem.reason ?? ''}` : faultMessage(spec, { number: invoice.number, held: problem.heldDigest ?? '?' }, 'zh'),
       remedy: spec.remedy, remedy_en: spec.remedyEn, held_digest: problem.heldDigest,
     };
   }

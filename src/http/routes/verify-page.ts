@@ -48,7 +48,7 @@ export function verifyPage(query: PageQuery, outcome?: { answer?: VerifyAnswer; 
 function result({ answer, fault, problem }: { answer?: VerifyAnswer; fault?: Fault; problem?: string }): string {
   if (problem) return `<section id="result" class="result bad" role="status"><p>${esc(problem)}</p></section>`;
   if (fault) {
-    return `<section id="result" class="result bad" role="status" data-code="${fault.spec.code}"><p>${esc(fill(fault.spec.zh, fault.params))}<span class="en">${esc(fault.message)} (${fault.spec.code})</span></p></section>`;
+    return `<section id="result" class="result bad" role="status" data-code="${fault.spec.code}"><p>${esc(fault.messageIn('zh'))}<span class="en">${esc(fault.message)} (${fault.spec.code})</span></p></section>`;
   }
   const a = answer!;
   const r = RESULT[a.result];
@@ -66,10 +66,6 @@ function result({ answer, fault, problem }: { answer?: VerifyAnswer; fault?: Fau
     </table>`
     : '';
   return `<section id="result" class="result ${r.tone}" role="status" data-result="${a.result}"><h2>${r.zh}<span class="en">${r.en}</span></h2>${rows}</section>`;
-}
-
-function fill(template: string, params: Record<string, string>): string {
-  return template.replace(/\{(\w+)\}/g, (_m, key: string) => params[key] ?? `{${key}}`);
 }
 
 function esc(text: string): string {

@@ -6,7 +6,7 @@ import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:
 import { createReadStream, createWriteStream, readFileSync, statSync } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { Fault, faults } from '../../domain/faults.js';
+import { bilingual, Fault, faults, originalOf } from '../../domain/faults.js';
 
 export const ENCRYPTION = { algorithm: 'aes-256-gcm', layout: 'FAPIAOE1 | iv(12) | ciphertext | tag(16)' } as const;
 const MAGIC = Buffer.from('FAPIAOE1');
@@ -16,19 +16,19 @@ const HEADER_BYTES = MAGIC.length + IV_BYTES;
 
 /** 32 raw bytes or 64 hex digits; a key file everyone can read is no secret, so it is refused. */
 export function readKeyFile(path: string): Buffer {
-  const refuse = (reason: string) => new Fault(faults.BACKUP_KEY_INVALID, { reason });
+  const refuse = (zh: string, en: string) => new Fault(faults.BACKUP_KEY_INVALID, { reason: bilingual(zh, en) });
   let mode: number;
   try {
     mode = statSync(path).mode;
   } catch (error) {
-    throw refuse(`cannot read the key file ${path} (${(error as NodeJS.ErrnoException).code})`);
+    throw refuse(`无法读取密钥文件 ${path}（${originalOf(error)}）`, `cannot read the key file ${path} (${originalOf(error)})`);
   }
-  if (mode & 0o004) throw refuse(`the key file ${path} is readable by everyone (chmod 600 it)`);
+  if (mode & 0o004) throw refuse(`密钥文件 ${path} 所有人都可读取（请执行 chmod 600）`, `the key file ${path} is readable by everyone (chmod 600 it)`);
   const bytes = readFileSync(path);
   if (bytes.length === 32) return bytes;
   const text = bytes.toString('utf8').trim();
   if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
-  throw refuse(`the key file ${path} must hold 32 raw bytes or 64 hex digits`);
+  throw refuse(`密钥文件 ${path} 必须是 32 字节原始数据或 64 位十六进制数字`, `the key file ${path} must hold 32 raw bytes or 64 hex digits`);
 }
 
 /**
@@ -56,10 +56,10 @@ export async function encryptFile(key: Buffer, from: string, to: string): Promis
 
 /** Decrypts to `to`; on any failure `to` is removed, so no unauthenticated plaintext is left behind. */
 export async function decryptFile(key: Buffer, expectedCheck: string, from: string, to: string): Promise<void> {
-  if (keyCheck(key) !== expectedCheck) throw new Fault(faults.BACKUP_KEY_INVALID, { reason: 'this is not the key the backup was encrypted with' });
+  if (keyCheck(key) !== expectedCheck) throw new Fault(faults.BACKUP_KEY_INVALID, { reason: bilingual('这不是加密该备份时使用的密钥', 'this is not the key the backup was encrypted with') });
   const { size } = await stat(from);
-  const corrupt = (reason: string) => new Fault(faults.BACKUP_CORRUPT, { reason });
-  if (size < HEADER_BYTES + TAG_BYTES) throw corrupt(`${from} is too short to be an encrypted data file`);
+  const corrupt = (zh: string, en: string) => new Fault(faults.BACKUP_CORRUPT, { reason: bilingual(zh, en) });
+  if (size < HEADER_BYTES + TAG_BYTES) throw corrupt(`${from} 太短，不是加密数据文件`, `${from} is too short to be an encrypted data file`);
   const header = Buffer.alloc(HEADER_BYTES);
   const tag = Buffer.alloc(TAG_BYTES);
   const handle = await open(from, 'r');
@@ -69,7 +69,7 @@ export async function decryptFile(key: Buffer, expectedCheck: string, from: stri
   } finally {
     await handle.close();
   }
-  if (!header.subarray(0, MAGIC.length).equals(MAGIC)) throw corrupt(`${from} is not an encrypted Fapiao data file`);
+  if (!header.subarray(0, MAGIC.length).equals(MAGIC)) throw corrupt(`${from} 不是 Fapiao 的加密数据文件`, `${from} is not an encrypted Fapiao data file`);
   const decipher = createDecipheriv('aes-256-gcm', key, header.subarray(MAGIC.length));
   decipher.setAuthTag(tag);
   try {
@@ -83,7 +83,7 @@ export async function decryptFile(key: Buffer, expectedCheck: string, from: stri
     );
   } catch (error) {
     await rm(to, { force: true });
-    if (error instanceof Error && /authenticate/.test(error.message)) throw corrupt(`${from} fails its authentication tag: it was altered`);
+    if (error instanceof Error && /authenticate/.test(error.message)) throw corrupt(`${from} 未通过认证标签校验：文件已被改动`, `${from} fails its authentication tag: it was altered`);
     throw error;
   }
 }

@@ -3,7 +3,7 @@
 import { open, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { Fault, faults } from '../../domain/faults.js';
+import { bilingual, Fault, faults, originalOf, withOriginal, type Bilingual } from '../../domain/faults.js';
 import { LATEST_SCHEMA_VERSION } from '../migrate.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -89,23 +89,25 @@ export async function readManifest(dir: string): Promise<Manifest> {
   try {
     text = await readFile(join(dir, MANIFEST_FILE), 'utf8');
   } catch (error) {
-    throw new Fault(faults.BACKUP_FOREIGN, { reason: `${dir} has no readable ${MANIFEST_FILE} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` });
+    throw new Fault(faults.BACKUP_FOREIGN, {
+      reason: withOriginal(`${dir} 中没有可读取的 ${MANIFEST_FILE}`, originalOf(error), `${dir} has no readable ${MANIFEST_FILE}`),
+    });
   }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new Fault(faults.BACKUP_CORRUPT, { reason: `${MANIFEST_FILE} is not valid JSON` });
+    throw new Fault(faults.BACKUP_CORRUPT, { reason: bilingual(`${MANIFEST_FILE} 不是有效的 JSON`, `${MANIFEST_FILE} is not valid JSON`) });
   }
   const shape = raw as { format?: unknown; formatVersion?: unknown };
-  if (shape?.format !== FORMAT) throw new Fault(faults.BACKUP_FOREIGN, { reason: `${MANIFEST_FILE} is not a Fapiao backup manifest` });
+  if (shape?.format !== FORMAT) throw new Fault(faults.BACKUP_FOREIGN, { reason: bilingual(`${MANIFEST_FILE} 不是 Fapiao 备份清单`, `${MANIFEST_FILE} is not a Fapiao backup manifest`) });
   if (typeof shape.formatVersion === 'number' && shape.formatVersion > FORMAT_VERSION) {
-    throw new Fault(faults.BACKUP_FROM_NEWER_VERSION, { version: `backup format ${shape.formatVersion}`, supported: `backup format ${FORMAT_VERSION}` });
+    throw new Fault(faults.BACKUP_FROM_NEWER_VERSION, { version: backupFormat(shape.formatVersion), supported: backupFormat(FORMAT_VERSION) });
   }
   const parsed = Manifest.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new Fault(faults.BACKUP_CORRUPT, { reason: `${MANIFEST_FILE}: ${issue.path.join('.') || '(top)'} ${issue.message}` });
+    throw new Fault(faults.BACKUP_CORRUPT, { reason: withOriginal(`${MANIFEST_FILE} 内容不完整或格式不对`, `${MANIFEST_FILE}: ${issue.path.join('.') || '(top)'} ${issue.message}`) });
   }
   return parsed.data;
 }
@@ -113,11 +115,13 @@ export async function readManifest(dir: string): Promise<Manifest> {
 /** The checks that need only the manifest: cheap, so they come before any file is read. */
 export function checkUsable(manifest: Manifest, dialect: Dialect): void {
   if (manifest.dialect !== dialect) {
-    throw new Fault(faults.BACKUP_FOREIGN, { reason: `it is a ${manifest.dialect} backup and the configured database is ${dialect}` });
+    throw new Fault(faults.BACKUP_FOREIGN, {
+      reason: bilingual(`这是 ${manifest.dialect} 数据库的备份，而当前配置的数据库是 ${dialect}`, `it is a ${manifest.dialect} backup and the configured database is ${dialect}`),
+    });
   }
   // Migration names start with a zero-padded number, so they sort in the order they were written.
   if (manifest.schema.latest !== null && manifest.schema.latest > LATEST_SCHEMA_VERSION) {
-    throw new Fault(faults.BACKUP_FROM_NEWER_VERSION, { version: `schema ${manifest.schema.latest}`, supported: `schema ${LATEST_SCHEMA_VERSION}` });
+    throw new Fault(faults.BACKUP_FROM_NEWER_VERSION, { version: schemaVersion(manifest.schema.latest), supported: schemaVersion(LATEST_SCHEMA_VERSION) });
   }
 }
 
@@ -152,4 +156,12 @@ export function compareFacts(manifest: Manifest, facts: DataFacts): string[] {
   if ([...manifest.merchants].sort().join() !== [...facts.merchants].sort().join()) problems.push('the merchants differ from the manifest');
   if (manifest.schema.applied.join() !== facts.migrations.join()) problems.push(`applied migrations ${facts.migrations.join(', ') || 'none'} differ from the manifest`);
   return problems;
+}
+
+function backupFormat(version: number): Bilingual {
+  return bilingual(`备份格式 ${version}`, `backup format ${version}`);
+}
+
+function schemaVersion(version: string): Bilingual {
+  return bilingual(`数据库结构 ${version}`, `schema ${version}`);
 }

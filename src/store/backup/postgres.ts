@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { Fault, faults } from '../../domain/faults.js';
+import { bilingual, Fault, faults, withOriginal } from '../../domain/faults.js';
 import type { StoreConfig } from '../database.js';
 import type { DialectBackup, ScratchDatabase } from './dialect.js';
 import type { DataFacts, Progress } from './manifest.js';
@@ -107,10 +107,12 @@ async function moveIn(url: string, configuredSchema: string | undefined, copy: S
   const [dumped, restored] = await Promise.allSettled([dump.done, psql.done]);
   if (restored.status === 'rejected') {
     const message = (restored.reason as Error).message;
-    if (/lock timeout/i.test(message)) throw new Fault(faults.RESTORE_DATABASE_IN_USE, { reason: `schema ${target} stayed locked for ${lockTimeoutMs} ms by other sessions` });
-    throw new Fault(faults.RESTORE_FAILED, { reason: message });
+    if (/lock timeout/i.test(message)) throw new Fault(faults.RESTORE_DATABASE_IN_USE, {
+      reason: bilingual(`模式（schema）${target} 被其他会话锁定超过 ${lockTimeoutMs} 毫秒`, `schema ${target} stayed locked for ${lockTimeoutMs} ms by other sessions`),
+    });
+    throw new Fault(faults.RESTORE_FAILED, { reason: withOriginal('psql 导入失败', message) });
   }
-  if (dumped.status === 'rejected') throw new Fault(faults.RESTORE_FAILED, { reason: (dumped.reason as Error).message });
+  if (dumped.status === 'rejected') throw new Fault(faults.RESTORE_FAILED, { reason: withOriginal('pg_dump 导出失败', (dumped.reason as Error).message) });
   return undefined;
 }
 

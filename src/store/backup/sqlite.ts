@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { chmod, mkdir, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Fault, faults } from '../../domain/faults.js';
+import { bilingual, Fault, faults } from '../../domain/faults.js';
 import { sqliteFile } from '../sqlite-store.js';
 import type { DialectBackup } from './dialect.js';
 import type { DataFacts, Progress } from './manifest.js';
@@ -117,7 +117,7 @@ function lockExclusively(file: string): SQLite.Database {
   } catch (error) {
     db.close();
     if ((error as { code?: string }).code === 'SQLITE_BUSY') {
-      throw new Fault(faults.RESTORE_DATABASE_IN_USE, { reason: `${file} is open in another process (stop the fapiao server first)` });
+      throw new Fault(faults.RESTORE_DATABASE_IN_USE, { reason: bilingual(`${file} 正被另一个进程打开（请先停止 fapiao 服务）`, `${file} is open in another process (stop the fapiao server first)`) });
     }
     throw error;
   }
