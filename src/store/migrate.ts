@@ -8,6 +8,7 @@ import * as delivery from './migrations/005-delivery.js';
 import * as buyerDateIndex from './migrations/006-buyer-date-index.js';
 import * as uploadRecords from './migrations/007-upload-records.js';
 import * as invoiceStates from './migrations/008-invoice-states.js';
+import * as voidReport from './migrations/009-void-report.js';
 
 const migrations: Record<string, Migration> = {
   '001-core': core,
@@ -18,6 +19,7 @@ const migrations: Record<string, Migration> = {
   '006-buyer-date-index': buyerDateIndex,
   '007-upload-records': uploadRecords,
   '008-invoice-states': invoiceStates,
+  '009-void-report': voidReport,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
