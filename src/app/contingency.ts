@@ -95,6 +95,8 @@ export interface MerchantStatus {
   limits: Array<KindAssessment & { maxOfflineAmountFen: bigint; unlock: string }>;
   numbers: { year: number; remaining: number; blocks: number };
   problems: { rejected: number; quarantined: number };
+  /** Voids not yet reported to the tax service, and voids it refused. */
+  voids: { pending: number; refused: number };
 }
 
 export async function merchantStatus(ports: Ports, caller: Caller): Promise<MerchantStatus> {
@@ -104,11 +106,12 @@ export async function merchantStatus(ports: Ports, caller: Caller): Promise<Merc
   if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: caller.merchantId });
   const now = ports.clock.now();
   const year = Number(shanghaiDate(now).slice(0, 4));
-  const [state, backlog, numbers, problems] = await Promise.all([
+  const [state, backlog, numbers, problems, voids] = await Promise.all([
     read.upstreamState.get(merchant.id),
     read.uploads.backlog(merchant.id),
     read.numberBlocks.reserve(merchant.id, year),
     read.uploads.countProblems(merchant.id),
+    read.voids.open(merchant.id),
   ]);
   const pending = backlog.filter((b) => b.count > 0);
   const oldestAt = pending.map((b) => b.oldestAt).filter((t): t is string => t !== null).sort()[0] ?? null;
@@ -142,5 +145,6 @@ export async function merchantStatus(ports: Ports, caller: Caller): Promise<Merc
     limits,
     numbers: { year, ...numbers },
     problems,
+    voids,
   };
 }

@@ -78,6 +78,7 @@ export function registerNumberCommands(program: Command): void {
         console.log(`backlog: ${view.backlog.count} invoices, ${view.backlog.pre_tax_total} yuan pre-tax, oldest ${view.backlog.oldest_issued_at ?? '—'}`);
         for (const l of view.limits) console.log(`  ${l.kind}: ${l.hours_used} / ${l.max_offline_hours} h, ${l.amount_used} / ${l.max_offline_amount} yuan${l.blocked ? ' BLOCKED — ' + l.unlock : l.warning ? ' (80 % warning)' : ''}`);
         console.log(`numbers in reserve for ${view.numbers.year}: ${view.numbers.remaining} in ${view.numbers.blocks} block(s)`);
+        console.log(`voids not yet at the tax service: ${view.voids.pending}; refused by it: ${view.voids.refused}`);
       }
     }));
 }

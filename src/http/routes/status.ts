@@ -11,6 +11,7 @@ import type { Invoice } from '../../domain/invoice.js';
 import { faults, fill } from '../../domain/faults.js';
 import type { UploadProblem } from '../../app/upload-ports.js';
 import type { HttpContext } from '../context.js';
+import { uploadState, voidStep } from '../../domain/void-report.js';
 import { ErrorView } from '../schemas.js';
 
 const LimitView = z.object({
@@ -43,6 +44,10 @@ export const StatusView = z.object({
   terms_fetched_at: z.string().nullable(),
   numbers: z.object({ year: z.number().int(), remaining: z.number().int(), blocks: z.number().int() }).describe('invoice numbers left in reserve (号段)'),
   upload_problems: z.object({ rejected: z.number().int(), quarantined: z.number().int() }),
+  voids: z.object({
+    pending: z.number().int().describe('voided invoices whose void has not reached the tax service yet (waiting for their upload, or for delivery)'),
+    refused: z.number().int().describe('voids the tax service refused (4026): it still counts those invoices as valid'),
+  }),
 });
 
 export function statusView(s: MerchantStatus, circuit: string | null): z.infer<typeof StatusView> {
@@ -68,6 +73,7 @@ export function statusView(s: MerchantStatus, circuit: string | null): z.infer<t
     terms_fetched_at: s.termsFetchedAt,
     numbers: s.numbers,
     upload_problems: s.problems,
+    voids: s.voids,
   };
 }
 
@@ -81,8 +87,30 @@ export function uploadView(invoice: Invoice, problem: UploadProblem | undefined)
       remedy: spec.remedy, remedy_en: spec.remedyEn, held_digest: problem.heldDigest,
     };
   }
-  const state = invoice.status === 'uploaded' || invoice.status === 'reversed' ? 'uploaded' : invoice.status === 'rejected' ? 'rejected' : 'pending';
+  const state = uploadState(invoice);
   return { state, code: null, reason: invoice.status === 'rejected' ? invoice.voidReason : null, remedy: null, remedy_en: null, held_digest: null } as const;
+}
+
+/**
+ * A voided invoice's report to the tax service (作废上报): whether the void has reached it, what it
+ * waits for while not, and for a refusal the reason and what to do. null for an invoice not voided.
+ */
+export function voidReportView(invoice: Invoice, problem: UploadProblem | undefined) {
+  const report = invoice.voidReport;
+  if (invoice.status !== 'voided' || !report) return null;
+  const refused = report.state === 'refused';
+  const step = voidStep(uploadState(invoice, problem?.state));
+  return {
+    state: report.state,
+    reached_tax_service: report.state === 'reported',
+    // Pending: waiting for the upload to be accepted first, or to be delivered (null: about to be closed as not needed).
+    waiting_for: report.state !== 'pending' ? null : step === 'wait' ? ('upload' as const) : step === 'send' ? ('delivery' as const) : null,
+    at: report.at,
+    code: refused ? faults.VOID_REFUSED.code : null,
+    reason: report.reason,
+    remedy: refused ? faults.VOID_REFUSED.remedy : null,
+    remedy_en: refused ? faults.VOID_REFUSED.remedyEn : null,
+  };
 }
 
 /** `uploadCircuit`: absent in a process that does not upload (a cluster's HTTP workers), so status says null. */
