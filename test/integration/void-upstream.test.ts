@@ -7,8 +7,11 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createOutboxRunner, type OutboxRunner } from '../../src/app/outbox-runner.js';
 import type { Ports } from '../../src/app/ports.js';
 import { uploadHandler } from '../../src/app/upload-worker.js';
+import { reconcile } from '../../src/app/reconcile.js';
 import { verifyChains } from '../../src/app/verify-chain.js';
 import { voidHandler } from '../../src/app/void-worker.js';
+import type { Caller } from '../../src/domain/access.js';
+import { shanghaiDate } from '../../src/domain/time.js';
 import type { TaxServiceClient } from '../../src/upstream/client.js';
 import { body as json, movableClock, startApi, type Api } from '../support/http.js';
 import { startTestSandbox, type TestSandbox } from '../support/sandbox.js';
@@ -23,6 +26,7 @@ for (const kind of storesUnderTest) {
     let runners: OutboxRunner[] = [];
     const ports = (): Ports => ({ store: opened.store, clock: api.clock });
     const seller = () => api.a.record.taxId;
+    const owner = (): Caller => ({ merchantId: api.a.id, role: 'owner', actor: 'test' });
     const quick = { backoffMs: 1, maxBackoffMs: 5 };
     const runner = (handler: ReturnType<typeof voidHandler>) => {
       const r = createOutboxRunner(ports(), handler, { owner: `test-${handler.topic}`, batchSize: 1000, leaseMs: 30_000, ...quick });
@@ -97,6 +101,9 @@ for (const kind of storesUnderTest) {
       // The void worker comes first: it sends nothing while the tax service does not hold the invoice.
       expect(await voids.runOnce()).toBe(1);
       expect(await counters(number)).toBeUndefined();
+      // Reconciliation counts it as on its way, not as a difference.
+      const today = shanghaiDate(api.clock.now());
+      expect((await reconcile({ ...ports(), taxService }, owner(), today)).report).toMatchObject({ pending: 1, differences: 0 });
 
       // The upload sends the invoice as it was issued; its acceptance makes the waiting void due at once.
       await drain(uploads);
@@ -108,6 +115,7 @@ for (const kind of storesUnderTest) {
       expect(c!.accepted_at! <= c!.voided_recorded_at!).toBe(true);
       expect(await invoice(number)).toMatchObject({ status: 'voided', upload: { state: 'uploaded' }, void_report: { state: 'reported', reached_tax_service: true } });
       expect(await status()).toMatchObject({ backlog: { count: 0 }, voids: { pending: 0 } });
+      expect((await reconcile({ ...ports(), taxService }, owner(), today)).report).toMatchObject({ matched: 1, pending: 0, differences: 0 });
       await chainIntact();
     });
 
