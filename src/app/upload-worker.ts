@@ -21,7 +21,7 @@ import type { AuditRecord } from './audit.js';
 import { uploadRecord } from './upload-record.js';
 import { backoffDelay, createOutboxRunner, instanceName, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
 import type { OutboxJob, Ports } from './ports.js';
-import { appendAuditEntries, byMerchant, certainlyNotProcessed, circuitNotBefore, describeFailure, eachLimited, flowPauseMs, merchantCache, noteReach } from './upstream-jobs.js';
+import { appendAuditEntries, byMerchant, certainlyNotProcessed, eachGroup, circuitNotBefore, describeFailure, eachLimited, flowPauseMs, merchantCache, noteReach } from './upstream-jobs.js';
 
 export const UPLOAD_TOPIC = 'invoice.upload';
 
@@ -64,20 +64,10 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
     return records;
   }
 
-  async function handle(jobs: OutboxJob[], lease: Lease): Promise<BatchResult> {
-    let pauseMs = 0;
-    let failure: unknown;
-    for (const [merchantId, group] of byMerchant(jobs)) {
-      for (let i = 0; i < group.length; i += MAX_RECORDS_PER_UPLOAD) {
-        try {
-          pauseMs = Math.max(pauseMs, await uploadGroup(merchantId, group.slice(i, i + MAX_RECORDS_PER_UPLOAD), lease));
-        } catch (error) {
-          failure ??= error;
-        }
-      }
-    }
-    // A failed submission has given its jobs back already; the runner only backs the loop off.
-    return { pauseMs, ...(failure !== undefined && { failure }) };
+  /** One submission per seller and at most 1000 jobs; a failed one has given its jobs back already. */
+  function handle(jobs: OutboxJob[], lease: Lease): Promise<BatchResult> {
+    const submissions = [...byMerchant(jobs)].flatMap(([merchantId, group]) => slices(group, MAX_RECORDS_PER_UPLOAD).map((part): [string, OutboxJob[]] => [merchantId, part]));
+    return eachGroup(submissions, (merchantId, part) => uploadGroup(merchantId, part, lease));
   }
 
   /** Uploads one seller's jobs; returns the flow-control pause the tax service asked for (ms). */

@@ -8,6 +8,7 @@ import { UpstreamFault, type TaxServiceClient } from '../upstream/client.js';
 import type { TaxService } from '../upstream/protocol.js';
 import { appendAudit, type AuditRecord } from './audit.js';
 import { markOnline, markUnreachable } from './contingency.js';
+import type { BatchResult } from './outbox-runner.js';
 import type { MerchantRecord, OutboxJob, Ports, Repositories } from './ports.js';
 
 /** How often a lane looks again while another lane's probe decides whether the service is back. */
@@ -83,6 +84,24 @@ export function merchantCache(ports: Ports): (id: string) => Promise<MerchantRec
     }
     return m;
   };
+}
+
+/**
+ * Works a claimed batch group by group (a seller's jobs, or a submission of them), each on its own:
+ * a group that fails has given its jobs back itself, the others still run, and the first failure
+ * goes to the runner, which backs the loop off. `work` returns the pause the tax service asked for (ms).
+ */
+export async function eachGroup(groups: Iterable<[string, OutboxJob[]]>, work: (merchantId: string, jobs: OutboxJob[]) => Promise<number>): Promise<BatchResult> {
+  let pauseMs = 0;
+  let failure: unknown;
+  for (const [merchantId, jobs] of groups) {
+    try {
+      pauseMs = Math.max(pauseMs, await work(merchantId, jobs));
+    } catch (error) {
+      failure ??= error;
+    }
+  }
+  return { pauseMs, ...(failure !== undefined && { failure }) };
 }
 
 /** A claimed batch per merchant (seller), in claim order. */

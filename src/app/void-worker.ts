@@ -24,7 +24,7 @@ import type { AuditRecord } from './audit.js';
 import { backoffDelay, createOutboxRunner, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
 import type { OutboxJob, Ports, Repositories } from './ports.js';
 import type { UploadProblem } from './upload-ports.js';
-import { appendAuditEntries, byMerchant, circuitNotBefore, describeFailure, flowPauseMs, merchantCache, noteReach } from './upstream-jobs.js';
+import { appendAuditEntries, byMerchant, circuitNotBefore, eachGroup, describeFailure, flowPauseMs, merchantCache, noteReach } from './upstream-jobs.js';
 
 export const VOID_TOPIC = 'invoice.void';
 
@@ -42,19 +42,12 @@ export function voidHandler(ports: Ports, taxService: TaxService, options: Runne
   const backoffMs = options.backoffMs ?? 1_000;
   const maxBackoffMs = options.maxBackoffMs ?? 5 * 60_000;
 
-  async function handle(jobs: OutboxJob[], lease: Lease): Promise<BatchResult> {
-    let pauseMs = 0;
-    let failure: unknown;
-    for (const [merchantId, group] of byMerchant(jobs)) {
-      try {
-        await voidGroup(merchantId, group, lease);
-      } catch (error) {
-        failure ??= error;
-        pauseMs = Math.max(pauseMs, flowPauseMs(error));
-      }
-    }
-    // A failed round has given its jobs back already; the runner only backs the loop off.
-    return { pauseMs, ...(failure !== undefined && { failure }) };
+  /** Per seller; a failed round has given its jobs back already (after a flow-control pause, if asked). */
+  function handle(jobs: OutboxJob[], lease: Lease): Promise<BatchResult> {
+    return eachGroup(byMerchant(jobs), async (merchantId, group) => {
+      await voidGroup(merchantId, group, lease);
+      return 0;
+    });
   }
 
   /** Sends one merchant's voids, one invoice at a time; the first failure stops the round (the rest retry). */

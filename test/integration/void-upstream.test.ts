@@ -3,78 +3,45 @@
 // after, in that order, and its upload state does not stay pending; a void sent while the tax
 // service is down waits and arrives after it heals, none lost; a repeated void is harmless; a
 // refusal is shown with what to do; an invoice the tax service rejected needs no void there.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createOutboxRunner, type OutboxRunner } from '../../src/app/outbox-runner.js';
-import type { Ports } from '../../src/app/ports.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { createOutboxRunner, type OutboxHandler, type OutboxRunner } from '../../src/app/outbox-runner.js';
 import { uploadHandler } from '../../src/app/upload-worker.js';
 import { reconcile } from '../../src/app/reconcile.js';
 import { verifyChains } from '../../src/app/verify-chain.js';
 import { voidHandler } from '../../src/app/void-worker.js';
 import type { Caller } from '../../src/domain/access.js';
 import { shanghaiDate } from '../../src/domain/time.js';
-import type { TaxServiceClient } from '../../src/upstream/client.js';
-import { body as json, movableClock, startApi, type Api } from '../support/http.js';
-import { startTestSandbox, type TestSandbox } from '../support/sandbox.js';
-import { storesUnderTest, type OpenedStore } from '../support/stores.js';
+import { body as json } from '../support/http.js';
+import { storesUnderTest } from '../support/stores.js';
+import { upstreamFixture } from '../support/upstream-fixture.js';
 
 for (const kind of storesUnderTest) {
   describe(`voids reach the tax service on ${kind.name}`, () => {
-    let sandbox: TestSandbox;
-    let opened: OpenedStore;
-    let api: Api;
-    let taxService: TaxServiceClient;
-    let runners: OutboxRunner[] = [];
-    const ports = (): Ports => ({ store: opened.store, clock: api.clock });
-    const seller = () => api.a.record.taxId;
-    const owner = (): Caller => ({ merchantId: api.a.id, role: 'owner', actor: 'test' });
+    const t = upstreamFixture(kind);
+    const { ports, seller, drain } = t;
+    const owner = (): Caller => ({ merchantId: t.api.a.id, role: 'owner', actor: 'test' });
     const quick = { backoffMs: 1, maxBackoffMs: 5 };
-    const runner = (handler: ReturnType<typeof voidHandler>) => {
-      const r = createOutboxRunner(ports(), handler, { owner: `test-${handler.topic}`, batchSize: 1000, leaseMs: 30_000, ...quick });
-      runners.push(r);
-      return r;
-    };
+    const runner = (handler: OutboxHandler) => t.keep(createOutboxRunner(ports(), handler, { owner: `test-${handler.topic}`, batchSize: 1000, leaseMs: 30_000, ...quick }));
     let uploads: OutboxRunner;
     let voids: OutboxRunner;
-    /** Worker rounds until nothing is due; each round after the first is a minute later (past any retry delay). */
-    const drain = async (r: OutboxRunner, rounds = 10) => {
-      for (let i = 0; i < rounds; i++) {
-        const claimed = await r.runOnce().catch(() => -1);
-        if (claimed === 0) return;
-        api.clock.advance(60_000);
-      }
-    };
     const issue = async () => {
-      const response = await api.issue(api.a.keys.clerk, api.sampleInvoice());
+      const response = await t.api.issue(t.api.a.keys.clerk, t.api.sampleInvoice());
       expect(response.statusCode, response.body).toBe(201);
       return json(response).number as string;
     };
     const voidIt = async (number: string) => {
-      const response = await api.inject({ method: 'POST', url: `/api/v1/invoices/${number}/void`, headers: { authorization: `Bearer ${api.a.keys.owner}` }, payload: { reason: '开错了' } });
+      const response = await t.api.inject({ method: 'POST', url: `/api/v1/invoices/${number}/void`, headers: { authorization: `Bearer ${t.api.a.keys.owner}` }, payload: { reason: '开错了' } });
       expect(response.statusCode, response.body).toBe(200);
       return json(response);
     };
-    const invoice = async (number: string) => json(await api.get(api.a.keys.owner, `/api/v1/invoices/${number}`));
-    const status = async () => json(await api.get(api.a.keys.owner, '/api/v1/status'));
-    const counters = async (number: string) => (await sandbox.counters(seller())).get(number);
-    const chainIntact = async () => expect((await verifyChains(ports(), [api.a.id]))[0]!.breaks).toEqual([]);
+    const invoice = async (number: string) => json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${number}`));
+    const status = async () => json(await t.api.get(t.api.a.keys.owner, '/api/v1/status'));
+    const counters = async (number: string) => (await t.sandbox.counters(seller())).get(number);
+    const chainIntact = async () => expect((await verifyChains(ports(), [t.api.a.id]))[0]!.breaks).toEqual([]);
 
-    beforeAll(async () => {
-      sandbox = await startTestSandbox();
-    });
-    afterAll(() => sandbox.close());
-    beforeEach(async () => {
-      opened = await kind.open();
-      api = await startApi(opened.store, { clock: movableClock(new Date()) });
-      taxService = sandbox.client(opened.store, api.clock);
-      uploads = runner(uploadHandler(ports(), taxService, quick));
-      voids = runner(voidHandler(ports(), taxService, quick));
-    });
-    afterEach(async () => {
-      await Promise.all(runners.map((r) => r.stop()));
-      runners = [];
-      await sandbox.clear();
-      await api.close();
-      await opened.cleanup();
+    beforeEach(() => {
+      uploads = runner(uploadHandler(ports(), t.taxService, quick));
+      voids = runner(voidHandler(ports(), t.taxService, quick));
     });
 
     it('delivers a void after the upload: the tax service holds the invoice as voided, and the invoice says the void reached it', async () => {
@@ -87,7 +54,7 @@ for (const kind of storesUnderTest) {
       await drain(voids);
       const after = await invoice(number);
       expect(after).toMatchObject({ status: 'voided', upload: { state: 'uploaded' }, void_report: { state: 'reported', reached_tax_service: true, waiting_for: null, code: null } });
-      expect(await taxService.status(seller(), number)).toMatchObject({ known: true, state: 'voided', voidedAt: after.status_changed_at });
+      expect(await t.taxService.status(seller(), number)).toMatchObject({ known: true, state: 'voided', voidedAt: after.status_changed_at });
       expect(await counters(number)).toMatchObject({ accepted: 1, void_requests: 1, voids: 1, void_refusals: 0 });
       expect(await status()).toMatchObject({ voids: { pending: 0, refused: 0 } });
       await chainIntact();
@@ -102,8 +69,8 @@ for (const kind of storesUnderTest) {
       expect(await voids.runOnce()).toBe(1);
       expect(await counters(number)).toBeUndefined();
       // Reconciliation counts it as on its way, not as a difference.
-      const today = shanghaiDate(api.clock.now());
-      expect((await reconcile({ ...ports(), taxService }, owner(), today)).report).toMatchObject({ pending: 1, differences: 0 });
+      const today = shanghaiDate(t.api.clock.now());
+      expect((await reconcile({ ...ports(), taxService: t.taxService }, owner(), today)).report).toMatchObject({ pending: 1, differences: 0 });
 
       // The upload sends the invoice as it was issued; its acceptance makes the waiting void due at once.
       await drain(uploads);
@@ -115,24 +82,24 @@ for (const kind of storesUnderTest) {
       expect(c!.accepted_at! <= c!.voided_recorded_at!).toBe(true);
       expect(await invoice(number)).toMatchObject({ status: 'voided', upload: { state: 'uploaded' }, void_report: { state: 'reported', reached_tax_service: true } });
       expect(await status()).toMatchObject({ backlog: { count: 0 }, voids: { pending: 0 } });
-      expect((await reconcile({ ...ports(), taxService }, owner(), today)).report).toMatchObject({ matched: 1, pending: 0, differences: 0 });
+      expect((await reconcile({ ...ports(), taxService: t.taxService }, owner(), today)).report).toMatchObject({ matched: 1, pending: 0, differences: 0 });
       await chainIntact();
     });
 
     it.each(['down', 'error', 'garbage'])('keeps voids sent while the tax service is out (%s) and delivers every one after it heals', async (mode) => {
       const numbers = [await issue(), await issue(), await issue()];
       await drain(uploads);
-      await sandbox.fault(mode);
+      await t.sandbox.fault(mode);
       for (const number of numbers) await voidIt(number);
       const outage = { failure: { name: expect.stringMatching(/^Fault 400[1-6]$/) } }; // unreachable, timeout, protocol error, server error
       await expect(voids.runOnce()).rejects.toMatchObject(outage);
-      api.clock.advance(60_000);
+      t.api.clock.advance(60_000);
       await expect(voids.runOnce()).rejects.toMatchObject(outage);
       expect(await status()).toMatchObject({ mode: 'contingency', voids: { pending: 3 } });
       for (const number of numbers) expect((await invoice(number)).void_report).toMatchObject({ state: 'pending', waiting_for: 'delivery' });
 
-      await sandbox.clear();
-      api.clock.advance(60_000);
+      await t.sandbox.clear();
+      t.api.clock.advance(60_000);
       await drain(voids);
       for (const number of numbers) {
         expect((await invoice(number)).void_report).toMatchObject({ state: 'reported' });
@@ -146,11 +113,11 @@ for (const kind of storesUnderTest) {
       const number = await issue();
       await drain(uploads);
       await voidIt(number);
-      await sandbox.fault('lose_response'); // processed and committed, the answer never arrives
+      await t.sandbox.fault('lose_response'); // processed and committed, the answer never arrives
       await expect(voids.runOnce()).rejects.toBeDefined();
       expect((await invoice(number)).void_report).toMatchObject({ state: 'pending' });
-      await sandbox.clear();
-      api.clock.advance(60_000);
+      await t.sandbox.clear();
+      t.api.clock.advance(60_000);
       await drain(voids);
       expect((await invoice(number)).void_report).toMatchObject({ state: 'reported' });
       const c = await counters(number);
@@ -158,34 +125,34 @@ for (const kind of storesUnderTest) {
       expect(c).toMatchObject({ voids: 1, void_refusals: 0 });
       // And by hand: the same void once more answers already_voided, from the first void's time.
       const voidedAt = (await invoice(number)).status_changed_at;
-      expect(await taxService.voidInvoice(seller(), number, { reason: '开错了', voidedAt })).toEqual({ number, result: 'already_voided', voidedAt });
+      expect(await t.taxService.voidInvoice(seller(), number, { reason: '开错了', voidedAt })).toEqual({ number, result: 'already_voided', voidedAt });
       expect(await counters(number)).toMatchObject({ voids: 1 });
     });
 
     it('shows a void the tax service refuses with 4026 and what to do, raises an alert, and does not send it again', async () => {
       const number = await issue();
       await drain(uploads);
-      await sandbox.fault('reject');
+      await t.sandbox.fault('reject');
       await voidIt(number);
       await drain(voids);
       expect((await invoice(number)).void_report).toMatchObject({
         state: 'refused', reached_tax_service: false, code: 4026, reason: expect.stringContaining('SANDBOX_RULE'), remedy: expect.stringContaining('红字发票'),
       });
       expect(await status()).toMatchObject({ voids: { pending: 0, refused: 1 } });
-      const alerts = json(await api.get(api.a.keys.owner, '/api/v1/alerts')).items;
+      const alerts = json(await t.api.get(t.api.a.keys.owner, '/api/v1/alerts')).items;
       expect(alerts.map((a: { kind: string; subject: string }) => [a.kind, a.subject])).toContainEqual(['void.refused', number]);
-      await sandbox.clear();
-      api.clock.advance(10 * 60_000);
+      await t.sandbox.clear();
+      t.api.clock.advance(10 * 60_000);
       expect(await voids.runOnce()).toBe(0);
       expect(await counters(number)).toMatchObject({ void_requests: 1, voids: 0, void_refusals: 1 });
       await chainIntact();
     });
 
     it('sends no void for an invoice the tax service rejected: it never held it as valid', async () => {
-      await sandbox.fault('reject');
+      await t.sandbox.fault('reject');
       const number = await issue();
       await drain(uploads);
-      await sandbox.clear();
+      await t.sandbox.clear();
       await voidIt(number);
       await drain(voids);
       expect(await invoice(number)).toMatchObject({ status: 'voided', upload: { state: 'rejected' }, void_report: { state: 'not_needed', reached_tax_service: false } });
