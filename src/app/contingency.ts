@@ -99,6 +99,8 @@ export interface MerchantStatus {
   problems: { rejected: number; quarantined: number };
   /** The month's credit line (授信额度, R9): both sources, what this month used and what is left. */
   credit: CreditLimits & { month: string; usedFen: bigint; remainingFen: bigint | null };
+  /** Voids not yet reported to the tax service, and voids it refused. */
+  voids: { pending: number; refused: number };
 }
 
 export async function merchantStatus(ports: Ports, caller: Caller): Promise<MerchantStatus> {
@@ -109,12 +111,13 @@ export async function merchantStatus(ports: Ports, caller: Caller): Promise<Merc
   const now = ports.clock.now();
   const today = shanghaiDate(now);
   const year = Number(today.slice(0, 4));
-  const [state, backlog, numbers, problems, month] = await Promise.all([
+  const [state, backlog, numbers, problems, month, voids] = await Promise.all([
     read.upstreamState.get(merchant.id),
     read.uploads.backlog(merchant.id),
     read.numberBlocks.reserve(merchant.id, year),
     read.uploads.countProblems(merchant.id),
     read.usage.get(merchant.id, monthPeriod(today)),
+    read.voids.open(merchant.id),
   ]);
   const line = effectiveCreditLine(merchant);
   const pending = backlog.filter((b) => b.count > 0);
@@ -153,5 +156,6 @@ export async function merchantStatus(ports: Ports, caller: Caller): Promise<Merc
       grantedCreditFen: merchant.grantedCreditFen, operatorCreditFen: merchant.operatorCreditFen, month: today.slice(0, 7), usedFen: month.preTaxFen,
       remainingFen: line && (line.limitFen > month.preTaxFen ? line.limitFen - month.preTaxFen : 0n),
     },
+    voids,
   };
 }

@@ -9,6 +9,7 @@ import { bilingual, Fault, faults } from '../domain/faults.js';
 import type { Invoice } from '../domain/invoice.js';
 import { backlogPeriod } from '../domain/contingency.js';
 import { parseCalendarDate, shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
+import { uploadState } from '../domain/void-report.js';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { TaxService } from '../upstream/protocol.js';
 import { raiseAlert } from './alerts.js';
@@ -31,8 +32,6 @@ type NewItem = Omit<ReconciliationItem, 'id' | 'reconciliationId' | 'resolution'
 const LOCAL_PAGE = 1000;
 /** How a difference was resolved, as a Chinese sentence ends: 已由 … 于 … 重新上传. */
 const RESOLUTION_ZH: Record<string, string> = { reuploaded: '重新上传', investigated: '标记为已调查' };
-/** Statuses whose invoice the tax service must hold: missing there is a difference. */
-const MUST_BE_UPSTREAM = new Set(['uploaded', 'reversed']);
 
 export function checkReconcileDate(text: string, today: string): string {
   const date = parseCalendarDate(text);
@@ -62,9 +61,10 @@ export async function reconcile(ports: ReconcilePorts, caller: Caller, dateText:
     const held = upstream.get(invoice.number);
     const base = { number: invoice.number, localDigest: invoice.digest, localStatus: invoice.status };
     if (held === undefined) {
-      if (MUST_BE_UPSTREAM.has(invoice.status)) items.push({ ...base, difference: 'missing_upstream', upstreamDigest: null });
-      else if (invoice.status === 'issued') pending += 1; // still in the upload queue
-      // voided before upload, or rejected: the tax service rightly does not hold it
+      const upload = uploadState(invoice); // a voided invoice's upload too: it is uploaded before its void
+      if (upload === 'uploaded') items.push({ ...base, difference: 'missing_upstream', upstreamDigest: null });
+      else if (upload === 'pending') pending += 1; // still in the upload queue
+      // rejected: the tax service rightly does not hold it
     } else if (held !== invoice.digest) items.push({ ...base, difference: 'digest_mismatch', upstreamDigest: held });
     else matched += 1;
   }

@@ -2,6 +2,7 @@
 // connection state. Part of `Repositories` (ports.ts), implemented in
 // src/store/upload-repositories.ts for both dialects.
 import type { Invoice, InvoiceKind } from '../domain/invoice.js';
+import type { VoidReportState } from '../domain/void-report.js';
 
 export interface NumberBlockRecord {
   merchantId: string;
@@ -104,6 +105,23 @@ export interface UploadRepositories {
     backlog(merchantId: string): Promise<BacklogRow[]>;
     /** Subtracts uploaded (or settled) invoices from a kind's backlog and sets its oldest. */
     reduceBacklog(merchantId: string, kind: InvoiceKind, delta: { count: number; preTaxFen: bigint }, oldestAt: string | null): Promise<void>;
+  };
+  /** Voids on their way to the tax service (作废上报); the 'invoice.void' outbox jobs carry them. */
+  voids: {
+    /**
+     * Marks the invoice voided and its report to the tax service pending. `uploadedAt` keeps whether
+     * the tax service had accepted the upload, which the status no longer says once it is 'voided'.
+     */
+    record(merchantId: string, number: string, v: { at: string; reason: string; uploadedAt: string | null }): Promise<void>;
+    /**
+     * The tax service accepted the uploads of these invoices; for those of them that are voided, notes
+     * it and makes their void jobs due at `at` (the void waited for the upload). Returns those numbers.
+     */
+    uploadAccepted(merchantId: string, numbers: readonly string[], at: string): Promise<string[]>;
+    /** Settles the report of a voided invoice: reported, refused (with the reason) or not needed. */
+    settle(merchantId: string, number: string, report: { state: Exclude<VoidReportState, 'pending'>; at: string; reason: string | null }): Promise<void>;
+    /** The merchant's voids not yet reported (pending) and refused by the tax service. */
+    open(merchantId: string): Promise<{ pending: number; refused: number }>;
   };
   upstreamState: {
     get(merchantId: string): Promise<UpstreamState | undefined>;

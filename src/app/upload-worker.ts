@@ -11,25 +11,20 @@
 //   - 'rejected' marks the invoice rejected with the tax service's reason, and the view says what to do.
 // Each outcome is written in ONE transaction with the completion of the job, and only for jobs this
 // process still holds: a job another process took over is finished by that one alone.
-import { auditScope } from '../domain/audit-chain.js';
-import { Fault, faults } from '../domain/faults.js';
+import { faults } from '../domain/faults.js';
 import type { InvoiceKind } from '../domain/invoice.js';
 import { shanghaiTimestamp } from '../domain/time.js';
 import type { InvoiceStatusAnswer, TaxService, UploadOutcome, UploadRecord } from '../upstream/protocol.js';
-import { UpstreamFault, type TaxServiceClient } from '../upstream/client.js';
 import { MAX_RECORDS_PER_UPLOAD } from '../upstream/protocol.js';
 import { raiseAlert } from './alerts.js';
-import { appendAudit, type AuditRecord } from './audit.js';
-import { markOnline, markUnreachable } from './contingency.js';
+import type { AuditRecord } from './audit.js';
 import { uploadRecord } from './upload-record.js';
 import { backoffDelay, createOutboxRunner, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
 import { leaseOwner } from './process-identity.js';
-import type { MerchantRecord, OutboxJob, Ports } from './ports.js';
+import type { OutboxJob, Ports } from './ports.js';
+import { appendAuditEntries, byMerchant, certainlyNotProcessed, eachGroup, circuitNotBefore, describeFailure, eachLimited, flowPauseMs, merchantCache, noteReach } from './upstream-jobs.js';
 
 export const UPLOAD_TOPIC = 'invoice.upload';
-
-/** How often a lane looks again while another lane's probe decides whether the service is back. */
-const PROBE_POLL_MS = 50;
 
 export interface UploadWorkerOptions extends RunnerOptions {
   /** Status queries in flight at once while resolving unknown outcomes. */
@@ -43,34 +38,11 @@ type Verdict =
   | { kind: 'failed' } // certainly not processed: try again, no status query needed
   | { kind: 'unknown' }; // may have been processed: status query before any resend
 
-/** Errors after which the tax service certainly did not process the request. */
-const NOT_PROCESSED = new Set<number>([
-  faults.UPSTREAM_CIRCUIT_OPEN.code, faults.UPSTREAM_SERVER_ERROR.code, faults.UPSTREAM_FLOW_CONTROL.code, faults.UPSTREAM_SIGNATURE_REFUSED.code,
-  faults.UPSTREAM_NOT_ENROLLED.code, faults.UPSTREAM_REQUEST_REFUSED.code,
-]);
-
-export function certainlyNotProcessed(error: unknown): boolean {
-  if (error instanceof UpstreamFault) return !error.maybeCommitted;
-  if (!(error instanceof Fault)) return false;
-  if (NOT_PROCESSED.has(error.spec.code)) return true;
-  // Refused before anything was sent (the client says so); a reset mid-request stays unknown.
-  return error.spec.code === faults.UPSTREAM_UNREACHABLE.code && error.params.sent !== 'true';
-}
-
 export function uploadHandler(ports: Ports, taxService: TaxService, options: UploadWorkerOptions = {}): OutboxHandler {
-  const merchants = new Map<string, MerchantRecord>();
+  const merchantOf = merchantCache(ports);
   const statusConcurrency = options.statusConcurrency ?? 16;
   const backoffMs = options.backoffMs ?? 1_000;
   const maxBackoffMs = options.maxBackoffMs ?? 5 * 60_000;
-
-  async function merchantOf(id: string): Promise<MerchantRecord | undefined> {
-    let m = merchants.get(id);
-    if (!m) {
-      m = await ports.store.read.merchants.get(id);
-      if (m) merchants.set(id, m);
-    }
-    return m;
-  }
 
   /**
    * What each job uploads, by invoice number: the record stored with it when the invoice was issued,
@@ -93,22 +65,10 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
     return records;
   }
 
-  async function handle(jobs: OutboxJob[], lease: Lease): Promise<BatchResult> {
-    const bySeller = new Map<string, OutboxJob[]>();
-    for (const job of jobs) bySeller.set(job.merchantId, [...(bySeller.get(job.merchantId) ?? []), job]);
-    let pauseMs = 0;
-    let failure: unknown;
-    for (const [merchantId, group] of bySeller) {
-      for (let i = 0; i < group.length; i += MAX_RECORDS_PER_UPLOAD) {
-        try {
-          pauseMs = Math.max(pauseMs, await uploadGroup(merchantId, group.slice(i, i + MAX_RECORDS_PER_UPLOAD), lease));
-        } catch (error) {
-          failure ??= error;
-        }
-      }
-    }
-    // A failed submission has given its jobs back already; the runner only backs the loop off.
-    return { pauseMs, ...(failure !== undefined && { failure }) };
+  /** One submission per seller and at most 1000 jobs; a failed one has given its jobs back already. */
+  function handle(jobs: OutboxJob[], lease: Lease): Promise<BatchResult> {
+    const submissions = [...byMerchant(jobs)].flatMap(([merchantId, group]) => slices(group, MAX_RECORDS_PER_UPLOAD).map((part): [string, OutboxJob[]] => [merchantId, part]));
+    return eachGroup(submissions, (merchantId, part) => uploadGroup(merchantId, part, lease));
   }
 
   /** Uploads one seller's jobs; returns the flow-control pause the tax service asked for (ms). */
@@ -145,7 +105,7 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
       const notProcessed = certainlyNotProcessed(error);
       // Jobs settled by status answers keep their verdicts; the rest wait for the next round.
       for (const job of live) if (!verdicts.has(job.id)) verdicts.set(job.id, notProcessed ? { kind: 'failed' } : { kind: 'unknown' });
-      await finish(merchantId, jobs, verdicts, records, lease, describe(error), pauseOf(error));
+      await finish(merchantId, jobs, verdicts, records, lease, describeFailure(error), flowPauseMs(error));
       throw error;
     }
     await finish(merchantId, jobs, verdicts, records, lease);
@@ -207,32 +167,27 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
       if (changed.length > 0) {
         audit.push({ merchantId, actor: 'tax-service', action: 'invoices.uploaded', subject: `${changed[0]}…${changed.at(-1)} (${changed.length})`, detail: { numbers: changed } });
       }
-      if (audit.length > 0) {
-        const [head] = await tx.chain.heads([auditScope(merchantId)]);
-        await tx.chain.advance([await appendAudit(tx, at, audit, head!)]);
+      // Accepted but not moved to 'uploaded': voided meanwhile. Their voids waited for this upload
+      // and are due now (void-worker.ts); their status stays voided, so the entry names no new status.
+      if (changed.length < uploaded.length) {
+        const moved = new Set(changed);
+        for (const number of await tx.voids.uploadAccepted(merchantId, uploaded.filter((n) => !moved.has(n)), at)) {
+          audit.push({ merchantId, actor: 'tax-service', action: 'invoice.upload_accepted', subject: number, detail: { status: 'voided' } });
+        }
       }
+      await appendAuditEntries(tx, merchantId, at, audit);
       for (const [kind, delta] of reduced) {
         const oldest = await tx.uploads.oldestPending(merchantId, kind);
         await tx.uploads.reduceBacklog(merchantId, kind, delta, oldest);
       }
       await tx.uploads.releaseJobs(failed.map((j) => j.id), lease.owner, retryAt(backoffDelay(maxAttempts, backoffMs, maxBackoffMs)), false);
       await tx.uploads.releaseJobs(unknown.map((j) => j.id), lease.owner, retryAt(backoffDelay(maxAttempts, backoffMs, maxBackoffMs)), true);
-      if (error === undefined) await markOnline(tx, merchantId, at);
-      else if (!isRuleRefusal(error)) await markUnreachable(tx, merchantId, at, error);
+      await noteReach(tx, merchantId, at, error);
     });
   }
 
-  /**
-   * While the client's circuit is open every call would fail at once: claim nothing until its probe.
-   * While the probe is out (another lane sent it), wait for its answer instead of failing at once.
-   */
-  function notBefore(): number {
-    const circuit = (taxService as Partial<TaxServiceClient>).circuit?.();
-    if (circuit?.state === 'open' && circuit.retryAt) return Math.max(0, circuit.retryAt - Date.now());
-    return circuit?.state === 'half_open' && circuit.probeInFlight ? PROBE_POLL_MS : 0;
-  }
-
-  return { topic: UPLOAD_TOPIC, handle, notBefore };
+  // While the client's circuit is open, claim nothing until its probe.
+  return { topic: UPLOAD_TOPIC, handle, notBefore: circuitNotBefore(taxService) };
 }
 
 /**
@@ -279,21 +234,6 @@ function fromStatus(answer: InvoiceStatusAnswer, digest: string): Verdict | unde
   return { kind: 'uploaded' };
 }
 
-function describe(error: unknown): string {
-  if (error instanceof Fault) return `${error.spec.code} ${error.message}`;
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** Refusals by rule (signature, enrolment, a malformed request) are not an outage. */
-function isRuleRefusal(error: string): boolean {
-  return [faults.UPSTREAM_SIGNATURE_REFUSED.code, faults.UPSTREAM_REQUEST_REFUSED.code].some((code) => error.startsWith(`${code} `));
-}
-
-function pauseOf(error: unknown): number {
-  if (error instanceof Fault && error.spec.code === faults.UPSTREAM_FLOW_CONTROL.code) return Number(error.params.seconds ?? 1) * 1000;
-  return 0;
-}
-
 /** Rows handled in one synchronous step (a read, a transaction). */
 const SLICE = 200;
 
@@ -304,11 +244,3 @@ function slices<T>(items: readonly T[], size = SLICE): T[][] {
 }
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  });
-  await Promise.all(lanes);
-}

@@ -1,5 +1,5 @@
 // Starts, in one server process, everything that keeps the tax service in step: the upload worker
-// (the 'invoice.upload' outbox) and the upkeep loop (number reserve, terms, warnings). The process
+// (the 'invoice.upload' outbox), the void worker (the 'invoice.void' outbox) and the upkeep loop (number reserve, terms, warnings). The process
 // that does an instance's background work runs both (server.ts); leases in the database keep the
 // instances from doing work twice.
 import { Counter, type Registry } from 'prom-client';
@@ -10,6 +10,7 @@ import type { RunnerLog, RunnerMetrics } from './outbox-runner.js';
 import { leaseOwner } from './process-identity.js';
 import type { Ports } from './ports.js';
 import { startUploadWorker } from './upload-worker.js';
+import { startVoidWorker } from './void-worker.js';
 import { createUpkeep } from './upstream-upkeep.js';
 
 export function startUploads(ports: Ports, taxService: TaxService, config: { upload: UploadConfig }, log: RunnerLog, registry?: Registry): () => Promise<void> {
@@ -17,11 +18,13 @@ export function startUploads(ports: Ports, taxService: TaxService, config: { upl
   const c = config.upload;
   const metrics = registry && outboxMetrics(registry);
   const worker = startUploadWorker(ports, taxService, { owner, idleMs: c.pollMs, backoffMs: c.backoffMs, maxBackoffMs: c.maxBackoffMs, leaseMs: c.leaseMs, lanes: c.lanes, log, ...(metrics && { metrics }) });
+  const voids = startVoidWorker(ports, taxService, { owner: `${owner}/void`, idleMs: c.pollMs, backoffMs: c.backoffMs, maxBackoffMs: c.maxBackoffMs, log, ...(metrics && { metrics }) });
   const upkeep = createUpkeep(ports, taxService, { owner, intervalMs: c.upkeepMs, termsMaxAgeMs: c.termsMaxAgeMs, reserve: { ...DEFAULT_RESERVE, floor: c.reserveFloor }, log });
   worker.start();
+  voids.start();
   upkeep.start();
   return async () => {
-    await Promise.all([worker.stop(), upkeep.stop()]);
+    await Promise.all([worker.stop(), voids.stop(), upkeep.stop()]);
   };
 }
 

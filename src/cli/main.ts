@@ -16,14 +16,14 @@ import { addMerchant, setMerchantLimits } from '../app/merchants.js';
 import { addUser } from '../app/users.js';
 import { createApiKey } from '../app/api-keys.js';
 import { issueInvoice } from '../app/issue-invoice.js';
-import { getInvoice, listInvoices } from '../app/query-invoices.js';
+import { getInvoiceWithUpload, listInvoices } from '../app/query-invoices.js';
 import { verifyChains } from '../app/verify-chain.js';
 import { applyRetention, backUp, dialectOf, readKeyFile, restore } from '../app/backups.js';
 import { faultCatalogueMarkdown, faultView, lookUpFault } from '../app/fault-lookup.js';
 import { argon2Hasher } from '../security/passwords.js';
 import { IssueRequest, InvoiceQuery } from '../http/schemas.js';
 import { RequestRejected, zodValidatorCompiler } from '../http/errors.js';
-import { invoiceView, merchantView } from '../http/views.js';
+import { invoiceDetailView, invoiceView, merchantView } from '../http/views.js';
 import { creditLineView } from '../http/routes/status.js';
 import { serve } from '../server.js';
 import { creditLineText, printJson, reportError } from './output.js';
@@ -163,9 +163,13 @@ program.command('query').description('find invoices (查询)')
   .action(withStore(async (ports, o) => {
     const caller = cliCaller(o.merchant);
     if (o.number) {
-      const view = invoiceView(await getInvoice(ports, caller, o.number));
-      if (o.json) printJson(view);
-      else console.log(`${view.number}\t${view.issued_at}\t${view.status}\t${view.buyer.name}\t${view.total_with_tax}`);
+      const { invoice, problem } = await getInvoiceWithUpload(ports, caller, o.number);
+      const view = invoiceDetailView(invoice, problem);
+      if (o.json) return printJson(view);
+      console.log(`${view.number}\t${view.issued_at}\t${view.status}\t${view.buyer.name}\t${view.total_with_tax}`);
+      console.log(`upload: ${view.upload.state}${view.upload.code ? ` (${view.upload.code}) ${view.upload.reason ?? ''}` : ''}`);
+      const v = view.void_report;
+      if (v) console.log(`void at the tax service: ${v.state}${v.waiting_for ? ` (waiting for the ${v.waiting_for})` : ''}${v.at ? ` ${v.at}` : ''}${v.code ? ` (${v.code}) ${v.reason ?? ''}\n  ${v.remedy}` : ''}`);
       return;
     }
     const filters = Object.fromEntries(

@@ -80,6 +80,7 @@ export function registerNumberCommands(program: Command): void {
         console.log(`numbers in reserve for ${view.numbers.year}: ${view.numbers.remaining} in ${view.numbers.blocks} block(s)`);
         const credit = view.credit_line;
         console.log(`${creditLineText(credit)}; ${credit.month}: ${credit.used} yuan used${credit.remaining === null ? '' : `, ${credit.remaining} yuan left`}`);
+        console.log(`voids not yet at the tax service: ${view.voids.pending}; refused by it: ${view.voids.refused}`);
       }
     }));
 }

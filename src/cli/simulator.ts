@@ -79,7 +79,7 @@ export function registerSimulatorCommands(program: Command): void {
       }
     });
 
-  simulator.command('uploads').description('per-number upload counters: submissions, accepted, duplicates, conflicts, rejections, failed')
+  simulator.command('uploads').description('per-number upload counters: submissions, accepted, duplicates, conflicts, rejections, failed; void requests, voids, void refusals')
     .option('--seller <taxId>').option('--number <number>')
     .addOption(urlOption()).addOption(tokenOption()).addOption(json)
     .action(async (_o: unknown, command: Command) => {
@@ -89,7 +89,7 @@ export function registerSimulatorCommands(program: Command): void {
         const answer = await admin(o.url ?? defaultUrl(), 'GET', `/admin/uploads${query.size ? `?${query}` : ''}`, o.adminToken);
         if (o.json) return printJson(answer);
         const t = answer.totals as Record<string, number>;
-        console.log(`${t.numbers} numbers: ${t.submissions} submissions, ${t.accepted} accepted, ${t.duplicates} duplicates, ${t.conflicts} conflicts, ${t.rejections} rejections, ${t.failed} failed`);
+        console.log(`${t.numbers} numbers: ${t.submissions} submissions, ${t.accepted} accepted, ${t.duplicates} duplicates, ${t.conflicts} conflicts, ${t.rejections} rejections, ${t.failed} failed; ${t.void_requests} void requests, ${t.voids} voids, ${t.void_refusals} void refusals`);
         for (const i of answer.items as Array<Record<string, unknown>>) {
           if (i.accepted !== 1 || i.duplicates || i.conflicts) console.log(`  ${i.seller} ${i.number}: accepted ${i.accepted}, duplicates ${i.duplicates}, conflicts ${i.conflicts}, rejections ${i.rejections}`);
         }

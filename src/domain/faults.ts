@@ -501,6 +501,13 @@ export const faults = {
     remedy: '不要重开此号码；运维核对两份内容（本地发票与税务服务记录）并联系主管税务机关处理，处理前该发票不计入已上传。',
     remedyEn: 'Do not reissue this number; operations compare both versions (ours and the tax service\'s record) and settle it with the tax office; until then the invoice does not count as uploaded.',
   },
+  VOID_REFUSED: {
+    code: 4026, http: 409,
+    zh: '税务服务拒绝作废发票 {number}：{reason}', en: 'The tax service refused to void invoice {number}: {reason}',
+    cause: 'The invoice is voided in Fapiao, but the tax service refused the void (the reason says why: it does not hold the invoice, the invoice was already reversed, or the month of issue is closed there). Until this is settled the tax service still counts the invoice as valid.',
+    remedy: '按原因处理：税务服务未收到该发票时先对账（fapiao reconcile）并重新上传；已红冲或跨月时改为开具红字发票；原因不明请带发票号码联系主管税务机关。',
+    remedyEn: 'Act on the reason: if the tax service does not hold the invoice, reconcile (fapiao reconcile) and upload it again; if it was reversed or the month is closed there, issue a red-letter invoice instead; if unclear, contact the tax office with the invoice number.',
+  },
   WEBHOOK_URL_INVALID: {
     code: 1030, http: 422,
     zh: 'Webhook 地址无效：{reason}', en: 'Webhook URL is invalid: {reason}',

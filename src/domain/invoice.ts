@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { Fen } from './money.js';
 import type { InvoiceSignature } from './signature.js';
+import type { VoidReport } from './void-report.js';
 
 export const invoiceKinds = ['normal', 'special'] as const; // 普通发票 | 增值税专用发票 (both electronic)
 export type InvoiceKind = (typeof invoiceKinds)[number];
@@ -65,6 +66,10 @@ export interface Invoice extends InvoiceContent {
   statusChangedAt: string | null;
   /** The platform's Ed25519 signature of the digest, made at issue (R22); null before signing existed. */
   signature?: InvoiceSignature | null;
+  /** When the tax service accepted the upload, kept only where the status no longer says it (a voided invoice). */
+  uploadedAt?: string | null;
+  /** A voided invoice's report to the tax service (作废上报); null for any other. */
+  voidReport?: VoidReport | null;
 }
 
 export const GENESIS_HASH = '0'.repeat(64);

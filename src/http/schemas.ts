@@ -2,6 +2,7 @@
 // /api/v1/openapi.json. Amounts, quantities and prices are decimal strings, never JSON numbers.
 import { z } from 'zod';
 import { invoiceKinds, invoiceStatuses } from '../domain/invoice.js';
+import { voidReportStates } from '../domain/void-report.js';
 import { MAX_LINES } from '../domain/draft.js';
 import { roles } from '../domain/access.js';
 import { creditBindings } from '../domain/credit-line.js';
@@ -78,6 +79,16 @@ export const InvoiceView = z.object({
     remedy_en: z.string().nullable(),
     held_digest: z.string().nullable().describe('quarantined: the digest the tax service holds under this number'),
   }).optional().describe('what the tax service made of the invoice (when one invoice is read)'),
+  void_report: z.object({
+    state: z.enum(voidReportStates).describe('pending: not yet at the tax service; reported: the tax service holds it voided; refused: it refused the void (4026); not_needed: it never accepted the invoice'),
+    reached_tax_service: z.boolean().describe('the tax service holds the invoice as voided'),
+    waiting_for: z.enum(['upload', 'delivery']).nullable().describe('pending: for the upload to be accepted first (a void follows its upload), or for the void to be delivered'),
+    at: z.string().nullable().describe('when it was reported, refused or found not needed'),
+    code: z.number().int().nullable().describe('fault code to look up: 4026 refused'),
+    reason: z.string().nullable().describe("the tax service's reason for a refusal"),
+    remedy: z.string().nullable(),
+    remedy_en: z.string().nullable(),
+  }).nullable().optional().describe('a voided invoice: whether the void (作废) has reached the tax service; null otherwise'),
 });
 
 export const InvoiceQuery = z.strictObject({

@@ -3,8 +3,9 @@ import { checkCode } from '../domain/signature.js';
 import { amountInWords } from '../domain/amount-in-words.js';
 import type { Invoice, Party } from '../domain/invoice.js';
 import { formatYuan } from '../domain/money.js';
-import { creditLineView, uploadView } from './routes/status.js';
+import { creditLineView, uploadView, voidReportView } from './routes/status.js';
 import type { MerchantRecord, SavedBuyer, SavedItem } from '../app/ports.js';
+import type { UploadProblem } from '../app/upload-ports.js';
 
 const partyView = (p: Party) => ({ name: p.name, tax_id: p.taxId, address: p.address, phone: p.phone, bank: p.bank, account: p.account });
 
@@ -34,7 +35,13 @@ export function invoiceView(invoice: Invoice) {
     void_reason: invoice.voidReason,
     status_changed_at: invoice.statusChangedAt,
     upload: uploadView(invoice, undefined), // GET of one invoice adds what the tax service said about a problem
+    void_report: voidReportView(invoice, undefined),
   };
+}
+
+/** One invoice read alone: its view with what the tax service said about its upload and its void. */
+export function invoiceDetailView(invoice: Invoice, problem: UploadProblem | undefined) {
+  return { ...invoiceView(invoice), upload: uploadView(invoice, problem), void_report: voidReportView(invoice, problem) };
 }
 
 export const savedBuyerView = (b: SavedBuyer) => ({

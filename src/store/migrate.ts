@@ -9,6 +9,7 @@ import * as buyerDateIndex from './migrations/006-buyer-date-index.js';
 import * as uploadRecords from './migrations/007-upload-records.js';
 import * as invoiceStates from './migrations/008-invoice-states.js';
 import * as creditSources from './migrations/009-credit-sources.js';
+import * as voidReport from './migrations/010-void-report.js';
 
 const migrations: Record<string, Migration> = {
   '001-core': core,
@@ -20,6 +21,7 @@ const migrations: Record<string, Migration> = {
   '007-upload-records': uploadRecords,
   '008-invoice-states': invoiceStates,
   '009-credit-sources': creditSources,
+  '010-void-report': voidReport,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

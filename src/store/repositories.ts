@@ -5,6 +5,7 @@ import type { Database, InvoiceTable } from './schema.js';
 import type { Repositories, IdempotencyRecord, MerchantRecord, UserRecord, ApiKeyRecord, SavedBuyer, SavedItem, InvoiceFilter } from '../app/ports.js';
 import type { Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, Buyer, Party } from '../domain/invoice.js';
 import { GENESIS_HASH } from '../domain/invoice.js';
+import type { VoidReportState } from '../domain/void-report.js';
 import type { Role } from '../domain/access.js';
 import { hot } from './hot-queries.js';
 import { issueWrites } from './issue-writes.js';
@@ -301,6 +302,9 @@ export function rowToInvoice(r: InvoiceTable): Invoice {
     voidReason: r.void_reason,
     statusChangedAt: r.status_changed_at,
     signature: r.signature && r.signing_key_id ? { keyId: r.signing_key_id, value: r.signature } : null,
+    // Present only where set, so an invoice read back equals the one issued.
+    ...(r.uploaded_at && { uploadedAt: r.uploaded_at }),
+    ...(r.void_report && { voidReport: { state: r.void_report as VoidReportState, at: r.void_report_at ?? null, reason: r.void_report_reason ?? null } }),
   };
 }
 

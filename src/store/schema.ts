@@ -57,10 +57,14 @@ export interface InvoiceTable {
   status_changed_at: string | null;
   signature?: string | null; // Ed25519, base64 (004-documents)
   signing_key_id?: string | null;
+  uploaded_at?: string | null; // 010-void-report: kept for voided invoices only
+  void_report?: string | null; // pending | reported | refused | not_needed; null = not voided
+  void_report_at?: string | null;
+  void_report_reason?: string | null;
 }
 
 /** `invoices` is a view (008-invoice-states): the sealed record joined with its lifecycle state. */
-export type InvoiceRecordTable = Omit<InvoiceTable, 'status' | 'status_changed_at' | 'void_reason'>;
+export type InvoiceRecordTable = Omit<InvoiceTable, 'status' | 'status_changed_at' | 'void_reason' | 'uploaded_at' | 'void_report' | 'void_report_at' | 'void_report_reason'>;
 
 export interface InvoiceStateTable {
   merchant_id: string;
@@ -68,6 +72,10 @@ export interface InvoiceStateTable {
   status: string;
   status_changed_at: string | null;
   void_reason: string | null;
+  uploaded_at?: string | null;
+  void_report?: string | null;
+  void_report_at?: string | null;
+  void_report_reason?: string | null;
 }
 
 export interface IdempotencyKeyTable {

@@ -67,7 +67,61 @@ const insertRecords = prepareRows<{ jobId: number; merchantId: string; record: s
 );
 
 export function uploadRepositories(db: Db, dialect: Dialect): UploadRepositories {
-  return { numberBlocks: numberBlocks(db, dialect), uploads: uploads(db, dialect), upstreamState: upstreamState(db), terms: terms(db) };
+  return { numberBlocks: numberBlocks(db, dialect), uploads: uploads(db, dialect), voids: voids(db), upstreamState: upstreamState(db), terms: terms(db) };
+}
+
+function voids(db: Db): UploadRepositories['voids'] {
+  return {
+    async record(merchantId, number, v) {
+      await db
+        .updateTable('invoice_states')
+        .set({ status: 'voided', status_changed_at: v.at, void_reason: v.reason, uploaded_at: v.uploadedAt, void_report: 'pending', void_report_at: null, void_report_reason: null })
+        .where('merchant_id', '=', merchantId)
+        .where('number', '=', number)
+        .execute();
+    },
+    async uploadAccepted(merchantId, numbers, at) {
+      if (numbers.length === 0) return [];
+      const rows = await db
+        .updateTable('invoice_states')
+        .set({ uploaded_at: at })
+        .where('merchant_id', '=', merchantId)
+        .where('number', 'in', [...numbers])
+        .where('status', '=', 'voided')
+        .where('uploaded_at', 'is', null)
+        .returning('number')
+        .execute();
+      const noted = rows.map((r) => r.number);
+      if (noted.length > 0) {
+        await db
+          .updateTable('outbox')
+          .set({ available_at: at })
+          .where('merchant_id', '=', merchantId)
+          .where('topic', '=', 'invoice.void')
+          .where('subject', 'in', noted)
+          .where('done_at', 'is', null)
+          .execute();
+      }
+      return noted;
+    },
+    async settle(merchantId, number, report) {
+      await db
+        .updateTable('invoice_states')
+        .set({ void_report: report.state, void_report_at: report.at, void_report_reason: report.reason })
+        .where('merchant_id', '=', merchantId)
+        .where('number', '=', number)
+        .where('status', '=', 'voided')
+        .execute();
+    },
+    async open(merchantId) {
+      // The literal states match the partial index of open voids (010-void-report).
+      const { rows } = await sql<{ void_report: string; n: number | string }>`
+        select void_report, count(*) as n from invoice_states
+        where merchant_id = ${merchantId} and void_report in ('pending', 'refused') group by void_report`.execute(db);
+      const count = (state: string) => Number(rows.find((r) => r.void_report === state)?.n ?? 0);
+      return { pending: count('pending'), refused: count('refused') };
+    },
+  };
 }
 
 function numberBlocks(db: Db, dialect: Dialect): UploadRepositories['numberBlocks'] {

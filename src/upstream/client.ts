@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { bilingual, Fault, faults, withOriginal, type FaultParams, type FaultSpec } from '../domain/faults.js';
 import { CircuitBreaker, type CircuitSnapshot } from './circuit-breaker.js';
 import type { CredentialSource } from './credentials.js';
-import { MAX_RECORDS_PER_UPLOAD, type AcceptedInvoice, type InvoiceStatusAnswer, type MerchantTerms, type NumberBlock, type TaxService, type UploadAnswer, type UploadOutcome, type UploadRecord } from './protocol.js';
+import { MAX_RECORDS_PER_UPLOAD, type AcceptedInvoice, type InvoiceStatusAnswer, type MerchantTerms, type NumberBlock, type TaxService, type UploadAnswer, type UploadOutcome, type UploadRecord, type VoidAnswer } from './protocol.js';
 import { signRequest } from './signing.js';
 
 /** A failed call to the tax service, with what the caller needs to decide what to do next. */
@@ -159,7 +159,21 @@ export function createTaxServiceClient(options: TaxServiceClientOptions): TaxSer
 
     async status(sellerTaxId, number): Promise<InvoiceStatusAnswer> {
       const s = await call({ seller: sellerTaxId, method: 'GET', path: `${seller(sellerTaxId)}/invoices/${encodeURIComponent(number)}`, repeatable: true }, StatusAnswer);
-      return { number: s.number, known: s.known, ...(s.digest !== undefined && { digest: s.digest }), ...(s.state !== undefined && { state: s.state }), ...(s.reason !== undefined && { reason: s.reason }) };
+      return {
+        number: s.number, known: s.known, ...(s.digest !== undefined && { digest: s.digest }), ...(s.state !== undefined && { state: s.state }),
+        ...(s.reason !== undefined && { reason: s.reason }), ...(s.voided_at !== undefined && { voidedAt: s.voided_at }),
+      };
+    },
+
+    // Idempotent on the tax service's side (a repeat answers already_voided), so repeatable.
+    async voidInvoice(sellerTaxId, number, request): Promise<VoidAnswer> {
+      const path = `${seller(sellerTaxId)}/invoices/${encodeURIComponent(number)}/void`;
+      const a = await call({ seller: sellerTaxId, method: 'POST', path, body: { reason: request.reason, voided_at: request.voidedAt }, repeatable: true }, VoidWireAnswer);
+      if (a.number !== number) throw new UpstreamFault(faults.UPSTREAM_PROTOCOL_ERROR, { reason: bilingual(`作废发票 ${number} 的答复却是关于发票 ${a.number.slice(0, 40)} 的`, `void of ${number} answered for ${a.number.slice(0, 40)}`) }, true);
+      return {
+        number, result: a.result, ...(a.voided_at !== undefined && { voidedAt: a.voided_at }),
+        ...(a.reason_code !== undefined && { reasonCode: a.reason_code }), ...(a.reason !== undefined && { reason: a.reason }),
+      };
     },
 
     async acceptedOn(sellerTaxId, date, cursor) {
@@ -190,7 +204,13 @@ const WireOutcome = z.object({
   held_digest: z.string().optional(),
 });
 const UploadWireAnswer = z.object({ outcomes: z.array(WireOutcome), wait_seconds: z.number().min(0).max(86_400) });
-const StatusAnswer = z.object({ number: z.string(), known: z.boolean(), digest: z.string().optional(), state: z.enum(['accepted', 'rejected']).optional(), reason: z.string().optional() });
+const StatusAnswer = z.object({
+  number: z.string(), known: z.boolean(), digest: z.string().optional(), state: z.enum(['accepted', 'rejected', 'voided']).optional(), reason: z.string().optional(),
+  voided_at: z.string().optional(),
+});
+const VoidWireAnswer = z.object({
+  number: z.string(), result: z.enum(['voided', 'already_voided', 'refused', 'failed']), voided_at: z.string().optional(), reason_code: z.string().optional(), reason: z.string().optional(),
+});
 const AcceptedAnswer = z.object({ invoices: z.array(z.object({ number: z.string(), digest: z.string(), accepted_at: z.string() })), next: z.string().nullable().optional() });
 const TermsAnswer = z.object({
   monthly_credit_fen: fen.nullable(),

@@ -2,6 +2,7 @@
 // wire-level description). The sandbox implements the server side; src/upstream/client.ts the
 // client side. Amounts travel as decimal fen strings, never as binary floats.
 import type { InvoiceKind } from '../domain/invoice.js';
+import type { VoidResult } from '../domain/void-report.js';
 
 /** A 号段: the sequences `first..last` of one (seller, year) series, granted by the tax service. */
 export interface NumberBlock {
@@ -48,7 +49,29 @@ export interface InvoiceStatusAnswer {
   number: string;
   known: boolean;
   digest?: string;
-  state?: 'accepted' | 'rejected';
+  /** voided: accepted, and voided since (`voidedAt`). */
+  state?: 'accepted' | 'rejected' | 'voided';
+  reason?: string;
+  voidedAt?: string;
+}
+
+/** A void (作废) as the tax service is told it: why, and when it was voided (Asia/Shanghai). */
+export interface VoidRequest {
+  reason: string;
+  voidedAt: string;
+}
+
+/**
+ * The tax service's answer to a void. `voided` = recorded now; `already_voided` = recorded before
+ * (a repeated request: harmless); `refused` = not voided, by a rule (`reasonCode`: INVOICE_UNKNOWN,
+ * ALREADY_REVERSED, VOID_PERIOD_CLOSED, …); `failed` = not processed this time (send again).
+ */
+export interface VoidAnswer {
+  number: string;
+  result: VoidResult;
+  /** When the tax service holds it voided from (the first request's voided_at). */
+  voidedAt?: string;
+  reasonCode?: string;
   reason?: string;
 }
 
@@ -84,6 +107,11 @@ export interface TaxService {
   allocateBlock(sellerTaxId: string, year: number, size: number, requestId?: string): Promise<NumberBlock>;
   upload(sellerTaxId: string, records: readonly UploadRecord[]): Promise<UploadAnswer>;
   status(sellerTaxId: string, number: string): Promise<InvoiceStatusAnswer>;
+  /**
+   * Voids an invoice the tax service holds. Idempotent: the same void sent again answers
+   * `already_voided`, so a request whose answer was lost is simply sent again.
+   */
+  voidInvoice(sellerTaxId: string, number: string, request: VoidRequest): Promise<VoidAnswer>;
   /** The invoices of this seller ISSUED on one Shanghai date (开票日期) that the tax service has accepted, a page at a time. */
   acceptedOn(sellerTaxId: string, date: string, cursor?: string): Promise<{ invoices: AcceptedInvoice[]; next?: string }>;
   terms(sellerTaxId: string): Promise<MerchantTerms>;

@@ -10,7 +10,7 @@ import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 
 const BEFORE = '007-upload-records';
 /** The migrations after 008, newest first, as undoing them reports them. */
-const LATER = [['009-credit-sources', 'Success']];
+const LATER = [['010-void-report', 'Success'], ['009-credit-sources', 'Success']];
 
 for (const kind of storesUnderTest) {
   describe(`migration 008 (invoice states) on ${kind.name}`, () => {
@@ -44,9 +44,9 @@ for (const kind of storesUnderTest) {
         expect(down.results?.map((r) => [r.migrationName, r.status])).toEqual([...LATER, ['008-invoice-states', 'Success']]);
         expect(await invoices()).toEqual(before); // one table again
 
-        const up = await steps.migrateToLatest();
+        const up = await steps.migrateTo('008-invoice-states');
         expect(up.error).toBeUndefined();
-        expect(up.results?.map((r) => [r.migrationName, r.status])).toEqual([['008-invoice-states', 'Success'], ...[...LATER].reverse()]);
+        expect(up.results?.map((r) => [r.migrationName, r.status])).toEqual([['008-invoice-states', 'Success']]);
         expect(await invoices()).toEqual(before); // the view over the two tables
         const states = await db.selectFrom('invoice_states').select(['number', 'status', 'status_changed_at', 'void_reason']).orderBy('number').execute();
         expect(states).toEqual(before.map(({ number, status, status_changed_at, void_reason }) => ({ number, status, status_changed_at, void_reason })));
@@ -66,14 +66,14 @@ for (const kind of storesUnderTest) {
         const before = await db.selectFrom('invoices').selectAll().execute();
         // Its second step fails: after the table has been renamed, a table already holds the new name.
         await sql`create table invoice_states (blocker text)`.execute(db);
-        const stopped = await steps.migrateToLatest();
+        const stopped = await steps.migrateTo('008-invoice-states');
         expect(stopped.error).toBeDefined();
-        expect(stopped.results?.map((r) => [r.migrationName, r.status])).toEqual([['008-invoice-states', 'Error'], ...LATER.map(([name]) => [name, 'NotExecuted'])]);
+        expect(stopped.results?.map((r) => [r.migrationName, r.status])).toEqual([['008-invoice-states', 'Error']]);
         expect(await db.selectFrom('invoices').selectAll().execute()).toEqual(before); // still the one table, not renamed
         expect(await db.selectFrom('invoice_states').selectAll().execute()).toEqual([]);
 
         await db.schema.dropTable('invoice_states').execute();
-        expect((await steps.migrateToLatest()).error).toBeUndefined();
+        expect((await steps.migrateTo('008-invoice-states')).error).toBeUndefined();
         expect((await db.selectFrom('invoices').select(['number', 'status']).execute())).toEqual([{ number, status: 'issued' }]);
       } finally {
         await db.destroy();

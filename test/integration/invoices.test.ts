@@ -345,8 +345,10 @@ for (const s of storesUnderTest) {
         expect(response.statusCode).toBe(200);
         const voided = body(response);
         expect(voided).toMatchObject({ number: invoice.number, status: 'voided', void_reason: '购买方名称填写错误', status_changed_at: '2026-03-10T11:00:00.000+08:00' });
+        // Not yet at the tax service: it is uploaded first, then voided there.
+        expect(voided.void_report).toMatchObject({ state: 'pending', reached_tax_service: false, waiting_for: 'upload' });
         // The content is unchanged: only the status moved.
-        expect({ ...voided, status: 'issued', void_reason: null, status_changed_at: null }).toEqual(invoice);
+        expect({ ...voided, status: 'issued', void_reason: null, status_changed_at: null, void_report: null }).toEqual(invoice);
         expect(body(await api.get(api.a.keys.auditor, `/api/v1/invoices/${invoice.number}`))).toEqual(voided);
       });
 

@@ -89,6 +89,21 @@ describe('tax-service client against the sandbox', () => {
       expect(await counters(first.number)).toMatchObject({ submissions: 3, accepted: 1, duplicates: 1, conflicts: 1, digest: first.digest });
     });
 
+    it('voids an accepted invoice once: a repeat answers already_voided; unknown invoices and other months are refused', async () => {
+      const r = record();
+      const voidedAt = '2026-11-21T15:00:00.000+08:00';
+      expect(await client.voidInvoice(SELLER, r.number, { reason: '开错了', voidedAt })).toMatchObject({ number: r.number, result: 'refused', reasonCode: 'INVOICE_UNKNOWN' });
+      await client.upload(SELLER, [r]);
+      expect(await client.voidInvoice(SELLER, r.number, { reason: '开错了', voidedAt })).toEqual({ number: r.number, result: 'voided', voidedAt });
+      expect(await client.voidInvoice(SELLER, r.number, { reason: 'again', voidedAt: '2026-11-21T16:00:00.000+08:00' })).toEqual({ number: r.number, result: 'already_voided', voidedAt });
+      expect(await client.status(SELLER, r.number)).toEqual({ number: r.number, known: true, digest: r.digest, state: 'voided', voidedAt });
+      expect(await counters(r.number)).toMatchObject({ accepted: 1, void_requests: 3, voids: 1, void_refusals: 1 });
+      const late = record();
+      await client.upload(SELLER, [late]);
+      expect(await client.voidInvoice(SELLER, late.number, { reason: '开错了', voidedAt: '2026-12-01T09:00:00.000+08:00' })).toMatchObject({ result: 'refused', reasonCode: 'VOID_PERIOD_CLOSED' });
+      expect(await client.status(SELLER, late.number)).toMatchObject({ state: 'accepted' });
+    });
+
     it('rejects a record whose digest is not that of its content, and keeps nothing of it', async () => {
       const bad = { ...record(), digest: 'a'.repeat(64) };
       const [outcome] = (await client.upload(SELLER, [bad])).outcomes;
@@ -224,6 +239,21 @@ describe('tax-service client against the sandbox', () => {
       const impatient = clients({ maxAttempts: 2, baseBackoffMs: 1, random: () => 1 });
       await fault('error');
       expect(await failure(impatient.terms(SELLER))).toMatchObject({ code: 4006 });
+    });
+
+    it('a void is safe to repeat: retried through 5xx like the other repeatable calls (an upload is sent once), a doubled one answers already_voided', async () => {
+      const r = record();
+      await client.upload(SELLER, [r]);
+      await fault('error', { seconds: 0.25 });
+      const voidedAt = '2026-11-21T15:00:00.000+08:00';
+      expect(await failure(client.voidInvoice(SELLER, r.number, { reason: '开错了', voidedAt }))).toMatchObject({ code: 4006, maybeCommitted: false });
+      const patient = clients({ maxAttempts: 6, baseBackoffMs: 50, maxBackoffMs: 100, random: () => 1 });
+      expect(await patient.voidInvoice(SELLER, r.number, { reason: '开错了', voidedAt })).toMatchObject({ result: 'voided' });
+      const twice = record();
+      await client.upload(SELLER, [twice]);
+      await fault('double_ack');
+      expect(await client.voidInvoice(SELLER, twice.number, { reason: '开错了', voidedAt })).toMatchObject({ result: 'already_voided', voidedAt });
+      expect(await counters(twice.number)).toMatchObject({ voids: 1, echoes: 1 });
     });
 
     it('garbage: an answer that is not the protocol (4005)', async () => {

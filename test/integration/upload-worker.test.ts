@@ -3,81 +3,49 @@
 // answer is resolved by a status query and never by a resend, a conflict quarantines, a rejection
 // is shown on the invoice with what to do, flow control is obeyed, two workers share the work, and
 // the contingency limits hold exactly at their boundaries while the tax service is down.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { createOutboxRunner, type OutboxRunner } from '../../src/app/outbox-runner.js';
+import { createOutboxRunner } from '../../src/app/outbox-runner.js';
 import { uploadHandler, UPLOAD_TOPIC } from '../../src/app/upload-worker.js';
 import { refreshTerms } from '../../src/app/upstream-upkeep.js';
 import { verifyChains } from '../../src/app/verify-chain.js';
 import type { Ports } from '../../src/app/ports.js';
-import type { TaxServiceClient } from '../../src/upstream/client.js';
 import { systemClock } from '../../src/domain/time.js';
-import { body as json, movableClock, oneLine, sampleInvoice, startApi, type Api } from '../support/http.js';
-import { storesUnderTest, type OpenedStore } from '../support/stores.js';
-import { startTestSandbox, type TestSandbox } from '../support/sandbox.js';
+import { body as json, oneLine, sampleInvoice } from '../support/http.js';
+import { storesUnderTest } from '../support/stores.js';
+import { upstreamFixture } from '../support/upstream-fixture.js';
 
 for (const kind of storesUnderTest) {
   describe(`uploads to the tax service on ${kind.name}`, () => {
-    let sandbox: TestSandbox;
-    let opened: OpenedStore;
-    let api: Api;
-    let taxService: TaxServiceClient;
-    let runners: Array<OutboxRunner & { start(): void }> = [];
-    const ports = (): Ports => ({ store: opened.store, clock: api.clock });
-    const seller = () => api.a.record.taxId;
-    const runner = (owner: string, client = taxService) => {
-      const r = createOutboxRunner(ports(), uploadHandler(ports(), client, { backoffMs: 1, maxBackoffMs: 5 }), { owner, batchSize: 1000, leaseMs: 30_000, backoffMs: 1, maxBackoffMs: 5 });
-      runners.push(r);
-      return r;
-    };
+    const t = upstreamFixture(kind);
+    const { ports, seller } = t;
+    const runner = (owner: string, client = t.taxService) =>
+      t.keep(createOutboxRunner(ports(), uploadHandler(ports(), client, { backoffMs: 1, maxBackoffMs: 5 }), { owner, batchSize: 1000, leaseMs: 30_000, backoffMs: 1, maxBackoffMs: 5 }));
     /** Runs one worker round after another until nothing is due (or the rounds run out). */
-    const drain = async (r = runner('w1'), rounds = 20) => {
-      for (let i = 0; i < rounds; i++) {
-        const claimed = await r.runOnce().catch(() => -1);
-        if (claimed === 0) return;
-        api.clock.advance(60_000); // past any retry delay
-      }
-    };
+    const drain = (r = runner('w1'), rounds = 20) => t.drain(r, rounds);
     const issue = async (n: number, body = sampleInvoice()) => {
       const numbers: string[] = [];
       for (let i = 0; i < n; i++) {
-        const response = await api.issue(api.a.keys.clerk, body);
+        const response = await t.api.issue(t.api.a.keys.clerk, body);
         expect(response.statusCode, response.body).toBe(201);
         numbers.push(json(response).number);
       }
       return numbers;
     };
-    const status = async () => json(await api.get(api.a.keys.owner, '/api/v1/status'));
+    const status = async () => json(await t.api.get(t.api.a.keys.owner, '/api/v1/status'));
     /** Every number accepted exactly once, never sent again after it was accepted, digests equal. */
     const expectUploadedOnce = async (numbers: string[]) => {
-      const counters = await sandbox.counters(seller());
+      const counters = await t.sandbox.counters(seller());
       for (const number of numbers) {
         const c = counters.get(number);
         expect(c, `${number} never reached the tax service`).toBeDefined();
         expect({ number, accepted: c!.accepted, duplicates: c!.duplicates, conflicts: c!.conflicts }).toEqual({ number, accepted: 1, duplicates: 0, conflicts: 0 });
-        const invoice = json(await api.get(api.a.keys.owner, `/api/v1/invoices/${number}`));
+        const invoice = json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${number}`));
         expect(invoice.status).toBe('uploaded');
         expect(invoice.upload).toMatchObject({ state: 'uploaded', code: null });
         expect(c!.digest).toBe(invoice.digest);
       }
     };
-
-    beforeAll(async () => {
-      sandbox = await startTestSandbox();
-    });
-    afterAll(() => sandbox.close());
-    beforeEach(async () => {
-      opened = await kind.open();
-      api = await startApi(opened.store, { clock: movableClock(new Date()) });
-      taxService = sandbox.client(opened.store, api.clock);
-    });
-    afterEach(async () => {
-      await Promise.all(runners.map((r) => r.stop()));
-      runners = [];
-      await sandbox.clear();
-      await api.close();
-      await opened.cleanup();
-    });
 
     it('uploads every issued invoice once, marks it uploaded in the audited chain and empties the backlog', async () => {
       const numbers = await issue(5);
@@ -85,22 +53,22 @@ for (const kind of storesUnderTest) {
       await drain();
       await expectUploadedOnce(numbers);
       expect(await status()).toMatchObject({ mode: 'online', backlog: { count: 0, pre_tax_total: '0.00', oldest_issued_at: null } });
-      const [report] = await verifyChains(ports(), [api.a.id]);
+      const [report] = await verifyChains(ports(), [t.api.a.id]);
       expect(report!.breaks).toEqual([]);
     });
 
     it('keeps a job\'s record until the job completes, then drops it', async () => {
       const numbers = await issue(3);
-      const stored = await opened.store.read.uploads.records(api.a.id, [1, 2, 3, 4, 5, 6]);
+      const stored = await t.opened.store.read.uploads.records(t.api.a.id, [1, 2, 3, 4, 5, 6]);
       expect(stored.map((r) => JSON.parse(r.record).number).sort()).toEqual([...numbers].sort());
       await drain();
       await expectUploadedOnce(numbers);
-      expect(await opened.store.read.uploads.records(api.a.id, stored.map((r) => r.jobId))).toEqual([]);
+      expect(await t.opened.store.read.uploads.records(t.api.a.id, stored.map((r) => r.jobId))).toEqual([]);
     });
 
     it('uploads jobs enqueued without a stored record (by an earlier version) from the stored invoices, the same records', async () => {
       const numbers = await issue(3);
-      await opened.exec(`delete from upload_records`);
+      await t.opened.exec(`delete from upload_records`);
       await drain();
       await expectUploadedOnce(numbers);
       expect((await status()).backlog).toMatchObject({ count: 0 });
@@ -108,41 +76,41 @@ for (const kind of storesUnderTest) {
 
     it('resolves a lost answer by a status query: the invoices count as uploaded and are never sent twice', async () => {
       const numbers = await issue(4);
-      await sandbox.fault('lose_response');
+      await t.sandbox.fault('lose_response');
       const w = runner('w1');
       await w.runOnce().catch(() => undefined); // processed and committed by the tax service; the answer never came
-      expect(json(await api.get(api.a.keys.owner, `/api/v1/invoices/${numbers[0]}`)).status).toBe('issued');
-      await sandbox.clear();
-      api.clock.advance(60_000);
+      expect(json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${numbers[0]}`)).status).toBe('issued');
+      await t.sandbox.clear();
+      t.api.clock.advance(60_000);
       await drain(w);
       await expectUploadedOnce(numbers);
-      for (const c of (await sandbox.counters(seller())).values()) expect(c.submissions).toBe(1);
+      for (const c of (await t.sandbox.counters(seller())).values()) expect(c.submissions).toBe(1);
     });
 
     it('retries records the tax service left unprocessed, and takes a doubled acknowledgement as one', async () => {
       const numbers = await issue(10);
-      await sandbox.fault('partial', { rate: 0.5 });
-      await sandbox.fault('double_ack');
+      await t.sandbox.fault('partial', { rate: 0.5 });
+      await t.sandbox.fault('double_ack');
       await drain(runner('w1'), 3);
-      await sandbox.clear();
+      await t.sandbox.clear();
       await drain();
       await expectUploadedOnce(numbers);
-      expect([...(await sandbox.counters(seller())).values()].reduce((n, c) => n + c.failed, 0)).toBeGreaterThan(0);
+      expect([...(await t.sandbox.counters(seller())).values()].reduce((n, c) => n + c.failed, 0)).toBeGreaterThan(0);
     });
 
     it('waits as long as the tax service asks between submissions (flow control)', async () => {
-      await sandbox.fault('flow_control', { wait_seconds: 1 });
+      await t.sandbox.fault('flow_control', { wait_seconds: 1 });
       const w = runner('w1');
       w.start();
       const first = await issue(1);
-      await until(async () => (await sandbox.counters(seller())).get(first[0]!)?.accepted === 1);
+      await until(async () => (await t.sandbox.counters(seller())).get(first[0]!)?.accepted === 1);
       const second = await issue(1);
       const started = Date.now();
       w.wake();
-      await until(async () => (await sandbox.counters(seller())).get(second[0]!)?.accepted === 1);
+      await until(async () => (await t.sandbox.counters(seller())).get(second[0]!)?.accepted === 1);
       await w.stop();
       // Never refused for coming too early, and it did wait.
-      expect([...(await sandbox.counters(seller())).values()].every((c) => c.submissions === 1)).toBe(true);
+      expect([...(await t.sandbox.counters(seller())).values()].every((c) => c.submissions === 1)).toBe(true);
       expect(Date.now() - started).toBeGreaterThanOrEqual(500);
       await expectUploadedOnce([...first, ...second]);
     });
@@ -150,32 +118,32 @@ for (const kind of storesUnderTest) {
     it('quarantines an invoice whose number the tax service holds with another digest: both kept, an alert raised', async () => {
       const [number] = await issue(1);
       const content = 'another invoice that took the same number';
-      await taxService.upload(seller(), [{ number: number!, kind: 'normal', issuedAt: '2026-03-10T10:00:00.000+08:00', buyerTaxId: '', totalAmountFen: '1', totalTaxFen: '0', digest: createHash('sha256').update(content).digest('hex'), content }]);
+      await t.taxService.upload(seller(), [{ number: number!, kind: 'normal', issuedAt: '2026-03-10T10:00:00.000+08:00', buyerTaxId: '', totalAmountFen: '1', totalTaxFen: '0', digest: createHash('sha256').update(content).digest('hex'), content }]);
       await drain();
-      const problem = await opened.store.read.uploads.problem(api.a.id, number!);
-      const ours = json(await api.get(api.a.keys.owner, `/api/v1/invoices/${number}`));
+      const problem = await t.opened.store.read.uploads.problem(t.api.a.id, number!);
+      const ours = json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${number}`));
       expect(problem).toMatchObject({ state: 'quarantined', localDigest: ours.digest, heldDigest: createHash('sha256').update(content).digest('hex') });
       expect(ours.status).toBe('issued'); // nothing overwritten either side
       expect(ours.upload).toMatchObject({ state: 'quarantined', code: 4025, held_digest: problem!.heldDigest });
-      expect((await sandbox.counters(seller())).get(number!)).toMatchObject({ accepted: 1, conflicts: 1 });
-      const alerts = json(await api.get(api.a.keys.owner, '/api/v1/alerts')).items;
+      expect((await t.sandbox.counters(seller())).get(number!)).toMatchObject({ accepted: 1, conflicts: 1 });
+      const alerts = json(await t.api.get(t.api.a.keys.owner, '/api/v1/alerts')).items;
       expect(alerts.map((a: { kind: string; subject: string }) => [a.kind, a.subject])).toContainEqual(['upload.conflict', number]);
       expect(await status()).toMatchObject({ backlog: { count: 0 }, upload_problems: { quarantined: 1 } });
-      expect((await verifyChains(ports(), [api.a.id]))[0]!.breaks).toEqual([]);
+      expect((await verifyChains(ports(), [t.api.a.id]))[0]!.breaks).toEqual([]);
     });
 
     it('shows a rejection on the invoice with the tax service\'s reason', async () => {
       const [number] = await issue(1);
-      await sandbox.fault('reject');
+      await t.sandbox.fault('reject');
       await drain();
-      const invoice = json(await api.get(api.a.keys.owner, `/api/v1/invoices/${number}`));
+      const invoice = json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${number}`));
       expect(invoice).toMatchObject({ status: 'rejected', void_reason: expect.stringContaining('sandbox rule') });
       // The merchant is told what happened and what to do, with a code to look up.
       expect(invoice.upload).toMatchObject({ state: 'rejected', code: 4024, reason: expect.stringContaining('SANDBOX_RULE'), remedy: expect.stringContaining('红字发票') });
-      expect(json(await api.get(api.a.keys.owner, '/api/v1/errors/4024')).code).toBe(4024);
-      expect(await opened.store.read.uploads.problem(api.a.id, number!)).toMatchObject({ state: 'rejected', reasonCode: 'SANDBOX_RULE' });
+      expect(json(await t.api.get(t.api.a.keys.owner, '/api/v1/errors/4024')).code).toBe(4024);
+      expect(await t.opened.store.read.uploads.problem(t.api.a.id, number!)).toMatchObject({ state: 'rejected', reasonCode: 'SANDBOX_RULE' });
       expect(await status()).toMatchObject({ backlog: { count: 0 }, upload_problems: { rejected: 1 } });
-      expect((await verifyChains(ports(), [api.a.id]))[0]!.breaks).toEqual([]);
+      expect((await verifyChains(ports(), [t.api.a.id]))[0]!.breaks).toEqual([]);
     });
 
     it('shares the work between two workers without uploading anything twice', async () => {
@@ -187,27 +155,27 @@ for (const kind of storesUnderTest) {
 
     it('keeps issuing while the tax service is down, within the offline limits exactly, and uploads everything when it is back', async () => {
       // ¥3,000 pre-tax for ordinary invoices while offline; the sample invoice is ¥1,448 before tax.
-      await sandbox.setTerms(seller(), { monthly_credit_fen: null, contingency: [{ kind: 'normal', max_offline_hours: 2, max_offline_amount_fen: '300000' }] });
-      await refreshTerms(ports(), taxService, (await opened.store.read.merchants.get(api.a.id))!);
-      await sandbox.fault('down');
+      await t.sandbox.setTerms(seller(), { monthly_credit_fen: null, contingency: [{ kind: 'normal', max_offline_hours: 2, max_offline_amount_fen: '300000' }] });
+      await refreshTerms(ports(), t.taxService, (await t.opened.store.read.merchants.get(t.api.a.id))!);
+      await t.sandbox.fault('down');
       const w = runner('w1');
       const numbers = await issue(2); // ¥2,896
       await w.runOnce().catch(() => undefined);
       expect(await status()).toMatchObject({ mode: 'contingency', backlog: { count: 2, pre_tax_total: '2896.00' }, limits: [{ kind: 'normal', warning: true, blocked: false }] });
       // ¥104 fits exactly; one fen more does not.
-      const over = await api.issue(api.a.keys.clerk, sampleInvoice({ lines: [oneLine('1', '104.01', '0.06')] }));
+      const over = await t.api.issue(t.api.a.keys.clerk, sampleInvoice({ lines: [oneLine('1', '104.01', '0.06')] }));
       expect(over.statusCode).toBe(503);
       expect(json(over).error.code).toBe(4022);
       numbers.push(...(await issue(1, sampleInvoice({ lines: [oneLine('1', '104.00', '0.06')] }))));
-      expect(json(await api.issue(api.a.keys.clerk, sampleInvoice({ lines: [oneLine('1', '0.01', '0.06')] }))).error.code).toBe(4022);
+      expect(json(await t.api.issue(t.api.a.keys.clerk, sampleInvoice({ lines: [oneLine('1', '0.01', '0.06')] }))).error.code).toBe(4022);
       // Two hours after the oldest, issuing still goes on; a moment later it stops until the backlog is uploaded.
-      const back = async () => api.issue(api.a.keys.clerk, sampleInvoice({ kind: 'special', lines: [oneLine('1', '1.00', '0.06')] }));
-      api.clock.advance(2 * 3600_000 + 1);
-      const stale = await api.issue(api.a.keys.clerk, sampleInvoice({ lines: [oneLine('1', '0.01', '0.06')] }));
+      const back = async () => t.api.issue(t.api.a.keys.clerk, sampleInvoice({ kind: 'special', lines: [oneLine('1', '1.00', '0.06')] }));
+      t.api.clock.advance(2 * 3600_000 + 1);
+      const stale = await t.api.issue(t.api.a.keys.clerk, sampleInvoice({ lines: [oneLine('1', '0.01', '0.06')] }));
       expect(json(stale).error.code).toBe(4021);
       expect((await status()).limits[0]).toMatchObject({ blocked: true, unlock: expect.stringContaining('restore the connection') });
       expect((await back()).statusCode).toBe(201); // special invoices have no limit here and go on
-      await sandbox.clear();
+      await t.sandbox.clear();
       await drain(w);
       expect(await status()).toMatchObject({ mode: 'online', backlog: { count: 0 }, limits: [{ blocked: false }] });
       numbers.push(...(await issue(1))); // unlocked by itself
@@ -221,21 +189,21 @@ for (const kind of storesUnderTest) {
         // runners' own backoff (20 s) must not come on top of it, for either lane: the one that sends
         // the probe and the one that waits for its answer. A merchant whose key is still to be
         // fetched fails at enrolment, which must count against the circuit like any other attempt.
-        const client = sandbox.client(opened.store, api.clock, { failureThreshold: 1, openMs: 200 });
-        const live: Ports = { store: opened.store, clock: systemClock };
+        const client = t.sandbox.client(t.opened.store, t.api.clock, { failureThreshold: 1, openMs: 200 });
+        const live: Ports = { store: t.opened.store, clock: systemClock };
         const handler = uploadHandler(live, client, { backoffMs: 1, maxBackoffMs: 5 });
         if (enrolled) await client.terms(seller());
-        await sandbox.fault('down');
+        await t.sandbox.fault('down');
         const numbers = await issue(2);
         for (const owner of ['lane1', 'lane2']) {
           const lane = createOutboxRunner(live, handler, { owner, batchSize: 1, leaseMs: 30_000, idleMs: 20, backoffMs: 20_000, maxBackoffMs: 60_000 });
-          runners.push(lane);
+          t.keep(lane);
           lane.start();
         }
         await until(async () => client.circuit().consecutiveFailures >= 5); // probed again and again
-        await sandbox.clear();
+        await t.sandbox.clear();
         const healed = Date.now();
-        const uploaded = async (n: string) => json(await api.get(api.a.keys.owner, `/api/v1/invoices/${n}`)).status === 'uploaded';
+        const uploaded = async (n: string) => json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${n}`)).status === 'uploaded';
         await until(async () => (await Promise.all(numbers.map(uploaded))).every(Boolean));
         expect(Date.now() - healed).toBeLessThan(3_000);
         await expectUploadedOnce(numbers);
@@ -243,16 +211,16 @@ for (const kind of storesUnderTest) {
     }
 
     it('holds a lane back while another lane\'s probe decides whether the tax service is back', async () => {
-      const client = sandbox.client(opened.store, api.clock, { failureThreshold: 1, openMs: 50, maxAttempts: 1 });
+      const client = t.sandbox.client(t.opened.store, t.api.clock, { failureThreshold: 1, openMs: 50, maxAttempts: 1 });
       const handler = uploadHandler(ports(), client);
       await client.terms(seller()); // enrolled while the service was up
-      await sandbox.fault('error');
+      await t.sandbox.fault('error');
       await expect(client.terms(seller())).rejects.toThrow();
       expect(handler.notBefore!()).toBeGreaterThan(0); // open: nobody claims
       await new Promise((resolve) => setTimeout(resolve, 60));
       expect(handler.notBefore!()).toBe(0); // half-open: the first lane sends the probe
-      await sandbox.clear();
-      await sandbox.fault('slow', { delay_ms: 300 });
+      await t.sandbox.clear();
+      await t.sandbox.fault('slow', { delay_ms: 300 });
       const probe = client.terms(seller());
       await until(async () => client.circuit().probeInFlight);
       expect(handler.notBefore!()).toBeGreaterThan(0); // the other lane waits for its answer instead of failing
@@ -262,8 +230,8 @@ for (const kind of storesUnderTest) {
     });
 
     it('does not hold uploads in flight against the offline limits while the tax service is reachable', async () => {
-      await sandbox.setTerms(seller(), { monthly_credit_fen: null, contingency: [{ kind: 'normal', max_offline_hours: 2, max_offline_amount_fen: '100000' }] });
-      await refreshTerms(ports(), taxService, (await opened.store.read.merchants.get(api.a.id))!);
+      await t.sandbox.setTerms(seller(), { monthly_credit_fen: null, contingency: [{ kind: 'normal', max_offline_hours: 2, max_offline_amount_fen: '100000' }] });
+      await refreshTerms(ports(), t.taxService, (await t.opened.store.read.merchants.get(t.api.a.id))!);
       const numbers = await issue(3); // ¥4,344 waiting for the next upload round, past the ¥1,000 offline limit
       expect(await status()).toMatchObject({ mode: 'online', backlog: { count: 3 }, limits: [{ blocked: false }] });
       await drain();
@@ -272,10 +240,10 @@ for (const kind of storesUnderTest) {
 
     it('never lets a worker that lost its lease finish a job', async () => {
       const [number] = await issue(1);
-      const jobs = await opened.store.write((tx) => tx.outbox.claim({ topic: UPLOAD_TOPIC, owner: 'old', now: iso(api.clock.now()), leaseUntil: iso(new Date(api.clock.now().getTime() + 1)), limit: 10 }));
-      api.clock.advance(10);
+      const jobs = await t.opened.store.write((tx) => tx.outbox.claim({ topic: UPLOAD_TOPIC, owner: 'old', now: iso(t.api.clock.now()), leaseUntil: iso(new Date(t.api.clock.now().getTime() + 1)), limit: 10 }));
+      t.api.clock.advance(10);
       await drain(runner('new'));
-      expect(await opened.store.write((tx) => tx.uploads.completeJobs(jobs.map((j) => j.id), 'old', iso(api.clock.now())))).toEqual([]);
+      expect(await t.opened.store.write((tx) => tx.uploads.completeJobs(jobs.map((j) => j.id), 'old', iso(t.api.clock.now())))).toEqual([]);
       await expectUploadedOnce([number!]);
     });
   });

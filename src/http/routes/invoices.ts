@@ -7,8 +7,7 @@ import { voidInvoice } from '../../app/void-invoice.js';
 import { bilingual, Fault, faults } from '../../domain/faults.js';
 import type { HttpContext } from '../context.js';
 import { ErrorView, InvoicePageView, InvoiceQuery, InvoiceView, IssueRequest, NumberParams, VoidRequest } from '../schemas.js';
-import { invoiceView } from '../views.js';
-import { uploadView } from './status.js';
+import { invoiceDetailView, invoiceView } from '../views.js';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
@@ -50,7 +49,7 @@ export function invoiceRoutes(app: FastifyInstance, { ports, metrics, admission 
     schema: { summary: 'One invoice by number', tags: ['invoices'], params: NumberParams, response: { 200: InvoiceView, ...errors } },
   }, async (request) => {
     const { invoice, problem } = await getInvoiceWithUpload(ports, request.caller, request.params.number);
-    return { ...invoiceView(invoice), upload: uploadView(invoice, problem) };
+    return invoiceDetailView(invoice, problem);
   });
 
   api.post('/api/v1/invoices/:number/void', {

@@ -14,6 +14,7 @@ import type { UploadProblem } from '../../app/upload-ports.js';
 import type { HttpContext } from '../context.js';
 import { CreditLineView, ErrorView } from '../schemas.js';
 import { effectiveCreditLine, type CreditLimits } from '../../domain/credit-line.js';
+import { uploadState, voidStep } from '../../domain/void-report.js';
 
 const LimitView = z.object({
   kind: z.enum(invoiceKinds),
@@ -49,6 +50,10 @@ export const StatusView = z.object({
     month: z.string().describe('YYYY-MM in Asia/Shanghai'),
     used: z.string().describe('pre-tax yuan issued this month (voided invoices give theirs back)'),
     remaining: z.string().nullable().describe('pre-tax yuan still allowed this month; null = no credit line'),
+  }),
+  voids: z.object({
+    pending: z.number().int().describe('voided invoices whose void has not reached the tax service yet (waiting for their upload, or for delivery)'),
+    refused: z.number().int().describe('voids the tax service refused (4026): it still counts those invoices as valid'),
   }),
 });
 
@@ -92,6 +97,7 @@ export function statusView(s: MerchantStatus, circuit: string | null): z.infer<t
       ...creditLineView(s.credit), month: s.credit.month, used: formatYuan(s.credit.usedFen),
       remaining: yuanOrNull(s.credit.remainingFen),
     },
+    voids: s.voids,
   };
 }
 
@@ -105,8 +111,30 @@ export function uploadView(invoice: Invoice, problem: UploadProblem | undefined)
       remedy: spec.remedy, remedy_en: spec.remedyEn, held_digest: problem.heldDigest,
     };
   }
-  const state = invoice.status === 'uploaded' || invoice.status === 'reversed' ? 'uploaded' : invoice.status === 'rejected' ? 'rejected' : 'pending';
+  const state = uploadState(invoice);
   return { state, code: null, reason: invoice.status === 'rejected' ? invoice.voidReason : null, remedy: null, remedy_en: null, held_digest: null } as const;
+}
+
+/**
+ * A voided invoice's report to the tax service (作废上报): whether the void has reached it, what it
+ * waits for while not, and for a refusal the reason and what to do. null for an invoice not voided.
+ */
+export function voidReportView(invoice: Invoice, problem: UploadProblem | undefined) {
+  const report = invoice.voidReport;
+  if (invoice.status !== 'voided' || !report) return null;
+  const refused = report.state === 'refused';
+  const step = voidStep(uploadState(invoice, problem?.state));
+  return {
+    state: report.state,
+    reached_tax_service: report.state === 'reported',
+    // Pending: waiting for the upload to be accepted first, or to be delivered (null: about to be closed as not needed).
+    waiting_for: report.state !== 'pending' ? null : step === 'wait' ? ('upload' as const) : step === 'send' ? ('delivery' as const) : null,
+    at: report.at,
+    code: refused ? faults.VOID_REFUSED.code : null,
+    reason: report.reason,
+    remedy: refused ? faults.VOID_REFUSED.remedy : null,
+    remedy_en: refused ? faults.VOID_REFUSED.remedyEn : null,
+  };
 }
 
 /** `uploadCircuit`: absent in a process that does not upload (a cluster's HTTP workers), so status says null. */

@@ -22,6 +22,8 @@ create table if not exists rejections (seller text not null, number text not nul
 create table if not exists counters (seller text not null, number text not null, submissions integer not null default 0, accepted integer not null default 0,
   duplicates integer not null default 0, conflicts integer not null default 0, rejections integer not null default 0, failed integer not null default 0,
   echoes integer not null default 0, primary key (seller, number));
+create table if not exists voids (seller text not null, number text not null, reason text not null, voided_at text not null, recorded_at text not null,
+  primary key (seller, number));
 create table if not exists faults (mode text primary key, rate real not null, until integer, params text not null, set_at integer not null);
 create table if not exists terms (seller text primary key, terms text not null);
 create table if not exists flow (seller text primary key, next_allowed_at integer not null);
@@ -37,7 +39,18 @@ export function openSandboxDb(file: string): SandboxDb {
   // Another process may hold the write lock for a moment; transactions here are short.
   db.pragma('busy_timeout = 5000');
   db.exec(SCHEMA);
+  addMissingColumns(db, 'counters', COUNTER_COLUMNS_SINCE_VOIDS);
   return db;
+}
+
+/** Counter columns added after the first release: a sandbox file made before gets them on open. */
+const COUNTER_COLUMNS_SINCE_VOIDS = ['void_requests', 'voids', 'void_refusals'];
+
+function addMissingColumns(db: SandboxDb, table: string, columns: readonly string[]): void {
+  writeTx(db, () => {
+    const present = new Set((db.prepare(`select name from pragma_table_info('${table}')`).all() as Array<{ name: string }>).map((c) => c.name));
+    for (const column of columns) if (!present.has(column)) db.exec(`alter table ${table} add column ${column} integer not null default 0`);
+  });
 }
 
 /** Runs `work` in one BEGIN IMMEDIATE transaction: reads inside see every other process's commits. */

@@ -9,10 +9,10 @@ export const FAULT_MODES = {
   slow: 'process at once, answer delay_ms (default 2000) later: a client that times out does not know it went through',
   error: 'answer HTTP 500 without processing',
   lose_response: 'process and commit, then reset the connection: the client never hears the answer',
-  double_ack: 'process an upload twice, as if delivered twice: each record is acknowledged twice (accepted, then duplicate)',
-  reject: 'reject records by rule (share `rate`; only of `kind`, only with a pre-tax amount of at least `min_amount_fen`, when given), reason code SANDBOX_RULE',
+  double_ack: 'process an upload twice, as if delivered twice: each record is acknowledged twice (accepted, then duplicate); a void is applied twice (answered already_voided)',
+  reject: 'reject records by rule (share `rate`; only of `kind`, only with a pre-tax amount of at least `min_amount_fen`, when given), reason code SANDBOX_RULE; refuse voids (share `rate`) the same way',
   flow_control: 'answer uploads with wait_seconds (default 2) and refuse (429) a submission that comes sooner',
-  partial: 'leave a share `rate` of the records of each upload unprocessed (result "failed")',
+  partial: 'leave a share `rate` of the records of each upload, and of voids, unprocessed (result "failed")',
   garbage: 'answer 200 with an HTML page instead of the protocol\'s JSON, without processing',
 } as const;
 

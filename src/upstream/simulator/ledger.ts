@@ -60,6 +60,21 @@ export interface UploadCounter {
   rejections: number;
   failed: number;
   echoes: number;
+  /** Void requests that arrived for the number, how many voided it (0 or 1), and how many were refused. */
+  void_requests: number;
+  voids: number;
+  void_refusals: number;
+  /** When the tax service stored the invoice, and when it recorded its void (null: not yet). */
+  accepted_at: string | null;
+  voided_recorded_at: string | null;
+}
+
+export interface WireVoidAnswer {
+  number: string;
+  result: 'voided' | 'already_voided' | 'refused' | 'failed';
+  voided_at?: string;
+  reason_code?: string;
+  reason?: string;
 }
 
 const MAX_BLOCK_SIZE = 100_000;
@@ -182,8 +197,49 @@ export class Ledger {
     }
   }
 
-  status(seller: string, number: string): { number: string; known: boolean; digest?: string; state?: 'accepted' | 'rejected'; reason?: string } {
-    const held = this.sql('select digest from invoices where seller = ? and number = ?').get(seller, number) as { digest: string } | undefined;
+  /**
+   * Voids an invoice the tax service holds (作废). Idempotent: a repeat answers already_voided with the
+   * first void's time. Refused: an invoice not held (never uploaded, or rejected), one voided after
+   * its month of issue, or by the `reject` fault. `double_ack` applies it twice (the second is the
+   * answer, counted as an echo); `partial` leaves it unprocessed (failed).
+   */
+  voidInvoice(seller: string, number: string, body: { reason?: unknown; voided_at?: unknown } | undefined): WireVoidAnswer {
+    const reason = body?.reason;
+    const voidedAt = body?.voided_at;
+    if (typeof reason !== 'string' || reason.length === 0 || reason.length > 800) throw new SandboxError(400, 'BAD_REQUEST', 'reason: 1-800 characters');
+    if (typeof voidedAt !== 'string' || !/^\d{4}-\d{2}-\d{2}T/.test(voidedAt)) throw new SandboxError(400, 'BAD_REQUEST', 'voided_at: an ISO timestamp');
+    const doubled = this.faults.hits('double_ack');
+    return writeTx(this.db, () => {
+      this.count(seller, number, 'void_requests');
+      if (this.faults.hits('partial')) return { number, result: 'failed', reason_code: 'PARTIAL_FAILURE', reason: 'not processed this time (sandbox fault "partial"); send it again' };
+      const first = this.applyVoid(seller, number, reason, voidedAt);
+      if (!doubled) return first;
+      this.count(seller, number, 'echoes');
+      return this.applyVoid(seller, number, reason, voidedAt);
+    });
+  }
+
+  private applyVoid(seller: string, number: string, reason: string, voidedAt: string): WireVoidAnswer {
+    const earlier = this.sql('select voided_at from voids where seller = ? and number = ?').get(seller, number) as { voided_at: string } | undefined;
+    if (earlier) return { number, result: 'already_voided', voided_at: earlier.voided_at };
+    const refuse = (code: string, why: string): WireVoidAnswer => {
+      this.count(seller, number, 'void_refusals');
+      return { number, result: 'refused', reason_code: code, reason: why };
+    };
+    const held = this.sql('select issued_at from invoices where seller = ? and number = ?').get(seller, number) as { issued_at: string } | undefined;
+    if (!held) return refuse('INVOICE_UNKNOWN', 'the tax service holds no accepted invoice with this number (never uploaded, or rejected)');
+    if (held.issued_at.slice(0, 7) !== voidedAt.slice(0, 7)) return refuse('VOID_PERIOD_CLOSED', `issued in ${held.issued_at.slice(0, 7)}: a void is allowed only in the month of issue; reverse it with a red-letter invoice`);
+    const rule = this.faults.active('reject');
+    if (rule && Math.random() < rule.rate) return refuse('SANDBOX_RULE', 'void refused by a sandbox rule (fault "reject")');
+    this.sql('insert into voids (seller, number, reason, voided_at, recorded_at) values (?, ?, ?, ?, ?)').run(seller, number, reason, voidedAt, this.stamp());
+    this.count(seller, number, 'voids');
+    return { number, result: 'voided', voided_at: voidedAt };
+  }
+
+  status(seller: string, number: string): { number: string; known: boolean; digest?: string; state?: 'accepted' | 'rejected' | 'voided'; reason?: string; voided_at?: string } {
+    const held = this.sql('select i.digest, v.voided_at from invoices i left join voids v on v.seller = i.seller and v.number = i.number where i.seller = ? and i.number = ?')
+      .get(seller, number) as { digest: string; voided_at: string | null } | undefined;
+    if (held?.voided_at) return { number, known: true, digest: held.digest, state: 'voided', voided_at: held.voided_at };
     if (held) return { number, known: true, digest: held.digest, state: 'accepted' };
     const rejected = this.sql('select reason_code, reason from rejections where seller = ? and number = ?').get(seller, number) as { reason_code: string; reason: string } | undefined;
     if (rejected) return { number, known: true, state: 'rejected', reason: `${rejected.reason_code}: ${rejected.reason}` };
@@ -212,7 +268,8 @@ export class Ledger {
     const args: string[] = [];
     if (filter.seller) (where.push('c.seller = ?'), args.push(filter.seller));
     if (filter.number) (where.push('c.number = ?'), args.push(filter.number));
-    return this.sql(`select c.*, i.digest from counters c left join invoices i on i.seller = c.seller and i.number = c.number
+    return this.sql(`select c.*, i.digest, i.accepted_at, v.recorded_at as voided_recorded_at from counters c
+      left join invoices i on i.seller = c.seller and i.number = c.number left join voids v on v.seller = c.seller and v.number = c.number
       ${where.length ? `where ${where.join(' and ')}` : ''} order by c.seller, c.number`).all(...args) as UploadCounter[];
   }
 

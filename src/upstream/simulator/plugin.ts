@@ -142,6 +142,9 @@ function protocolRoutes(app: FastifyInstance, state: SandboxState, options: Sand
   app.get<Seller & { Params: { number: string } }>('/v1/sellers/:seller/invoices/:number', { ...protocol, preHandler: signed }, async (request, reply) =>
     answer(request, reply, 200, ledger.status(request.params.seller, request.params.number)));
 
+  app.post<Seller & { Params: { number: string }; Body: { reason?: unknown; voided_at?: unknown } }>('/v1/sellers/:seller/invoices/:number/void', { ...protocol, preHandler: signed }, async (request, reply) =>
+    answer(request, reply, 200, ledger.voidInvoice(request.params.seller, request.params.number, request.body)));
+
   app.get<Seller & { Querystring: { date?: string; cursor?: string } }>('/v1/sellers/:seller/accepted', { ...protocol, preHandler: signed }, async (request, reply) => {
     const date = parseCalendarDate(request.query.date ?? '');
     if (!date) throw new SandboxError(400, 'BAD_REQUEST', 'date: YYYY-MM-DD');
@@ -179,12 +182,8 @@ function adminRoutes(app: FastifyInstance, { faults, ledger }: SandboxState, opt
 
   app.get<{ Querystring: { seller?: string; number?: string } }>('/admin/uploads', admin, async (request) => {
     const items = ledger.counters({ seller: request.query.seller, number: request.query.number });
-    const total = (key: 'submissions' | 'accepted' | 'duplicates' | 'conflicts' | 'rejections' | 'failed' | 'echoes') => items.reduce((sum, i) => sum + i[key], 0);
-    return {
-      sandbox: true,
-      items,
-      totals: { numbers: items.length, submissions: total('submissions'), accepted: total('accepted'), duplicates: total('duplicates'), conflicts: total('conflicts'), rejections: total('rejections'), failed: total('failed'), echoes: total('echoes') },
-    };
+    const keys = ['submissions', 'accepted', 'duplicates', 'conflicts', 'rejections', 'failed', 'echoes', 'void_requests', 'voids', 'void_refusals'] as const;
+    return { sandbox: true, items, totals: { numbers: items.length, ...Object.fromEntries(keys.map((key) => [key, items.reduce((sum, i) => sum + i[key], 0)])) } };
   });
 
   app.get<{ Params: { seller: string } }>('/admin/terms/:seller', admin, async (request) => ({ sandbox: true, ...ledger.terms(request.params.seller) }));

@@ -1,0 +1,120 @@
+// What the outbox consumers that call the tax service share (the upload worker, the void worker):
+// how a failed call is judged (processed or certainly not), the pause the circuit breaker or flow
+// control asks for, the merchant's connection state after a round, and the bookkeeping of a round's
+// audit entries.
+import { auditScope } from '../domain/audit-chain.js';
+import { Fault, faults } from '../domain/faults.js';
+import { UpstreamFault, type TaxServiceClient } from '../upstream/client.js';
+import type { TaxService } from '../upstream/protocol.js';
+import { appendAudit, type AuditRecord } from './audit.js';
+import { markOnline, markUnreachable } from './contingency.js';
+import type { BatchResult } from './outbox-runner.js';
+import type { MerchantRecord, OutboxJob, Ports, Repositories } from './ports.js';
+
+/** How often a lane looks again while another lane's probe decides whether the service is back. */
+const PROBE_POLL_MS = 50;
+
+/** Errors after which the tax service certainly did not process the request. */
+const NOT_PROCESSED = new Set<number>([
+  faults.UPSTREAM_CIRCUIT_OPEN.code, faults.UPSTREAM_SERVER_ERROR.code, faults.UPSTREAM_FLOW_CONTROL.code, faults.UPSTREAM_SIGNATURE_REFUSED.code,
+  faults.UPSTREAM_NOT_ENROLLED.code, faults.UPSTREAM_REQUEST_REFUSED.code,
+]);
+
+export function certainlyNotProcessed(error: unknown): boolean {
+  if (error instanceof UpstreamFault) return !error.maybeCommitted;
+  if (!(error instanceof Fault)) return false;
+  if (NOT_PROCESSED.has(error.spec.code)) return true;
+  // Refused before anything was sent (the client says so); a reset mid-request stays unknown.
+  return error.spec.code === faults.UPSTREAM_UNREACHABLE.code && error.params.sent !== 'true';
+}
+
+/** "<code> <message>" of a fault, for the merchant's connection state and the logs. */
+export function describeFailure(error: unknown): string {
+  if (error instanceof Fault) return `${error.spec.code} ${error.message}`;
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The pause flow control asks for (ms); 0 for any other failure. */
+export function flowPauseMs(error: unknown): number {
+  if (error instanceof Fault && error.spec.code === faults.UPSTREAM_FLOW_CONTROL.code) return Number(error.params.seconds ?? 1) * 1000;
+  return 0;
+}
+
+/** Refusals by rule (signature, enrolment, a malformed request) are not an outage. */
+function isRuleRefusal(error: string): boolean {
+  return [faults.UPSTREAM_SIGNATURE_REFUSED.code, faults.UPSTREAM_REQUEST_REFUSED.code].some((code) => error.startsWith(`${code} `));
+}
+
+/**
+ * After a round with the tax service, inside its transaction: online again when it answered, in
+ * contingency when it could not be reached (a refusal by rule says nothing about reachability).
+ */
+export async function noteReach(tx: Repositories, merchantId: string, at: string, error: string | undefined): Promise<void> {
+  if (error === undefined) await markOnline(tx, merchantId, at);
+  else if (!isRuleRefusal(error)) await markUnreachable(tx, merchantId, at, error);
+}
+
+/** Appends a round's audit entries to the merchant's audit chain (nothing when there are none). */
+export async function appendAuditEntries(tx: Repositories, merchantId: string, at: string, entries: readonly AuditRecord[]): Promise<void> {
+  if (entries.length === 0) return;
+  const [head] = await tx.chain.heads([auditScope(merchantId)]);
+  await tx.chain.advance([await appendAudit(tx, at, entries, head!)]);
+}
+
+/**
+ * A handler's `notBefore`: while the client's circuit is open every call would fail at once, so
+ * claim nothing until its probe; while the probe is out (another lane sent it), wait for its answer.
+ */
+export function circuitNotBefore(taxService: TaxService): () => number {
+  return () => {
+    const circuit = (taxService as Partial<TaxServiceClient>).circuit?.();
+    if (circuit?.state === 'open' && circuit.retryAt) return Math.max(0, circuit.retryAt - Date.now());
+    return circuit?.state === 'half_open' && circuit.probeInFlight ? PROBE_POLL_MS : 0;
+  };
+}
+
+/** The merchants of a worker's jobs, read once per process (taxpayer IDs do not change). */
+export function merchantCache(ports: Ports): (id: string) => Promise<MerchantRecord | undefined> {
+  const merchants = new Map<string, MerchantRecord>();
+  return async (id) => {
+    let m = merchants.get(id);
+    if (!m) {
+      m = await ports.store.read.merchants.get(id);
+      if (m) merchants.set(id, m);
+    }
+    return m;
+  };
+}
+
+/**
+ * Works a claimed batch group by group (a seller's jobs, or a submission of them), each on its own:
+ * a group that fails has given its jobs back itself, the others still run, and the first failure
+ * goes to the runner, which backs the loop off. `work` returns the pause the tax service asked for (ms).
+ */
+export async function eachGroup(groups: Iterable<[string, OutboxJob[]]>, work: (merchantId: string, jobs: OutboxJob[]) => Promise<number>): Promise<BatchResult> {
+  let pauseMs = 0;
+  let failure: unknown;
+  for (const [merchantId, jobs] of groups) {
+    try {
+      pauseMs = Math.max(pauseMs, await work(merchantId, jobs));
+    } catch (error) {
+      failure ??= error;
+    }
+  }
+  return { pauseMs, ...(failure !== undefined && { failure }) };
+}
+
+/** A claimed batch per merchant (seller), in claim order. */
+export function byMerchant(jobs: readonly OutboxJob[]): Map<string, OutboxJob[]> {
+  const groups = new Map<string, OutboxJob[]>();
+  for (const job of jobs) groups.set(job.merchantId, [...(groups.get(job.merchantId) ?? []), job]);
+  return groups;
+}
+
+export async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await work(items[next++]!);
+  });
+  await Promise.all(lanes);
+}
