@@ -48,7 +48,7 @@ function processAlive(pid: number): boolean {
 }
 
 /** Ends the leases of this machine's processes that are gone (a restarted background process calls it). */
-export async function endLeasesOfGoneProcesses(ports: Pick<Ports, 'store' | 'clock'>, at: string): Promise<{ owners: string[]; leases: number }> {
+export async function endLeasesOfGoneProcesses(ports: Pick<Ports, 'store'>, at: string): Promise<{ owners: string[]; leases: number }> {
   const holders = await ports.store.read.leases.holders(at);
   const gone = holders.filter((owner) => {
     const holder = parseLeaseOwner(owner);

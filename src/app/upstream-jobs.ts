@@ -107,7 +107,11 @@ export async function eachGroup(groups: Iterable<[string, OutboxJob[]]>, work: (
 /** A claimed batch per merchant (seller), in claim order. */
 export function byMerchant(jobs: readonly OutboxJob[]): Map<string, OutboxJob[]> {
   const groups = new Map<string, OutboxJob[]>();
-  for (const job of jobs) groups.set(job.merchantId, [...(groups.get(job.merchantId) ?? []), job]);
+  for (const job of jobs) {
+    const group = groups.get(job.merchantId);
+    if (group) group.push(job);
+    else groups.set(job.merchantId, [job]);
+  }
   return groups;
 }
 

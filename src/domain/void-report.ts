@@ -7,8 +7,7 @@
 // the tax service's series must have no hole), and then voided, in that order.
 import type { Invoice } from './invoice.js';
 
-export const uploadStates = ['pending', 'uploaded', 'rejected', 'quarantined'] as const;
-export type UploadState = (typeof uploadStates)[number];
+export type UploadState = 'pending' | 'uploaded' | 'rejected' | 'quarantined';
 
 /**
  * pending: not yet known to the tax service (waiting for the upload, or being sent); reported: the

@@ -92,7 +92,7 @@ for (const kind of storesUnderTest) {
       expect(await named('upkeep:gone', gone)).not.toBe(false);
       expect(await named('upkeep:alive', alive)).not.toBe(false);
 
-      const ended = await endLeasesOfGoneProcesses({ store: opened.store, clock }, time());
+      const ended = await endLeasesOfGoneProcesses({ store: opened.store }, time());
       expect(ended.owners.sort()).toEqual([gone, `${gone}/2`].sort());
       expect(ended.leases).toBe(11); // 5 + 5 jobs and one named lease
 
