@@ -520,7 +520,8 @@ async function main(): Promise<void> {
     const port = await freePort();
     server = await startServer({ dataDir: dir.dataDir, port, env: { ...serverEnv, ...(target.databaseUrl && { DATABASE_URL: target.databaseUrl }) }, readyTimeoutMs: 60_000 });
     cpuRoots.server = [server.pid];
-    agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS, maxFreeSockets: CLIENTS });
+    // 'fifo': paced requests spread over all the sockets, hence over the server's processes (support/issuer.ts).
+    agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS, maxFreeSockets: CLIENTS, scheduling: 'fifo' });
     const random = randomStream(99);
     const someNumber = () => invoiceNumber(YEAR, merchant.regionCode, 1 + Math.floor(random() * options.invoices));
     const byNumber = () => get(agent!, port, apiKey, `/api/v1/invoices/${someNumber()}`, false);
