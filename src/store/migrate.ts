@@ -10,6 +10,7 @@ import * as uploadRecords from './migrations/007-upload-records.js';
 import * as invoiceStates from './migrations/008-invoice-states.js';
 import * as creditSources from './migrations/009-credit-sources.js';
 import * as voidReport from './migrations/010-void-report.js';
+import * as dropOutboxPending from './migrations/011-drop-outbox-pending.js';
 
 const migrations: Record<string, Migration> = {
   '001-core': core,
@@ -22,6 +23,7 @@ const migrations: Record<string, Migration> = {
   '008-invoice-states': invoiceStates,
   '009-credit-sources': creditSources,
   '010-void-report': voidReport,
+  '011-drop-outbox-pending': dropOutboxPending,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -47,7 +47,7 @@ for (const kind of stores) {
         expect((await steps.migrateTo('009-credit-sources')).error).toBeUndefined();
         const up = await steps.migrateToLatest();
         expect(up.error).toBeUndefined();
-        expect(up.results?.map((r) => [r.migrationName, r.status])).toEqual([['010-void-report', 'Success']]);
+        expect(up.results?.map((r) => [r.migrationName, r.status])).toEqual([['010-void-report', 'Success'], ['011-drop-outbox-pending', 'Success']]);
       } finally {
         await db.destroy();
       }
