@@ -5,7 +5,7 @@
 // Retry-After instead of hanging or crashing the process, and the pool reconnects by itself when
 // it is back; a DATABASE_URL naming several hosts follows the primary (pg-hosts.ts).
 import pg from 'pg';
-import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient, type Transaction } from 'kysely';
+import { Kysely, PostgresDialect, sql, type DatabaseIntrospector, type PostgresPool, type PostgresPoolClient, type TableMetadata, type Transaction } from 'kysely';
 import type { Database } from './schema.js';
 import type { Store } from '../app/ports.js';
 import { repositories } from './repositories.js';
@@ -65,9 +65,30 @@ function connect(options: PostgresOptions): { db: Kysely<Database>; newClient: (
   // end the process. The request's own query fails and is answered 5001.
   pool.on('connect', (client) => client.on('error', () => {}));
   return {
-    db: new Kysely<Database>({ dialect: new PostgresDialect({ pool: faultTranslatingPool(pool, options.namedStatements !== false) }) }),
+    db: new Kysely<Database>({ dialect: new SearchPathDialect({ pool: faultTranslatingPool(pool, options.namedStatements !== false) }) }),
     newClient: () => new Client(settings),
   };
+}
+
+/**
+ * Kysely's migrator asks whether its tables exist by listing every table of the whole database with
+ * its columns, resolving each column's serial sequence by the table's name. A table another
+ * session drops meanwhile makes that fail ("relation … does not exist"): the test suite's other
+ * runs migrate up and down in schemas of their own all the time. The migrator only needs the names
+ * of the tables in this connection's search path, which is all this dialect's introspector lists.
+ */
+export class SearchPathDialect extends PostgresDialect {
+  override createIntrospector(db: Kysely<any>): DatabaseIntrospector {
+    const tables = async (): Promise<TableMetadata[]> => {
+      const { rows } = await sql<{ name: string; schema: string; is_view: boolean }>`
+        select c.relname as name, ns.nspname as schema, c.relkind = 'v' as is_view
+        from pg_catalog.pg_class c join pg_catalog.pg_namespace ns on ns.oid = c.relnamespace
+        where c.relkind in ('r', 'v', 'p') and ns.nspname = any (current_schemas(false))`.execute(db);
+      return rows.map((r) => ({ name: r.name, schema: r.schema, isView: r.is_view, columns: [] }));
+    };
+    const schemas = super.createIntrospector(db);
+    return { getSchemas: () => schemas.getSchemas(), getTables: tables, getMetadata: async () => ({ tables: await tables() }) };
+  }
 }
 
 /**
