@@ -34,8 +34,9 @@ function slotOf(parameter: unknown): Slot {
   if (typeof parameter !== 'string') return { constant: parameter };
   if (parameter.startsWith(MARK)) return { arg: parameter.slice(MARK.length) };
   if (parameter.startsWith(ROW_MARK)) {
-    const [row, field] = parameter.slice(ROW_MARK.length).split(':') as [string, string];
-    return { row: Number(row), field };
+    const place = parameter.slice(ROW_MARK.length);
+    const colon = place.indexOf(':');
+    return { row: Number(place.slice(0, colon)), field: place.slice(colon + 1) };
   }
   return { constant: parameter };
 }
@@ -88,7 +89,8 @@ const ROWS_PER_STATEMENT = 100;
  * `execute` takes the rows as plain objects and sends them ROWS_PER_STATEMENT at a time (no
  * statement for none), each parameter read straight from its row's field (no renamed copy of the
  * rows: at 17 columns and 100 rows that copy cost more than SQLite took to insert them);
- * `shared` holds the values named once for the whole statement (with `arg`). The rows of every statement come back together.
+ * `shared` holds the values named once for the whole statement (with `arg`). The rows of every
+ * statement come back together.
  */
 export class PreparedRows<Fields extends Record<string, unknown>, Row> {
   private readonly byCount = new Map<number, PreparedQuery<Values, Row>>();
