@@ -41,9 +41,8 @@ function slotOf(parameter: unknown): Slot {
   return { constant: parameter };
 }
 
-function valueOf(values: Values | undefined, name: string, what: string): unknown {
-  if (!values || !(name in values)) throw new Error(`prepared query is missing ${what} "${name}"`);
-  return values[name];
+function missing(what: string, name: string): Error {
+  return new Error(`prepared query is missing ${what} "${name}"`);
 }
 
 export class PreparedQuery<Args extends Record<string, unknown>, Row> {
@@ -64,10 +63,16 @@ export class PreparedQuery<Args extends Record<string, unknown>, Row> {
       this.compiled.set(dialect, query);
       registerStatement(sql);
     }
+    // Once per parameter of every statement on the issue path: nothing is built unless one is missing.
     const parameters = query.slots.map((slot) => {
       if ('constant' in slot) return slot.constant;
-      if ('row' in slot) return valueOf(rows[slot.row], slot.field, `field of row ${slot.row}`);
-      return valueOf(shared, slot.arg, 'argument');
+      if ('row' in slot) {
+        const row = rows[slot.row];
+        if (!row || !(slot.field in row)) throw missing(`field of row ${slot.row}`, slot.field);
+        return row[slot.field];
+      }
+      if (!(slot.arg in shared)) throw missing('argument', slot.arg);
+      return shared[slot.arg];
     });
     return db.executeQuery(CompiledQuery.raw(query.sql, parameters)) as Promise<QueryResult<Row>>;
   }

@@ -11,18 +11,17 @@ import { SearchPathDialect } from '../../src/store/postgres-store.js';
 const url = process.env.TEST_DATABASE_URL;
 
 describe.skipIf(!url)('migrations on PostgreSQL', () => {
-  const schemas: string[] = [];
   const connections: Array<Kysely<any>> = [];
 
   const inSchema = async (): Promise<{ db: Kysely<any>; schema: string }> => {
     const schema = `fapiao_test_${process.env.FAPIAO_TEST_RUN ?? 'adhoc'}_${randomBytes(6).toString('hex')}`;
-    schemas.push(schema);
     const db = new Kysely<any>({ dialect: new SearchPathDialect({ pool: new pg.Pool({ connectionString: url, options: `-c search_path=${schema}`, max: 1 }) }) });
     connections.push(db);
     await sql`create schema ${sql.id(schema)}`.execute(db);
     return { db, schema };
   };
 
+  // The schemas are dropped with the rest of this run's (support/global-setup.ts).
   afterEach(async () => {
     for (const db of connections.splice(0)) await db.destroy();
   });
