@@ -1,4 +1,4 @@
-// `npm run bench:issue [-- --db sqlite|postgres] [--instances N] [--merchants M] [--profile]`:
+// `npm run bench:issue [-- --db sqlite|postgres] [--instances N] [--merchants M] [--rate R] [--profile]`:
 // invoices per second through the real server, against what the disk allows.
 //
 // One merchant by default: all its issues are serialised on its own row lock, numbering and chain
@@ -10,7 +10,8 @@
 // clients issue 3-line invoices at several concurrency levels, each request with its own
 // Idempotency-Key as a POS system would send; then an open-loop client paces requests at half the
 // peak rate, and latency is measured from each request's scheduled start (so a stalled server
-// cannot hide its queue).
+// cannot hide its queue). --rate R paces it at R/s instead, so that two versions whose peaks differ
+// are compared at the same load (the target still speaks of half the peak).
 //
 // PostgreSQL (--db postgres, --instances 1|3): a fresh database per run (dropped at the end). The
 // ceiling is pgbench running a one-row insert transaction against a scratch table in that database
@@ -492,6 +493,8 @@ interface Options {
   instances: number | undefined;
   profile: boolean;
   merchants: number;
+  /** The open loop's rate when fixed by --rate; otherwise half the peak. */
+  rate: number | undefined;
   postgresUrl: string;
 }
 
@@ -502,6 +505,7 @@ function readOptions(): Options {
       instances: { type: 'string' },
       profile: { type: 'boolean', default: false },
       merchants: { type: 'string', default: '1' },
+      rate: { type: 'string' },
       'postgres-url': { type: 'string', default: process.env.BENCH_POSTGRES_URL ?? DEFAULT_POSTGRES_URL },
     },
   });
@@ -510,7 +514,9 @@ function readOptions(): Options {
   if (instances !== undefined && !(Number.isInteger(instances) && instances >= 1 && instances <= 16)) throw new Error(`--instances is a whole number from 1 to 16, not "${values.instances}"`);
   const merchants = Number(values.merchants);
   if (!(Number.isInteger(merchants) && merchants >= 1 && merchants <= 256)) throw new Error(`--merchants is a whole number from 1 to 256, not "${values.merchants}"`);
-  return { db: values.db, instances, merchants, profile: values.profile ?? false, postgresUrl: values['postgres-url']! };
+  const rate = values.rate === undefined ? undefined : Number(values.rate);
+  if (rate !== undefined && !(Number.isInteger(rate) && rate >= 1)) throw new Error(`--rate is a whole number of invoices per second, not "${values.rate}"`);
+  return { db: values.db, instances, merchants, rate, profile: values.profile ?? false, postgresUrl: values['postgres-url']! };
 }
 
 async function main(): Promise<void> {
@@ -584,8 +590,9 @@ async function main(): Promise<void> {
     const peak = levels.reduce((best, l) => (l.invoicesPerSecond > best.invoicesPerSecond ? l : best));
 
     const halfRate = Math.max(1, Math.round(peak.invoicesPerSecond / 2));
-    process.stdout.write(`open loop at ${halfRate}/s for ${LEVEL_MS / 1000} s…\n`);
-    const paced = await pacedLoop(issuers, halfRate, LEVEL_MS);
+    const openLoopRate = options.rate ?? halfRate;
+    process.stdout.write(`open loop at ${openLoopRate}/s for ${LEVEL_MS / 1000} s…\n`);
+    const paced = await pacedLoop(issuers, openLoopRate, LEVEL_MS);
     const rssEach = servers.map((server) => peakRssKiB(server.pid));
     const peakRss = rssEach.some((kib) => kib === undefined) ? undefined : rssEach.reduce((a, b) => a! + b!, 0);
     for (const issuer of issuers) issuer.close();
@@ -594,7 +601,7 @@ async function main(): Promise<void> {
     const targetRatio = postgres ? TARGET_RATIO_POSTGRES : TARGET_RATIO;
     const ceiling = ceilingAt(peak.clients);
     const throughputOk = peak.invoicesPerSecond >= targetRatio * ceiling;
-    const latencyOk = paced.p99Ms <= TARGET_P99_MS && paced.errors === 0;
+    const latencyOk = options.rate === undefined && paced.p99Ms <= TARGET_P99_MS && paced.errors === 0;
 
     let profile: ProfileSummary | undefined;
     if (!throughputOk || options.profile) {
@@ -644,14 +651,15 @@ async function main(): Promise<void> {
     const ceilingText = database ? `pgbench ceiling at ${peak.clients} clients (${fixed(ceiling, 0)} tps)` : 'ceiling';
     lines.push(
       '',
-      `Open loop at half the peak (${paced.targetPerSecond}/s for ${LEVEL_MS / 1000} s): achieved ${fixed(paced.achievedPerSecond, 0)}/s, ` +
+      `Open loop at ${options.rate === undefined ? 'half the peak' : 'a rate fixed by --rate'} (${paced.targetPerSecond}/s for ${LEVEL_MS / 1000} s): achieved ${fixed(paced.achievedPerSecond, 0)}/s, ` +
         `p50 ${fixed(paced.p50Ms)} ms, p99 ${fixed(paced.p99Ms)} ms, max ${fixed(paced.maxMs)} ms, errors ${paced.errors}`,
       `Server peak RSS (VmHWM): ${peakRss === undefined ? 'unknown' : `${fixed(peakRss / 1024)} MiB`}${servers.length > 1 ? ` (${servers.length} instances together)` : ''}`,
       '',
       'Targets',
       `  throughput ≥ ${targetRatio} × ${database ? `pgbench ceiling${instanceCount === 3 ? '' : ' (the target is set for 3 instances)'}` : 'ceiling'}: ` +
         `peak ${fixed(peak.invoicesPerSecond, 0)}/s at ${peak.clients} clients = ${fixed(peak.ratioToCeiling, database ? 3 : 2)} × ${ceilingText}   ${verdict(throughputOk)}`,
-      `  p99 ≤ ${TARGET_P99_MS} ms at half the peak rate: ${fixed(paced.p99Ms)} ms${paced.errors ? ` (${paced.errors} errors)` : ''}   ${verdict(latencyOk)}`,
+      `  p99 ≤ ${TARGET_P99_MS} ms at half the peak rate: ${fixed(paced.p99Ms)} ms${paced.errors ? ` (${paced.errors} errors)` : ''}` +
+        (options.rate === undefined ? `   ${verdict(latencyOk)}` : ` at ${openLoopRate}/s (--rate), half the peak is ${halfRate}/s: no verdict`),
     );
     if (profile) {
       lines.push(
@@ -680,7 +688,7 @@ async function main(): Promise<void> {
       ceilingTransactionsPerSecond: ceiling,
       levels,
       peak: { clients: peak.clients, invoicesPerSecond: peak.invoicesPerSecond, ratioToCeiling: peak.ratioToCeiling },
-      halfPeakOpenLoop: paced,
+      ...(options.rate === undefined ? { halfPeakOpenLoop: paced } : { fixedRateOpenLoop: paced }),
       serverPeakRssKiB: peakRss ?? null,
       targets: {
         throughput: { wanted: `≥ ${targetRatio} × ceiling`, ratio: peak.ratioToCeiling, pass: throughputOk },

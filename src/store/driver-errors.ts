@@ -17,8 +17,8 @@ export function translateDriverError(error: unknown): unknown {
   }
   if (typeof code !== 'string') return error;
   if (UNREACHABLE.test(code)) return new Fault(faults.STORAGE_UNAVAILABLE, { seconds: '2' }, [], 2);
-  if (code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE' || code === '53100') return new Fault(faults.STORAGE_FULL);
-  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_IOERR') || code === 'SQLITE_READONLY') {
+  if (code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE' || code === '53100' || code === 'ENOSPC') return new Fault(faults.STORAGE_FULL);
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_IOERR') || code === 'SQLITE_READONLY' || code === 'EIO') {
     return new Fault(faults.STORAGE_UNAVAILABLE, { seconds: '2' }, [], 2);
   }
   return error;

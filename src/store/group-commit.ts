@@ -8,6 +8,9 @@
 // and idempotency checks always see the other processes' latest commits. While another process
 // holds the lock we wait without blocking the event loop (SQLite's own busy handler would sleep
 // inside it and stop this process answering anyone).
+//
+// The commit releases the lock before it is durable (wal-sync.ts): a batch's units are settled
+// once `durable` has returned, and meanwhile the next batch already runs.
 import { type Kysely, sql } from 'kysely';
 import type { Database } from './schema.js';
 import { Fault, faults } from '../domain/faults.js';
@@ -28,6 +31,8 @@ export class GroupCommitter {
 
   constructor(
     private readonly db: Kysely<Database>,
+    /** Resolves once every commit made before the call is on disk. */
+    private readonly durable: () => Promise<void>,
     private readonly maxBatch = 200,
   ) {}
 
@@ -74,11 +79,17 @@ export class GroupCommitter {
       for (const unit of batch) unit.reject(error);
       return;
     }
-    batch.forEach((unit, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) unit.resolve(outcome.value);
-      else unit.reject(outcome.error);
-    });
+    // Not awaited: the next batch may take the lock while this one's sync runs. A failed sync
+    // answers the batch with the error (it may or may not be on disk; a retry with the same
+    // Idempotency-Key finds out), never with success.
+    this.durable().then(
+      () => batch.forEach((unit, i) => {
+        const outcome = outcomes[i]!;
+        if (outcome.ok) unit.resolve(outcome.value);
+        else unit.reject(outcome.error);
+      }),
+      (error: unknown) => batch.forEach((unit) => unit.reject(error)),
+    );
   }
 }
 

@@ -8,6 +8,7 @@ import type { Database } from './schema.js';
 import type { Store } from '../app/ports.js';
 import { repositories } from './repositories.js';
 import { GroupCommitter } from './group-commit.js';
+import { walSync } from './wal-sync.js';
 import { migrateToLatest } from './migrate.js';
 import { translateDriverError } from './driver-errors.js';
 import { heartbeat } from './heartbeat.js';
@@ -37,7 +38,7 @@ function openWriter(dataDir: string): { connection: SQLite.Database; db: Kysely<
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const connection = new SQLite(sqliteFile(dataDir));
   connection.pragma('journal_mode = WAL');
-  connection.pragma('synchronous = FULL'); // an answer means the invoice is on disk
+  connection.pragma('synchronous = FULL'); // migrations; the store's writer then syncs itself (wal-sync.ts)
   connection.pragma('busy_timeout = 5000'); // for migrations at start-up; see openSqliteStore
   connection.pragma('foreign_keys = ON');
   return { connection, db: new Kysely<Database>({ dialect: new SqliteDialectWithTransactionalDdl({ database: withStatementCache(connection) }) }) };
@@ -58,10 +59,14 @@ export async function openSqliteStore(dataDir: string, migrate: boolean): Promis
   // From here on no busy handler: it would sleep inside the event loop. GroupCommitter waits for
   // the write lock itself (see group-commit.ts).
   connection.pragma('busy_timeout = 0');
+  // An answer still means the invoice is on disk: the committer settles a batch only after the
+  // WAL's fsync, which runs off the event loop and outside SQLite's write lock.
+  connection.pragma('synchronous = NORMAL');
+  const durability = walSync(sqliteFile(dataDir));
   const readerConnection = new SQLite(sqliteFile(dataDir), { readonly: true });
   readerConnection.pragma('busy_timeout = 5000');
   const reader = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(readerConnection) }) });
-  const committer = new GroupCommitter(db);
+  const committer = new GroupCommitter(db, durability.flush);
 
   const write: Store['write'] = async (work) => {
     try {
@@ -78,6 +83,7 @@ export async function openSqliteStore(dataDir: string, migrate: boolean): Promis
     async close() {
       await reader.destroy();
       await db.destroy();
+      await durability.close();
       // Kysely closes only connections it has used; a store that never wrote still holds its writer.
       for (const open of [connection, readerConnection]) if (open.open) open.close();
     },
