@@ -157,9 +157,16 @@ async function bulkFill(store: Store, merchant: MerchantRecord, count: number, c
   const tx: Repositories = {
     ...recorded,
     merchants: { ...recorded.merchants, lock: async (id) => (id === merchant.id ? merchant : undefined) },
-    numberBlocks: { ...recorded.numberBlocks, open: async (_merchantId, year) => [{ blockId: String(year), next: (sequences.get(year) ?? 0) + 1, last: MAX_SEQUENCE }] },
-    chain: { ...recorded.chain, heads: async (asked) => asked.map((scope) => heads.get(scope) ?? { scope, hash: GENESIS_HASH, index: 0 }) },
     issues: {
+      // Numbers, chain heads and usage as this fill has left them; no key is ever reused.
+      async context(q) {
+        return {
+          earlier: new Map(),
+          usage: new Map([...usage.values()].map((u) => [u.period, { ...u, since: null }])),
+          blocks: [{ blockId: String(q.year), next: (sequences.get(q.year) ?? 0) + 1, last: MAX_SEQUENCE }],
+          heads: q.scopes.map((scope) => heads.get(scope) ?? { scope, hash: GENESIS_HASH, index: 0 }),
+        };
+      },
       // The rows as single-row inserts (the executor merges them); numbers, chain heads and usage kept
       // here until the batch's end. No upload jobs: a recorded insert cannot learn the ids their
       // records point at, and the backup's size is the invoices and the audit log.

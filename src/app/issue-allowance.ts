@@ -1,7 +1,7 @@
 // What a merchant may still issue, inside the issue transaction: the daily count limit (开票限额),
 // the month's credit line (授信额度, R9: the lower of the tax service's grant and the operator's
-// limit) and, in contingency, the offline limits of each kind's
-// upload backlog. Read once for a batch and kept up to date invoice by invoice, so a batch never
+// limit) and, in contingency, the offline limits of each kind's upload backlog. Read once for a
+// batch (with the rest of its context) and kept up to date invoice by invoice, so a batch never
 // overshoots a limit its invoices would pass one at a time, and the usage counters get the batch's
 // totals in one statement.
 import { backlogPeriod, type Backlog } from '../domain/contingency.js';
@@ -9,7 +9,7 @@ import { effectiveCreditLine, refuseCredit } from '../domain/credit-line.js';
 import { Fault, faults } from '../domain/faults.js';
 import type { InvoiceKind } from '../domain/invoice.js';
 import { refuseOfflineIssue } from './contingency.js';
-import type { MerchantRecord, Repositories, UsageChange, UsageCounters } from './ports.js';
+import type { MerchantRecord, UsageChange, UsageCounters } from './ports.js';
 
 export const dayPeriod = (date: string) => `D${date}`;
 export const monthPeriod = (date: string) => `M${date.slice(0, 7)}`;
@@ -18,31 +18,34 @@ export class IssueAllowance {
   private issuedToday: number;
   private monthFen: bigint;
   private readonly added = new Map<InvoiceKind, { invoiceCount: number; preTaxFen: bigint }>();
+  private readonly backlogs = new Map<InvoiceKind, Backlog>();
 
-  private constructor(
+  /** `date` is today in Shanghai; `usage` holds the counters `periods` named. */
+  constructor(
     private readonly merchant: MerchantRecord,
     private readonly date: string,
     private readonly now: Date,
-    today: UsageCounters | undefined,
-    month: UsageCounters | undefined,
-    private readonly backlogs: Map<InvoiceKind, Backlog>,
+    kinds: ReadonlySet<InvoiceKind>,
+    usage: ReadonlyMap<string, UsageCounters>,
   ) {
-    this.issuedToday = today?.invoiceCount ?? 0;
-    this.monthFen = month?.preTaxFen ?? 0n;
-  }
-
-  /** Reads only the counters this merchant's limits need. `date` is today in Shanghai. */
-  static async open(tx: Repositories, merchant: MerchantRecord, date: string, kinds: ReadonlySet<InvoiceKind>, now: Date): Promise<IssueAllowance> {
-    const today = merchant.dailyInvoiceLimit !== null ? await tx.usage.get(merchant.id, dayPeriod(date)) : undefined;
-    const month = effectiveCreditLine(merchant) !== null ? await tx.usage.get(merchant.id, monthPeriod(date)) : undefined;
-    const backlogs = new Map<InvoiceKind, Backlog>();
+    const counters = (period: string) => usage.get(period) ?? { period, invoiceCount: 0, preTaxFen: 0n, since: null };
+    this.issuedToday = counters(dayPeriod(date)).invoiceCount;
+    this.monthFen = counters(monthPeriod(date)).preTaxFen;
     if (merchant.offlineSince) {
       for (const kind of kinds) {
-        const counters = await tx.usage.get(merchant.id, backlogPeriod(kind));
-        backlogs.set(kind, { count: counters.invoiceCount, preTaxFen: counters.preTaxFen, oldestAt: counters.invoiceCount > 0 ? counters.since : null });
+        const backlog = counters(backlogPeriod(kind));
+        this.backlogs.set(kind, { count: backlog.invoiceCount, preTaxFen: backlog.preTaxFen, oldestAt: backlog.invoiceCount > 0 ? backlog.since : null });
       }
     }
-    return new IssueAllowance(merchant, date, now, today, month, backlogs);
+  }
+
+  /** The usage counters this merchant's limits need for a batch of these kinds today. */
+  static periods(merchant: MerchantRecord, date: string, kinds: ReadonlySet<InvoiceKind>): string[] {
+    return [
+      ...(merchant.dailyInvoiceLimit !== null ? [dayPeriod(date)] : []),
+      ...(effectiveCreditLine(merchant) !== null ? [monthPeriod(date)] : []),
+      ...(merchant.offlineSince ? [...kinds].map(backlogPeriod) : []),
+    ];
   }
 
   /** Why one more invoice of this kind and pre-tax amount may not be issued; undefined when it may. */

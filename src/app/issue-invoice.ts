@@ -61,15 +61,17 @@ function issueBatch(ports: Ports, merchantId: string, requests: readonly Pending
     const merchant = await tx.merchants.lock(merchantId);
     if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: merchantId });
     const keys = [...new Set(requests.flatMap((r) => (r.idempotencyKey === undefined ? [] : [r.idempotencyKey])))];
-    const earlier = keys.length > 0 ? await tx.idempotency.find(merchantId, keys) : new Map<string, IdempotencyRecord>();
-
     const now = ports.clock.now();
     const issuedAt = shanghaiTimestamp(now);
     const date = shanghaiDate(now);
     const year = Number(date.slice(0, 4));
-    const allowance = await IssueAllowance.open(tx, merchant, date, new Set(requests.map((r) => r.draft.kind)), now);
-    const numbers = await YearNumbers.open(tx, merchantId, year); // from the tax service's 号段
-    const [invoiceHead, auditHead] = await tx.chain.heads([invoiceChainScope(merchantId), auditScope(merchantId)]);
+    const kinds = new Set(requests.map((r) => r.draft.kind));
+    const { earlier, usage, blocks, heads } = await tx.issues.context({
+      merchantId, keys, periods: IssueAllowance.periods(merchant, date, kinds), year, scopes: [invoiceChainScope(merchantId), auditScope(merchantId)],
+    });
+    const allowance = new IssueAllowance(merchant, date, now, kinds, usage);
+    const numbers = new YearNumbers(year, blocks); // from the tax service's 号段
+    const [invoiceHead, auditHead] = heads;
 
     let head = invoiceHead!;
     const issued: Invoice[] = [];

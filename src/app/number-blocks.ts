@@ -18,14 +18,11 @@ import type { BlockAdvance, NumberBlockRecord, OpenBlock } from './upload-ports.
 export class YearNumbers {
   private readonly taken = new Map<string, number>();
 
-  private constructor(
+  /** `blocks`: the merchant's open blocks of the year, oldest first, read under its lock. */
+  constructor(
     readonly year: number,
     private readonly blocks: OpenBlock[],
   ) {}
-
-  static async open(tx: Repositories, merchantId: string, year: number): Promise<YearNumbers> {
-    return new YearNumbers(year, await tx.numberBlocks.open(merchantId, year));
-  }
 
   /** The next sequence; 4020 when none is left. */
   take(): number {

@@ -1,16 +1,18 @@
-// What an issue batch writes once it has decided. SQLite runs the tables' multi-row statements one
-// after another (in-process, no round trips). PostgreSQL gets ONE statement: every table's rows as
-// arrays, unnested in data-modifying CTEs. Under the merchant's lock each statement is a round trip,
-// and while the instance holding the lock waits for its answers the others wait for the lock.
+// What an issue batch reads under its merchant's lock, and what it writes once it has decided.
+// SQLite runs the repositories' statements one after another (in-process, no round trips).
+// PostgreSQL gets ONE statement for each: the reads as rows of one shape, the writes as every
+// table's rows in arrays, unnested in data-modifying CTEs. Under the merchant's lock each statement
+// is a round trip, and a turn of the instance's event loop (other requests' parsing and answers go
+// first), while the other instances wait for the lock.
 import { CompiledQuery, type Kysely } from 'kysely';
-import type { IssueWrites, Repositories } from '../app/ports.js';
+import type { IssueContext, IssueContextQuery, IssueWrites, Repositories, UsageCounters } from '../app/ports.js';
 import type { Database } from './schema.js';
-import { invoiceToRow } from './repositories.js';
+import { chainHead, invoiceToRow, usageCounters } from './repositories.js';
 import { arg, prepare, registerStatement } from './prepared.js';
 
 type Db = Kysely<Database>;
 type Dialect = 'sqlite' | 'postgres';
-type Sequential = Pick<Repositories, 'invoices' | 'usage' | 'idempotency' | 'uploads' | 'audit' | 'chain'>;
+type Sequential = Pick<Repositories, 'invoices' | 'usage' | 'idempotency' | 'uploads' | 'audit' | 'chain' | 'numberBlocks'>;
 
 const advanceBlock = prepare<{ merchantId: string; blockId: string; next: number }, never>((db) =>
   db.updateTable('number_blocks').set({ next_seq: arg('next') }).where('merchant_id', '=', arg('merchantId')).where('block_id', '=', arg('blockId')),
@@ -18,6 +20,17 @@ const advanceBlock = prepare<{ merchantId: string; blockId: string; next: number
 
 export function issueWrites(db: Db, dialect: Dialect, repositories: Sequential): Repositories['issues'] {
   return {
+    async context(q) {
+      if (dialect === 'postgres') return contextOf(q, (await db.executeQuery<ContextRow>(CompiledQuery.raw(READ_CONTEXT, [q.merchantId, q.keys, q.periods, q.year, q.scopes]))).rows);
+      const usage = new Map<string, UsageCounters>();
+      for (const period of q.periods) usage.set(period, await repositories.usage.get(q.merchantId, period));
+      return {
+        earlier: q.keys.length > 0 ? await repositories.idempotency.find(q.merchantId, q.keys) : new Map(),
+        usage,
+        blocks: await repositories.numberBlocks.open(q.merchantId, q.year),
+        heads: await repositories.chain.heads(q.scopes),
+      };
+    },
     async store(w) {
       if (dialect === 'postgres') {
         await db.executeQuery(CompiledQuery.raw(STORE_ISSUED, parameters(w)));
@@ -32,6 +45,44 @@ export function issueWrites(db: Db, dialect: Dialect, repositories: Sequential):
       await repositories.chain.advance(w.heads);
     },
   };
+}
+
+// The context as rows of one shape, told apart by `kind`; blocks in their order. The chain heads are
+// locked as chain.heads locks them. It runs after the merchant's lock statement, so (read committed)
+// its snapshot already holds every batch committed before the lock was granted.
+const READ_CONTEXT = `
+with heads as (select scope, hash, length from chain_heads where scope = any($5::text[]) for update)
+select 'key' as kind, key as name, request_hash as a, invoice_number as b, created_at as c, 0::bigint as position
+from idempotency_keys where merchant_id = $1 and key = any($2::text[])
+union all
+select 'usage', period, invoice_count::text, pre_tax_fen::text, since, 0 from usage where merchant_id = $1 and period = any($3::text[])
+union all
+select 'block', block_id, next_seq::text, last_seq::text, null, first_seq from number_blocks
+where merchant_id = $1 and year = $4 and next_seq <= last_seq
+union all
+select 'head', scope, hash, length::text, null, 0 from heads
+order by kind, position`;
+registerStatement(READ_CONTEXT);
+
+interface ContextRow {
+  kind: 'key' | 'usage' | 'block' | 'head';
+  name: string;
+  a: string;
+  b: string;
+  c: string | null;
+}
+
+function contextOf(q: IssueContextQuery, rows: readonly ContextRow[]): IssueContext {
+  const context: IssueContext = { earlier: new Map(), usage: new Map(q.periods.map((period) => [period, usageCounters(period)])), blocks: [], heads: [] };
+  const heads = new Map<string, { hash: string; length: string }>();
+  for (const row of rows) {
+    if (row.kind === 'key') context.earlier.set(row.name, { merchantId: q.merchantId, key: row.name, requestHash: row.a, invoiceNumber: row.b, createdAt: row.c! });
+    else if (row.kind === 'usage') context.usage.set(row.name, usageCounters(row.name, { invoice_count: row.a, pre_tax_fen: row.b, since: row.c }));
+    else if (row.kind === 'block') context.blocks.push({ blockId: row.name, next: Number(row.a), last: Number(row.b) });
+    else heads.set(row.name, { hash: row.a, length: row.b });
+  }
+  context.heads = q.scopes.map((scope) => chainHead(scope, heads.get(scope)));
+  return context;
 }
 
 // Rows are numbered (WITH ORDINALITY) where their order is their meaning: outbox ids are the upload

@@ -2,7 +2,7 @@
 // SQLite and on PostgreSQL; dialect differences stay in database.ts.
 import { type Kysely, sql } from 'kysely';
 import type { Database, InvoiceTable } from './schema.js';
-import type { Repositories, IdempotencyRecord, MerchantRecord, UserRecord, ApiKeyRecord, SavedBuyer, SavedItem, InvoiceFilter } from '../app/ports.js';
+import type { Repositories, IdempotencyRecord, MerchantRecord, UserRecord, ApiKeyRecord, SavedBuyer, SavedItem, InvoiceFilter, ChainHead, UsageCounters } from '../app/ports.js';
 import type { Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, Buyer, Party } from '../domain/invoice.js';
 import { GENESIS_HASH } from '../domain/invoice.js';
 import type { VoidReportState } from '../domain/void-report.js';
@@ -43,10 +43,7 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
         const queries = hot.chainHeads[scopes.length - 1];
         if (!queries) throw new RangeError(`at most ${hot.chainHeads.length} chains at once`);
         const { rows } = await (locking ? queries.forUpdate : queries.plain).execute(db, dialect, numbered('scope', scopes));
-        return scopes.map((scope) => {
-          const row = rows.find((r) => r.scope === scope);
-          return row ? { scope, hash: row.hash, index: Number(row.length) } : { scope, hash: GENESIS_HASH, index: 0 };
-        });
+        return scopes.map((scope) => chainHead(scope, rows.find((r) => r.scope === scope)));
       },
       async advance(heads) {
         const query = hot.chainHeads[heads.length - 1];
@@ -72,7 +69,7 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
     usage: {
       async get(merchantId, period) {
         const [row] = (await hot.usage.execute(db, dialect, { merchantId, period })).rows;
-        return row ? { period, invoiceCount: Number(row.invoice_count), preTaxFen: BigInt(row.pre_tax_fen), since: row.since } : { period, invoiceCount: 0, preTaxFen: 0n, since: null };
+        return usageCounters(period, row);
       },
       async add(merchantId, changes, at) {
         await hot.addUsage.execute(db, dialect, changes.map((c) => ({ merchantId, period: c.period, count: c.invoiceCount, fen: c.preTaxFen.toString(), at: at ?? null })));
@@ -169,6 +166,16 @@ function outbox(db: Db, dialect: Dialect): Repositories['outbox'] {
       return Number(result.numUpdatedRows) > 0;
     },
   };
+}
+
+/** A chain's head from its row; a chain without one has not begun. */
+export function chainHead(scope: string, row: { hash: string; length: number | string } | undefined): ChainHead {
+  return row ? { scope, hash: row.hash, index: Number(row.length) } : { scope, hash: GENESIS_HASH, index: 0 };
+}
+
+/** A period's usage counters from their row; a period without one has counted nothing yet. */
+export function usageCounters(period: string, row?: { invoice_count: number | string; pre_tax_fen: number | string; since: string | null }): UsageCounters {
+  return row ? { period, invoiceCount: Number(row.invoice_count), preTaxFen: BigInt(row.pre_tax_fen), since: row.since } : { period, invoiceCount: 0, preTaxFen: 0n, since: null };
 }
 
 /** { scope0: a, scope1: b } from ('scope', [a, b]): the argument names of the prepared queries. */

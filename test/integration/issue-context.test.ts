@@ -1,0 +1,86 @@
+// What an issue batch reads under its merchant's lock (on PostgreSQL in one statement): the keys
+// already used, the usage counters its limits need, the year's open blocks oldest first and the
+// chain heads, all as the last batch before the lock left them.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { addMerchant } from '../../src/app/merchants.js';
+import type { IssueContextQuery } from '../../src/app/ports.js';
+import { GENESIS_HASH } from '../../src/domain/invoice.js';
+import { systemClock } from '../../src/domain/time.js';
+import { storesUnderTest, type OpenedStore } from '../support/stores.js';
+import { validUscc } from '../support/http.js';
+
+const AT = '2026-12-03T10:00:00.000+08:00';
+const block = (merchantId: string, blockId: string, year: number, first: number, last: number, next = first) =>
+  ({ merchantId, blockId, year, first, last, next, source: 'granted' as const, grantedAt: AT });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+for (const kind of storesUnderTest) {
+  describe(`an issue batch's context on ${kind.name}`, () => {
+    let opened: OpenedStore;
+    let merchantId: string;
+    let query: IssueContextQuery;
+
+    beforeEach(async () => {
+      opened = await kind.open();
+      merchantId = (await addMerchant({ store: opened.store, clock: systemClock }, { name: '销售方', taxId: '91350100M000100Y43', regionCode: '35' })).id;
+      query = { merchantId, keys: ['k1', 'k2', 'unused'], periods: ['D2026-12-03', 'M2026-12'], year: 2026, scopes: [`invoices:${merchantId}`, `audit:${merchantId}`] };
+    });
+    afterEach(() => opened.cleanup());
+
+    it('holds only what was asked for: used keys, counters (zero when never counted), open blocks oldest first, heads in order', async () => {
+      const other = (await addMerchant({ store: opened.store, clock: systemClock }, { name: '另一商户', taxId: validUscc(4242), regionCode: '35' })).id;
+      await opened.store.write(async (tx) => {
+        await tx.idempotency.insert([
+          { merchantId, key: 'k1', requestHash: 'h1', invoiceNumber: '26350000000000000001', createdAt: AT },
+          { merchantId, key: 'k2', requestHash: 'h2', invoiceNumber: '26350000000000000002', createdAt: AT },
+          { merchantId: other, key: 'unused', requestHash: 'h3', invoiceNumber: '26350000000000000003', createdAt: AT },
+        ]);
+        await tx.usage.add(merchantId, [{ period: 'M2026-12', invoiceCount: 2, preTaxFen: 12_345_678_901_234n }], AT);
+        await tx.usage.add(merchantId, [{ period: 'D2026-12-02', invoiceCount: 9, preTaxFen: 1n }], AT);
+        await tx.numberBlocks.insert(block(merchantId, 'later', 2026, 1001, 2000));
+        await tx.numberBlocks.insert(block(merchantId, 'first', 2026, 1, 1000, 3));
+        await tx.numberBlocks.insert(block(merchantId, 'used-up', 2026, 5001, 5002, 5003));
+        await tx.numberBlocks.insert(block(merchantId, 'last-year', 2025, 1, 1000));
+        await tx.numberBlocks.insert(block(other, 'theirs', 2026, 1, 1000));
+        await tx.chain.advance([{ scope: `audit:${merchantId}`, hash: 'a'.repeat(64), index: 7 }]);
+      });
+
+      const context = await opened.store.write((tx) => tx.issues.context(query));
+      expect([...context.earlier.values()]).toEqual([
+        { merchantId, key: 'k1', requestHash: 'h1', invoiceNumber: '26350000000000000001', createdAt: AT },
+        { merchantId, key: 'k2', requestHash: 'h2', invoiceNumber: '26350000000000000002', createdAt: AT },
+      ]);
+      expect(context.usage).toEqual(new Map([
+        ['D2026-12-03', { period: 'D2026-12-03', invoiceCount: 0, preTaxFen: 0n, since: null }],
+        ['M2026-12', { period: 'M2026-12', invoiceCount: 2, preTaxFen: 12_345_678_901_234n, since: AT }],
+      ]));
+      expect(context.blocks).toEqual([{ blockId: 'first', next: 3, last: 1000 }, { blockId: 'later', next: 1001, last: 2000 }]);
+      expect(context.heads).toEqual([
+        { scope: `invoices:${merchantId}`, hash: GENESIS_HASH, index: 0 },
+        { scope: `audit:${merchantId}`, hash: 'a'.repeat(64), index: 7 },
+      ]);
+    });
+
+    it('sees what the batch holding the lock before it wrote, however long that batch took', async () => {
+      const first = opened.store.write(async (tx) => {
+        await tx.merchants.lock(merchantId);
+        await sleep(150); // the second batch is waiting for the lock meanwhile
+        await tx.idempotency.insert([{ merchantId, key: 'k1', requestHash: 'h1', invoiceNumber: '26350000000000000001', createdAt: AT }]);
+        await tx.usage.add(merchantId, [{ period: 'D2026-12-03', invoiceCount: 1, preTaxFen: 100n }], AT);
+        await tx.numberBlocks.insert(block(merchantId, 'refill', 2026, 1, 1000, 2));
+        await tx.chain.advance([{ scope: `invoices:${merchantId}`, hash: 'b'.repeat(64), index: 1 }]);
+      });
+      await sleep(30);
+      const second = opened.store.write(async (tx) => {
+        await tx.merchants.lock(merchantId);
+        return tx.issues.context(query);
+      });
+      await first;
+      const context = await second;
+      expect([...context.earlier.keys()]).toEqual(['k1']);
+      expect(context.usage.get('D2026-12-03')).toMatchObject({ invoiceCount: 1, preTaxFen: 100n });
+      expect(context.blocks).toEqual([{ blockId: 'refill', next: 2, last: 1000 }]);
+      expect(context.heads[0]).toEqual({ scope: `invoices:${merchantId}`, hash: 'b'.repeat(64), index: 1 });
+    });
+  });
+}
