@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import type { Config } from './config.js';
 import { openSigner } from './app/signing-keys.js';
 import { join } from 'node:path';
-import { migrateDatabase, openStore } from './store/database.js';
+import { migrateDatabase, openStore, sqliteFile } from './store/database.js';
+import { startWalCheckpointer } from './store/wal-checkpoints.js';
 import { buildApp } from './http/app.js';
 import { argon2Hasher, type PasswordHasher } from './security/passwords.js';
 import { shanghaiTimestamp, systemClock } from './domain/time.js';
@@ -176,6 +177,10 @@ function startBackgroundWork(config: Config, ports: Ports & { signer: InvoiceSig
   const stopBackups = alone && config.backup ? scheduleBackups(config, { ...config.backup, metrics: registry }, log) : () => {};
   // Deliveries and printing (R11, R21): fan-out of issued invoices, webhooks, email, print jobs.
   const stopDeliveries = startDeliveryWorkers(ports, { renderPdf: (invoice) => deliveryPdfs.pdfFor(invoice), ...(config.mail && { mail: config.mail }), log, registry, leaseMs: config.deliveryLeaseMs });
+  // SQLite's WAL is checkpointed here, off every process's event loop (wal-checkpoints.ts).
+  const checkpoints = ports.store.dialect === 'sqlite'
+    ? startWalCheckpointer(sqliteFile(config.dataDir), (message) => log.warn({ error: message }, 'WAL checkpoint failed; SQLite checkpoints by itself past its backstop'))
+    : undefined;
   const housekeeping = setInterval(() => {
     purgeExpired(ports).then(
       (purged) => log.info({ purged }, 'housekeeping'),
@@ -190,6 +195,7 @@ function startBackgroundWork(config: Config, ports: Ports & { signer: InvoiceSig
     stopReconciliation();
     await stopUploads();
     await stopDeliveries();
+    await checkpoints?.stop();
   };
 }
 

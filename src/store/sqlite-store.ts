@@ -9,6 +9,7 @@ import type { Store } from '../app/ports.js';
 import { repositories } from './repositories.js';
 import { GroupCommitter } from './group-commit.js';
 import { walSync } from './wal-sync.js';
+import { WAL_BACKSTOP_PAGES } from './wal-checkpoints.js';
 import { migrateToLatest } from './migrate.js';
 import { translateDriverError } from './driver-errors.js';
 import { heartbeat } from './heartbeat.js';
@@ -62,6 +63,7 @@ export async function openSqliteStore(dataDir: string, migrate: boolean): Promis
   // An answer still means the invoice is on disk: the committer settles a batch only after the
   // WAL's fsync, which runs off the event loop and outside SQLite's write lock.
   connection.pragma('synchronous = NORMAL');
+  connection.pragma(`wal_autocheckpoint = ${WAL_BACKSTOP_PAGES}`); // the server checkpoints off the event loop (wal-checkpoints.ts)
   const durability = walSync(sqliteFile(dataDir));
   const readerConnection = new SQLite(sqliteFile(dataDir), { readonly: true });
   readerConnection.pragma('busy_timeout = 5000');
