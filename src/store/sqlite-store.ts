@@ -1,11 +1,13 @@
 // Embedded SQLite: one writer connection behind group commit, and a separate read-only connection
 // so queries never queue behind writes (WAL lets them run side by side).
 import { mkdirSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, SqliteAdapter, SqliteDialect, type DialectAdapter } from 'kysely';
 import type { Database } from './schema.js';
 import type { Store } from '../app/ports.js';
+import { Fault, faults } from '../domain/faults.js';
 import { repositories } from './repositories.js';
 import { GroupCommitter } from './group-commit.js';
 import { walSync } from './wal-sync.js';
@@ -45,6 +47,18 @@ function openWriter(dataDir: string): { connection: SQLite.Database; db: Kysely<
   return { connection, db: new Kysely<Database>({ dialect: new SqliteDialectWithTransactionalDdl({ database: withStatementCache(connection) }) }) };
 }
 
+/**
+ * Below this much free space on the data directory's disk, /readyz reports the store full (5002).
+ * The heartbeat alone would not tell: once checkpointed, the WAL is written again from its start,
+ * so a small write still fits in space the file already holds while an issue batch no longer does.
+ */
+const READY_MIN_FREE_BYTES = 1024 * 1024;
+
+async function refuseWhenDiskFull(dataDir: string): Promise<void> {
+  const { bavail, bsize } = await statfs(dataDir);
+  if (bavail * bsize < READY_MIN_FREE_BYTES) throw new Fault(faults.STORAGE_FULL);
+}
+
 export async function migrateSqlite(dataDir: string): Promise<string[]> {
   const { db } = openWriter(dataDir);
   try {
@@ -81,7 +95,10 @@ export async function openSqliteStore(dataDir: string, migrate: boolean): Promis
     dialect: 'sqlite',
     read: repositories(reader, 'sqlite'),
     write,
-    checkWritable: () => heartbeat(write, reader),
+    async checkWritable() {
+      await refuseWhenDiskFull(dataDir);
+      await heartbeat(write, reader);
+    },
     async close() {
       await reader.destroy();
       await db.destroy();
