@@ -176,7 +176,8 @@ export interface Repositories extends UpstreamRepositories, DeliveryRepositories
   issues: {
     /**
      * Reads what a batch decides on; call it after merchants.lock, so all of it is current. On
-     * PostgreSQL in one statement: one round trip under the merchant's lock instead of four to six.
+     * PostgreSQL in one statement: one round trip under the merchant's lock instead of two to six
+     * (keys, each counter, blocks, heads).
      */
     context(query: IssueContextQuery): Promise<IssueContext>;
     /** Writes a decided batch: on PostgreSQL in one statement, one round trip under the merchant's lock. */

@@ -22,13 +22,18 @@ import { open, type FileHandle } from 'node:fs/promises';
  * A failed sync fails every later flush too. The kernel may have dropped the pages it could not
  * write, so a later fsync that succeeds would vouch for frames that are not on disk (PostgreSQL stops
  * for the same reason). The store then answers no write until it is restarted, and /readyz says so.
+ * A failure `passing` says wrote nothing off (the file could not even be opened) fails only the
+ * flushes it was to serve.
  */
 export class CoalescedSync {
   private running: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
   private failure: { error: unknown } | undefined;
 
-  constructor(private readonly sync: () => Promise<void>) {}
+  constructor(
+    private readonly sync: () => Promise<void>,
+    private readonly passing: (error: unknown) => boolean = () => false,
+  ) {}
 
   flush(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure.error);
@@ -50,7 +55,7 @@ export class CoalescedSync {
   private start(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure.error);
     const running = this.sync().catch((error: unknown) => {
-      this.failure ??= { error };
+      if (!this.passing(error)) this.failure ??= { error };
       throw error;
     }).finally(() => {
       if (this.running === running) this.running = undefined;
@@ -63,12 +68,17 @@ export class CoalescedSync {
 /** fsync of a SQLite database's WAL file, coalesced. */
 export function walSync(databaseFile: string): { flush(): Promise<void>; close(): Promise<void> } {
   let handle: FileHandle | undefined;
+  const notOpened = new WeakSet<object>();
   const syncs = new CoalescedSync(async () => {
     // The WAL file lives as long as a connection to the database is open, and the store keeps its
-    // writer open; opened at the first sync, since it exists from the first commit on.
-    handle ??= await open(`${databaseFile}-wal`, 'r');
+    // writer open; opened at the first sync, since it exists from the first commit on. Failing to
+    // open it (too many open files) loses nothing: the next sync tries again.
+    handle ??= await open(`${databaseFile}-wal`, 'r').catch((error: unknown) => {
+      if (typeof error === 'object' && error !== null) notOpened.add(error);
+      throw error;
+    });
     await handle.sync();
-  });
+  }, (error) => typeof error === 'object' && error !== null && notOpened.has(error));
   return {
     flush: () => syncs.flush(),
     async close() {

@@ -2,7 +2,8 @@
 // copies pages into the database file on a process's event loop (below the backstop), and the
 // checkpointer, which blocks no one, moves them there within moments.
 import { statSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { addMerchant } from '../../src/app/merchants.js';
 import { sqliteFile } from '../../src/store/database.js';
@@ -57,5 +58,13 @@ describe('WAL checkpoints of the embedded store', () => {
     // The store writes on after the checkpoints, and reads what it wrote.
     await opened.store.write(async (tx) => tx.savedItems.upsert(merchantId, { id: 'after', name: 'after', taxCode: '1'.repeat(19), spec: '', unit: '', unitPrice: '1', taxRate: '0.13', updatedAt: 't' }));
     expect((await opened.store.read.savedItems.list(merchantId, undefined, 3000)).length).toBe(2_001);
+  });
+
+  it('reports a checkpointer that cannot open its database, and stops all the same', async () => {
+    const failures: string[] = [];
+    const checkpointer = startWalCheckpointer(join(opened.dataDir, 'missing', 'fapiao.db'), (message) => failures.push(message), 20);
+    await vi.waitFor(() => expect(failures).toHaveLength(1));
+    expect(failures[0]).toMatch(/unable to open|directory does not exist/i);
+    await checkpointer.stop();
   });
 });
