@@ -39,7 +39,12 @@ export interface Config {
 }
 
 export interface UploadConfig {
-  /** How often the uploading process looks for invoices to upload when there were none. */
+  /**
+   * How often the uploading process looks for invoices to upload when there were none. Short, so
+   * that under steady issuing each submission is small: a submission's bookkeeping holds SQLite's
+   * write lock, and every issue waits behind it (100 ms rather than 500 cut bench:issue's open-loop
+   * p99 at 850/s from 72–183 ms to 48–67 ms in three alternating pairs).
+   */
   pollMs: number;
   /** First retry delay of a failed upload; doubles up to maxBackoffMs, with jitter. */
   backoffMs: number;
@@ -73,7 +78,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     upstreamUrl: env.FAPIAO_UPSTREAM_URL ? env.FAPIAO_UPSTREAM_URL.replace(/\/+$/, '') : undefined,
     sandboxAdminToken: env.FAPIAO_SANDBOX_ADMIN_TOKEN || undefined,
     upload: {
-      pollMs: integer(env.FAPIAO_UPLOAD_POLL_MS, 500, 'FAPIAO_UPLOAD_POLL_MS') || 500,
+      pollMs: integer(env.FAPIAO_UPLOAD_POLL_MS, 100, 'FAPIAO_UPLOAD_POLL_MS') || 100,
       backoffMs: integer(env.FAPIAO_UPLOAD_BACKOFF_MS, 1_000, 'FAPIAO_UPLOAD_BACKOFF_MS') || 1_000,
       maxBackoffMs: integer(env.FAPIAO_UPLOAD_MAX_BACKOFF_MS, 60_000, 'FAPIAO_UPLOAD_MAX_BACKOFF_MS') || 60_000,
       leaseMs: integer(env.FAPIAO_UPLOAD_LEASE_MS, 120_000, 'FAPIAO_UPLOAD_LEASE_MS') || 120_000,

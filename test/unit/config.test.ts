@@ -41,3 +41,12 @@ describe('FAPIAO_PUBLIC_URL, printed in every QR code', () => {
     }
   });
 });
+
+describe('FAPIAO_UPLOAD_POLL_MS', () => {
+  // Under steady issuing each submission holds what arrived since the last look; its bookkeeping
+  // holds SQLite's write lock while every issue waits, so the look comes often (config.ts).
+  it('looks for new invoices to upload every 100 ms unless set', () => {
+    expect(readConfig({}).upload.pollMs).toBe(100);
+    expect(readConfig({ FAPIAO_UPLOAD_POLL_MS: '250' }).upload.pollMs).toBe(250);
+  });
+});
