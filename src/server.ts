@@ -78,7 +78,7 @@ function runPrimary(config: Config): void {
   // The primary's own metrics (its backups, its restarts), summed into /metrics with the workers'.
   const registry = new Registry();
   serveClusterMetrics(registry);
-  const stopBackups = config.backup ? scheduleBackups(config, { ...config.backup, metrics: registry }, primaryLog) : () => {};
+  const stopBackups = config.backup ? scheduleBackups(config, { ...config.backup, metrics: registry, nice: config.backgroundNice }, primaryLog) : () => {};
   superviseWorkers({ httpProcesses: config.workers, registry, stopOwnWork: stopBackups });
 }
 
@@ -174,7 +174,7 @@ function startBackgroundWork(config: Config, ports: Ports & { signer: InvoiceSig
   const stopReconciliation = scheduleReconciliation({ ...ports, taxService }, leaseOwner(), log, { metrics: registry });
   registerUpstreamMetrics(registry, taxService);
   // Backups run once per machine: here when this is the only process, else in the primary.
-  const stopBackups = alone && config.backup ? scheduleBackups(config, { ...config.backup, metrics: registry }, log) : () => {};
+  const stopBackups = alone && config.backup ? scheduleBackups(config, { ...config.backup, metrics: registry, nice: config.backgroundNice }, log) : () => {};
   // Deliveries and printing (R11, R21): fan-out of issued invoices, webhooks, email, print jobs.
   const stopDeliveries = startDeliveryWorkers(ports, { renderPdf: (invoice) => deliveryPdfs.pdfFor(invoice), ...(config.mail && { mail: config.mail }), log, registry, leaseMs: config.deliveryLeaseMs });
   // SQLite's WAL is checkpointed here, off every process's event loop (wal-checkpoints.ts).

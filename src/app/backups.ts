@@ -4,7 +4,6 @@
 import { hostname } from 'node:os';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setImmediate } from 'node:timers/promises';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { Fault, faults } from '../domain/faults.js';
 import { systemClock, type Clock } from '../domain/time.js';
@@ -15,41 +14,19 @@ import {
 } from '../store/backup.js';
 import { verifyChains } from './verify-chain.js';
 import { holderIsGone, PROCESS_TOKEN, type LeaseHolder } from './process-identity.js';
-import type { Store } from './ports.js';
+import { backUpInThread } from './backup-thread.js';
 
 export { applyRetention, dialectOf, readKeyFile };
 
 /** The chain walk of `fapiao chain verify`, run on a restored copy. */
 export const checkChains: DataCheck = async (store) => {
-  const reports = await verifyChains({ store: yieldingReads(store), clock: systemClock });
+  const reports = await verifyChains({ store, clock: systemClock });
   return {
     invoices: reports.reduce((sum, r) => sum + r.invoices, 0),
     auditEntries: reports.reduce((sum, r) => sum + r.auditEntries, 0),
     problems: reports.flatMap((r) => r.breaks.map((b) => `merchant ${b.merchantId}: ${b.chain} chain breaks at ${b.at}: ${b.reason}`)),
   };
 };
-
-/**
- * SQLite answers every read synchronously, so without this a chain walk never gives the event
- * loop back: 100,000 invoices held a server that runs the schedule for 2.5 s. Each read (a page
- * of 500 rows) now waits its turn behind pending I/O first.
- */
-function yieldingReads(store: Store): Store {
-  const wrap = (repository: object) =>
-    new Proxy(repository, {
-      get(target, name) {
-        const value = Reflect.get(target, name);
-        return typeof value === 'function' ? async (...args: unknown[]) => (await setImmediate(), value.apply(target, args)) : value;
-      },
-    });
-  const read = new Proxy(store.read, {
-    get(target, name) {
-      const value = Reflect.get(target, name);
-      return typeof value === 'object' && value !== null ? wrap(value) : value;
-    },
-  });
-  return { ...store, read };
-}
 
 export function backUp(config: StoreConfig, options: BackupOptions) {
   return createBackup(config, options, checkChains);
@@ -68,6 +45,8 @@ export interface BackupSchedule {
   /** Where to register the backup metrics (the process's prom-client registry). */
   metrics?: Registry;
   clock?: Clock;
+  /** The CPU priority (nice) of the thread each backup runs in (backup-thread.ts); default 10. */
+  nice?: number;
 }
 
 /** pino's shape, so the server passes `app.log`. */
@@ -83,6 +62,8 @@ const LEASE_STALE_MS = 12 * 3600_000;
 /** setTimeout cannot wait longer than ~24.8 days; a longer wait is taken in steps. */
 const LONGEST_TIMER_MS = 24 * 3600_000;
 const LEASE_FILE = '.fapiao-backup.lease';
+/** A backup's thread runs below the HTTP processes, as the background process does (FAPIAO_BACKGROUND_NICE). */
+const DEFAULT_NICE = 10;
 
 /**
  * Backs up whenever the newest verified backup in `dir` is older than `everyHours` (so a restarted
@@ -115,7 +96,7 @@ export function scheduleBackups(config: StoreConfig, schedule: BackupSchedule, l
     }
     try {
       const key = schedule.keyFile ? readKeyFile(schedule.keyFile) : undefined; // read each time: a rotated key is picked up
-      const { path, manifest } = await backUp(config, { dir: schedule.dir, now: clock.now(), ...(key && { key }) });
+      const { path, manifest } = await backUpInThread(config, { dir: schedule.dir, now: clock.now(), ...(key && { key }) }, schedule.nice ?? DEFAULT_NICE);
       const removed = await applyRetention(schedule.dir, dialect, schedule.keep, clock.now());
       failures = 0;
       retryAt = 0;

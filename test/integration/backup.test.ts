@@ -2,7 +2,7 @@
 // foreign, newer, wrong key, database in use) with a coded fault, and a dry run changes nothing.
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { hostname, tmpdir } from 'node:os';
+import { getPriority, hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
@@ -15,6 +15,8 @@ import { issueInvoice } from '../../src/app/issue-invoice.js';
 import { voidInvoice } from '../../src/app/void-invoice.js';
 import { verifyChains } from '../../src/app/verify-chain.js';
 import { applyRetention, backUp, readKeyFile, restore, scheduleBackups } from '../../src/app/backups.js';
+import { backUpInThread } from '../../src/app/backup-thread.js';
+import { Fault } from '../../src/domain/faults.js';
 import type { Manifest } from '../../src/store/backup.js';
 import { LATEST_SCHEMA_VERSION } from '../../src/store/migrate.js';
 import type { Store } from '../../src/app/ports.js';
@@ -57,6 +59,16 @@ const editManifest = (dir: string, edit: (m: Manifest) => void) => {
   edit(manifest);
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
 };
+/** The nice value of each thread of this process (Linux: the 19th field of /proc/self/task/<tid>/stat). */
+const threadNiceValues = () =>
+  readdirSync('/proc/self/task').flatMap((tid) => {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      return [Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])];
+    } catch {
+      return []; // the thread ended meanwhile
+    }
+  });
 const intact = async (store: Store) => (await verifyChains({ store, clock: systemClock })).flatMap((r) => r.breaks);
 
 for (const kind of storesUnderTest) {
@@ -256,6 +268,32 @@ for (const kind of storesUnderTest) {
       } finally {
         failing();
       }
+    });
+
+    it('runs each scheduled backup in a thread of its own at a lower CPU priority; the server thread keeps its own', async () => {
+      const ownNice = getPriority();
+      const logged: string[] = [];
+      const log = { info: (_: object, message: string) => logged.push(message), warn: (_: object, message: string) => logged.push(message) };
+      const niceSeen = new Set<number>();
+      const watch = setInterval(() => threadNiceValues().forEach((nice) => niceSeen.add(nice)), 2); // runs: the backup is not on this thread
+      const stop = scheduleBackups(source, { dir: backups, everyHours: 24, keep: 2, nice: ownNice + 7 }, log);
+      try {
+        await vi.waitFor(() => expect(logged).toContain('backup verified'), { timeout: 30_000, interval: 100 });
+      } finally {
+        stop();
+        clearInterval(watch);
+      }
+      expect([...niceSeen]).toContain(ownNice + 7);
+      expect(getPriority()).toBe(ownNice);
+    });
+
+    it('answers a backup that fails in its thread with the same coded fault', async () => {
+      const notADirectory = join(backups, 'a-file');
+      writeFileSync(notADirectory, '');
+      const failed = await backUpInThread(source, { dir: join(notADirectory, 'backups'), now: new Date() }, 10).catch((error: unknown) => error);
+      expect(failed).toBeInstanceOf(Fault);
+      expect((failed as Fault).code).toBe(5004);
+      expect((failed as Fault).message).toContain('a-file');
     });
 
     it('takes over the lease left by an earlier life of this same process (a restarted container is PID 1 again)', async () => {
