@@ -43,10 +43,12 @@ describe('FAPIAO_PUBLIC_URL, printed in every QR code', () => {
 });
 
 describe('FAPIAO_UPLOAD_POLL_MS', () => {
-  // Under steady issuing each submission holds what arrived since the last look; its bookkeeping
-  // holds SQLite's write lock while every issue waits, so the look comes often (config.ts).
-  it('looks for new invoices to upload every 100 ms unless set', () => {
+  // A submission's bookkeeping holds what issues wait for: SQLite's write lock, briefly if it is
+  // small; PostgreSQL's merchant row across round trips, best seldom (config.ts, uploadPollMs).
+  it('looks for new invoices to upload every 100 ms on SQLite and every 500 ms on PostgreSQL unless set', () => {
     expect(readConfig({}).upload.pollMs).toBe(100);
+    expect(readConfig({ DATABASE_URL: 'postgres://fapiao@db/fapiao' }).upload.pollMs).toBe(500);
     expect(readConfig({ FAPIAO_UPLOAD_POLL_MS: '250' }).upload.pollMs).toBe(250);
+    expect(readConfig({ DATABASE_URL: 'postgres://fapiao@db/fapiao', FAPIAO_UPLOAD_POLL_MS: '250' }).upload.pollMs).toBe(250);
   });
 });
