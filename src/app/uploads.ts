@@ -17,7 +17,7 @@ export function startUploads(ports: Ports, taxService: TaxService, config: { upl
   const owner = leaseOwner();
   const c = config.upload;
   const metrics = registry && outboxMetrics(registry);
-  const worker = startUploadWorker(ports, taxService, { owner, idleMs: c.pollMs, backoffMs: c.backoffMs, maxBackoffMs: c.maxBackoffMs, leaseMs: c.leaseMs, lanes: c.lanes, log, ...(metrics && { metrics }) });
+  const worker = startUploadWorker(ports, taxService, { owner, idleMs: c.pollMs, backoffMs: c.backoffMs, maxBackoffMs: c.maxBackoffMs, leaseMs: c.leaseMs, lanes: c.lanes, batchSize: c.batchSize, log, ...(metrics && { metrics }) });
   const voids = startVoidWorker(ports, taxService, { owner: `${owner}/void`, idleMs: c.pollMs, backoffMs: c.backoffMs, maxBackoffMs: c.maxBackoffMs, log, ...(metrics && { metrics }) });
   const upkeep = createUpkeep(ports, taxService, { owner, intervalMs: c.upkeepMs, termsMaxAgeMs: c.termsMaxAgeMs, reserve: { ...DEFAULT_RESERVE, floor: c.reserveFloor }, log });
   worker.start();

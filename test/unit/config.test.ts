@@ -52,3 +52,17 @@ describe('FAPIAO_UPLOAD_POLL_MS', () => {
     expect(readConfig({ DATABASE_URL: 'postgres://fapiao@db/fapiao', FAPIAO_UPLOAD_POLL_MS: '250' }).upload.pollMs).toBe(250);
   });
 });
+
+describe('FAPIAO_UPLOAD_BATCH', () => {
+  // While a backlog drains, a submission's claim and bookkeeping hold SQLite's write lock in
+  // proportion to its size; PostgreSQL prefers fewer turns on the merchant's lock (config.ts).
+  it('submits at most 500 invoices at once on SQLite and 1000 on PostgreSQL unless set', () => {
+    expect(readConfig({}).upload.batchSize).toBe(500);
+    expect(readConfig({ DATABASE_URL: 'postgres://fapiao@db/fapiao' }).upload.batchSize).toBe(1000);
+    expect(readConfig({ FAPIAO_UPLOAD_BATCH: '200' }).upload.batchSize).toBe(200);
+  });
+
+  it('refuses what the protocol cannot take in one submission, by name', () => {
+    for (const value of ['0', '1001', '-5', 'many']) expect(() => readConfig({ FAPIAO_UPLOAD_BATCH: value })).toThrow('FAPIAO_UPLOAD_BATCH must');
+  });
+});
