@@ -8,6 +8,8 @@ import { createHash } from 'node:crypto';
 import { createOutboxRunner } from '../../src/app/outbox-runner.js';
 import { uploadHandler, UPLOAD_TOPIC } from '../../src/app/upload-worker.js';
 import { refreshTerms } from '../../src/app/upstream-upkeep.js';
+import { startUploads } from '../../src/app/uploads.js';
+import { readConfig } from '../../src/config.js';
 import { verifyChains } from '../../src/app/verify-chain.js';
 import type { Ports } from '../../src/app/ports.js';
 import { systemClock } from '../../src/domain/time.js';
@@ -150,6 +152,29 @@ for (const kind of storesUnderTest) {
       const numbers = await issue(40);
       const [a, b] = [runner('instance-a'), runner('instance-b')];
       await Promise.all([drain(a), drain(b)]);
+      await expectUploadedOnce(numbers);
+    });
+
+    it('submits at most FAPIAO_UPLOAD_BATCH invoices at once when the server starts its uploads', async () => {
+      const numbers = await issue(7);
+      const submitted: number[] = [];
+      const counting = new Proxy(t.taxService, {
+        get(target, name) {
+          const value = Reflect.get(target, name);
+          if (name === 'upload') return (taxId: string, records: unknown[]) => (submitted.push(records.length), value.call(target, taxId, records));
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      const quiet = { info: () => undefined, warn: () => undefined };
+      const config = readConfig({ FAPIAO_UPLOAD_BATCH: '3', FAPIAO_UPLOAD_POLL_MS: '20' });
+      const stop = startUploads(ports(), counting, config, quiet);
+      try {
+        await until(async () => submitted.reduce((sum, n) => sum + n, 0) >= 7);
+      } finally {
+        await stop();
+      }
+      expect(submitted.every((n) => n <= 3), JSON.stringify(submitted)).toBe(true);
+      expect(submitted.length).toBeGreaterThanOrEqual(3);
       await expectUploadedOnce(numbers);
     });
 
