@@ -22,18 +22,13 @@ import { open, type FileHandle } from 'node:fs/promises';
  * A failed sync fails every later flush too. The kernel may have dropped the pages it could not
  * write, so a later fsync that succeeds would vouch for frames that are not on disk (PostgreSQL stops
  * for the same reason). The store then answers no write until it is restarted, and /readyz says so.
- * A failure `passing` says wrote nothing off (the file could not even be opened) fails only the
- * flushes it was to serve.
  */
 export class CoalescedSync {
   private running: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
   private failure: { error: unknown } | undefined;
 
-  constructor(
-    private readonly sync: () => Promise<void>,
-    private readonly passing: (error: unknown) => boolean = () => false,
-  ) {}
+  constructor(private readonly sync: () => Promise<void>) {}
 
   flush(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure.error);
@@ -55,7 +50,7 @@ export class CoalescedSync {
   private start(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure.error);
     const running = this.sync().catch((error: unknown) => {
-      if (!this.passing(error)) this.failure ??= { error };
+      this.failure ??= { error };
       throw error;
     }).finally(() => {
       if (this.running === running) this.running = undefined;
@@ -67,24 +62,27 @@ export class CoalescedSync {
 
 /** fsync of a SQLite database's WAL file, coalesced. */
 export function walSync(databaseFile: string): { flush(): Promise<void>; close(): Promise<void> } {
-  let handle: FileHandle | undefined;
-  const notOpened = new WeakSet<object>();
-  const syncs = new CoalescedSync(async () => {
-    // The WAL file lives as long as a connection to the database is open, and the store keeps its
-    // writer open; opened at the first sync, since it exists from the first commit on. Failing to
-    // open it (too many open files) loses nothing: the next sync tries again.
-    handle ??= await open(`${databaseFile}-wal`, 'r').catch((error: unknown) => {
-      if (typeof error === 'object' && error !== null) notOpened.add(error);
+  // The WAL file lives as long as a connection to the database is open, and the store keeps its
+  // writer open; opened at the first flush, since it exists from the first commit on. Failing to
+  // open it (too many open files) wrote nothing off, so unlike a failed sync it fails only that
+  // flush: the next one tries to open it again.
+  let opening: Promise<FileHandle> | undefined;
+  const handle = () =>
+    (opening ??= open(`${databaseFile}-wal`, 'r').catch((error: unknown) => {
+      opening = undefined;
       throw error;
-    });
-    await handle.sync();
-  }, (error) => typeof error === 'object' && error !== null && notOpened.has(error));
+    }));
+  const syncs = new CoalescedSync(async () => (await handle()).sync());
   return {
-    flush: () => syncs.flush(),
+    async flush() {
+      await handle();
+      return syncs.flush();
+    },
     async close() {
       await syncs.idle();
-      await handle?.close();
-      handle = undefined;
+      const opened = await opening?.catch(() => undefined);
+      opening = undefined;
+      await opened?.close();
     },
   };
 }

@@ -2,6 +2,7 @@
 // SQLite's write lock only until the commit, not through the fsync: another writer goes ahead while
 // the disk works. A failed fsync answers with a storage fault, never with success, and the store
 // writes nothing more until it is restarted.
+import { existsSync, renameSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import SQLite from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -68,6 +69,22 @@ describe('the embedded store and its WAL fsync', () => {
     releaseSync();
     await write;
     expect(syncs).toEqual(['started', 'done']);
+  });
+
+  it('fails only the write whose WAL file could not be opened, and opens it again for the next', async () => {
+    const restarted = await opened.reopen(); // its WAL file is opened at its first write
+    const wal = `${sqliteFile(opened.dataDir)}-wal`;
+    try {
+      renameSync(wal, `${wal}.away`); // open() fails as it would with too many open files
+      const failed = await restarted.write(async (tx) => tx.savedItems.upsert(merchantId, item('unopened'))).catch((error: unknown) => error);
+      expect(failed).toMatchObject({ code: 'ENOENT' });
+      renameSync(`${wal}.away`, wal);
+      await restarted.write(async (tx) => tx.savedItems.upsert(merchantId, item('opened')));
+      await restarted.checkWritable();
+    } finally {
+      if (existsSync(`${wal}.away`)) renameSync(`${wal}.away`, wal);
+      await restarted.close();
+    }
   });
 
   it('answers a write whose fsync failed with a storage fault, and every later write too, until restarted', async () => {

@@ -67,19 +67,6 @@ describe('coalesced sync', () => {
     expect(state.started).toBe(1);
   });
 
-  it('fails only the flushes it was to serve when the failure is a passing one, and syncs again for the next', async () => {
-    const { sync, state, finish } = manualSync();
-    const syncs = new CoalescedSync(sync, (error) => (error as { code?: string }).code === 'EMFILE');
-    const failing = settled(syncs.flush());
-    await finish(Object.assign(new Error('too many open files'), { code: 'EMFILE' }));
-    expect(failing.error).toMatchObject({ code: 'EMFILE' });
-
-    const later = settled(syncs.flush());
-    expect(state.started).toBe(2);
-    await finish();
-    expect(later).toEqual({ done: true, error: undefined });
-  });
-
   it('is idle only when no sync is running or waiting', async () => {
     const { sync, finish } = manualSync();
     const syncs = new CoalescedSync(sync);
