@@ -15,6 +15,10 @@
 // Reported: drain rate ÷ ceiling (target ≥ 0.8) and drain p99 ÷ online p99 (target ≤ 1.2). The
 // drain is timed from the heal (includes noticing the service is back) and from the first
 // upload after it (transfer only). PASS/FAIL never changes the exit code.
+//
+// Everything shares the machine's cores, so the report also says where the CPU went while the
+// backlog drained (server processes by role, sandbox, this client) and what one record cost the
+// background process and the sandbox, next to the sandbox's cost per record alone at its ceiling.
 import { createHash, randomBytes } from 'node:crypto';
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -22,11 +26,12 @@ import SQLite from 'better-sqlite3';
 import { createTaxServiceClient } from '../src/upstream/client.js';
 import { enroll, staticCredentials } from '../src/upstream/credentials.js';
 import type { UploadRecord } from '../src/upstream/protocol.js';
+import { cpuSeconds } from './support/cpu.js';
 import { Issuer } from './support/issuer.js';
 import { startSimulator, type Simulator } from './support/simulator.js';
 import { sqliteFile } from '../src/store/database.js';
 import {
-  createMerchantAndKeyWith, freePort, sleep, startServer, tempDataDir, threeLineInvoice, SELLER_TAX_ID, type ServerProcess,
+  createMerchantAndKeyWith, freePort, serverWorkers, sleep, startServer, tempDataDir, threeLineInvoice, SELLER_TAX_ID, type ServerProcess,
 } from '../test/support/server-process.js';
 
 const { values } = parseArgs({ options: { invoices: { type: 'string', default: '100000' }, rate: { type: 'string', default: '200' }, 'online-seconds': { type: 'string', default: '8' } } });
@@ -85,8 +90,12 @@ async function closedLoop(issuer: Issuer, total: number, clients: number, progre
   return { done, errors };
 }
 
-/** The sandbox's ingest ceiling: 1000-record submissions from two senders for a seller of its own. */
-async function measureCeiling(sandboxUrl: string): Promise<number> {
+/**
+ * The sandbox's ingest ceiling: 1000-record submissions from two senders for a seller of its own,
+ * with the sandbox's CPU time per record accepted.
+ */
+async function measureCeiling(sandbox: Simulator): Promise<{ recordsPerSecond: number; cpuMicrosPerRecord: number; cpuPercent: number }> {
+  const sandboxUrl = sandbox.url;
   const seller = `91350100M00${randomBytes(4).toString('hex').toUpperCase().slice(0, 7)}`;
   const key = await enroll(sandboxUrl, seller);
   const client = createTaxServiceClient({ baseUrl: sandboxUrl, credentials: staticCredentials({ [seller]: key }), timeoutMs: 60_000, maxAttempts: 1 });
@@ -98,6 +107,7 @@ async function measureCeiling(sandboxUrl: string): Promise<number> {
     return { number, kind: 'normal', issuedAt: '2026-11-22T10:00:00.000+08:00', buyerTaxId: '', totalAmountFen: '144800', totalTaxFen: '11624', digest: createHash('sha256').update(text).digest('hex'), content: text };
   });
   const started = performance.now();
+  const cpuAtStart = cpuSeconds([sandbox.pid]);
   let accepted = 0;
   await Promise.all([0, 1].map(async () => {
     while (performance.now() - started < CEILING_MS) {
@@ -105,7 +115,24 @@ async function measureCeiling(sandboxUrl: string): Promise<number> {
       accepted += answer.outcomes.filter((o) => o.result === 'accepted').length;
     }
   }));
-  return accepted / ((performance.now() - started) / 1000);
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = cpuSeconds([sandbox.pid]) - cpuAtStart;
+  return { recordsPerSecond: accepted / seconds, cpuMicrosPerRecord: (cpu * 1e6) / accepted, cpuPercent: (100 * cpu) / seconds };
+}
+
+/**
+ * CPU time of everything on the machine that takes part in the drain: the server's HTTP processes,
+ * its background process (the uploads), its primary, the sandbox, and this client.
+ */
+function cpuShares(server: ServerProcess, sandbox: Simulator) {
+  const http = serverWorkers(server.pid, 'http');
+  const background = serverWorkers(server.pid, 'background');
+  const client = process.cpuUsage();
+  return {
+    // The primary and anything else it started (its tree less the workers', read a moment apart: never below 0).
+    http: cpuSeconds(http), background: cpuSeconds(background), primary: Math.max(0, cpuSeconds([server.pid]) - cpuSeconds([...http, ...background])),
+    sandbox: cpuSeconds([sandbox.pid]), client: (client.user + client.system) / 1e6,
+  };
 }
 
 async function main(): Promise<void> {
@@ -119,7 +146,8 @@ async function main(): Promise<void> {
     const admin = (method: string, path: string) => fetch(`${sandboxUrl}${path}`, { method, headers: { 'content-type': 'application/json' }, body: method === 'PUT' ? '{}' : undefined });
 
     console.log(`measuring the sandbox's ingest ceiling (${CEILING_MS / 1000} s of 1000-record submissions)…`);
-    const ceiling = await measureCeiling(sandboxUrl);
+    const sandboxAlone = await measureCeiling(simulator);
+    const ceiling = sandboxAlone.recordsPerSecond;
 
     const env = { ...serverEnv, FAPIAO_UPSTREAM_URL: sandboxUrl };
     // Offline limits that hold the whole backlog (the defaults, ¥1,000,000 of ordinary invoices, stop a
@@ -160,6 +188,10 @@ async function main(): Promise<void> {
     const backlog = pendingUpTo(lastOffline);
 
     console.log(`healing the sandbox; draining ${backlog.toLocaleString('en')} while issuing ${RATE}/s…`);
+    const sandboxAccepted = async () => ((await (await fetch(`${sandboxUrl}/admin/uploads?seller=${SELLER_TAX_ID}`)).json()) as { totals: { accepted: number } }).totals.accepted;
+    const acceptedBefore = await sandboxAccepted();
+    const cpuBefore = cpuShares(server, simulator);
+    const cpuWindowStarted = performance.now();
     await admin('DELETE', '/admin/faults');
     const healedAt = Date.now();
     let drainedAt = 0;
@@ -169,6 +201,13 @@ async function main(): Promise<void> {
     })();
     const during = await paced(paceIssuer, RATE, () => drainedAt !== 0);
     await watch;
+    const cpuAfter = cpuShares(server, simulator);
+    const cpuWindowSeconds = (performance.now() - cpuWindowStarted) / 1000;
+    const cpuPercent = (part: keyof typeof cpuAfter) => (100 * (cpuAfter[part] - cpuBefore[part])) / cpuWindowSeconds;
+    const cpuMicrosPerRecord = (part: keyof typeof cpuAfter) => ((cpuAfter[part] - cpuBefore[part]) * 1e6) / acceptedDuring;
+    const parts = ['http', 'background', 'primary', 'sandbox', 'client'] as const;
+    const machinePercent = parts.reduce((sum, part) => sum + cpuPercent(part), 0);
+    const acceptedDuring = (await sandboxAccepted()) - acceptedBefore;
     const times = doneAfter(beforeOutage);
     db.close();
     const drainSeconds = (drainedAt - healedAt) / 1000;
@@ -187,6 +226,8 @@ node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model.trim
 Sandbox ingest ceiling: ${fixed(ceiling, 0)} records/s (1000-record submissions, 2 senders, ${CEILING_MS / 1000} s)
 Offline: ${offline.done.toLocaleString('en')} invoices issued in ${fixed(offlineSeconds)} s (${fixed(offline.done / offlineSeconds, 0)}/s), ${offline.errors} errors; backlog ${backlog.toLocaleString('en')}
 Drain:   ${fixed(drainSeconds, 2)} s from the heal = ${fixed(drainRate, 0)}/s; ${fixed(transferSeconds, 2)} s from the first upload after it = ${fixed(transferRate, 0)}/s (noticing the service was back: ${fixed((firstUpload - healedAt) / 1000, 2)} s)
+CPU while draining, % of one core (${availableParallelism()} cores = ${availableParallelism() * 100} %): HTTP processes ${fixed(cpuPercent('http'), 0)}, background ${fixed(cpuPercent('background'), 0)}, primary ${fixed(cpuPercent('primary'), 0)}, sandbox ${fixed(cpuPercent('sandbox'), 0)}, this client ${fixed(cpuPercent('client'), 0)}; together ${fixed(machinePercent, 0)}
+  per record the sandbox accepted (${acceptedDuring.toLocaleString('en')}): background ${fixed(cpuMicrosPerRecord('background'), 0)} µs, sandbox ${fixed(cpuMicrosPerRecord('sandbox'), 0)} µs (alone at its ceiling: ${fixed(sandboxAlone.cpuMicrosPerRecord, 0)} µs, ${fixed(sandboxAlone.cpuPercent, 0)} % CPU)
 Sandbox counters (this seller): ${JSON.stringify(counters.totals)}
 
 Issuing at ${RATE}/s (latency from each request's scheduled start):

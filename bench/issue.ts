@@ -35,12 +35,13 @@ import { delimiter, join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
+import { cpuSeconds } from './support/cpu.js';
 import { withPostgres } from './support/postgres.js';
 import { validUscc } from '../test/support/http.js';
 import { Issuer } from './support/issuer.js';
 import { startSimulator, type Simulator } from './support/simulator.js';
 import {
-  freePort, peakRssKiB, processTree, repoRoot, runCli, sleep, startServer, tempDataDir, SELLER_TAX_ID, type ServerProcess,
+  freePort, peakRssKiB, repoRoot, runCli, sleep, startServer, tempDataDir, SELLER_TAX_ID, type ServerProcess,
 } from '../test/support/server-process.js';
 
 const CEILING_MS = 3_000;
@@ -269,19 +270,6 @@ function percentile(sorted: Float64Array, p: number): number {
 }
 
 /** CPU seconds the servers (all their processes) have used so far (user + system), from /proc/<pid>/stat. */
-function cpuSeconds(pids: number[]): number {
-  let total = 0;
-  for (const member of pids.flatMap(processTree)) {
-    try {
-      const stat = readFileSync(`/proc/${member}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      total += (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100 on Linux)
-    } catch {
-      // the process ended between listing and reading
-    }
-  }
-  return total;
-}
 
 /**
  * Closed loop: `clients` requests always in flight, client i sending to instance i mod N; counts

@@ -27,7 +27,8 @@ import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { freePort, processTree, repoRoot, SELLER_TAX_ID, sleep, startServer, tempDataDir, threeLineInvoice, type ServerProcess } from '../test/support/server-process.js';
+import { freePort, repoRoot, SELLER_TAX_ID, sleep, startServer, tempDataDir, threeLineInvoice, type ServerProcess } from '../test/support/server-process.js';
+import { cpuSeconds } from './support/cpu.js';
 import { withPostgres } from './support/postgres.js';
 import { RecordingDriver, recordingKysely } from './support/recording-driver.js';
 import { multiRowWriter, type Statement } from './support/multi-row-inserts.js';
@@ -294,20 +295,6 @@ interface LoadResult {
 /** Where CPU time is read from: the server's process tree, and PostgreSQL's postmaster when it runs here. */
 const cpuRoots: { server: number[]; database: number[] } = { server: [], database: [] };
 
-/** CPU seconds (user + system) used so far by these processes and their descendants, from /proc. */
-function cpuSeconds(pids: number[]): number {
-  let total = 0;
-  for (const member of pids.flatMap(processTree)) {
-    try {
-      const stat = readFileSync(`/proc/${member}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      total += (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ
-    } catch {
-      // the process ended between listing and reading
-    }
-  }
-  return total;
-}
 
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
