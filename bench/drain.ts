@@ -129,8 +129,7 @@ function cpuShares(server: ServerProcess, sandbox: Simulator) {
   const background = serverWorkers(server.pid, 'background');
   const client = process.cpuUsage();
   return {
-    // The primary and anything else it started (its tree less the workers', read a moment apart: never below 0).
-    http: cpuSeconds(http), background: cpuSeconds(background), primary: Math.max(0, cpuSeconds([server.pid]) - cpuSeconds([...http, ...background])),
+    http: cpuSeconds(http), background: cpuSeconds(background), primary: cpuSeconds([server.pid], false),
     sandbox: cpuSeconds([sandbox.pid]), client: (client.user + client.system) / 1e6,
   };
 }

@@ -3,10 +3,10 @@
 import { readFileSync } from 'node:fs';
 import { processTree } from '../../test/support/server-process.js';
 
-/** CPU seconds (user + system) used so far by these processes and their descendants. */
-export function cpuSeconds(pids: number[]): number {
+/** CPU seconds (user + system) used so far by these processes and (unless `descendants` is false) their descendants. */
+export function cpuSeconds(pids: number[], descendants = true): number {
   let total = 0;
-  for (const member of pids.flatMap(processTree)) {
+  for (const member of descendants ? pids.flatMap(processTree) : pids) {
     try {
       const stat = readFileSync(`/proc/${member}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

@@ -10,6 +10,7 @@ import { bilingual, Fault, faults, withOriginal, type FaultParams, type FaultSpe
 import { CircuitBreaker, type CircuitSnapshot } from './circuit-breaker.js';
 import type { CredentialSource } from './credentials.js';
 import { MAX_RECORDS_PER_UPLOAD, type AcceptedInvoice, type InvoiceStatusAnswer, type MerchantTerms, type NumberBlock, type TaxService, type UploadAnswer, type UploadOutcome, type UploadRecord, type VoidAnswer } from './protocol.js';
+import { httpTransport, type TransportResponse } from './http-transport.js';
 import { signRequest } from './signing.js';
 
 /** A failed call to the tax service, with what the caller needs to decide what to do next. */
@@ -68,6 +69,7 @@ export function createTaxServiceClient(options: TaxServiceClientOptions): TaxSer
   const baseBackoffMs = options.baseBackoffMs ?? 200;
   const maxBackoffMs = options.maxBackoffMs ?? 5_000;
   const random = options.random ?? Math.random;
+  const transport = httpTransport(baseUrl);
   const breaker = new CircuitBreaker({ failureThreshold: options.failureThreshold ?? 5, openMs: options.openMs ?? 30_000 });
 
   async function attempt<T>(call: Call, schema: z.ZodType<T>): Promise<T> {
@@ -88,24 +90,24 @@ export function createTaxServiceClient(options: TaxServiceClientOptions): TaxSer
 
   async function send<T>(call: Call, schema: z.ZodType<T>): Promise<T> {
     const key = await options.credentials.get(call.seller);
-    const body = call.body === undefined ? '' : JSON.stringify(call.body);
+    // Encoded once: the signature's digest and the request carry the same bytes.
+    const body = call.body === undefined ? undefined : Buffer.from(JSON.stringify(call.body));
     const path = `${basePath}${call.path}`;
-    const headers: Record<string, string> = { ...signRequest(key, { method: call.method, path, body }), accept: 'application/json' };
+    const headers: Record<string, string> = { ...signRequest(key, { method: call.method, path, body: body ?? '' }), accept: 'application/json' };
     if (body) headers['content-type'] = 'application/json';
-    let response: Response;
-    let text: string;
+    let response: TransportResponse;
     try {
-      response = await fetch(`${baseUrl}${call.path}`, { method: call.method, headers, body: body || undefined, signal: AbortSignal.timeout(timeoutMs) });
-      text = await response.text();
+      response = await transport.request({ method: call.method, path, headers, ...(body && { body }), timeoutMs });
     } catch (error) {
       throw transportFault(error, timeoutMs);
     }
+    const text = response.text;
     if (response.status >= 500) throw new UpstreamFault(faults.UPSTREAM_SERVER_ERROR, { status: String(response.status) }, false, errorCode(text));
     if (response.status >= 400) {
       const code = errorCode(text);
       const message = errorMessage(text) ?? `HTTP ${response.status}`;
       if (response.status === 429) {
-        const wait = Math.max(1, Number(response.headers.get('retry-after')) || 1);
+        const wait = Math.max(1, Number(response.header('retry-after')) || 1);
         throw new UpstreamFault(faults.UPSTREAM_FLOW_CONTROL, { seconds: String(wait) }, false, code, wait);
       }
       if (response.status === 401 || response.status === 403) {
@@ -119,7 +121,7 @@ export function createTaxServiceClient(options: TaxServiceClientOptions): TaxSer
       parsed = JSON.parse(text);
     } catch {
       throw new UpstreamFault(faults.UPSTREAM_PROTOCOL_ERROR, {
-        reason: withOriginal('答复不是 JSON', `${text.slice(0, 60)}`, `not JSON (${(response.headers.get('content-type') ?? 'no content type').slice(0, 60)})`),
+        reason: withOriginal('答复不是 JSON', `${text.slice(0, 60)}`, `not JSON (${(response.header('content-type') ?? 'no content type').slice(0, 60)})`),
       }, true);
     }
     const checked = schema.safeParse(parsed);
@@ -249,10 +251,10 @@ function oneOutcomeEach(records: readonly UploadRecord[], wire: ReadonlyArray<z.
 
 /** Network-level failures: refused (never sent) or lost/timed out (maybe processed). */
 function transportFault(error: unknown, timeoutMs: number): UpstreamFault {
-  const e = error as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (e.name === 'TimeoutError' || e.name === 'AbortError') return new UpstreamFault(faults.UPSTREAM_TIMEOUT, { ms: String(timeoutMs) }, true);
-  const code = e.cause?.code ?? '';
-  const reason = [code, e.cause?.message ?? e.message].filter(Boolean).join(' ').slice(0, 200);
+  const e = error as { name?: string; code?: string; message?: string };
+  if (e.name === 'TimeoutError') return new UpstreamFault(faults.UPSTREAM_TIMEOUT, { ms: String(timeoutMs) }, true);
+  const code = e.code ?? '';
+  const reason = [code, e.message].filter(Boolean).join(' ').slice(0, 200);
   // Refused or unresolvable: the request never left. Anything else (reset, closed mid-answer) may have been processed.
   const neverSent = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
   // `sent` tells the caller without a type check whether the request may have arrived.

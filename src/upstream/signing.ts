@@ -23,7 +23,7 @@ export interface SignedRequest {
   method: string;
   /** Path with query string, exactly as sent (e.g. "/sandbox/v1/sellers/9135…/accepted?date=2026-11-21"). */
   path: string;
-  body: string;
+  body: string | Buffer;
 }
 
 export function bodyDigest(body: string | Buffer): string {
