@@ -67,7 +67,7 @@ async function paced(issuer: Issuer, perSecond: number, stop: () => boolean, ms 
       const scheduled = start + sent * interval;
       inFlight.push(issuer.issue().then((status) => void (status === 201 ? latencies.push(performance.now() - scheduled) : (errors += 1))));
     }
-    await sleep(1);
+    await sleep(Math.max(1, start + sent * interval - performance.now())); // until the next is due: fewer wake-ups of this client
   }
   await Promise.all(inFlight);
   latencies.sort((a, b) => a - b);
@@ -169,9 +169,11 @@ async function main(): Promise<void> {
 
     const db = new SQLite(sqliteFile(dir.dataDir), { readonly: true });
     const pendingUpTo = (id: number) => (db.prepare(`select count(*) as n from outbox where topic = 'invoice.upload' and done_at is null and id <= ?`).get(id) as { n: number }).n;
+    // Whether any is left: the first entry of the pending index, where counting a 100,000 backlog every 50 ms took this client's CPU from the drain it measures.
+    const anyPendingUpTo = (id: number) => (db.prepare(`select exists (select 1 from outbox where topic = 'invoice.upload' and done_at is null and id <= ?) as pending`).get(id) as { pending: number }).pending === 1;
     const lastJob = () => (db.prepare(`select coalesce(max(id), 0) as id from outbox where topic = 'invoice.upload'`).get() as { id: number }).id;
     const doneAfter = (id: number) => (db.prepare(`select min(done_at) as first, max(done_at) as last from outbox where topic = 'invoice.upload' and id > ?`).get(id) as { first: string | null; last: string | null });
-    for (let i = 0; pendingUpTo(lastJob()) > 0; i++) {
+    for (let i = 0; anyPendingUpTo(lastJob()); i++) {
       if (i > 600) throw new Error('online uploads did not finish');
       await sleep(100);
     }
@@ -195,7 +197,7 @@ async function main(): Promise<void> {
     const healedAt = Date.now();
     let drainedAt = 0;
     const watch = (async () => {
-      while (pendingUpTo(lastOffline) > 0) await sleep(50);
+      while (anyPendingUpTo(lastOffline)) await sleep(50);
       drainedAt = Date.now();
     })();
     const during = await paced(paceIssuer, RATE, () => drainedAt !== 0);
