@@ -191,10 +191,11 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
 }
 
 /**
- * The upload loop of one process: `lanes` runners side by side (FAPIAO_UPLOAD_LANES, default 2), so
- * one submission travels to the tax service while another is read or written down. Each lane holds
- * its own leases. Measured with bench:drain on 2 cores with uploads in the background process, two
- * lanes drained 20–25 % faster than one, with the same issuing p99 during the drain.
+ * The upload loop of one process: `lanes` runners side by side (FAPIAO_UPLOAD_LANES, default by
+ * database: config.ts uploadLanes), so one submission travels to the tax service while another is
+ * read or written down. Each lane holds its own leases. Measured with bench:drain on 2 cores with
+ * uploads in the background process, two lanes drained 20–25 % faster than one, with the same
+ * issuing p99 during the drain.
  */
 export function startUploadWorker(ports: Ports, taxService: TaxService, options: UploadWorkerOptions & { lanes?: number } = {}): OutboxRunner & { start(): void } {
   const handler = uploadHandler(ports, taxService, options);

@@ -53,6 +53,17 @@ describe('FAPIAO_UPLOAD_POLL_MS', () => {
   });
 });
 
+describe('FAPIAO_UPLOAD_LANES', () => {
+  // A third lane keeps the tax service busier during a drain on SQLite; on PostgreSQL every lane of
+  // every instance takes turns on the merchant's row lock (config.ts, uploadLanes).
+  it('runs 3 upload loops side by side on SQLite and 2 on PostgreSQL unless set', () => {
+    expect(readConfig({}).upload.lanes).toBe(3);
+    expect(readConfig({ DATABASE_URL: 'postgres://fapiao@db/fapiao' }).upload.lanes).toBe(2);
+    expect(readConfig({ FAPIAO_UPLOAD_LANES: '1' }).upload.lanes).toBe(1);
+    expect(readConfig({ DATABASE_URL: 'postgres://fapiao@db/fapiao', FAPIAO_UPLOAD_LANES: '4' }).upload.lanes).toBe(4);
+  });
+});
+
 describe('FAPIAO_UPLOAD_BATCH', () => {
   // While a backlog drains, a submission's claim and bookkeeping hold SQLite's write lock in
   // proportion to its size; PostgreSQL prefers fewer turns on the merchant's lock (config.ts).
