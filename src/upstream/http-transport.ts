@@ -7,6 +7,7 @@
 // an error named TimeoutError, anything else with the socket's error code (ECONNREFUSED, …).
 import http from 'node:http';
 import https from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 
 export interface TransportRequest {
   method: 'GET' | 'POST';
@@ -29,10 +30,13 @@ export interface Transport {
 }
 
 const IDLE_MS = 4_000;
+/** Drops a leading byte-order mark, as fetch's text() did: JSON.parse refuses one. */
+const UTF8 = new TextDecoder('utf-8');
 
 export function httpTransport(baseUrl: string): Transport {
-  const url = new URL(baseUrl);
-  const secure = url.protocol === 'https:';
+  // Host and port as node wants them: an IPv6 address without its URL brackets ([::1] → ::1).
+  const { protocol, hostname, port } = urlToHttpOptions(new URL(baseUrl));
+  const secure = protocol === 'https:';
   const client = secure ? https : http;
   // An idle connection is dropped after IDLE_MS, or sooner when the server says it keeps them for
   // less (Keep-Alive: timeout=…), so a request is rarely written into one the server is closing:
@@ -51,7 +55,7 @@ export function httpTransport(baseUrl: string): Transport {
         const cutOff = () => Object.assign(new Error('the connection closed before the answer was complete'), { code: 'ECONNRESET' });
         const outgoing = client.request(
           {
-            protocol: url.protocol, hostname: url.hostname, port: url.port, method, path, agent,
+            protocol, hostname, port, method, path, agent,
             headers: { ...headers, ...(body && { 'content-length': String(body.length) }) },
           },
           (incoming) => {
@@ -64,7 +68,7 @@ export function httpTransport(baseUrl: string): Transport {
                 const value = incoming.headers[name.toLowerCase()];
                 return Array.isArray(value) ? value.join(', ') : value;
               };
-              settle(() => resolve({ status: incoming.statusCode ?? 0, header, text: Buffer.concat(chunks).toString('utf8') }));
+              settle(() => resolve({ status: incoming.statusCode ?? 0, header, text: UTF8.decode(Buffer.concat(chunks)) }));
             });
           },
         );

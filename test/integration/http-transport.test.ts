@@ -12,10 +12,10 @@ afterEach(async () => {
   for (const server of servers.splice(0)) await new Promise((done) => server.close(() => done(undefined)));
 });
 
-async function listen<S extends http.Server | ReturnType<typeof createServer>>(server: S): Promise<string> {
+async function listen<S extends http.Server | ReturnType<typeof createServer>>(server: S, host = '127.0.0.1'): Promise<string> {
   servers.push(server);
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/base`;
+  await new Promise<void>((done) => server.listen(0, host, done));
+  return `http://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}/base`;
 }
 
 const failureOf = (promise: Promise<unknown>) => promise.then(() => { throw new Error('expected a failure'); }, (error: unknown) => error as { name?: string; code?: string });
@@ -48,6 +48,19 @@ describe('tax-service transport', () => {
     expect(seen[0]).toEqual({ method: 'POST', url: '/base/v1/uploads?x=1', type: 'application/json', length: String(body.length), body: body.toString('utf8') });
     expect(seen[1]).toMatchObject({ method: 'GET', url: '/base/v1/terms', body: '' });
     expect(connections).toBe(1);
+  });
+
+  it('reaches a tax service at an IPv6 address (the URL brackets it, the socket must not)', async () => {
+    const url = await listen(http.createServer((_request, response) => response.end('{"ok":true}')), '::1');
+    expect(url).toMatch(/^http:\/\/\[::1\]:\d+\/base$/);
+    const answer = await httpTransport(url).request({ method: 'GET', path: '/base/x', headers: {}, timeoutMs: 2_000 });
+    expect(JSON.parse(answer.text)).toEqual({ ok: true });
+  });
+
+  it('drops a byte-order mark in front of an answer, as JSON needs', async () => {
+    const server = http.createServer((_request, response) => response.end(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"答复":"ok"}')])));
+    const answer = await httpTransport(await listen(server)).request({ method: 'GET', path: '/base/x', headers: {}, timeoutMs: 2_000 });
+    expect(JSON.parse(answer.text)).toEqual({ 答复: 'ok' });
   });
 
   it('gives up after its timeout when no answer comes, and closes that connection', async () => {
