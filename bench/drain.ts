@@ -204,11 +204,11 @@ async function main(): Promise<void> {
     await watch;
     const cpuAfter = cpuShares(server, simulator);
     const cpuWindowSeconds = (performance.now() - cpuWindowStarted) / 1000;
+    const acceptedDuring = (await sandboxAccepted()) - acceptedBefore;
     const cpuPercent = (part: keyof typeof cpuAfter) => (100 * (cpuAfter[part] - cpuBefore[part])) / cpuWindowSeconds;
     const cpuMicrosPerRecord = (part: keyof typeof cpuAfter) => ((cpuAfter[part] - cpuBefore[part]) * 1e6) / acceptedDuring;
     const parts = ['http', 'background', 'primary', 'sandbox', 'client'] as const;
     const machinePercent = parts.reduce((sum, part) => sum + cpuPercent(part), 0);
-    const acceptedDuring = (await sandboxAccepted()) - acceptedBefore;
     const times = doneAfter(beforeOutage);
     db.close();
     const drainSeconds = (drainedAt - healedAt) / 1000;

@@ -269,8 +269,6 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-/** CPU seconds the servers (all their processes) have used so far (user + system), from /proc/<pid>/stat. */
-
 /**
  * Closed loop: `clients` requests always in flight, client i sending to instance i mod N; counts
  * what completes inside the window. `databasePid`, when given, is measured like the servers.

@@ -295,7 +295,6 @@ interface LoadResult {
 /** Where CPU time is read from: the server's process tree, and PostgreSQL's postmaster when it runs here. */
 const cpuRoots: { server: number[]; database: number[] } = { server: [], database: [] };
 
-
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;

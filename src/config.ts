@@ -72,8 +72,8 @@ export interface UploadConfig {
  * at 500 ms against 187 and 225 at 100 ms).
  */
 function uploadPollMs(env: NodeJS.ProcessEnv): number {
-  const byDatabase = env.DATABASE_URL ? 500 : 100;
-  return integer(env.FAPIAO_UPLOAD_POLL_MS, byDatabase, 'FAPIAO_UPLOAD_POLL_MS') || byDatabase;
+  const fallback = byDatabase(env, { sqlite: 100, postgres: 500 });
+  return integer(env.FAPIAO_UPLOAD_POLL_MS, fallback, 'FAPIAO_UPLOAD_POLL_MS') || fallback;
 }
 
 /**
@@ -86,8 +86,7 @@ function uploadPollMs(env: NodeJS.ProcessEnv): number {
  * fewer turns on the merchant's row lock.
  */
 function uploadBatchSize(env: NodeJS.ProcessEnv): number {
-  const byDatabase = env.DATABASE_URL ? MAX_RECORDS_PER_UPLOAD : 500;
-  const size = integer(env.FAPIAO_UPLOAD_BATCH, byDatabase, 'FAPIAO_UPLOAD_BATCH');
+  const size = integer(env.FAPIAO_UPLOAD_BATCH, byDatabase(env, { sqlite: 500, postgres: MAX_RECORDS_PER_UPLOAD }), 'FAPIAO_UPLOAD_BATCH');
   if (size < 1 || size > MAX_RECORDS_PER_UPLOAD) throw new Error(`FAPIAO_UPLOAD_BATCH must be from 1 to ${MAX_RECORDS_PER_UPLOAD}, got "${env.FAPIAO_UPLOAD_BATCH}"`);
   return size;
 }
@@ -101,8 +100,13 @@ function uploadBatchSize(env: NodeJS.ProcessEnv): number {
  * takes its turn on the merchant's row lock, and a third was not measured there.
  */
 function uploadLanes(env: NodeJS.ProcessEnv): number {
-  const byDatabase = env.DATABASE_URL ? 2 : 3;
-  return integer(env.FAPIAO_UPLOAD_LANES, byDatabase, 'FAPIAO_UPLOAD_LANES') || byDatabase;
+  const fallback = byDatabase(env, { sqlite: 3, postgres: 2 });
+  return integer(env.FAPIAO_UPLOAD_LANES, fallback, 'FAPIAO_UPLOAD_LANES') || fallback;
+}
+
+/** A default that depends on the database DATABASE_URL chooses (none: the embedded SQLite). */
+function byDatabase<T>(env: NodeJS.ProcessEnv, defaults: { sqlite: T; postgres: T }): T {
+  return env.DATABASE_URL ? defaults.postgres : defaults.sqlite;
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {

@@ -36,8 +36,7 @@ const UTF8 = new TextDecoder('utf-8');
 export function httpTransport(baseUrl: string): Transport {
   // Host and port as node wants them: an IPv6 address without its URL brackets ([::1] → ::1).
   const { protocol, hostname, port } = urlToHttpOptions(new URL(baseUrl));
-  const secure = protocol === 'https:';
-  const client = secure ? https : http;
+  const client = protocol === 'https:' ? https : http;
   // An idle connection is dropped after IDLE_MS, or sooner when the server says it keeps them for
   // less (Keep-Alive: timeout=…), so a request is rarely written into one the server is closing:
   // a reset upload is resolved by a status query per invoice before anything is sent again.

@@ -50,6 +50,19 @@ describe('tax-service transport', () => {
     expect(connections).toBe(1);
   });
 
+  it('drops an idle connection before the server says it will, so no request is written into one it is closing', async () => {
+    let connections = 0;
+    const server = http.createServer((_request, response) => response.end('{}'));
+    server.keepAliveTimeout = 2_000; // announced as Keep-Alive: timeout=2
+    server.on('connection', () => connections++);
+    const transport = httpTransport(await listen(server));
+    const call = () => transport.request({ method: 'GET', path: '/base/x', headers: {}, timeoutMs: 2_000 });
+    await call();
+    await new Promise((done) => setTimeout(done, 1_500)); // past the hint's safety margin, before the server's close
+    await call();
+    expect(connections).toBe(2);
+  });
+
   it('reaches a tax service at an IPv6 address (the URL brackets it, the socket must not)', async () => {
     const url = await listen(http.createServer((_request, response) => response.end('{"ok":true}')), '::1');
     expect(url).toMatch(/^http:\/\/\[::1\]:\d+\/base$/);

@@ -42,37 +42,25 @@ describe('FAPIAO_PUBLIC_URL, printed in every QR code', () => {
   });
 });
 
-describe('FAPIAO_UPLOAD_POLL_MS', () => {
-  // A submission's bookkeeping holds what issues wait for: SQLite's write lock, briefly if it is
-  // small; PostgreSQL's merchant row across round trips, best seldom (config.ts, uploadPollMs).
-  it('looks for new invoices to upload every 100 ms on SQLite and every 500 ms on PostgreSQL unless set', () => {
-    expect(readConfig({}).upload.pollMs).toBe(100);
-    expect(readConfig({ DATABASE_URL: 'postgres://fapiao@db/fapiao' }).upload.pollMs).toBe(500);
-    expect(readConfig({ FAPIAO_UPLOAD_POLL_MS: '250' }).upload.pollMs).toBe(250);
-    expect(readConfig({ DATABASE_URL: 'postgres://fapiao@db/fapiao', FAPIAO_UPLOAD_POLL_MS: '250' }).upload.pollMs).toBe(250);
-  });
-});
-
-describe('FAPIAO_UPLOAD_LANES', () => {
-  // A third lane keeps the tax service busier during a drain on SQLite; on PostgreSQL every lane of
-  // every instance takes turns on the merchant's row lock (config.ts, uploadLanes).
-  it('runs 3 upload loops side by side on SQLite and 2 on PostgreSQL unless set', () => {
-    expect(readConfig({}).upload.lanes).toBe(3);
-    expect(readConfig({ DATABASE_URL: 'postgres://fapiao@db/fapiao' }).upload.lanes).toBe(2);
-    expect(readConfig({ FAPIAO_UPLOAD_LANES: '1' }).upload.lanes).toBe(1);
-    expect(readConfig({ DATABASE_URL: 'postgres://fapiao@db/fapiao', FAPIAO_UPLOAD_LANES: '4' }).upload.lanes).toBe(4);
+// Upload settings whose defaults depend on the database (config.ts). A submission's bookkeeping holds
+// what issues wait for: SQLite's one write lock, briefly if the submission is small; PostgreSQL's
+// merchant row across round trips, best seldom. A third lane keeps the tax service busier during a
+// drain on SQLite; on PostgreSQL every lane of every instance takes turns on the merchant's row lock.
+describe.each([
+  { variable: 'FAPIAO_UPLOAD_POLL_MS', setting: 'pollMs', sqlite: 100, postgres: 500, set: 250 },
+  { variable: 'FAPIAO_UPLOAD_LANES', setting: 'lanes', sqlite: 3, postgres: 2, set: 4 },
+  { variable: 'FAPIAO_UPLOAD_BATCH', setting: 'batchSize', sqlite: 500, postgres: 1000, set: 200 },
+] as const)('$variable', ({ variable, setting, sqlite, postgres, set }) => {
+  const onPostgres = { DATABASE_URL: 'postgres://fapiao@db/fapiao' };
+  it(`is ${sqlite} on SQLite and ${postgres} on PostgreSQL unless set`, () => {
+    expect(readConfig({}).upload[setting]).toBe(sqlite);
+    expect(readConfig(onPostgres).upload[setting]).toBe(postgres);
+    expect(readConfig({ [variable]: String(set) }).upload[setting]).toBe(set);
+    expect(readConfig({ ...onPostgres, [variable]: String(set) }).upload[setting]).toBe(set);
   });
 });
 
 describe('FAPIAO_UPLOAD_BATCH', () => {
-  // While a backlog drains, a submission's claim and bookkeeping hold SQLite's write lock in
-  // proportion to its size; PostgreSQL prefers fewer turns on the merchant's lock (config.ts).
-  it('submits at most 500 invoices at once on SQLite and 1000 on PostgreSQL unless set', () => {
-    expect(readConfig({}).upload.batchSize).toBe(500);
-    expect(readConfig({ DATABASE_URL: 'postgres://fapiao@db/fapiao' }).upload.batchSize).toBe(1000);
-    expect(readConfig({ FAPIAO_UPLOAD_BATCH: '200' }).upload.batchSize).toBe(200);
-  });
-
   it('refuses what the protocol cannot take in one submission, by name', () => {
     for (const value of ['0', '1001', '-5', 'many']) expect(() => readConfig({ FAPIAO_UPLOAD_BATCH: value })).toThrow('FAPIAO_UPLOAD_BATCH must');
   });
