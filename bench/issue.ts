@@ -1,8 +1,11 @@
-// `npm run bench:issue [-- --db sqlite|postgres] [--instances N] [--merchants M] [--rate R] [--profile]`:
+// `npm run bench:issue [-- --db sqlite|postgres] [--instances N] [--merchants M] [--route R] [--rate R] [--profile]`:
 // invoices per second through the real server, against what the disk allows.
 //
 // One merchant by default: all its issues are serialised on its own row lock, numbering and chain
 // (the hardest case). --merchants M spreads the clients over M merchants, as a platform's load is.
+// With several instances, clients go to them round-robin (--route round-robin, the default: every
+// merchant's batches meet on its lock from every instance), or --route merchant sends each
+// merchant to one instance, as a load balancer hashing the API key would (docs/deploy.md).
 //
 // SQLite (the default): the ceiling is measured in the same run: single-row insert transactions per
 // second on a fresh SQLite file with the server's settings (WAL, synchronous=FULL), so each one waits
@@ -479,6 +482,8 @@ interface Options {
   instances: number | undefined;
   profile: boolean;
   merchants: number;
+  /** How clients pick an instance: in turn, or always their merchant's. */
+  route: 'round-robin' | 'merchant';
   /** The open loop's rate when fixed by --rate; otherwise half the peak. */
   rate: number | undefined;
   postgresUrl: string;
@@ -491,6 +496,7 @@ function readOptions(): Options {
       instances: { type: 'string' },
       profile: { type: 'boolean', default: false },
       merchants: { type: 'string', default: '1' },
+      route: { type: 'string', default: 'round-robin' },
       rate: { type: 'string' },
       'postgres-url': { type: 'string', default: process.env.BENCH_POSTGRES_URL ?? DEFAULT_POSTGRES_URL },
     },
@@ -500,9 +506,10 @@ function readOptions(): Options {
   if (instances !== undefined && !(Number.isInteger(instances) && instances >= 1 && instances <= 16)) throw new Error(`--instances is a whole number from 1 to 16, not "${values.instances}"`);
   const merchants = Number(values.merchants);
   if (!(Number.isInteger(merchants) && merchants >= 1 && merchants <= 256)) throw new Error(`--merchants is a whole number from 1 to 256, not "${values.merchants}"`);
+  if (values.route !== 'round-robin' && values.route !== 'merchant') throw new Error(`--route is round-robin or merchant, not "${values.route}"`);
   const rate = values.rate === undefined ? undefined : Number(values.rate);
   if (rate !== undefined && !(Number.isInteger(rate) && rate >= 1)) throw new Error(`--rate is a whole number of invoices per second, not "${values.rate}"`);
-  return { db: values.db, instances, merchants, rate, profile: values.profile ?? false, postgresUrl: values['postgres-url']! };
+  return { db: values.db, instances, merchants, route: values.route, rate, profile: values.profile ?? false, postgresUrl: values['postgres-url']! };
 }
 
 async function main(): Promise<void> {
@@ -552,10 +559,12 @@ async function main(): Promise<void> {
     }
     const pids = servers.map((server) => server.pid);
     const stamp = Date.now();
-    // Client i goes to server i mod S for merchant i mod M (every pair, when S and M share no factor).
-    const pairs = servers.length * merchants.length;
+    // Round-robin: client i goes to server i mod S for merchant i mod M (every pair, when S and M
+    // share no factor). By merchant: merchant m's clients all go to server m mod S.
+    const pairs = options.route === 'merchant' ? merchants.length : servers.length * merchants.length;
+    const serverOf = (i: number) => servers[(options.route === 'merchant' ? i % merchants.length : i) % servers.length]!;
     issuers = Array.from({ length: pairs }, (_, i) =>
-      new Issuer(servers[i % servers.length]!.port, merchants[i % merchants.length]!.apiKey, `b${stamp}-${i}`, Math.ceil(Math.max(...LEVELS) / pairs)));
+      new Issuer(serverOf(i).port, merchants[i % merchants.length]!.apiKey, `b${stamp}-${i}`, Math.ceil(Math.max(...LEVELS) / pairs)));
 
     process.stdout.write(`warming up (${WARMUP_MS / 1000} s)…\n`);
     await closedLoop(issuers, 16, 0, WARMUP_MS, pids);
@@ -596,13 +605,14 @@ async function main(): Promise<void> {
     }
 
     const machine = `node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'})`;
+    const routing = options.route === 'merchant' ? "each merchant's clients on one instance (--route merchant)" : 'clients spread over them round-robin';
     const lines = ['', `Fapiao issue benchmark — ${new Date().toISOString()}`];
     if (!database) {
       lines.push(
         `${machine}, data in ${dir.dataDir.split('/').slice(0, -1).join('/') || '/'}`,
         `3-line normal invoices, one Idempotency-Key each; client, server and sandbox tax service share the machine`,
       );
-      if (options.instances !== undefined) lines.push(`${instanceCount} server instance(s) on one SQLite file (separate processes, FAPIAO_WORKERS=1 each); clients spread over them round-robin`);
+      if (options.instances !== undefined) lines.push(`${instanceCount} server instance(s) on one SQLite file (separate processes, FAPIAO_WORKERS=1 each); ${routing}`);
       lines.push(`${options.merchants} merchant(s); clients spread over them round-robin`);
       lines.push(
         '',
@@ -617,7 +627,7 @@ async function main(): Promise<void> {
       lines.push(
         `${machine}; PostgreSQL ${database.version} at ${new URL(database.url).host}, fresh database ${database.name} (dropped afterwards)`,
         `3-line normal invoices, one Idempotency-Key each; clients, servers, database and sandbox tax service share the machine`,
-        `${instanceCount} server instance${instanceCount > 1 ? 's' : ''} (separate processes on separate ports, FAPIAO_WORKERS=1 each) on one database; clients spread over them round-robin`,
+        `${instanceCount} server instance${instanceCount > 1 ? 's' : ''} (separate processes on separate ports, FAPIAO_WORKERS=1 each) on one database; ${routing}`,
         `${options.merchants} merchant(s); clients spread over them round-robin`,
         '',
         `Ceiling: pgbench, one-row insert transactions into a scratch table (synchronous_commit=on, -j 2, ${PGBENCH_SECONDS} s at each client count)`,
