@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import { createTaxServiceClient } from '../src/upstream/client.js';
 import { enroll, staticCredentials } from '../src/upstream/credentials.js';
-import type { UploadRecord } from '../src/upstream/protocol.js';
+import { encodeUploadRecord, type EncodedUploadRecord } from '../src/upstream/protocol.js';
 import { cpuSeconds } from './support/cpu.js';
 import { Issuer } from './support/issuer.js';
 import { startSimulator, type Simulator } from './support/simulator.js';
@@ -101,10 +101,10 @@ async function measureCeiling(sandbox: Simulator): Promise<{ recordsPerSecond: n
   const client = createTaxServiceClient({ baseUrl: sandboxUrl, credentials: staticCredentials({ [seller]: key }), timeoutMs: 60_000, maxAttempts: 1 });
   const content = JSON.stringify(threeLineInvoice('ceiling')).repeat(2); // about the size of a real canonical invoice
   let sequence = 0;
-  const batch = (): UploadRecord[] => Array.from({ length: 1000 }, () => {
+  const batch = (): EncodedUploadRecord[] => Array.from({ length: 1000 }, () => {
     const number = `26351${String(++sequence).padStart(15, '0')}`;
     const text = `${number}${content}`;
-    return { number, kind: 'normal', issuedAt: '2026-11-22T10:00:00.000+08:00', buyerTaxId: '', totalAmountFen: '144800', totalTaxFen: '11624', digest: createHash('sha256').update(text).digest('hex'), content: text };
+    return encodeUploadRecord({ number, kind: 'normal', issuedAt: '2026-11-22T10:00:00.000+08:00', buyerTaxId: '', totalAmountFen: '144800', totalTaxFen: '11624', digest: createHash('sha256').update(text).digest('hex'), content: text });
   });
   const started = performance.now();
   const cpuAtStart = cpuSeconds([sandbox.pid]);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createTaxServiceClient } from '../../src/upstream/client.js';
 import { enroll, staticCredentials } from '../../src/upstream/credentials.js';
-import { MAX_RECORDS_PER_UPLOAD, type UploadRecord } from '../../src/upstream/protocol.js';
+import { encodeUploadRecord, MAX_RECORDS_PER_UPLOAD, type EncodedUploadRecord } from '../../src/upstream/protocol.js';
 import { startSandbox } from '../../src/upstream/simulator/server.js';
 
 export interface CeilingOptions {
@@ -39,12 +39,12 @@ function freshSeller(): string {
   return `91${String(randomInt(10 ** 9, 10 ** 10 - 1))}${String(randomInt(10 ** 5, 10 ** 6 - 1))}X`.slice(0, 18);
 }
 
-function records(count: number, prefix: string): UploadRecord[] {
+function records(count: number, prefix: string): EncodedUploadRecord[] {
   const filler = '*信息技术服务*软件开发 '.repeat(30);
   return Array.from({ length: count }, (_, i) => {
     const number = `${prefix}${String(i).padStart(20 - prefix.length, '0')}`;
     const content = JSON.stringify(['fapiao/1', number, 'normal', '2026-11-21T10:00:00.000+08:00', filler, i]);
-    return { number, kind: 'normal', issuedAt: '2026-11-21T10:00:00.000+08:00', buyerTaxId: '', totalAmountFen: '144800', totalTaxFen: '11624', digest: createHash('sha256').update(content).digest('hex'), content };
+    return encodeUploadRecord({ number, kind: 'normal', issuedAt: '2026-11-21T10:00:00.000+08:00', buyerTaxId: '', totalAmountFen: '144800', totalTaxFen: '11624', digest: createHash('sha256').update(content).digest('hex'), content });
   });
 }
 

@@ -47,13 +47,28 @@ export interface UpstreamState {
   warnedAt: string | null;
 }
 
-/** An upload to enqueue: the invoice's number, what asked for it (payload) and the record to send (JSON of an UploadRecord). */
+/** An upload to enqueue: the invoice's number, what asked for it (payload) and the record it will send. */
 export interface UploadJob {
   merchantId: string;
   number: string;
   payload: string;
-  record: string;
+  record: StoredUploadRecord;
   at: string;
+}
+
+/**
+ * What an upload job sends, stored beside it: the record's JSON as the tax service reads it
+ * (uploadRecordJson), sent as stored, and what the worker needs to know without reading that JSON:
+ * the kind and pre-tax amount its backlog counters drop by, and the digest a status answer must match.
+ */
+export interface UploadRecordFacts {
+  kind: InvoiceKind;
+  preTaxFen: bigint;
+  digest: string;
+}
+
+export interface StoredUploadRecord extends UploadRecordFacts {
+  json: string;
 }
 
 /** A block's next sequence after an issue batch took numbers from it. */
@@ -80,10 +95,10 @@ export interface UploadRepositories {
     list(merchantId: string, year: number): Promise<NumberBlockRecord[]>;
   };
   uploads: {
-    /** Enqueues uploads of invoices (distinct numbers) with the records they will send (JSON of an UploadRecord). */
+    /** Enqueues uploads of invoices (distinct numbers) with the records they will send. */
     enqueue(jobs: readonly UploadJob[]): Promise<void>;
-    /** The records stored with these jobs of the merchant (any order; jobs without one are left out). */
-    records(merchantId: string, jobIds: readonly number[]): Promise<Array<{ jobId: number; record: string }>>;
+    /** The records stored with these jobs of the merchant, their JSON as UTF-8 bytes (any order; jobs without one are left out). */
+    records(merchantId: string, jobIds: readonly number[]): Promise<Array<UploadRecordFacts & { jobId: number; wire: Uint8Array }>>;
     /** The merchant's invoices with these numbers (any order; missing ones are left out). */
     invoices(merchantId: string, numbers: readonly string[]): Promise<Invoice[]>;
     /** Marks upload jobs done, only those `owner` still holds, and drops their records; returns the ids it marked. */

@@ -14,11 +14,11 @@
 import { faults } from '../domain/faults.js';
 import type { InvoiceKind } from '../domain/invoice.js';
 import { shanghaiTimestamp } from '../domain/time.js';
-import type { InvoiceStatusAnswer, TaxService, UploadOutcome, UploadRecord } from '../upstream/protocol.js';
-import { MAX_RECORDS_PER_UPLOAD } from '../upstream/protocol.js';
+import { encodeUploadRecord, MAX_RECORDS_PER_UPLOAD, type EncodedUploadRecord, type InvoiceStatusAnswer, type TaxService, type UploadOutcome, type UploadRecord } from '../upstream/protocol.js';
 import { raiseAlert } from './alerts.js';
 import type { AuditRecord } from './audit.js';
-import { uploadRecord } from './upload-record.js';
+import { recordFacts, uploadRecord } from './upload-record.js';
+import type { UploadRecordFacts } from './upload-ports.js';
 import { backoffDelay, createOutboxRunner, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
 import { leaseOwner } from './process-identity.js';
 import type { OutboxJob, Ports } from './ports.js';
@@ -38,6 +38,13 @@ type Verdict =
   | { kind: 'failed' } // certainly not processed: try again, no status query needed
   | { kind: 'unknown' }; // may have been processed: status query before any resend
 
+/** A job's record as it is sent, with what its outcome changes. */
+type Sendable = EncodedUploadRecord & UploadRecordFacts;
+
+function sendable(record: UploadRecord): Sendable {
+  return { ...encodeUploadRecord(record), ...recordFacts(record) };
+}
+
 export function uploadHandler(ports: Ports, taxService: TaxService, options: UploadWorkerOptions = {}): OutboxHandler {
   const merchantOf = merchantCache(ports);
   const statusConcurrency = options.statusConcurrency ?? 16;
@@ -46,20 +53,20 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
 
   /**
    * What each job uploads, by invoice number: the record stored with it when the invoice was issued,
-   * else (jobs enqueued by an earlier version) the record built from the stored invoice. A job
-   * whose invoice is gone has none.
+   * sent as stored, else (jobs enqueued by an earlier version) the record built from the stored
+   * invoice. A job whose invoice is gone has none.
    */
-  async function recordsOf(merchantId: string, jobs: OutboxJob[]): Promise<Map<string, UploadRecord>> {
-    const records = new Map<string, UploadRecord>();
-    const stored = new Map((await ports.store.read.uploads.records(merchantId, jobs.map((j) => j.id))).map((r) => [r.jobId, r.record]));
+  async function recordsOf(merchantId: string, jobs: OutboxJob[]): Promise<Map<string, Sendable>> {
+    const records = new Map<string, Sendable>();
+    const stored = new Map((await ports.store.read.uploads.records(merchantId, jobs.map((j) => j.id))).map((r) => [r.jobId, r]));
     const without: string[] = [];
     for (const job of jobs) {
       const record = stored.get(job.id);
-      if (record) records.set(job.subject, JSON.parse(record) as UploadRecord);
+      if (record) records.set(job.subject, { number: job.subject, wire: record.wire, kind: record.kind, preTaxFen: record.preTaxFen, digest: record.digest });
       else without.push(job.subject);
     }
     for (const slice of slices(without)) {
-      for (const invoice of await ports.store.read.uploads.invoices(merchantId, slice)) records.set(invoice.number, uploadRecord(invoice));
+      for (const invoice of await ports.store.read.uploads.invoices(merchantId, slice)) records.set(invoice.number, sendable(uploadRecord(invoice)));
       await yieldToLoop();
     }
     return records;
@@ -119,7 +126,7 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
    * that is the background process's loop (server.ts), in a single-process server every request waits.
    */
   async function finish(
-    merchantId: string, jobs: OutboxJob[], verdicts: Map<number, Verdict>, records: Map<string, UploadRecord>, lease: Lease, error?: string, pauseMs = 0,
+    merchantId: string, jobs: OutboxJob[], verdicts: Map<number, Verdict>, records: Map<string, Sendable>, lease: Lease, error?: string, pauseMs = 0,
   ): Promise<void> {
     const settled = jobs.filter((j) => ['uploaded', 'rejected', 'quarantined'].includes(verdicts.get(j.id)?.kind ?? ''));
     const failed = jobs.filter((j) => verdicts.get(j.id)?.kind === 'failed');
@@ -139,7 +146,7 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
         const verdict = verdicts.get(job.id)!;
         if (!record) continue;
         const sum = reduced.get(record.kind) ?? { count: 0, preTaxFen: 0n };
-        reduced.set(record.kind, { count: sum.count + 1, preTaxFen: sum.preTaxFen + BigInt(record.totalAmountFen) });
+        reduced.set(record.kind, { count: sum.count + 1, preTaxFen: sum.preTaxFen + record.preTaxFen });
         if (verdict.kind === 'uploaded') uploaded.push(record.number);
         else if (verdict.kind === 'rejected') {
           await tx.uploads.recordProblem({

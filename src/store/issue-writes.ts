@@ -128,8 +128,9 @@ job_rows as (
   returning id, subject
 ),
 record_rows as (
-  insert into upload_records (job_id, merchant_id, record)
-  select job_rows.id, $1, r.record from job_rows join unnest($31::text[], $33::text[]) as r(subject, record) on r.subject = job_rows.subject
+  insert into upload_records (job_id, merchant_id, record, kind, pre_tax_fen, digest)
+  select job_rows.id, $1, r.record, r.kind, r.pre_tax_fen, r.digest
+  from job_rows join unnest($31::text[], $33::text[], $45::text[], $46::bigint[], $47::text[]) as r(subject, record, kind, pre_tax_fen, digest) on r.subject = job_rows.subject
 ),
 audit_rows as (
   insert into audit_log (merchant_id, at, actor, action, subject, detail, prev_hash, hash)
@@ -153,9 +154,10 @@ function parameters(w: IssueWrites): unknown[] {
     w.blocks.map((b) => b.blockId), w.blocks.map((b) => b.next),
     w.usage.map((u) => u.period), w.usage.map((u) => u.invoiceCount), w.usage.map((u) => u.preTaxFen.toString()), w.at,
     w.keys.map((k) => k.key), w.keys.map((k) => k.requestHash), w.keys.map((k) => k.invoiceNumber), w.keys.map((k) => k.createdAt),
-    w.uploads.map((j) => j.number), w.uploads.map((j) => j.payload), w.uploads.map((j) => j.record), w.uploads.map((j) => j.at),
+    w.uploads.map((j) => j.number), w.uploads.map((j) => j.payload), w.uploads.map((j) => j.record.json), w.uploads.map((j) => j.at),
     w.audit.map((a) => a.at), w.audit.map((a) => a.actor), w.audit.map((a) => a.action), w.audit.map((a) => a.subject), w.audit.map((a) => a.detail),
     w.audit.map((a) => a.prevHash), w.audit.map((a) => a.hash),
     w.heads.map((h) => h.scope), w.heads.map((h) => h.hash), w.heads.map((h) => h.index),
+    w.uploads.map((j) => j.record.kind), w.uploads.map((j) => j.record.preTaxFen.toString()), w.uploads.map((j) => j.record.digest),
   ];
 }

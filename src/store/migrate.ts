@@ -11,6 +11,7 @@ import * as invoiceStates from './migrations/008-invoice-states.js';
 import * as creditSources from './migrations/009-credit-sources.js';
 import * as voidReport from './migrations/010-void-report.js';
 import * as dropOutboxPending from './migrations/011-drop-outbox-pending.js';
+import * as uploadWireRecords from './migrations/012-upload-wire-records.js';
 
 const migrations: Record<string, Migration> = {
   '001-core': core,
@@ -24,11 +25,15 @@ const migrations: Record<string, Migration> = {
   '009-credit-sources': creditSources,
   '010-void-report': voidReport,
   '011-drop-outbox-pending': dropOutboxPending,
+  '012-upload-wire-records': uploadWireRecords,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
-export const LATEST_SCHEMA_VERSION = Object.keys(migrations).sort().at(-1)!;
+/** Every migration's name, oldest first. */
+export const MIGRATION_NAMES = Object.keys(migrations).sort();
+
+export const LATEST_SCHEMA_VERSION = MIGRATION_NAMES.at(-1)!;
 
 /** `schema` keeps the migration bookkeeping beside the tables when a PostgreSQL schema is used. */
 export function migrator(db: Kysely<any>, schema?: string): Migrator {

@@ -152,11 +152,14 @@ export interface OutboxTable {
   done_at: string | null;
 }
 
-/** What an upload job sends (JSON of an UploadRecord), until the job completes. */
+/** What an upload job sends (the record's JSON as the upload request carries it), until the job completes. */
 export interface UploadRecordTable {
   job_id: number;
   merchant_id: string;
   record: string;
+  kind: string;
+  pre_tax_fen: number | string | bigint;
+  digest: string;
 }
 
 export interface UserTable {

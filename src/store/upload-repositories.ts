@@ -62,8 +62,10 @@ const insertJobs = prepareRows<JobFields, { id: number | string; subject: string
     )
     .returning(['id', 'subject']),
 );
-const insertRecords = prepareRows<{ jobId: number; merchantId: string; record: string }, never>((db, rows) =>
-  db.insertInto('upload_records').values(Array.from({ length: rows }, (_, i) => ({ job_id: rowArg('jobId', i), merchant_id: rowArg('merchantId', i), record: rowArg('record', i) }))),
+const insertRecords = prepareRows<{ jobId: number; merchantId: string; json: string; kind: string; preTaxFen: string; digest: string }, never>((db, rows) =>
+  db.insertInto('upload_records').values(Array.from({ length: rows }, (_, i) => ({
+    job_id: rowArg('jobId', i), merchant_id: rowArg('merchantId', i), record: rowArg('json', i), kind: rowArg('kind', i), pre_tax_fen: rowArg('preTaxFen', i), digest: rowArg('digest', i),
+  }))),
 );
 
 export function uploadRepositories(db: Db, dialect: Dialect): UploadRepositories {
@@ -177,12 +179,17 @@ function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
     async enqueue(jobs) {
       const inserted = await insertJobs.execute(db, dialect, jobs.map(({ merchantId, number, payload, at }) => ({ merchantId, number, payload, at })));
       const ids = new Map(inserted.map((r) => [r.subject, Number(r.id)]));
-      await insertRecords.execute(db, dialect, jobs.map((job) => ({ jobId: ids.get(job.number)!, merchantId: job.merchantId, record: job.record })));
+      await insertRecords.execute(db, dialect, jobs.map(({ number, merchantId, record }) => ({
+        jobId: ids.get(number)!, merchantId, json: record.json, kind: record.kind, preTaxFen: record.preTaxFen.toString(), digest: record.digest,
+      })));
     },
     async records(merchantId, jobIds) {
       if (jobIds.length === 0) return [];
-      const rows = await db.selectFrom('upload_records').select(['job_id', 'record']).where('merchant_id', '=', merchantId).where('job_id', 'in', [...jobIds]).execute();
-      return rows.map((r) => ({ jobId: Number(r.job_id), record: r.record }));
+      // The JSON's bytes as stored, not decoded into a string: an upload sends them as they are.
+      const wire = dialect === 'postgres' ? sql<Uint8Array>`convert_to(record, 'UTF8')` : sql<Uint8Array>`cast(record as blob)`;
+      const rows = await db.selectFrom('upload_records').select(['job_id', wire.as('wire'), 'kind', 'pre_tax_fen', 'digest'])
+        .where('merchant_id', '=', merchantId).where('job_id', 'in', [...jobIds]).execute();
+      return rows.map((r) => ({ jobId: Number(r.job_id), wire: r.wire, kind: r.kind as InvoiceKind, preTaxFen: BigInt(r.pre_tax_fen), digest: r.digest }));
     },
     async invoices(merchantId, numbers) {
       if (numbers.length === 0) return [];

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { bilingual, Fault, faults, withOriginal, type FaultParams, type FaultSpec } from '../domain/faults.js';
 import { CircuitBreaker, type CircuitSnapshot } from './circuit-breaker.js';
 import type { CredentialSource } from './credentials.js';
-import { MAX_RECORDS_PER_UPLOAD, type AcceptedInvoice, type InvoiceStatusAnswer, type MerchantTerms, type NumberBlock, type TaxService, type UploadAnswer, type UploadOutcome, type UploadRecord, type VoidAnswer } from './protocol.js';
+import { MAX_RECORDS_PER_UPLOAD, type AcceptedInvoice, type EncodedUploadRecord, type InvoiceStatusAnswer, type MerchantTerms, type NumberBlock, type TaxService, type UploadAnswer, type UploadOutcome, type VoidAnswer } from './protocol.js';
 import { httpTransport, type TransportResponse } from './http-transport.js';
 import { signRequest } from './signing.js';
 
@@ -56,7 +56,8 @@ interface Call {
   seller: string;
   method: 'GET' | 'POST';
   path: string;
-  body?: unknown;
+  /** JSON, encoded once: the signature's digest and the request carry the same bytes. */
+  body?: Buffer;
   /** Safe to send again (idempotent). */
   repeatable: boolean;
 }
@@ -90,8 +91,7 @@ export function createTaxServiceClient(options: TaxServiceClientOptions): TaxSer
 
   async function send<T>(call: Call, schema: z.ZodType<T>): Promise<T> {
     const key = await options.credentials.get(call.seller);
-    // Encoded once: the signature's digest and the request carry the same bytes.
-    const body = call.body === undefined ? undefined : Buffer.from(JSON.stringify(call.body));
+    const body = call.body;
     const path = `${basePath}${call.path}`;
     const headers: Record<string, string> = { ...signRequest(key, { method: call.method, path, body: body ?? '' }), accept: 'application/json' };
     if (body) headers['content-type'] = 'application/json';
@@ -148,14 +148,14 @@ export function createTaxServiceClient(options: TaxServiceClientOptions): TaxSer
     circuit: () => breaker.snapshot(),
 
     async allocateBlock(sellerTaxId, year, size, requestId = randomUUID()): Promise<NumberBlock> {
-      const block = await call({ seller: sellerTaxId, method: 'POST', path: `${seller(sellerTaxId)}/blocks`, body: { request_id: requestId, year, size }, repeatable: true }, BlockAnswer);
+      const block = await call({ seller: sellerTaxId, method: 'POST', path: `${seller(sellerTaxId)}/blocks`, body: json({ request_id: requestId, year, size }), repeatable: true }, BlockAnswer);
       return { blockId: block.block_id, year: block.year, first: block.first, last: block.last };
     },
 
     async upload(sellerTaxId, records): Promise<UploadAnswer> {
       if (records.length === 0) return { outcomes: [], waitSeconds: 0 };
       if (records.length > MAX_RECORDS_PER_UPLOAD) throw new RangeError(`at most ${MAX_RECORDS_PER_UPLOAD} records per upload, got ${records.length}`);
-      const answer = await call({ seller: sellerTaxId, method: 'POST', path: `${seller(sellerTaxId)}/uploads`, body: { records: records.map(wireRecord) }, repeatable: false }, UploadWireAnswer);
+      const answer = await call({ seller: sellerTaxId, method: 'POST', path: `${seller(sellerTaxId)}/uploads`, body: uploadBody(records), repeatable: false }, UploadWireAnswer);
       return { outcomes: oneOutcomeEach(records, answer.outcomes), waitSeconds: answer.wait_seconds };
     },
 
@@ -170,7 +170,7 @@ export function createTaxServiceClient(options: TaxServiceClientOptions): TaxSer
     // Idempotent on the tax service's side (a repeat answers already_voided), so repeatable.
     async voidInvoice(sellerTaxId, number, request): Promise<VoidAnswer> {
       const path = `${seller(sellerTaxId)}/invoices/${encodeURIComponent(number)}/void`;
-      const a = await call({ seller: sellerTaxId, method: 'POST', path, body: { reason: request.reason, voided_at: request.voidedAt }, repeatable: true }, VoidWireAnswer);
+      const a = await call({ seller: sellerTaxId, method: 'POST', path, body: json({ reason: request.reason, voided_at: request.voidedAt }), repeatable: true }, VoidWireAnswer);
       if (a.number !== number) throw new UpstreamFault(faults.UPSTREAM_PROTOCOL_ERROR, { reason: bilingual(`作废发票 ${number} 的答复却是关于发票 ${a.number.slice(0, 40)} 的`, `void of ${number} answered for ${a.number.slice(0, 40)}`) }, true);
       return {
         number, result: a.result, ...(a.voided_at !== undefined && { voidedAt: a.voided_at }),
@@ -219,11 +219,21 @@ const TermsAnswer = z.object({
   contingency: z.array(z.object({ kind: z.enum(['normal', 'special']), max_offline_hours: z.number().positive(), max_offline_amount_fen: fen })),
 });
 
-function wireRecord(r: UploadRecord) {
-  return {
-    number: r.number, kind: r.kind, issued_at: r.issuedAt, buyer_tax_id: r.buyerTaxId,
-    total_amount_fen: r.totalAmountFen, total_tax_fen: r.totalTaxFen, digest: r.digest, content: r.content,
-  };
+const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+
+const RECORDS_OPEN = Buffer.from('{"records":[');
+const COMMA = Buffer.from(',');
+const RECORDS_CLOSE = Buffer.from(']}');
+
+/** {"records":[…]} around the records' own bytes. */
+function uploadBody(records: readonly EncodedUploadRecord[]): Buffer {
+  const parts: Uint8Array[] = [RECORDS_OPEN];
+  for (const [i, record] of records.entries()) {
+    if (i > 0) parts.push(COMMA);
+    parts.push(record.wire);
+  }
+  parts.push(RECORDS_CLOSE);
+  return Buffer.concat(parts);
 }
 
 const strength: Record<UploadOutcome['result'], number> = { accepted: 5, duplicate: 4, conflict: 3, rejected: 2, failed: 1 };
@@ -233,7 +243,7 @@ const strength: Record<UploadOutcome['result'], number> = { accepted: 5, duplica
  * doubled acknowledgement: the stronger word wins, accepted over duplicate) or not at all (then
  * it was not processed: failed, to be sent again).
  */
-function oneOutcomeEach(records: readonly UploadRecord[], wire: ReadonlyArray<z.infer<typeof WireOutcome>>): UploadOutcome[] {
+function oneOutcomeEach(records: readonly EncodedUploadRecord[], wire: ReadonlyArray<z.infer<typeof WireOutcome>>): UploadOutcome[] {
   const best = new Map<string, z.infer<typeof WireOutcome>>();
   for (const o of wire) {
     const seen = best.get(o.number);

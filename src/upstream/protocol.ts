@@ -26,6 +26,28 @@ export interface UploadRecord {
 }
 
 /**
+ * A record as the upload request carries it: its JSON (docs/tax-service-protocol.md), encoded in
+ * UTF-8. Encoded once when the invoice is issued and stored so; a submission of 1000 is then the
+ * stored bytes joined, without parsing, re-serialising and re-encoding about a megabyte of text.
+ */
+export interface EncodedUploadRecord {
+  number: string;
+  wire: Uint8Array;
+}
+
+/** The record's JSON on the wire (snake_case, amounts as fen strings). */
+export function uploadRecordJson(r: UploadRecord): string {
+  return JSON.stringify({
+    number: r.number, kind: r.kind, issued_at: r.issuedAt, buyer_tax_id: r.buyerTaxId,
+    total_amount_fen: r.totalAmountFen, total_tax_fen: r.totalTaxFen, digest: r.digest, content: r.content,
+  });
+}
+
+export function encodeUploadRecord(r: UploadRecord): EncodedUploadRecord {
+  return { number: r.number, wire: Buffer.from(uploadRecordJson(r)) };
+}
+
+/**
  * One record's outcome. `duplicate` = already held with the same digest (counts as accepted);
  * `conflict` = already held with a DIFFERENT digest (never overwritten); `rejected` = refused by a
  * rule, with the tax service's reason; `failed` = not processed this time (retry later).
@@ -105,7 +127,7 @@ export interface TaxService {
    * until the block is stored (the client makes one up per call when none is given).
    */
   allocateBlock(sellerTaxId: string, year: number, size: number, requestId?: string): Promise<NumberBlock>;
-  upload(sellerTaxId: string, records: readonly UploadRecord[]): Promise<UploadAnswer>;
+  upload(sellerTaxId: string, records: readonly EncodedUploadRecord[]): Promise<UploadAnswer>;
   status(sellerTaxId: string, number: string): Promise<InvoiceStatusAnswer>;
   /**
    * Voids an invoice the tax service holds. Idempotent: the same void sent again answers

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTaxServiceClient } from '../../src/upstream/client.js';
 import { enroll, staticCredentials } from '../../src/upstream/credentials.js';
-import type { NumberBlock, UploadRecord } from '../../src/upstream/protocol.js';
+import { encodeUploadRecord, type NumberBlock, type UploadRecord } from '../../src/upstream/protocol.js';
 import { validUscc } from '../support/http.js';
 
 const run = promisify(execFile);
@@ -136,7 +136,8 @@ describe('fapiao simulator', () => {
       const content = `invoice ${i}`;
       return { number: `26350000000${String(i).padStart(9, '0')}`, kind: 'normal', issuedAt: '2026-11-21T10:00:00.000+08:00', buyerTaxId: '', totalAmountFen: '100', totalTaxFen: '6', digest: createHash('sha256').update(content).digest('hex'), content };
     });
-    const answers = await Promise.all([a.upload(SELLER, records), b.upload(SELLER, records), a.upload(SELLER, records.slice(25)), b.upload(SELLER, records.slice(0, 25))]);
+    const sent = records.map(encodeUploadRecord);
+    const answers = await Promise.all([a.upload(SELLER, sent), b.upload(SELLER, sent), a.upload(SELLER, sent.slice(25)), b.upload(SELLER, sent.slice(0, 25))]);
     const accepted = answers.flatMap((x) => x.outcomes).filter((o) => o.result === 'accepted').map((o) => o.number);
     expect(accepted.sort()).toEqual(records.map((r) => r.number).sort());
 

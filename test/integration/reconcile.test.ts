@@ -21,6 +21,7 @@ import { argon2Hasher } from '../../src/security/passwords.js';
 import { createTaxServiceClient, type TaxServiceClient } from '../../src/upstream/client.js';
 import { storedCredentials } from '../../src/upstream/credentials.js';
 import { startSandbox, type StandaloneSandbox } from '../../src/upstream/simulator/server.js';
+import { encodeUploadRecord } from '../../src/upstream/protocol.js';
 import { movableClock, sampleInvoice, validUscc, type MovableClock } from '../support/http.js';
 import { grantTestNumbers } from '../support/numbers.js';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
@@ -49,7 +50,7 @@ for (const s of storesUnderTest) {
     }
     /** What the upload worker does when the tax service accepts: upload, then mark uploaded. */
     async function upload(merchantTaxId: string, merchantId: string, invoice: Invoice, markLocally = true) {
-      const [outcome] = (await taxService.upload(merchantTaxId, [uploadRecord(invoice)])).outcomes;
+      const [outcome] = (await taxService.upload(merchantTaxId, [encodeUploadRecord(uploadRecord(invoice))])).outcomes;
       expect(['accepted', 'duplicate']).toContain(outcome!.result);
       if (markLocally) await markUploaded(merchantId, invoice);
     }
@@ -58,7 +59,7 @@ for (const s of storesUnderTest) {
     /** Another version of one of our numbers, as if someone else had uploaded it. */
     async function foreignVersion(merchantTaxId: string, number: string, issuedAt: string) {
       const content = `someone else's invoice ${number}`;
-      const [outcome] = (await taxService.upload(merchantTaxId, [{ number, kind: 'normal', issuedAt, buyerTaxId: '', totalAmountFen: '1', totalTaxFen: '0', digest: createHash('sha256').update(content).digest('hex'), content }])).outcomes;
+      const [outcome] = (await taxService.upload(merchantTaxId, [encodeUploadRecord({ number, kind: 'normal', issuedAt, buyerTaxId: '', totalAmountFen: '1', totalTaxFen: '0', digest: createHash('sha256').update(content).digest('hex'), content })])).outcomes;
       expect(outcome!.result).toBe('accepted');
     }
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTaxServiceClient, UpstreamFault, type TaxServiceClient, type TaxServiceClientOptions } from '../../src/upstream/client.js';
 import { enroll, staticCredentials, storedCredentials } from '../../src/upstream/credentials.js';
-import type { UploadRecord } from '../../src/upstream/protocol.js';
+import { encodeUploadRecord, type UploadRecord } from '../../src/upstream/protocol.js';
 import { signRequest, type SigningKey } from '../../src/upstream/signing.js';
 import { startSandbox, type StandaloneSandbox } from '../../src/upstream/simulator/server.js';
 import { sandboxPlugin } from '../../src/upstream/simulator/plugin.js';
@@ -30,6 +30,9 @@ function record(kind: 'normal' | 'special' = 'normal', content = `invoice #${++s
     digest: createHash('sha256').update(content).digest('hex'), content,
   };
 }
+
+/** Records as an upload carries them. */
+const encoded = (...records: UploadRecord[]) => records.map(encodeUploadRecord);
 
 describe('tax-service client against the sandbox', () => {
   let dataDir: string;
@@ -80,10 +83,10 @@ describe('tax-service client against the sandbox', () => {
 
     it('accepts once, answers a same-digest resend as duplicate and a different digest as conflict, never overwriting', async () => {
       const first = record();
-      expect((await client.upload(SELLER, [first])).outcomes).toEqual([{ number: first.number, result: 'accepted' }]);
-      expect((await client.upload(SELLER, [first])).outcomes).toEqual([{ number: first.number, result: 'duplicate' }]);
+      expect((await client.upload(SELLER, encoded(first))).outcomes).toEqual([{ number: first.number, result: 'accepted' }]);
+      expect((await client.upload(SELLER, encoded(first))).outcomes).toEqual([{ number: first.number, result: 'duplicate' }]);
       const changed = { ...record(), number: first.number };
-      const [conflict] = (await client.upload(SELLER, [changed])).outcomes;
+      const [conflict] = (await client.upload(SELLER, encoded(changed))).outcomes;
       expect(conflict).toMatchObject({ number: first.number, result: 'conflict', heldDigest: first.digest });
       expect(await client.status(SELLER, first.number)).toEqual({ number: first.number, known: true, digest: first.digest, state: 'accepted' });
       expect(await counters(first.number)).toMatchObject({ submissions: 3, accepted: 1, duplicates: 1, conflicts: 1, digest: first.digest });
@@ -93,27 +96,27 @@ describe('tax-service client against the sandbox', () => {
       const r = record();
       const voidedAt = '2026-11-21T15:00:00.000+08:00';
       expect(await client.voidInvoice(SELLER, r.number, { reason: '开错了', voidedAt })).toMatchObject({ number: r.number, result: 'refused', reasonCode: 'INVOICE_UNKNOWN' });
-      await client.upload(SELLER, [r]);
+      await client.upload(SELLER, encoded(r));
       expect(await client.voidInvoice(SELLER, r.number, { reason: '开错了', voidedAt })).toEqual({ number: r.number, result: 'voided', voidedAt });
       expect(await client.voidInvoice(SELLER, r.number, { reason: 'again', voidedAt: '2026-11-21T16:00:00.000+08:00' })).toEqual({ number: r.number, result: 'already_voided', voidedAt });
       expect(await client.status(SELLER, r.number)).toEqual({ number: r.number, known: true, digest: r.digest, state: 'voided', voidedAt });
       expect(await counters(r.number)).toMatchObject({ accepted: 1, void_requests: 3, voids: 1, void_refusals: 1 });
       const late = record();
-      await client.upload(SELLER, [late]);
+      await client.upload(SELLER, encoded(late));
       expect(await client.voidInvoice(SELLER, late.number, { reason: '开错了', voidedAt: '2026-12-01T09:00:00.000+08:00' })).toMatchObject({ result: 'refused', reasonCode: 'VOID_PERIOD_CLOSED' });
       expect(await client.status(SELLER, late.number)).toMatchObject({ state: 'accepted' });
     });
 
     it('rejects a record whose digest is not that of its content, and keeps nothing of it', async () => {
       const bad = { ...record(), digest: 'a'.repeat(64) };
-      const [outcome] = (await client.upload(SELLER, [bad])).outcomes;
+      const [outcome] = (await client.upload(SELLER, encoded(bad))).outcomes;
       expect(outcome).toMatchObject({ result: 'rejected', reasonCode: 'INVALID_RECORD' });
       expect(await client.status(SELLER, bad.number)).toEqual({ number: bad.number, known: false });
     });
 
     it('lists the accepted invoices of an issue date page by page, and reads the terms', async () => {
       const records = Array.from({ length: 3 }, () => ({ ...record(), issuedAt: '2026-10-01T09:00:00.000+08:00' }));
-      await client.upload(SELLER, records);
+      await client.upload(SELLER, encoded(...records));
       const listed = await client.acceptedOn(SELLER, '2026-10-01');
       expect(listed.invoices.map((i) => [i.number, i.digest])).toEqual(records.map((r) => [r.number, r.digest]));
       expect((await client.acceptedOn(OTHER, '2026-10-01')).invoices).toEqual([]);
@@ -127,7 +130,7 @@ describe('tax-service client against the sandbox', () => {
 
     it('refuses more than 1,000 records before sending, and the sandbox refuses them too', async () => {
       const many = Array.from({ length: 1001 }, () => record());
-      await expect(client.upload(SELLER, many)).rejects.toThrow(RangeError);
+      await expect(client.upload(SELLER, encoded(...many))).rejects.toThrow(RangeError);
       const body = JSON.stringify({ records: many.map((r) => ({ number: r.number })) });
       const path = `/v1/sellers/${SELLER}/uploads`;
       const response = await fetch(`${sandbox.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...signRequest(key, { method: 'POST', path, body }) }, body });
@@ -165,7 +168,7 @@ describe('tax-service client against the sandbox', () => {
     it('down: unreachable (4001), maybe sent, nothing processed', async () => {
       await fault('down');
       const r = record();
-      const error = await failure(client.upload(SELLER, [r]));
+      const error = await failure(client.upload(SELLER, encoded(r)));
       expect(error).toMatchObject({ code: 4001, maybeCommitted: true });
       expect(error.params.sent).toBe('true');
       await admin('DELETE', '/admin/faults');
@@ -187,7 +190,7 @@ describe('tax-service client against the sandbox', () => {
       await fault('hang');
       const r = record();
       const started = Date.now();
-      expect(await failure(client.upload(SELLER, [r]))).toMatchObject({ code: 4002, maybeCommitted: true });
+      expect(await failure(client.upload(SELLER, encoded(r)))).toMatchObject({ code: 4002, maybeCommitted: true });
       expect(Date.now() - started).toBeGreaterThanOrEqual(390);
       expect(Date.now() - started).toBeLessThan(2000);
       await admin('DELETE', '/admin/faults');
@@ -196,10 +199,10 @@ describe('tax-service client against the sandbox', () => {
 
     it('slow: within the timeout it just works; beyond it the upload times out but was committed, as a status query tells', async () => {
       await fault('slow', { delay_ms: 100 });
-      expect((await client.upload(SELLER, [record()])).outcomes[0]!.result).toBe('accepted');
+      expect((await client.upload(SELLER, encoded(record()))).outcomes[0]!.result).toBe('accepted');
       await fault('slow', { delay_ms: 700 });
       const r = record();
-      expect(await failure(client.upload(SELLER, [r]))).toMatchObject({ code: 4002, maybeCommitted: true });
+      expect(await failure(client.upload(SELLER, encoded(r)))).toMatchObject({ code: 4002, maybeCommitted: true });
       await admin('DELETE', '/admin/faults');
       await new Promise((resolve) => setTimeout(resolve, 400)); // the sandbox finishes its slow answer
       expect(await client.status(SELLER, r.number)).toMatchObject({ known: true, state: 'accepted', digest: r.digest });
@@ -232,7 +235,7 @@ describe('tax-service client against the sandbox', () => {
     it('error: 5xx (4006), certainly not processed; safe calls are retried with backoff until it passes', async () => {
       await fault('error', { seconds: 0.25 });
       const r = record();
-      expect(await failure(client.upload(SELLER, [r]))).toMatchObject({ code: 4006, maybeCommitted: false });
+      expect(await failure(client.upload(SELLER, encoded(r)))).toMatchObject({ code: 4006, maybeCommitted: false });
       const patient = clients({ maxAttempts: 6, baseBackoffMs: 50, maxBackoffMs: 100, random: () => 1 }); // waits 50, 100, 100, 100, 100 ms
       expect((await patient.terms(SELLER)).contingency).toHaveLength(2);
       expect(await patient.status(SELLER, r.number)).toEqual({ number: r.number, known: false });
@@ -243,14 +246,14 @@ describe('tax-service client against the sandbox', () => {
 
     it('a void is safe to repeat: retried through 5xx like the other repeatable calls (an upload is sent once), a doubled one answers already_voided', async () => {
       const r = record();
-      await client.upload(SELLER, [r]);
+      await client.upload(SELLER, encoded(r));
       await fault('error', { seconds: 0.25 });
       const voidedAt = '2026-11-21T15:00:00.000+08:00';
       expect(await failure(client.voidInvoice(SELLER, r.number, { reason: '开错了', voidedAt }))).toMatchObject({ code: 4006, maybeCommitted: false });
       const patient = clients({ maxAttempts: 6, baseBackoffMs: 50, maxBackoffMs: 100, random: () => 1 });
       expect(await patient.voidInvoice(SELLER, r.number, { reason: '开错了', voidedAt })).toMatchObject({ result: 'voided' });
       const twice = record();
-      await client.upload(SELLER, [twice]);
+      await client.upload(SELLER, encoded(twice));
       await fault('double_ack');
       expect(await client.voidInvoice(SELLER, twice.number, { reason: '开错了', voidedAt })).toMatchObject({ result: 'already_voided', voidedAt });
       expect(await counters(twice.number)).toMatchObject({ voids: 1, echoes: 1 });
@@ -264,7 +267,7 @@ describe('tax-service client against the sandbox', () => {
     it('lose_response: committed but never answered; the status query finds it accepted, counted once', async () => {
       await fault('lose_response');
       const r = record();
-      expect(await failure(client.upload(SELLER, [r]))).toMatchObject({ code: 4001, maybeCommitted: true });
+      expect(await failure(client.upload(SELLER, encoded(r)))).toMatchObject({ code: 4001, maybeCommitted: true });
       await admin('DELETE', '/admin/faults');
       expect(await client.status(SELLER, r.number)).toMatchObject({ known: true, state: 'accepted', digest: r.digest });
       expect(await counters(r.number)).toMatchObject({ submissions: 1, accepted: 1, duplicates: 0 });
@@ -273,7 +276,7 @@ describe('tax-service client against the sandbox', () => {
     it('double_ack: each record acknowledged twice; the client reports one outcome per record', async () => {
       await fault('double_ack');
       const rs = [record(), record()];
-      const answer = await client.upload(SELLER, rs);
+      const answer = await client.upload(SELLER, encoded(...rs));
       expect(answer.outcomes).toEqual(rs.map((r) => ({ number: r.number, result: 'accepted' })));
       expect(await counters(rs[0]!.number)).toMatchObject({ submissions: 1, accepted: 1, echoes: 1, duplicates: 0 });
     });
@@ -282,36 +285,36 @@ describe('tax-service client against the sandbox', () => {
       await fault('reject', { kind: 'special' });
       const special = record('special');
       const normal = record('normal');
-      expect((await client.upload(SELLER, [special, normal])).outcomes).toEqual([
+      expect((await client.upload(SELLER, encoded(special, normal))).outcomes).toEqual([
         { number: special.number, result: 'rejected', reasonCode: 'SANDBOX_RULE', reason: expect.stringContaining('reject') },
         { number: normal.number, result: 'accepted' },
       ]);
       expect(await client.status(SELLER, special.number)).toMatchObject({ known: true, state: 'rejected' });
       await admin('DELETE', '/admin/faults');
-      expect((await client.upload(SELLER, [special])).outcomes[0]!.result).toBe('accepted');
+      expect((await client.upload(SELLER, encoded(special))).outcomes[0]!.result).toBe('accepted');
 
       await fault('reject', { min_amount_fen: '10000' }); // the records here are 10000 fen
       const [small, large] = [{ ...record(), totalAmountFen: '9999' }, record()];
-      expect((await client.upload(SELLER, [small, large])).outcomes.map((o) => o.result)).toEqual(['accepted', 'rejected']);
+      expect((await client.upload(SELLER, encoded(small, large))).outcomes.map((o) => o.result)).toEqual(['accepted', 'rejected']);
       expect((await admin('PUT', '/admin/faults/reject', { min_amount_fen: '1e6' })).error.code).toBe('FAULT_INVALID');
     });
 
     it('flow_control: answers the wait, refuses (4007, Retry-After) a submission that comes sooner', async () => {
       await fault('flow_control', { wait_seconds: 1 });
-      const first = await client.upload(SELLER, [record()]);
+      const first = await client.upload(SELLER, encoded(record()));
       expect(first.waitSeconds).toBe(1);
       const early = record();
-      const error = await failure(client.upload(SELLER, [early]));
+      const error = await failure(client.upload(SELLER, encoded(early)));
       expect(error).toMatchObject({ code: 4007, maybeCommitted: false, retryAfterSeconds: 1 });
       expect((await client.status(SELLER, early.number)).known).toBe(false);
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      expect((await client.upload(SELLER, [early])).outcomes[0]!.result).toBe('accepted');
+      expect((await client.upload(SELLER, encoded(early))).outcomes[0]!.result).toBe('accepted');
     });
 
     it('partial: some records are not processed ("failed"); sent again, they are accepted', async () => {
       await fault('partial', { rate: 0.5 });
       const rs = Array.from({ length: 40 }, () => record());
-      const answer = await client.upload(SELLER, rs);
+      const answer = await client.upload(SELLER, encoded(...rs));
       const failed = answer.outcomes.filter((o) => o.result === 'failed');
       expect(failed.length).toBeGreaterThan(0);
       expect(failed.length).toBeLessThan(40);
@@ -319,7 +322,7 @@ describe('tax-service client against the sandbox', () => {
       expect(failed[0]).toMatchObject({ reasonCode: 'PARTIAL_FAILURE' });
       expect((await client.status(SELLER, failed[0]!.number)).known).toBe(false);
       await admin('DELETE', '/admin/faults');
-      const again = await client.upload(SELLER, rs.filter((r) => failed.some((f) => f.number === r.number)));
+      const again = await client.upload(SELLER, encoded(...rs.filter((r) => failed.some((f) => f.number === r.number))));
       expect(again.outcomes.every((o) => o.result === 'accepted')).toBe(true);
     });
 
@@ -387,7 +390,7 @@ describe('tax-service client against the sandbox', () => {
 
   it('a restarted standalone sandbox keeps its invoices, blocks, keys and faults', async () => {
     const kept = record();
-    await client.upload(SELLER, [kept]);
+    await client.upload(SELLER, encoded(kept));
     const block = await client.allocateBlock(SELLER, 2030, 10, 'before-restart');
     await fault('slow', { delay_ms: 1 });
     const port = Number(new URL(sandbox.url).port);

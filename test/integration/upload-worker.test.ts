@@ -16,6 +16,7 @@ import { systemClock } from '../../src/domain/time.js';
 import { body as json, oneLine, sampleInvoice } from '../support/http.js';
 import { storesUnderTest } from '../support/stores.js';
 import { upstreamFixture } from '../support/upstream-fixture.js';
+import { encodeUploadRecord } from '../../src/upstream/protocol.js';
 
 for (const kind of storesUnderTest) {
   describe(`uploads to the tax service on ${kind.name}`, () => {
@@ -62,7 +63,7 @@ for (const kind of storesUnderTest) {
     it('keeps a job\'s record until the job completes, then drops it', async () => {
       const numbers = await issue(3);
       const stored = await t.opened.store.read.uploads.records(t.api.a.id, [1, 2, 3, 4, 5, 6]);
-      expect(stored.map((r) => JSON.parse(r.record).number).sort()).toEqual([...numbers].sort());
+      expect(stored.map((r) => JSON.parse(Buffer.from(r.wire).toString()).number).sort()).toEqual([...numbers].sort());
       await drain();
       await expectUploadedOnce(numbers);
       expect(await t.opened.store.read.uploads.records(t.api.a.id, stored.map((r) => r.jobId))).toEqual([]);
@@ -120,7 +121,7 @@ for (const kind of storesUnderTest) {
     it('quarantines an invoice whose number the tax service holds with another digest: both kept, an alert raised', async () => {
       const [number] = await issue(1);
       const content = 'another invoice that took the same number';
-      await t.taxService.upload(seller(), [{ number: number!, kind: 'normal', issuedAt: '2026-03-10T10:00:00.000+08:00', buyerTaxId: '', totalAmountFen: '1', totalTaxFen: '0', digest: createHash('sha256').update(content).digest('hex'), content }]);
+      await t.taxService.upload(seller(), [encodeUploadRecord({ number: number!, kind: 'normal', issuedAt: '2026-03-10T10:00:00.000+08:00', buyerTaxId: '', totalAmountFen: '1', totalTaxFen: '0', digest: createHash('sha256').update(content).digest('hex'), content })]);
       await drain();
       const problem = await t.opened.store.read.uploads.problem(t.api.a.id, number!);
       const ours = json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${number}`));
