@@ -100,9 +100,13 @@ function uploadBatchSize(env: NodeJS.ProcessEnv): number {
  * takes its turn on the merchant's row lock, and a third was not measured there.
  */
 function uploadLanes(env: NodeJS.ProcessEnv): number {
-  const fallback = byDatabase(env, { sqlite: 3, postgres: 2 });
-  return integer(env.FAPIAO_UPLOAD_LANES, fallback, 'FAPIAO_UPLOAD_LANES') || fallback;
+  const lanes = integer(env.FAPIAO_UPLOAD_LANES, byDatabase(env, { sqlite: 3, postgres: 2 }), 'FAPIAO_UPLOAD_LANES');
+  if (lanes < 1 || lanes > MAX_UPLOAD_LANES) throw new Error(`FAPIAO_UPLOAD_LANES must be from 1 to ${MAX_UPLOAD_LANES}, got "${env.FAPIAO_UPLOAD_LANES}"`);
+  return lanes;
 }
+
+/** Each lane holds a database connection while it writes down (PostgreSQL's pool has 10): more would starve issuing. */
+const MAX_UPLOAD_LANES = 8;
 
 /** A default that depends on the database DATABASE_URL chooses (none: the embedded SQLite). */
 function byDatabase<T>(env: NodeJS.ProcessEnv, defaults: { sqlite: T; postgres: T }): T {

@@ -204,10 +204,10 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
  * uploads in the background process, two lanes drained 20–25 % faster than one, with the same
  * issuing p99 during the drain.
  */
-export function startUploadWorker(ports: Ports, taxService: TaxService, options: UploadWorkerOptions & { lanes?: number } = {}): OutboxRunner & { start(): void } {
+export function startUploadWorker(ports: Ports, taxService: TaxService, options: UploadWorkerOptions & { lanes: number }): OutboxRunner & { start(): void } {
   const handler = uploadHandler(ports, taxService, options);
   const owner = options.owner ?? leaseOwner();
-  const lanes = Array.from({ length: Math.max(1, options.lanes ?? 2) }, (_, i) =>
+  const lanes = Array.from({ length: options.lanes }, (_, i) =>
     createOutboxRunner(ports, handler, { batchSize: MAX_RECORDS_PER_UPLOAD, leaseMs: 120_000, ...options, owner: `${owner}/${i + 1}` }));
   return {
     owner,

@@ -60,6 +60,13 @@ describe.each([
   });
 });
 
+describe('FAPIAO_UPLOAD_LANES', () => {
+  it('refuses no lane at all, and more lanes than the database connections can serve, by name', () => {
+    for (const value of ['0', '9', '-1', 'two']) expect(() => readConfig({ FAPIAO_UPLOAD_LANES: value })).toThrow('FAPIAO_UPLOAD_LANES must');
+    expect(readConfig({ FAPIAO_UPLOAD_LANES: '8' }).upload.lanes).toBe(8);
+  });
+});
+
 describe('FAPIAO_UPLOAD_BATCH', () => {
   it('refuses what the protocol cannot take in one submission, by name', () => {
     for (const value of ['0', '1001', '-5', 'many']) expect(() => readConfig({ FAPIAO_UPLOAD_BATCH: value })).toThrow('FAPIAO_UPLOAD_BATCH must');
