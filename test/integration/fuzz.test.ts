@@ -30,6 +30,9 @@ const awkwardValue: fc.Arbitrary<Json> = fc.oneof(
   fc.jsonValue({ maxDepth: 2 }) as fc.Arbitrary<Json>,
 );
 
+/** A value as a query string carries it; JSON for arrays and objects (String throws on {"toString": 1}). */
+const asQueryValue = (value: Json): string => (typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value));
+
 const sample = sampleInvoice() as unknown as Json;
 
 /** Every path into the sample invoice: its fields, the buyer's, each line and each line's fields. */
@@ -163,7 +166,7 @@ for (const s of storesUnderTest) {
       for (const kind of ['normal', 'special'] as const) expect((await api.issue(api.b.keys.clerk, sampleInvoice({ kind }))).statusCode).toBe(201);
       const keys = ['date_from', 'date_to', 'buyer_name', 'buyer_tax_id', 'min_total', 'max_total', 'status', 'kind', 'cursor', 'limit', 'other'];
       await fc.assert(
-        fc.asyncProperty(fc.dictionary(fc.constantFrom(...keys), fc.oneof(fc.string({ maxLength: 20 }), awkwardValue.map(String)), { maxKeys: 4 }), async (query) => {
+        fc.asyncProperty(fc.dictionary(fc.constantFrom(...keys), fc.oneof(fc.string({ maxLength: 20 }), awkwardValue.map(asQueryValue)), { maxKeys: 4 }), async (query) => {
           const response = await api.get(api.b.keys.auditor, '/api/v1/invoices', query);
           if (response.statusCode === 200) expect(InvoicePageView.safeParse(body(response)).success, response.body).toBe(true);
           else expectRefusal(response);

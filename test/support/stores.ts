@@ -6,10 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely } from 'kysely';
 import type { Store } from '../../src/app/ports.js';
 import { openStore, sqliteFile } from '../../src/store/database.js';
 import { SqliteDialectWithTransactionalDdl } from '../../src/store/sqlite-store.js';
+import { SearchPathDialect } from '../../src/store/postgres-store.js';
 
 export interface OpenedStore {
   store: Store;
@@ -75,7 +76,8 @@ export function postgres(url: string, options: { namedStatements?: boolean } = {
         store,
         dataDir,
         exec: (statement) => withClient(schema, (c) => c.query(statement)),
-        connect: () => ({ db: new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, options: `-c search_path=${schema}`, max: 1 }) }) }), schema }),
+        // Kysely's own introspector lists every schema's tables and races the other runs' DDL (postgres-store.ts).
+        connect: () => ({ db: new Kysely<any>({ dialect: new SearchPathDialect({ pool: new pg.Pool({ connectionString: url, options: `-c search_path=${schema}`, max: 1 }) }) }), schema }),
         reopen: () => openStore({ dataDir, databaseUrl: url, schema, ...options }),
         // The schema itself is dropped with all of this run's at the end (global-setup.ts).
         async cleanup() {
