@@ -447,17 +447,18 @@ function summariseProfile(file: string, invoicesPerSecond: number, windowMs: num
   };
 }
 
-async function profileServer(dataDir: string, apiKey: string, databaseEnv: NodeJS.ProcessEnv = {}): Promise<ProfileSummary> {
+async function profileServer(dataDir: string, apiKeys: string[], databaseEnv: NodeJS.ProcessEnv = {}): Promise<ProfileSummary> {
   const profileDir = join(dataDir, 'cpu-profile');
   mkdirSync(profileDir, { recursive: true });
   const port = await freePort();
   // One process, so the profile holds all the work of a request (a cluster's primary only hands out connections).
   const server = await startServer({ dataDir, port, env: { ...serverEnv, ...databaseEnv, FAPIAO_WORKERS: '1' }, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--cpu-prof-interval=500'] });
-  const issuer = new Issuer(port, apiKey, `prof${Date.now()}`, PROFILE_CLIENTS);
+  // The same merchants as the measured run, so the profile's batches are the size they were there.
+  const issuers = apiKeys.map((apiKey, i) => new Issuer(port, apiKey, `prof${Date.now()}-${i}`, Math.ceil(PROFILE_CLIENTS / apiKeys.length)));
   try {
-    const run = await closedLoop([issuer], PROFILE_CLIENTS, RAMP_MS, PROFILE_MS, [server.pid]);
+    const run = await closedLoop(issuers, PROFILE_CLIENTS, RAMP_MS, PROFILE_MS, [server.pid]);
     const loadEnded = performance.now();
-    issuer.close();
+    for (const issuer of issuers) issuer.close();
     await server.kill('SIGTERM'); // a clean exit writes the profile
     const tailMs = performance.now() - loadEnded;
     // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main thread (tsx's loader hooks run in another).
@@ -465,7 +466,7 @@ async function profileServer(dataDir: string, apiKey: string, databaseEnv: NodeJ
     if (!file) throw new Error('the server wrote no CPU profile');
     return summariseProfile(join(profileDir, file), run.perSecond, PROFILE_MS, tailMs);
   } finally {
-    issuer.close();
+    for (const issuer of issuers) issuer.close();
     await server.kill('SIGKILL');
   }
 }
@@ -550,7 +551,6 @@ async function main(): Promise<void> {
     }
     const databaseEnv: NodeJS.ProcessEnv = database ? { DATABASE_URL: database.url } : {};
     const merchants = await createMerchantsAndKeys(dir.dataDir, databaseEnv, options.merchants);
-    const apiKey = merchants[0]!.apiKey;
     // SQLite by default: one server with a process per core. Otherwise N instances of one process each.
     const instanceEnv = options.instances === undefined && !postgres ? serverEnv : { ...serverEnv, ...databaseEnv, FAPIAO_WORKERS: '1' };
     for (let i = 0; i < instanceCount; i++) {
@@ -601,7 +601,7 @@ async function main(): Promise<void> {
     let profile: ProfileSummary | undefined;
     if (!throughputOk || options.profile) {
       process.stdout.write(`profiling a single-process server (--cpu-prof, ${PROFILE_CLIENTS} clients, ${PROFILE_MS / 1000} s)…\n`);
-      profile = await profileServer(dir.dataDir, apiKey, databaseEnv);
+      profile = await profileServer(dir.dataDir, merchants.map((m) => m.apiKey), databaseEnv);
     }
 
     const machine = `node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'})`;
