@@ -101,8 +101,13 @@ export interface UploadRepositories {
     records(merchantId: string, jobIds: readonly number[]): Promise<Array<UploadRecordFacts & { jobId: number; wire: Uint8Array }>>;
     /** The merchant's invoices with these numbers (any order; missing ones are left out). */
     invoices(merchantId: string, numbers: readonly string[]): Promise<Invoice[]>;
-    /** Marks upload jobs done, only those `owner` still holds, and drops their records; returns the ids it marked. */
+    /** Marks upload jobs done, only those `owner` still holds; returns the ids it marked. Their records stay until purgeRecords. */
     completeJobs(ids: readonly number[], owner: string, at: string): Promise<number[]>;
+    /**
+     * Deletes up to `limit` records of upload jobs that are done, all of them older than the oldest
+     * job still pending (any merchant's); returns how many it deleted.
+     */
+    purgeRecords(limit: number): Promise<number>;
     /**
      * Gives jobs back for later. `counted: false` undoes the claim's attempt count: the attempt
      * certainly did not reach the tax service, so the next one needs no status query first.

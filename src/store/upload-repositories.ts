@@ -206,9 +206,20 @@ function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
         .where('done_at', 'is', null)
         .returning('id')
         .execute();
-      const completed = rows.map((r) => Number(r.id));
-      if (completed.length > 0) await db.deleteFrom('upload_records').where('job_id', 'in', completed).execute();
-      return completed;
+      return rows.map((r) => Number(r.id));
+    },
+    async purgeRecords(limit) {
+      // Below the oldest pending upload job every job is done (one read of the pending index), so
+      // the scan starts at the lowest record and finds only deletable ones; the join re-checks it.
+      const pending = await db.selectFrom('outbox').select((eb) => eb.fn.min('id').as('id'))
+        .where('topic', '=', 'invoice.upload').where('done_at', 'is', null).executeTakeFirst();
+      const below = pending?.id ?? null;
+      const doomed = db.selectFrom('upload_records as r').innerJoin('outbox as o', 'o.id', 'r.job_id').select('r.job_id')
+        .where('o.done_at', 'is not', null)
+        .$if(below !== null, (q) => q.where('r.job_id', '<', below!))
+        .orderBy('r.job_id').limit(limit);
+      const result = await db.deleteFrom('upload_records').where('job_id', 'in', doomed).executeTakeFirst();
+      return Number(result.numDeletedRows);
     },
     async releaseJobs(ids, owner, availableAt, counted) {
       if (ids.length === 0) return 0;

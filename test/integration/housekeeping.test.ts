@@ -1,10 +1,13 @@
-// Idempotency keys live at least 24 hours (48 in fact); expired sessions are cleared.
+// Idempotency keys live at least 24 hours (48 in fact); expired sessions are cleared; the records
+// of uploaded invoices are dropped, and never one still to upload.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { addMerchant } from '../../src/app/merchants.js';
 import { grantTestNumbers } from '../support/numbers.js';
 import { issueInvoice } from '../../src/app/issue-invoice.js';
 import { purgeExpired } from '../../src/app/housekeeping.js';
+import { UPLOAD_TOPIC } from '../../src/app/upload-worker.js';
+import { shanghaiTimestamp } from '../../src/domain/time.js';
 import type { InvoiceRequest } from '../../src/domain/draft.js';
 
 const body: InvoiceRequest = {
@@ -33,13 +36,45 @@ for (const kind of storesUnderTest) {
       const first = await issueInvoice(ports, caller, body, 'key-1');
 
       at += 47 * 3600_000;
-      expect(await purgeExpired(ports)).toEqual({ idempotencyKeys: 0, sessions: 0, verificationCounts: 0 });
+      expect(await purgeExpired(ports)).toEqual({ idempotencyKeys: 0, sessions: 0, verificationCounts: 0, uploadRecords: 0 });
       const replay = await issueInvoice(ports, caller, body, 'key-1');
       expect(replay).toMatchObject({ replayed: true, invoice: { number: first.invoice.number } });
 
       at += 2 * 3600_000;
       expect((await purgeExpired(ports)).idempotencyKeys).toBe(1);
       expect((await issueInvoice(ports, caller, body, 'key-1')).invoice.number).not.toBe(first.invoice.number);
+    });
+
+    it('drops the records of uploaded invoices, never one still to upload nor any above the oldest still to upload', async () => {
+      const ports = { store: opened.store, clock };
+      const merchant = await addMerchant(ports, { name: '销售方', taxId: '91350100M000100Y43', regionCode: '35' });
+      await grantTestNumbers(ports, merchant.id);
+      const caller = { merchantId: merchant.id, role: 'clerk' as const, actor: 'pos' };
+      for (let i = 0; i < 4; i++) await issueInvoice(ports, caller, body);
+      const now = shanghaiTimestamp(clock.now());
+      const jobs = await opened.store.write((tx) => tx.outbox.claim({ topic: UPLOAD_TOPIC, owner: 'w', now, leaseUntil: shanghaiTimestamp(new Date(at + 60_000)), limit: 10 }));
+      const ids = jobs.map((j) => j.id);
+      const recordsLeft = async () => (await opened.store.read.uploads.records(merchant.id, ids)).map((r) => r.jobId).sort((a, b) => a - b);
+      expect(ids).toHaveLength(4);
+      expect((await purgeExpired(ports)).uploadRecords).toBe(0);
+
+      // The oldest job still pending holds back the records of the done ones above it.
+      expect(await opened.store.write((tx) => tx.uploads.completeJobs(ids.slice(1), 'w', now))).toEqual(ids.slice(1));
+      expect((await purgeExpired(ports)).uploadRecords).toBe(0);
+      expect(await recordsLeft()).toEqual(ids);
+
+      expect(await opened.store.write((tx) => tx.uploads.completeJobs(ids.slice(0, 1), 'w', now))).toEqual(ids.slice(0, 1));
+      expect(await opened.store.write((tx) => tx.uploads.purgeRecords(3))).toBe(3);
+      expect(await recordsLeft()).toEqual(ids.slice(3));
+      expect((await purgeExpired(ports)).uploadRecords).toBe(1);
+      expect(await recordsLeft()).toEqual([]);
+
+      // A job issued now keeps its record: it is still to upload.
+      const later = await issueInvoice(ports, caller, body);
+      expect((await purgeExpired(ports)).uploadRecords).toBe(0);
+      const [pending] = await opened.store.write((tx) => tx.outbox.claim({ topic: UPLOAD_TOPIC, owner: 'w', now, leaseUntil: shanghaiTimestamp(new Date(at + 60_000)), limit: 10 }));
+      expect(pending!.subject).toBe(later.invoice.number);
+      expect(await opened.store.read.uploads.records(merchant.id, [pending!.id])).toHaveLength(1);
     });
   });
 }

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { createOutboxRunner } from '../../src/app/outbox-runner.js';
+import { purgeExpired } from '../../src/app/housekeeping.js';
 import { uploadHandler, UPLOAD_TOPIC } from '../../src/app/upload-worker.js';
 import { refreshTerms } from '../../src/app/upstream-upkeep.js';
 import { startUploads } from '../../src/app/uploads.js';
@@ -60,12 +61,13 @@ for (const kind of storesUnderTest) {
       expect(report!.breaks).toEqual([]);
     });
 
-    it('keeps a job\'s record until the job completes, then drops it', async () => {
+    it('keeps a job\'s record until the job completes, and housekeeping drops it after', async () => {
       const numbers = await issue(3);
       const stored = await t.opened.store.read.uploads.records(t.api.a.id, [1, 2, 3, 4, 5, 6]);
       expect(stored.map((r) => JSON.parse(Buffer.from(r.wire).toString()).number).sort()).toEqual([...numbers].sort());
       await drain();
       await expectUploadedOnce(numbers);
+      expect((await purgeExpired(ports())).uploadRecords).toBe(3);
       expect(await t.opened.store.read.uploads.records(t.api.a.id, stored.map((r) => r.jobId))).toEqual([]);
     });
 
