@@ -181,8 +181,9 @@ function startBackgroundWork(config: Config, ports: Ports & { signer: InvoiceSig
   const checkpoints = ports.store.dialect === 'sqlite'
     ? startWalCheckpointer(sqliteFile(config.dataDir), (message) => log.warn({ error: message }, 'WAL checkpoint failed; SQLite checkpoints by itself past its backstop'))
     : undefined;
+  const stopping = new AbortController(); // a purge of many slices stops between two at shutdown
   const housekeeping = setInterval(() => {
-    purgeExpired(ports).then(
+    purgeExpired(ports, stopping.signal).then(
       (purged) => log.info({ purged }, 'housekeeping'),
       (error) => log.warn({ err: error }, 'housekeeping failed; will retry'),
     );
@@ -191,6 +192,7 @@ function startBackgroundWork(config: Config, ports: Ports & { signer: InvoiceSig
   housekeeping.unref();
   return async () => {
     clearInterval(housekeeping);
+    stopping.abort();
     stopBackups();
     stopReconciliation();
     await stopUploads();

@@ -104,10 +104,10 @@ export interface UploadRepositories {
     /** Marks upload jobs done, only those `owner` still holds; returns the ids it marked. Their records stay until purgeRecords. */
     completeJobs(ids: readonly number[], owner: string, at: string): Promise<number[]>;
     /**
-     * Deletes up to `limit` records of upload jobs that are done, all of them older than the oldest
-     * job still pending (any merchant's); returns how many it deleted.
+     * Looks at the next `limit` records after job `after` and deletes those whose jobs are done;
+     * `next` is where to go on from (null: no records after `after`).
      */
-    purgeRecords(limit: number): Promise<number>;
+    purgeRecords(after: number, limit: number): Promise<{ deleted: number; next: number | null }>;
     /**
      * Gives jobs back for later. `counted: false` undoes the claim's attempt count: the attempt
      * certainly did not reach the tax service, so the next one needs no status query first.

@@ -208,18 +208,14 @@ function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
         .execute();
       return rows.map((r) => Number(r.id));
     },
-    async purgeRecords(limit) {
-      // Below the oldest pending upload job every job is done (one read of the pending index), so
-      // the scan starts at the lowest record and finds only deletable ones; the join re-checks it.
-      const pending = await db.selectFrom('outbox').select((eb) => eb.fn.min('id').as('id'))
-        .where('topic', '=', 'invoice.upload').where('done_at', 'is', null).executeTakeFirst();
-      const below = pending?.id ?? null;
-      const doomed = db.selectFrom('upload_records as r').innerJoin('outbox as o', 'o.id', 'r.job_id').select('r.job_id')
-        .where('o.done_at', 'is not', null)
-        .$if(below !== null, (q) => q.where('r.job_id', '<', below!))
-        .orderBy('r.job_id').limit(limit);
-      const result = await db.deleteFrom('upload_records').where('job_id', 'in', doomed).executeTakeFirst();
-      return Number(result.numDeletedRows);
+    async purgeRecords(after, limit) {
+      const window = await db.selectFrom('upload_records').select('job_id').where('job_id', '>', after).orderBy('job_id').limit(limit).execute();
+      if (window.length === 0) return { deleted: 0, next: null };
+      const first = Number(window[0]!.job_id);
+      const last = Number(window.at(-1)!.job_id);
+      const done = db.selectFrom('outbox').select('id').where('id', '>=', first).where('id', '<=', last).where('done_at', 'is not', null);
+      const result = await db.deleteFrom('upload_records').where('job_id', '>=', first).where('job_id', '<=', last).where('job_id', 'in', done).executeTakeFirst();
+      return { deleted: Number(result.numDeletedRows), next: last };
     },
     async releaseJobs(ids, owner, availableAt, counted) {
       if (ids.length === 0) return 0;
