@@ -60,6 +60,8 @@ for (const kind of storesUnderTest) {
 
       // The oldest job is still pending: the done ones after it go, its record stays.
       expect(await opened.store.write((tx) => tx.uploads.completeJobs(ids.slice(1), 'w', now))).toEqual(ids.slice(1));
+      expect((await purgeExpired(ports, AbortSignal.abort())).uploadRecords).toBe(0); // a shutdown stops it before the next window
+      expect(await recordsLeft()).toEqual(ids);
       expect((await purgeExpired(ports)).uploadRecords).toBe(3);
       expect(await recordsLeft()).toEqual(ids.slice(0, 1));
 
