@@ -165,7 +165,9 @@ async function main(): Promise<void> {
 
     console.log(`online: ${RATE}/s for ${ONLINE_MS / 1000} s while uploads flow…`);
     await paced(paceIssuer, RATE, () => false, 2_000); // warm-up
+    const cpuOnlineBefore = cpuShares(server, simulator);
     const online = await paced(paceIssuer, RATE, () => false, ONLINE_MS);
+    const cpuOnlineAfter = cpuShares(server, simulator);
 
     const db = new SQLite(sqliteFile(dir.dataDir), { readonly: true });
     const pendingUpTo = (id: number) => (db.prepare(`select count(*) as n from outbox where topic = 'invoice.upload' and done_at is null and id <= ?`).get(id) as { n: number }).n;
@@ -206,6 +208,7 @@ async function main(): Promise<void> {
     const cpuWindowSeconds = (performance.now() - cpuWindowStarted) / 1000;
     const acceptedDuring = (await sandboxAccepted()) - acceptedBefore;
     const cpuPercent = (part: keyof typeof cpuAfter) => (100 * (cpuAfter[part] - cpuBefore[part])) / cpuWindowSeconds;
+    const onlineCpuPercent = (part: keyof typeof cpuAfter) => (100 * (cpuOnlineAfter[part] - cpuOnlineBefore[part])) / online.seconds;
     const cpuMicrosPerRecord = (part: keyof typeof cpuAfter) => ((cpuAfter[part] - cpuBefore[part]) * 1e6) / acceptedDuring;
     const parts = ['http', 'background', 'primary', 'sandbox', 'client'] as const;
     const machinePercent = parts.reduce((sum, part) => sum + cpuPercent(part), 0);
@@ -227,7 +230,9 @@ node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model.trim
 Sandbox ingest ceiling: ${fixed(ceiling, 0)} records/s (1000-record submissions, 2 senders, ${CEILING_MS / 1000} s)
 Offline: ${offline.done.toLocaleString('en')} invoices issued in ${fixed(offlineSeconds)} s (${fixed(offline.done / offlineSeconds, 0)}/s), ${offline.errors} errors; backlog ${backlog.toLocaleString('en')}
 Drain:   ${fixed(drainSeconds, 2)} s from the heal = ${fixed(drainRate, 0)}/s; ${fixed(transferSeconds, 2)} s from the first upload after it = ${fixed(transferRate, 0)}/s (noticing the service was back: ${fixed((firstUpload - healedAt) / 1000, 2)} s)
-CPU while draining, % of one core (${availableParallelism()} cores = ${availableParallelism() * 100} %): HTTP processes ${fixed(cpuPercent('http'), 0)}, background ${fixed(cpuPercent('background'), 0)}, primary ${fixed(cpuPercent('primary'), 0)}, sandbox ${fixed(cpuPercent('sandbox'), 0)}, this client ${fixed(cpuPercent('client'), 0)}; together ${fixed(machinePercent, 0)}
+CPU, % of one core (${availableParallelism()} cores = ${availableParallelism() * 100} %):
+  online:        ${parts.map((part) => `${part} ${fixed(onlineCpuPercent(part), 0)}`).join(', ')}
+  while draining: ${parts.map((part) => `${part} ${fixed(cpuPercent(part), 0)}`).join(', ')}; together ${fixed(machinePercent, 0)}
   per record the sandbox accepted (${acceptedDuring.toLocaleString('en')}): background ${fixed(cpuMicrosPerRecord('background'), 0)} µs, sandbox ${fixed(cpuMicrosPerRecord('sandbox'), 0)} µs (alone at its ceiling: ${fixed(sandboxAlone.cpuMicrosPerRecord, 0)} µs, ${fixed(sandboxAlone.cpuPercent, 0)} % CPU)
 Sandbox counters (this seller): ${JSON.stringify(counters.totals)}
 

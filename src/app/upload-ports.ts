@@ -92,6 +92,8 @@ export interface UploadRepositories {
     overlaps(merchantId: string, year: number, first: number, last: number): Promise<boolean>;
     /** Numbers still to hand out for (merchant, year), and in how many open blocks. */
     reserve(merchantId: string, year: number): Promise<{ remaining: number; blocks: number }>;
+    /** The merchants with fewer than `below` numbers left for `year` (none at all included). */
+    lowReserves(year: number, below: number): Promise<string[]>;
     list(merchantId: string, year: number): Promise<NumberBlockRecord[]>;
   };
   uploads: {

@@ -3,10 +3,14 @@
 // the 80 % contingency warnings. One process at a time per merchant (a job lease), so several
 // instances never fetch blocks for the same merchant at once. A failure is logged with its fault
 // code and tried again at the next round; issuing never waits for any of this.
+//
+// Between rounds a cheap read every second finds merchants whose reserve fell below the floor and
+// tops them up at once: a merchant issuing 200 a second empties a reserve of 1,000 in five seconds,
+// and would otherwise be refused (4020) until the next round, with the tax service online.
 import { serializeContingencyTerms, type ContingencyLimits } from '../domain/contingency.js';
 import { Fault } from '../domain/faults.js';
 import { invoiceKinds } from '../domain/invoice.js';
-import { shanghaiTimestamp } from '../domain/time.js';
+import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
 import type { TaxService } from '../upstream/protocol.js';
 import { recordAudit } from './audit.js';
 import { markOnline, markUnreachable, warnNearLimits } from './contingency.js';
@@ -18,6 +22,8 @@ import type { MerchantRecord, Ports } from './ports.js';
 export interface UpkeepOptions {
   /** Time between rounds. */
   intervalMs?: number;
+  /** Time between checks for reserves below the floor (topped up at once, between rounds). */
+  lowReserveCheckMs?: number;
   /** Terms older than this are fetched again. */
   termsMaxAgeMs?: number;
   reserve?: ReservePolicy;
@@ -41,11 +47,23 @@ export function createUpkeep(ports: Ports, taxService: TaxService, options: Upke
   const reserve = options.reserve ?? DEFAULT_RESERVE;
   const owner = options.owner ?? leaseOwner();
   const log = options.log ?? quiet;
+  const lowReserveCheckMs = options.lowReserveCheckMs ?? 1_000;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = false;
+  // The lease is this process's own either way (acquire is re-entrant for its owner), so a round
+  // and a low-reserve top-up of the same merchant are kept apart here.
+  const inProgress = new Map<string, Promise<void>>();
 
-  async function merchant(m: MerchantRecord): Promise<void> {
+  function merchant(m: MerchantRecord): Promise<void> {
+    const current = inProgress.get(m.id);
+    if (current) return current;
+    const work = upkeepOf(m).finally(() => inProgress.delete(m.id));
+    inProgress.set(m.id, work);
+    return work;
+  }
+
+  async function upkeepOf(m: MerchantRecord): Promise<void> {
     const now = ports.clock.now();
     const name = `upkeep:${m.id}`;
     const taken = await ports.store.write((tx) => tx.jobLeases.acquire(name, owner, shanghaiTimestamp(now), shanghaiTimestamp(new Date(now.getTime() + 120_000))));
@@ -86,16 +104,50 @@ export function createUpkeep(ports: Ports, taxService: TaxService, options: Upke
     timer.unref();
   };
 
+  // A merchant whose top-up failed (tax service down) is tried again after 1, 2, 4 … checks, at most a round apart.
+  const retryAfter = new Map<string, { at: number; failures: number }>();
+  async function topUpLowReserves(): Promise<void> {
+    const now = ports.clock.now();
+    const below = await ports.store.read.numberBlocks.lowReserves(Number(shanghaiDate(now).slice(0, 4)), reserve.floor);
+    for (const id of retryAfter.keys()) if (!below.includes(id)) retryAfter.delete(id); // topped up meanwhile (a round)
+    for (const id of below) {
+      if (stopped) return;
+      const retry = retryAfter.get(id);
+      if (inProgress.has(id) || (retry && retry.at > now.getTime())) continue;
+      const m = await ports.store.read.merchants.get(id);
+      if (!m) continue;
+      try {
+        await merchant(m);
+        retryAfter.delete(id);
+      } catch {
+        const failures = (retry?.failures ?? 0) + 1; // logged by upkeepOf
+        retryAfter.set(id, { at: ports.clock.now().getTime() + Math.min(intervalMs, lowReserveCheckMs * 2 ** (failures - 1)), failures });
+      }
+    }
+  }
+  let checking: Promise<void> | undefined;
+  let checks: NodeJS.Timeout | undefined;
+  const startChecks = () => {
+    checks = setInterval(() => {
+      checking ??= topUpLowReserves()
+        .catch((error: unknown) => log.warn({ err: error }, 'upkeep: could not read the number reserves; will retry'))
+        .finally(() => (checking = undefined));
+    }, lowReserveCheckMs);
+    checks.unref();
+  };
+
   return {
     runOnce,
     merchant,
     start() {
       running = runOnce().finally(schedule);
+      startChecks();
     },
     async stop() {
       stopped = true;
       clearTimeout(timer);
-      await running?.catch(() => undefined);
+      clearInterval(checks);
+      await Promise.all([running?.catch(() => undefined), checking]);
     },
   };
 }

@@ -164,6 +164,16 @@ function numberBlocks(db: Db, dialect: Dialect): UploadRepositories['numberBlock
         .executeTakeFirstOrThrow();
       return { remaining: Number(row.remaining ?? 0), blocks: Number(row.blocks) };
     },
+    async lowReserves(year, below) {
+      const rows = await db
+        .selectFrom('merchants')
+        .leftJoin('number_blocks as b', (join) => join.onRef('b.merchant_id', '=', 'merchants.id').on('b.year', '=', year).on(sql.ref('b.next_seq'), '<=', sql.ref('b.last_seq')))
+        .select('merchants.id')
+        .groupBy('merchants.id')
+        .having(sql<number>`coalesce(sum(b.last_seq - b.next_seq + 1), 0)`, '<', below)
+        .execute();
+      return rows.map((r) => r.id);
+    },
     async list(merchantId, year) {
       return (await db.selectFrom('number_blocks').selectAll().where('merchant_id', '=', merchantId).where('year', '=', year).orderBy('first_seq').execute()).map(toRecord);
     },

@@ -1,10 +1,12 @@
 // 号段: numbers come from blocks the tax service grants. Gap-free within a block, taken in block
 // order, given back by a refused issue, refused with 4020 when none is left, and topped up from a
-// real sandbox to about a day of the merchant's recent issuing with a floor.
+// real sandbox to about a day of the merchant's recent issuing with a floor, and at once, between
+// upkeep rounds, when the reserve falls below that floor.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { addMerchant } from '../../src/app/merchants.js';
 import { issueInvoice } from '../../src/app/issue-invoice.js';
 import { grantNumberBlock, refillNumbers } from '../../src/app/number-blocks.js';
+import { createUpkeep } from '../../src/app/upstream-upkeep.js';
 import type { MerchantRecord, Ports } from '../../src/app/ports.js';
 import type { InvoiceRequest } from '../../src/domain/draft.js';
 import { Fault } from '../../src/domain/faults.js';
@@ -97,6 +99,51 @@ for (const kind of storesUnderTest) {
       expect(second!.remaining).toBe(96);
       // Issuing goes on into the new block without a gap.
       expect(await sequences(21)).toEqual([...Array.from({ length: 20 }, (_, i) => i + 21), 41]);
+    });
+
+    it('tops up a reserve that falls below the floor without waiting for the next round, and backs off while the tax service is down', async () => {
+      const client = sandbox.client(opened.store, clock, { maxAttempts: 1 });
+      let allocations = 0;
+      const taxService = { ...client, allocateBlock: (...args: Parameters<typeof client.allocateBlock>) => ((allocations += 1), client.allocateBlock(...args)) };
+      const upkeep = createUpkeep(ports, taxService, { intervalMs: 3_600_000, lowReserveCheckMs: 20, reserve: { floor: 20, days: 1, maxBlock: 100_000 } });
+      const remaining = async () => (await opened.store.read.numberBlocks.reserve(merchant.id, 2026)).remaining;
+      const until = async (check: () => Promise<boolean>) => {
+        for (let i = 0; i < 250 && !(await check()); i++) await new Promise((r) => setTimeout(r, 20));
+        expect(await check()).toBe(true);
+      };
+      upkeep.start();
+      try {
+        await until(async () => (await remaining()) === 40); // the first round: the floor, twice over
+        expect(allocations).toBe(1);
+        // 20 issued (10:00 in Shanghai → 48 a day): 20 left is not below the floor, nothing is fetched.
+        await sequences(20);
+        await new Promise((r) => setTimeout(r, 200));
+        expect(allocations).toBe(1);
+        // One more: 19 left, below the floor. Topped up within moments, long before the next round.
+        await sequences(1);
+        await until(async () => (await remaining()) > 19);
+        expect(await remaining()).toBe(2 * 51); // twice the target: 21 by 10:00 is 51 a day
+        expect(allocations).toBe(2);
+
+        // The tax service down: one failed try, then none until the backoff (20 ms, then 40, 80 …) has passed.
+        await sandbox.fault('down');
+        await sequences(102 - 19);
+        await until(async () => allocations === 3);
+        await new Promise((r) => setTimeout(r, 200));
+        expect(allocations).toBe(3);
+        clock.advance(20);
+        await until(async () => allocations === 4);
+        await new Promise((r) => setTimeout(r, 200));
+        expect(allocations).toBe(4);
+        // Healed: the next try after the (now 40 ms) backoff fetches the block.
+        await sandbox.clear();
+        clock.advance(40);
+        await until(async () => (await remaining()) >= 20);
+        expect(allocations).toBe(5);
+      } finally {
+        await upkeep.stop();
+        await sandbox.clear();
+      }
     });
 
     it('fetches numbers for next year from 25 December on', async () => {
