@@ -11,8 +11,12 @@
 //      paced R invoices/s while uploads flow as usual — the online p99;
 //   3. the sandbox goes "down"; N invoices are issued offline (closed loop, 32 clients);
 //   4. the sandbox heals; the drain is timed until every offline invoice's upload job is done (read
-//      from the database), while invoices are issued at the same paced R — the drain p99.
-// Reported: drain rate ÷ ceiling (target ≥ 0.8) and drain p99 ÷ online p99 (target ≤ 1.2). The
+//      from the database), while invoices are issued at the same paced R — the drain p99;
+//   5. online again at R once the backlog is gone: the first online p99 is taken seconds after the
+//      server started, on a nearly empty database; this one with the server's code compiled and
+//      the backlog's 100,000 invoices stored (either may be the lower; the target needs both).
+// Reported: drain rate ÷ ceiling (target ≥ 0.8) and drain p99 ÷ online p99 (target ≤ 1.2, against
+// both online p99s: PASS needs both). The
 // drain is timed from the heal (includes noticing the service is back) and from the first
 // upload after it (transfer only). PASS/FAIL never changes the exit code.
 //
@@ -214,6 +218,8 @@ async function main(): Promise<void> {
     const machinePercent = parts.reduce((sum, part) => sum + cpuPercent(part), 0);
     const times = doneAfter(beforeOutage);
     db.close();
+    console.log(`online again after the drain: ${RATE}/s for ${ONLINE_MS / 1000} s…`);
+    const afterDrain = await paced(paceIssuer, RATE, () => false, ONLINE_MS);
     const drainSeconds = (drainedAt - healedAt) / 1000;
     const firstUpload = times.first ? Date.parse(times.first) : healedAt;
     const transferSeconds = Math.max(0.001, (drainedAt - firstUpload) / 1000);
@@ -237,12 +243,13 @@ CPU, % of one core (${availableParallelism()} cores = ${availableParallelism() *
 Sandbox counters (this seller): ${JSON.stringify(counters.totals)}
 
 Issuing at ${RATE}/s (latency from each request's scheduled start):
-  online:        p50 ${fixed(online.p50)} ms, p99 ${fixed(online.p99)} ms, max ${fixed(online.max)} ms, ${online.count} issued, ${online.errors} errors
+  online:        p50 ${fixed(online.p50)} ms, p99 ${fixed(online.p99)} ms, max ${fixed(online.max)} ms, ${online.count} issued, ${online.errors} errors (a new server, a nearly empty database)
   during drain:  p50 ${fixed(during.p50)} ms, p99 ${fixed(during.p99)} ms, max ${fixed(during.max)} ms, ${during.count} issued, ${during.errors} errors
+  online again:  p50 ${fixed(afterDrain.p50)} ms, p99 ${fixed(afterDrain.p99)} ms, max ${fixed(afterDrain.max)} ms, ${afterDrain.count} issued, ${afterDrain.errors} errors (after the drain)
 
 Targets
   drain ≥ ${TARGET_DRAIN} × ceiling: ${fixed(drainRate / ceiling, 2)} from the heal, ${fixed(transferRate / ceiling, 2)} transfer only   ${pass(drainRate / ceiling >= TARGET_DRAIN)}
-  p99 during drain ≤ ${TARGET_P99} × online p99: ${fixed(during.p99 / online.p99, 2)}   ${pass(during.p99 / online.p99 <= TARGET_P99)}
+  p99 during drain ≤ ${TARGET_P99} × online p99: ${fixed(during.p99 / online.p99, 2)} against the first, ${fixed(during.p99 / afterDrain.p99, 2)} against the one after the drain   ${pass(during.p99 / Math.min(online.p99, afterDrain.p99) <= TARGET_P99)}
 `);
   } finally {
     for (const issuer of issuers) issuer.close();
