@@ -108,8 +108,8 @@ export function createUpkeep(ports: Ports, taxService: TaxService, options: Upke
   const retryAfter = new Map<string, { at: number; failures: number }>();
   async function topUpLowReserves(): Promise<void> {
     const now = ports.clock.now();
-    const below = await ports.store.read.numberBlocks.lowReserves(Number(shanghaiDate(now).slice(0, 4)), reserve.floor);
-    for (const id of retryAfter.keys()) if (!below.includes(id)) retryAfter.delete(id); // topped up meanwhile (a round)
+    const below = new Set(await ports.store.read.numberBlocks.lowReserves(Number(shanghaiDate(now).slice(0, 4)), reserve.floor));
+    for (const id of retryAfter.keys()) if (!below.has(id)) retryAfter.delete(id); // topped up meanwhile (a round)
     for (const id of below) {
       if (stopped) return;
       const retry = retryAfter.get(id);
