@@ -146,6 +146,17 @@ for (const kind of storesUnderTest) {
       }
     });
 
+    it('runs one upkeep of a merchant at a time in a process: a top-up asked for during a round joins it', async () => {
+      const client = sandbox.client(opened.store, clock, { maxAttempts: 1 });
+      let allocations = 0;
+      const taxService = { ...client, allocateBlock: (...args: Parameters<typeof client.allocateBlock>) => ((allocations += 1), client.allocateBlock(...args)) };
+      const upkeep = createUpkeep(ports, taxService, { reserve: { floor: 20, days: 1, maxBlock: 100_000 } });
+      // The job lease is re-entrant for its owner, so only the process's own bookkeeping keeps these apart.
+      await Promise.all([upkeep.merchant(merchant), upkeep.merchant(merchant), upkeep.merchant(merchant)]);
+      expect(allocations).toBe(1);
+      expect(await opened.store.read.numberBlocks.reserve(merchant.id, 2026)).toEqual({ remaining: 40, blocks: 1 });
+    });
+
     it('fetches numbers for next year from 25 December on', async () => {
       clock.set('2026-12-25T02:00:00Z');
       const results = await refillNumbers(ports, sandbox.client(opened.store, clock), merchant, { floor: 5, days: 1, maxBlock: 100_000 });
