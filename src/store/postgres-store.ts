@@ -14,7 +14,8 @@ import { translateDriverError } from './driver-errors.js';
 import { preparedName } from './prepared.js';
 import { heartbeat } from './heartbeat.js';
 import { hostListClient, parseHostList } from './pg-hosts.js';
-import { ApiKeyCache, notifyingRevocations, postgresRevocationFeed } from './pg-api-key-cache.js';
+import { ApiKeyCache } from './api-key-cache.js';
+import { notifyingRevocations, postgresRevocationFeed } from './pg-api-key-cache.js';
 import { Fault, faults } from '../domain/faults.js';
 
 export interface PostgresOptions {

@@ -16,6 +16,8 @@ import { migrateToLatest } from './migrate.js';
 import { translateDriverError } from './driver-errors.js';
 import { heartbeat } from './heartbeat.js';
 import { withStatementCache } from './statement-cache.js';
+import { ApiKeyCache } from './api-key-cache.js';
+import { apiKeyRevocationsFile, fileRevocationFeed, signallingRevocations, signalRevocation } from './sqlite-api-key-revocations.js';
 
 export function sqliteFile(dataDir: string): string {
   return join(dataDir, 'fapiao.db');
@@ -59,6 +61,15 @@ async function refuseWhenDiskFull(dataDir: string): Promise<void> {
   if (bavail * bsize < READY_MIN_FREE_BYTES) throw new Fault(faults.STORAGE_FULL);
 }
 
+/** The revocation is committed: a failure now must not report it as failed (the line appended before the commit was heard). */
+function signalAfterCommit(file: string): void {
+  try {
+    signalRevocation(file);
+  } catch {
+    // see sqlite-api-key-revocations.ts: only a key read between that line and the commit may stay, for at most a minute
+  }
+}
+
 export async function migrateSqlite(dataDir: string): Promise<string[]> {
   const { db } = openWriter(dataDir);
   try {
@@ -83,23 +94,30 @@ export async function openSqliteStore(dataDir: string, migrate: boolean): Promis
   readerConnection.pragma('busy_timeout = 5000');
   const reader = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(readerConnection) }) });
   const committer = new GroupCommitter(db, durability.flush);
+  const revocations = apiKeyRevocationsFile(dataDir);
+  const apiKeyCache = new ApiKeyCache(fileRevocationFeed(revocations));
 
   const write: Store['write'] = async (work) => {
+    let revokedHere = false;
     try {
-      return await committer.run((trx) => work(repositories(trx, 'sqlite')));
+      const result = await committer.run((trx) => work(signallingRevocations(repositories(trx, 'sqlite'), revocations, () => (revokedHere = true))));
+      if (revokedHere) signalAfterCommit(revocations);
+      return result;
     } catch (error) {
       throw translateDriverError(error);
     }
   };
+  const read = repositories(reader, 'sqlite');
   return {
     dialect: 'sqlite',
-    read: repositories(reader, 'sqlite'),
+    read: { ...read, apiKeys: { ...read.apiKeys, get: (id) => apiKeyCache.get(id, () => read.apiKeys.get(id)) } },
     write,
     async checkWritable() {
       await refuseWhenDiskFull(dataDir);
       await heartbeat(write, reader);
     },
     async close() {
+      await apiKeyCache.close();
       await reader.destroy();
       await db.destroy();
       await durability.close();

@@ -1,6 +1,6 @@
 // An instance keeps the API keys it has read only while it hears every revocation.
 import { describe, expect, it } from 'vitest';
-import { ApiKeyCache, type RevocationFeed } from '../../src/store/pg-api-key-cache.js';
+import { ApiKeyCache, type RevocationFeed } from '../../src/store/api-key-cache.js';
 import type { ApiKeyRecord } from '../../src/app/ports.js';
 
 const key: ApiKeyRecord = { id: 'k1', merchantId: 'm1', role: 'clerk', label: 'pos', secretHash: 'h', createdAt: '2026-12-02T10:00:00+08:00', revokedAt: null };
