@@ -217,7 +217,10 @@ describe('upload fault matrix: standalone sandbox, two Fapiao instances, restart
     // Slow answers keep the upload in flight: the sandbox processes it 1.5 s after it arrives.
     await e.fault('slow', { delay_ms: 1_500 });
     const issued = await e.issue(PER_FAULT, undefined, victim.baseUrl);
-    await sleep(400); // the victim's worker has claimed the jobs and sent the batch
+    // The victim's worker has claimed every job (a fixed pause was sometimes too short on a loaded
+    // CI machine: the victim died before claiming, and nothing was taken over), then sent the batch.
+    await waitFor(async () => uploadAttempts(issued.numbers).fewest >= 1);
+    await sleep(200);
     await victim.kill('SIGKILL');
     await sleep(1_500); // the sandbox commits what it was sent
     await e.heal();
@@ -226,14 +229,20 @@ describe('upload fault matrix: standalone sandbox, two Fapiao instances, restart
     const counters = await e.counters();
     for (const number of issued.numbers) expect(counters.get(number)!.submissions, number).toBe(1);
     // The jobs were claimed twice (the victim's lease ran out), and settled without a second submission.
+    expect(uploadAttempts(issued.numbers).most).toBeGreaterThanOrEqual(2);
+  }, 60_000);
+
+  /** The fewest and most claims of these invoices' upload jobs, read from the data directory's file. */
+  function uploadAttempts(numbers: readonly string[]): { fewest: number; most: number } {
     const db = new SQLite(join(dir.dataDir, 'fapiao.db'), { readonly: true });
     try {
-      const attempts = db.prepare(`select max(attempts) as n from outbox where topic = 'invoice.upload' and subject in (${issued.numbers.map(() => '?').join(',')})`).get(...issued.numbers) as { n: number };
-      expect(attempts.n).toBeGreaterThanOrEqual(2);
+      const row = db.prepare(`select min(attempts) as fewest, max(attempts) as most from outbox where topic = 'invoice.upload' and subject in (${numbers.map(() => '?').join(',')})`)
+        .get(...numbers) as { fewest: number | null; most: number | null };
+      return { fewest: row.fewest ?? 0, most: row.most ?? 0 };
     } finally {
       db.close();
     }
-  }, 60_000);
+  }
 });
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
