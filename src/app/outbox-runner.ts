@@ -201,8 +201,10 @@ export function createOutboxRunner(ports: Ports, handler: OutboxHandler, options
         continue;
       }
       // A full batch means more is probably waiting: go on at once (after letting others run).
+      // Otherwise look again after the poll interval or, while a pause is set, when it ends: a lane
+      // held back 50 ms for another lane's probe used to sleep the whole interval on top of it.
       if (claimed >= batchSize) await new Promise((resolve) => setImmediate(resolve));
-      else if (!stopping) await sleep(idleMs);
+      else if (!stopping) await sleep(pauseUntil > Date.now() ? pauseUntil - Date.now() : idleMs);
     }
   }
 

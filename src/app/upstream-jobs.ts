@@ -62,16 +62,29 @@ export async function appendAuditEntries(tx: Repositories, merchantId: string, a
 }
 
 /**
- * A handler's `notBefore`: while the client's circuit is open every call would fail at once, so
- * claim nothing until its probe; while the probe is out (another lane sent it), wait for its answer.
+ * A handler's `notBefore`, shared by its lanes: while the client's circuit is open every call would
+ * fail at once, so claim nothing until its probe; while the probe is out, wait for its answer. Once
+ * the circuit is half-open, one of the handler's lanes claims the batch that carries the probe and
+ * the others wait: the lanes' sleeps all end at the same retry time, and every one of them used to
+ * claim a batch then, all but one to have it refused by the circuit and give it back (two write
+ * transactions for nothing each, every probe interval of an outage). The lane given the turn holds
+ * it until a call goes out, or for PROBE_TURN_MS if none does (it found no work). The turn is the
+ * handler's own: another handler's lane that found no work must not hold this one's lanes back.
  */
-export function circuitNotBefore(taxService: TaxService): () => number {
+export function circuitNotBefore(taxService: TaxService, now: () => number = Date.now): () => number {
+  let turn: { halfOpenSince: number; until: number } | undefined;
   return () => {
     const circuit = (taxService as Partial<TaxServiceClient>).circuit?.();
-    if (circuit?.state === 'open' && circuit.retryAt) return Math.max(0, circuit.retryAt - Date.now());
-    return circuit?.state === 'half_open' && circuit.probeInFlight ? PROBE_POLL_MS : 0;
+    if (circuit?.state === 'open' && circuit.retryAt) return Math.max(0, circuit.retryAt - now());
+    if (circuit?.state !== 'half_open') return 0;
+    if (circuit.probeInFlight || (turn?.halfOpenSince === circuit.since && now() < turn.until)) return PROBE_POLL_MS;
+    turn = { halfOpenSince: circuit.since, until: now() + PROBE_TURN_MS };
+    return 0;
   };
 }
+
+/** How long the lane given the probe's turn may take to send it before another lane may. */
+const PROBE_TURN_MS = 1_000;
 
 /** The merchants of a worker's jobs, read once per process (taxpayer IDs do not change). */
 export function merchantCache(ports: Ports): (id: string) => Promise<MerchantRecord | undefined> {
@@ -90,6 +103,12 @@ export function merchantCache(ports: Ports): (id: string) => Promise<MerchantRec
  * Works a claimed batch group by group (a seller's jobs, or a submission of them), each on its own:
  * a group that fails has given its jobs back itself, the others still run, and the first failure
  * goes to the runner, which backs the loop off. `work` returns the pause the tax service asked for (ms).
+ *
+ * A group refused by the client's circuit (another lane's or the upkeep's probe was out, or the
+ * circuit opened meanwhile) reached nobody: it is a short pause, not a failure. As a failure it
+ * made the runner back off by the failures of the whole outage, so a lane that lost the race for
+ * the probe slept up to FAPIAO_UPLOAD_MAX_BACKOFF_MS (a minute by default) after the service was
+ * back, and the backlog drained on the other lanes alone.
  */
 export async function eachGroup(groups: Iterable<[string, OutboxJob[]]>, work: (merchantId: string, jobs: OutboxJob[]) => Promise<number>): Promise<BatchResult> {
   let pauseMs = 0;
@@ -98,7 +117,8 @@ export async function eachGroup(groups: Iterable<[string, OutboxJob[]]>, work: (
     try {
       pauseMs = Math.max(pauseMs, await work(merchantId, jobs));
     } catch (error) {
-      failure ??= error;
+      if (error instanceof Fault && error.spec.code === faults.UPSTREAM_CIRCUIT_OPEN.code) pauseMs = Math.max(pauseMs, PROBE_POLL_MS);
+      else failure ??= error;
     }
   }
   return { pauseMs, ...(failure !== undefined && { failure }) };

@@ -238,6 +238,56 @@ for (const kind of storesUnderTest) {
       });
     }
 
+    it('puts every lane back to work once the tax service is back: none sits out a backoff grown over the outage', async () => {
+      // Three lanes wake together at each half-open moment, and another caller of the same client
+      // (as the upkeep's calls are) competes for the probe. Whoever sends it, once it has closed the
+      // circuit all three lanes upload, within a runner backoff (20 s here) of the service's return.
+      // The races behind it (which lane claims at half-open, a batch the circuit refused) are pinned
+      // down one by one in test/unit/upstream-jobs.test.ts.
+      const client = t.sandbox.client(t.opened.store, t.api.clock, { failureThreshold: 1, openMs: 200 });
+      const live: Ports = { store: t.opened.store, clock: systemClock };
+      const handler = uploadHandler(live, client, { backoffMs: 1, maxBackoffMs: 5 });
+      await client.terms(seller());
+      await t.sandbox.fault('down');
+      const numbers = await issue(24);
+      const handled = new Map<string, number>();
+      for (const owner of ['lane1', 'lane2', 'lane3']) {
+        const metrics = { count: (_topic: string, outcome: string, n: number) => void (outcome === 'handled' && handled.set(owner, (handled.get(owner) ?? 0) + n)) };
+        const lane = createOutboxRunner(live, handler, { owner, batchSize: 1, leaseMs: 30_000, idleMs: 20, backoffMs: 20_000, maxBackoffMs: 60_000, metrics });
+        t.keep(lane);
+        lane.start();
+      }
+      await until(async () => client.circuit().consecutiveFailures >= 4); // several half-open moments
+      handled.clear(); // what the lanes settle from here on: the failed probes are behind
+      await t.sandbox.clear();
+      while (client.circuit().state !== 'closed') {
+        await client.terms(seller()).catch(() => undefined); // the upkeep's probe
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      const uploaded = async (n: string) => json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${n}`)).status === 'uploaded';
+      await until(async () => (await Promise.all(numbers.map(uploaded))).every(Boolean), 5_000);
+      expect([...handled.keys()].sort()).toEqual(['lane1', 'lane2', 'lane3']);
+      await expectUploadedOnce(numbers);
+    });
+
+    it('looks again as soon as a lane\'s pause ends, not a poll interval later', async () => {
+      const [number] = await issue(1);
+      const waits = [50, 0];
+      let claimedAt = 0;
+      const handler = uploadHandler(ports(), t.taxService);
+      const started = Date.now();
+      const lane = createOutboxRunner(ports(), {
+        ...handler,
+        notBefore: () => waits.shift() ?? 0, // held back once, as while another lane's probe is out
+        handle: (jobs, lease) => ((claimedAt ||= Date.now()), handler.handle(jobs, lease)),
+      }, { owner: 'held', batchSize: 1000, leaseMs: 30_000, idleMs: 10_000 });
+      t.keep(lane);
+      lane.start();
+      await until(async () => claimedAt > 0, 5_000);
+      expect(claimedAt - started).toBeLessThan(2_000); // the pause (50 ms), not the poll interval (10 s)
+      await until(async () => json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${number}`)).status === 'uploaded');
+    });
+
     it('holds a lane back while another lane\'s probe decides whether the tax service is back', async () => {
       const client = t.sandbox.client(t.opened.store, t.api.clock, { failureThreshold: 1, openMs: 50, maxAttempts: 1 });
       const handler = uploadHandler(ports(), client);
