@@ -22,7 +22,7 @@ import type { UploadRecordFacts } from './upload-ports.js';
 import { backoffDelay, createOutboxRunner, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
 import { leaseOwner } from './process-identity.js';
 import type { OutboxJob, Ports } from './ports.js';
-import { appendAuditEntries, byMerchant, certainlyNotProcessed, eachGroup, circuitNotBefore, describeFailure, eachLimited, flowPauseMs, merchantCache, noteReach } from './upstream-jobs.js';
+import { appendAuditEntries, byMerchant, certainlyNotProcessed, eachGroup, circuitNotBefore, describeFailure, eachLimited, flowPauseMs, merchantCache, noteReach, refusedByCircuit } from './upstream-jobs.js';
 
 export const UPLOAD_TOPIC = 'invoice.upload';
 
@@ -112,7 +112,7 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
       const notProcessed = certainlyNotProcessed(error);
       // Jobs settled by status answers keep their verdicts; the rest wait for the next round.
       for (const job of live) if (!verdicts.has(job.id)) verdicts.set(job.id, notProcessed ? { kind: 'failed' } : { kind: 'unknown' });
-      await finish(merchantId, jobs, verdicts, records, lease, describeFailure(error), flowPauseMs(error));
+      await finish(merchantId, jobs, verdicts, records, lease, error);
       throw error;
     }
     await finish(merchantId, jobs, verdicts, records, lease);
@@ -126,13 +126,16 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
    * that is the background process's loop (server.ts), in a single-process server every request waits.
    */
   async function finish(
-    merchantId: string, jobs: OutboxJob[], verdicts: Map<number, Verdict>, records: Map<string, Sendable>, lease: Lease, error?: string, pauseMs = 0,
+    merchantId: string, jobs: OutboxJob[], verdicts: Map<number, Verdict>, records: Map<string, Sendable>, lease: Lease, error?: unknown,
   ): Promise<void> {
     const settled = jobs.filter((j) => ['uploaded', 'rejected', 'quarantined'].includes(verdicts.get(j.id)?.kind ?? ''));
     const failed = jobs.filter((j) => verdicts.get(j.id)?.kind === 'failed');
     const unknown = jobs.filter((j) => verdicts.get(j.id)?.kind === 'unknown');
     const maxAttempts = Math.max(1, ...failed.map((j) => j.attempts), ...unknown.map((j) => j.attempts));
-    const retryAt = (extra: number) => shanghaiTimestamp(new Date(ports.clock.now().getTime() + Math.max(pauseMs, extra)));
+    // Due again after the pause flow control asked for and the backoff for their attempts; a batch
+    // the circuit refused reached nobody and is due again at once (the lanes wait for the probe).
+    const retryDelay = Math.max(flowPauseMs(error), refusedByCircuit(error) ? 0 : backoffDelay(maxAttempts, backoffMs, maxBackoffMs));
+    const retryAt = shanghaiTimestamp(new Date(ports.clock.now().getTime() + retryDelay));
     await ports.store.write(async (tx) => {
       const at = shanghaiTimestamp(ports.clock.now());
       await tx.merchants.lock(merchantId); // the backlog's counters move with the issue path's, never past them
@@ -187,9 +190,9 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
         const oldest = await tx.uploads.oldestPending(merchantId, kind);
         await tx.uploads.reduceBacklog(merchantId, kind, delta, oldest);
       }
-      await tx.uploads.releaseJobs(failed.map((j) => j.id), lease.owner, retryAt(backoffDelay(maxAttempts, backoffMs, maxBackoffMs)), false);
-      await tx.uploads.releaseJobs(unknown.map((j) => j.id), lease.owner, retryAt(backoffDelay(maxAttempts, backoffMs, maxBackoffMs)), true);
-      await noteReach(tx, merchantId, at, error);
+      await tx.uploads.releaseJobs(failed.map((j) => j.id), lease.owner, retryAt, false);
+      await tx.uploads.releaseJobs(unknown.map((j) => j.id), lease.owner, retryAt, true);
+      await noteReach(tx, merchantId, at, error === undefined ? undefined : describeFailure(error));
     });
   }
 

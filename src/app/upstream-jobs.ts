@@ -34,6 +34,11 @@ export function describeFailure(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** Refused by the client's circuit breaker: the call was never sent (a probe is out, or it is open). */
+export function refusedByCircuit(error: unknown): boolean {
+  return error instanceof Fault && error.spec === faults.UPSTREAM_CIRCUIT_OPEN;
+}
+
 /** The pause flow control asks for (ms); 0 for any other failure. */
 export function flowPauseMs(error: unknown): number {
   if (error instanceof Fault && error.spec.code === faults.UPSTREAM_FLOW_CONTROL.code) return Number(error.params.seconds ?? 1) * 1000;
@@ -117,7 +122,7 @@ export async function eachGroup(groups: Iterable<[string, OutboxJob[]]>, work: (
     try {
       pauseMs = Math.max(pauseMs, await work(merchantId, jobs));
     } catch (error) {
-      if (error instanceof Fault && error.spec.code === faults.UPSTREAM_CIRCUIT_OPEN.code) pauseMs = Math.max(pauseMs, PROBE_POLL_MS);
+      if (refusedByCircuit(error)) pauseMs = Math.max(pauseMs, PROBE_POLL_MS);
       else failure ??= error;
     }
   }

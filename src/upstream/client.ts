@@ -129,13 +129,20 @@ export function createTaxServiceClient(options: TaxServiceClientOptions): TaxSer
     return checked.data;
   }
 
-  /** Repeats a repeatable call with exponential backoff and full jitter; everything else once. */
+  /**
+   * Repeats a repeatable call with exponential backoff and full jitter; everything else once. A retry
+   * the circuit refuses (the failure before it opened the circuit) is not the call's outcome: the
+   * caller hears of that failure, not of a refusal that would say the service was never tried.
+   */
   async function call<T>(c: Call, schema: z.ZodType<T>): Promise<T> {
+    let failed: UpstreamFault | undefined;
     for (let n = 1; ; n++) {
       try {
         return await attempt(c, schema);
       } catch (error) {
+        if (failed && error instanceof UpstreamFault && error.spec === faults.UPSTREAM_CIRCUIT_OPEN) throw failed;
         if (!c.repeatable || n >= maxAttempts || !(error instanceof UpstreamFault) || !worthRetrying(error)) throw error;
+        failed = error;
         await sleep(random() * Math.min(maxBackoffMs, baseBackoffMs * 2 ** (n - 1)));
       }
     }

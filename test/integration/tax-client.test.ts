@@ -333,6 +333,17 @@ describe('tax-service client against the sandbox', () => {
       expect((await client.terms(SELLER)).contingency).toHaveLength(2);
     });
 
+    it('reports the failure that opened the circuit, not the refusal of the retry that followed it', async () => {
+      // A status query or a void is retried; when its own failure opens the circuit, the retry is
+      // refused (4003). The call failed on the service (here a 5xx, 4006), and that is what the
+      // workers must hear: a 4003 tells them only to wait for the probe.
+      const guarded = clients({ failureThreshold: 1, openMs: 5_000, maxAttempts: 3 });
+      await fault('error');
+      expect(await failure(guarded.status(SELLER, '26352000000000000001'))).toMatchObject({ code: 4006 });
+      expect(guarded.circuit()).toMatchObject({ state: 'open', consecutiveFailures: 1 });
+      expect(await failure(guarded.status(SELLER, '26352000000000000001'))).toMatchObject({ code: 4003 }); // never tried: refused
+    });
+
     it('the circuit opens after failures in a row, fails fast (4003) while open, and closes after a good probe', async () => {
       const guarded = clients({ failureThreshold: 2, openMs: 300 });
       await fault('error');

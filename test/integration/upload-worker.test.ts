@@ -4,6 +4,7 @@
 // is shown on the invoice with what to do, flow control is obeyed, two workers share the work, and
 // the contingency limits hold exactly at their boundaries while the tax service is down.
 import { describe, expect, it } from 'vitest';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import { createOutboxRunner } from '../../src/app/outbox-runner.js';
 import { purgeExpired } from '../../src/app/housekeeping.js';
@@ -239,26 +240,34 @@ for (const kind of storesUnderTest) {
     }
 
     it('puts every lane back to work once the tax service is back: none sits out a backoff grown over the outage', async () => {
-      // Three lanes wake together at each half-open moment, and another caller of the same client
-      // (as the upkeep's calls are) competes for the probe. Whoever sends it, once it has closed the
-      // circuit all three lanes upload, within a runner backoff (20 s here) of the service's return.
-      // The races behind it (which lane claims at half-open, a batch the circuit refused) are pinned
-      // down one by one in test/unit/upstream-jobs.test.ts.
+      // Three lanes of one worker wake together at each half-open moment, and another caller of the
+      // same client (as the upkeep's calls are) competes for the probe. Whoever sends it, once it has
+      // closed the circuit every lane uploads, well within a runner backoff (20 s here) of the
+      // service's return. The races behind it (which lane claims at half-open, a batch the circuit
+      // refused) are pinned down one by one in test/unit/upstream-jobs.test.ts.
       const client = t.sandbox.client(t.opened.store, t.api.clock, { failureThreshold: 1, openMs: 200 });
       const live: Ports = { store: t.opened.store, clock: systemClock };
-      const handler = uploadHandler(live, client, { backoffMs: 1, maxBackoffMs: 5 });
+      const laneOf = new AsyncLocalStorage<string>();
+      const accepted = new Map<string, number>(); // by the lane that uploaded
+      const counting = new Proxy(client, {
+        get: (target, key, receiver) => (key !== 'upload' ? Reflect.get(target, key, receiver) : async (...args: Parameters<typeof client.upload>) => {
+          const answer = await target.upload(...args);
+          const lane = laneOf.getStore()!;
+          accepted.set(lane, (accepted.get(lane) ?? 0) + answer.outcomes.filter((o) => o.result === 'accepted').length);
+          return answer;
+        }),
+      });
+      const handler = uploadHandler(live, counting, { backoffMs: 1, maxBackoffMs: 5 });
       await client.terms(seller());
       await t.sandbox.fault('down');
       const numbers = await issue(24);
-      const handled = new Map<string, number>();
       for (const owner of ['lane1', 'lane2', 'lane3']) {
-        const metrics = { count: (_topic: string, outcome: string, n: number) => void (outcome === 'handled' && handled.set(owner, (handled.get(owner) ?? 0) + n)) };
-        const lane = createOutboxRunner(live, handler, { owner, batchSize: 1, leaseMs: 30_000, idleMs: 20, backoffMs: 20_000, maxBackoffMs: 60_000, metrics });
+        const lane = createOutboxRunner(live, { ...handler, handle: (jobs, lease) => laneOf.run(owner, () => handler.handle(jobs, lease)) },
+          { owner, batchSize: 1, leaseMs: 30_000, idleMs: 20, backoffMs: 20_000, maxBackoffMs: 60_000 });
         t.keep(lane);
         lane.start();
       }
       await until(async () => client.circuit().consecutiveFailures >= 4); // several half-open moments
-      handled.clear(); // what the lanes settle from here on: the failed probes are behind
       await t.sandbox.clear();
       while (client.circuit().state !== 'closed') {
         await client.terms(seller()).catch(() => undefined); // the upkeep's probe
@@ -266,8 +275,24 @@ for (const kind of storesUnderTest) {
       }
       const uploaded = async (n: string) => json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${n}`)).status === 'uploaded';
       await until(async () => (await Promise.all(numbers.map(uploaded))).every(Boolean), 5_000);
-      expect([...handled.keys()].sort()).toEqual(['lane1', 'lane2', 'lane3']);
+      expect([...accepted.keys()].sort()).toEqual(['lane1', 'lane2', 'lane3']);
       await expectUploadedOnce(numbers);
+    });
+
+    it('gives a batch the circuit refused back due at once: it reached nobody, so no backoff', async () => {
+      const client = t.sandbox.client(t.opened.store, t.api.clock, { failureThreshold: 1, openMs: 100, maxAttempts: 1 });
+      await client.terms(seller());
+      await t.sandbox.fault('error');
+      await expect(client.terms(seller())).rejects.toThrow(); // the circuit opens
+      await t.sandbox.clear();
+      const [number] = await issue(1);
+      const handler = uploadHandler(ports(), client, { backoffMs: 60_000, maxBackoffMs: 60_000 });
+      // Claims while the circuit is open (as a lane does that claimed just before it opened).
+      const eager = createOutboxRunner(ports(), { ...handler, notBefore: undefined }, { owner: 'eager', batchSize: 10, leaseMs: 30_000 });
+      expect(await eager.runOnce()).toBe(1); // refused: a short pause for the lane, not a failure
+      await new Promise((resolve) => setTimeout(resolve, 150)); // half-open; the store's clock has not moved
+      expect(await runner('w2').runOnce()).toBe(1); // due again at once, not a minute's backoff later
+      expect(json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${number}`)).status).toBe('uploaded');
     });
 
     it('looks again as soon as a lane\'s pause ends, not a poll interval later', async () => {
