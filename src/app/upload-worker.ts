@@ -93,13 +93,17 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
 
     let waitSeconds = 0;
     try {
-      // 1. Attempts whose outcome is unknown are resolved by a status query first.
-      const uncertain = live.filter((j) => j.attempts > 1);
-      await eachLimited(uncertain, statusConcurrency, async (job) => {
+      // 1. Attempts whose outcome is unknown are resolved by a status query first. The first goes
+      // alone: after an outage it is the circuit's probe, and the others, sent beside it, would be
+      // refused and take the whole batch back with them.
+      const [first, ...others] = live.filter((j) => j.attempts > 1);
+      const resolve = async (job: OutboxJob) => {
         const record = records.get(job.subject)!;
         const verdict = fromStatus(await taxService.status(merchant.taxId, record.number), record.digest);
         if (verdict) verdicts.set(job.id, verdict);
-      });
+      };
+      if (first) await resolve(first);
+      await eachLimited(others, statusConcurrency, resolve);
       // 2. Everything not settled by a status answer is submitted, once.
       const toSend = live.filter((j) => !verdicts.has(j.id));
       if (toSend.length > 0) {

@@ -93,6 +93,22 @@ for (const kind of storesUnderTest) {
       for (const c of (await t.sandbox.counters(seller())).values()) expect(c.submissions).toBe(1);
     });
 
+    it('settles lost answers in the round that probes the circuit: its status queries are not refused beside the probe', async () => {
+      const numbers = await issue(4);
+      const client = t.sandbox.client(t.opened.store, t.api.clock, { failureThreshold: 1, openMs: 1_000, maxAttempts: 1 });
+      const w = runner('w1', client);
+      await client.terms(seller()); // enrolled: the upload is what loses its answer
+      await t.sandbox.fault('lose_response');
+      await w.runOnce().catch(() => undefined); // committed upstream, the answer lost: four uncertain jobs
+      expect(client.circuit().state).toBe('open');
+      await t.sandbox.clear();
+      t.api.clock.advance(60_000); // the jobs are due again
+      await until(async () => client.circuit().state === 'half_open');
+      await w.runOnce(); // one round: its first status query is the probe, the other three follow it
+      for (const number of numbers) expect(json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${number}`)).status).toBe('uploaded');
+      await expectUploadedOnce(numbers);
+    });
+
     it('retries records the tax service left unprocessed, and takes a doubled acknowledgement as one', async () => {
       const numbers = await issue(10);
       await t.sandbox.fault('partial', { rate: 0.5 });
@@ -280,17 +296,17 @@ for (const kind of storesUnderTest) {
     });
 
     it('gives a batch the circuit refused back due at once: it reached nobody, so no backoff', async () => {
-      const client = t.sandbox.client(t.opened.store, t.api.clock, { failureThreshold: 1, openMs: 100, maxAttempts: 1 });
+      const [number] = await issue(1);
+      const client = t.sandbox.client(t.opened.store, t.api.clock, { failureThreshold: 1, openMs: 1_000, maxAttempts: 1 });
       await client.terms(seller());
       await t.sandbox.fault('error');
-      await expect(client.terms(seller())).rejects.toThrow(); // the circuit opens
+      await expect(client.terms(seller())).rejects.toThrow(); // the circuit opens for a second
       await t.sandbox.clear();
-      const [number] = await issue(1);
       const handler = uploadHandler(ports(), client, { backoffMs: 60_000, maxBackoffMs: 60_000 });
       // Claims while the circuit is open (as a lane does that claimed just before it opened).
       const eager = createOutboxRunner(ports(), { ...handler, notBefore: undefined }, { owner: 'eager', batchSize: 10, leaseMs: 30_000 });
       expect(await eager.runOnce()).toBe(1); // refused: a short pause for the lane, not a failure
-      await new Promise((resolve) => setTimeout(resolve, 150)); // half-open; the store's clock has not moved
+      await until(async () => client.circuit().state === 'half_open'); // the store's clock has not moved
       expect(await runner('w2').runOnce()).toBe(1); // due again at once, not a minute's backoff later
       expect(json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${number}`)).status).toBe('uploaded');
     });

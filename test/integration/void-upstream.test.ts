@@ -113,16 +113,16 @@ for (const kind of storesUnderTest) {
       const number = await issue();
       await drain(uploads);
       await voidIt(number);
-      const client = t.sandbox.client(t.opened.store, t.api.clock, { failureThreshold: 1, openMs: 100, maxAttempts: 1 });
+      const client = t.sandbox.client(t.opened.store, t.api.clock, { failureThreshold: 1, openMs: 1_000, maxAttempts: 1 });
       await client.terms(seller());
       await t.sandbox.fault('error');
-      await expect(client.terms(seller())).rejects.toThrow(); // the circuit opens
+      await expect(client.terms(seller())).rejects.toThrow(); // the circuit opens for a second
       await t.sandbox.clear();
       const slow = { backoffMs: 60_000, maxBackoffMs: 60_000 };
       // Claims while the circuit is open (as a lane does that claimed just before it opened).
       const eager = t.keep(createOutboxRunner(ports(), { ...voidHandler(ports(), client, slow), notBefore: undefined }, { owner: 'eager', batchSize: 10, leaseMs: 30_000 }));
       expect(await eager.runOnce()).toBe(1); // refused: a short pause for the lane, not a failure
-      await new Promise((resolve) => setTimeout(resolve, 150)); // half-open; the store's clock has not moved
+      while (client.circuit().state !== 'half_open') await new Promise((resolve) => setTimeout(resolve, 20)); // the store's clock has not moved
       expect(await runner(voidHandler(ports(), client, slow)).runOnce()).toBe(1); // due again at once, not a minute later
       expect(await invoice(number)).toMatchObject({ void_report: { state: 'reported', reached_tax_service: true } });
     });
