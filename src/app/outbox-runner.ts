@@ -32,9 +32,11 @@ export interface OutboxHandler {
   handle(jobs: OutboxJob[], lease: Lease): Promise<BatchResult>;
   /**
    * Milliseconds to wait before claiming anything (0 = go): e.g. while the tax service's circuit is
-   * open, claiming jobs only to give them back would cost writes and nothing else.
+   * open, claiming jobs only to give them back would cost writes and nothing else. `claiming` is
+   * false when the runner only asks how long to wait (after a failure): a handler that gives turns
+   * to its lanes (circuitNotBefore) must not give one to a lane that will not use it.
    */
-  notBefore?(): number;
+  notBefore?(claiming: boolean): number;
 }
 
 /** What a handler needs to finish jobs itself: whose lease it is and until when. */
@@ -122,7 +124,7 @@ export function createOutboxRunner(ports: Ports, handler: OutboxHandler, options
     });
 
   async function runOnce(): Promise<number> {
-    const wait = handler.notBefore?.() ?? 0;
+    const wait = handler.notBefore?.(true) ?? 0;
     if (wait > 0) {
       pauseUntil = Math.max(pauseUntil, Date.now() + wait);
       return 0;
@@ -196,7 +198,7 @@ export function createOutboxRunner(ports: Ports, handler: OutboxHandler, options
         // While the handler says when to try again (its service's circuit is open) that is the
         // spacing: a backoff grown over a long outage on top of it would only delay noticing that
         // the service is back, by up to maxBackoffMs.
-        const wait = handler.notBefore?.() ?? 0;
+        const wait = handler.notBefore?.(false) ?? 0;
         if (!stopping) await sleep(wait > 0 ? wait : backoffDelay(failures, backoffMs, maxBackoffMs));
         continue;
       }

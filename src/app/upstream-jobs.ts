@@ -76,14 +76,14 @@ export async function appendAuditEntries(tx: Repositories, merchantId: string, a
  * it until a call goes out, or for PROBE_TURN_MS if none does (it found no work). The turn is the
  * handler's own: another handler's lane that found no work must not hold this one's lanes back.
  */
-export function circuitNotBefore(taxService: TaxService, now: () => number = Date.now): () => number {
+export function circuitNotBefore(taxService: TaxService, now: () => number = Date.now): (claiming: boolean) => number {
   let turn: { halfOpenSince: number; until: number } | undefined;
-  return () => {
+  return (claiming) => {
     const circuit = (taxService as Partial<TaxServiceClient>).circuit?.();
     if (circuit?.state === 'open' && circuit.retryAt) return Math.max(0, circuit.retryAt - now());
     if (circuit?.state !== 'half_open') return 0;
     if (circuit.probeInFlight || (turn?.halfOpenSince === circuit.since && now() < turn.until)) return PROBE_POLL_MS;
-    turn = { halfOpenSince: circuit.since, until: now() + PROBE_TURN_MS };
+    if (claiming) turn = { halfOpenSince: circuit.since, until: now() + PROBE_TURN_MS };
     return 0;
   };
 }

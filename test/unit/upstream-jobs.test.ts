@@ -24,9 +24,9 @@ describe('lanes around the circuit breaker', () => {
     c.breaker.tryAcquire();
     c.breaker.failure(down);
     const lane = circuitNotBefore(c.taxService, c.now);
-    expect(lane()).toBe(1_000);
+    expect(lane(true)).toBe(1_000);
     c.advance(400);
-    expect(lane()).toBe(600);
+    expect(lane(true)).toBe(600);
   });
 
   it('gives the half-open probe to one of a handler\'s lanes, the others wait for its answer', () => {
@@ -35,13 +35,13 @@ describe('lanes around the circuit breaker', () => {
     c.breaker.failure(down);
     c.advance(1_000); // half-open: every lane's sleep ends now
     const lanes = circuitNotBefore(c.taxService, c.now); // one handler, shared by its lanes
-    expect(lanes()).toBe(0); // the first lane claims the probe's batch
-    expect(lanes()).toBeGreaterThan(0);
-    expect(lanes()).toBeGreaterThan(0);
+    expect(lanes(true)).toBe(0); // the first lane claims the probe's batch
+    expect(lanes(true)).toBeGreaterThan(0);
+    expect(lanes(true)).toBeGreaterThan(0);
     expect(c.breaker.tryAcquire()).toBe(true); // its call goes out: the probe
-    expect(lanes()).toBeGreaterThan(0);
+    expect(lanes(true)).toBeGreaterThan(0);
     c.breaker.success();
-    expect([lanes(), lanes(), lanes()]).toEqual([0, 0, 0]);
+    expect([lanes(true), lanes(true), lanes(true)]).toEqual([0, 0, 0]);
   });
 
   it('does not let another handler\'s lane that found no work hold this handler\'s lanes back', () => {
@@ -50,8 +50,19 @@ describe('lanes around the circuit breaker', () => {
     c.breaker.failure(down);
     c.advance(1_000);
     const [voids, uploads] = [circuitNotBefore(c.taxService, c.now), circuitNotBefore(c.taxService, c.now)];
-    expect(voids()).toBe(0); // no void is waiting: it claims nothing and never calls
-    expect(uploads()).toBe(0); // an upload lane still sends the probe
+    expect(voids(true)).toBe(0); // no void is waiting: it claims nothing and never calls
+    expect(uploads(true)).toBe(0); // an upload lane still sends the probe
+  });
+
+  it('gives no turn to a lane that only asks how long to wait (after a failure) and will not claim', () => {
+    const c = client(1_000);
+    c.breaker.tryAcquire();
+    c.breaker.failure(down);
+    c.advance(1_000);
+    const lanes = circuitNotBefore(c.taxService, c.now);
+    expect(lanes(false)).toBe(0); // it backs off its own failure instead
+    expect(lanes(true)).toBe(0); // the turn is still free for a lane that claims
+    expect(lanes(true)).toBeGreaterThan(0);
   });
 
   it('lets another lane take the turn when the lane given it sent nothing, and gives a new turn at the next half-open', () => {
@@ -60,16 +71,16 @@ describe('lanes around the circuit breaker', () => {
     c.breaker.failure(down);
     c.advance(1_000);
     const lanes = circuitNotBefore(c.taxService, c.now);
-    expect(lanes()).toBe(0); // the first lane found no work and never calls
-    expect(lanes()).toBeGreaterThan(0);
+    expect(lanes(true)).toBe(0); // the first lane found no work and never calls
+    expect(lanes(true)).toBeGreaterThan(0);
     c.advance(1_000);
-    expect(lanes()).toBe(0); // the turn has passed to the next lane that asks
+    expect(lanes(true)).toBe(0); // the turn has passed to the next lane that asks
     c.breaker.tryAcquire();
     c.breaker.failure(down); // its probe failed: open again
-    expect(lanes()).toBe(1_000);
+    expect(lanes(true)).toBe(1_000);
     c.advance(1_000);
-    expect(lanes()).toBe(0); // a new half-open period, a new turn
-    expect(lanes()).toBeGreaterThan(0);
+    expect(lanes(true)).toBe(0); // a new half-open period, a new turn
+    expect(lanes(true)).toBeGreaterThan(0);
   });
 });
 
