@@ -19,10 +19,10 @@ import { raiseAlert } from './alerts.js';
 import type { AuditRecord } from './audit.js';
 import { recordFacts, uploadRecord } from './upload-record.js';
 import type { UploadRecordFacts } from './upload-ports.js';
-import { backoffDelay, createOutboxRunner, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
+import { createOutboxRunner, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
 import { leaseOwner } from './process-identity.js';
 import type { OutboxJob, Ports } from './ports.js';
-import { appendAuditEntries, byMerchant, certainlyNotProcessed, eachGroup, circuitNotBefore, describeFailure, eachLimited, flowPauseMs, merchantCache, noteReach, refusedByCircuit } from './upstream-jobs.js';
+import { appendAuditEntries, byMerchant, certainlyNotProcessed, eachGroup, circuitNotBefore, describeFailure, eachLimited, merchantCache, noteReach, retryDelayMs } from './upstream-jobs.js';
 
 export const UPLOAD_TOPIC = 'invoice.upload';
 
@@ -136,10 +136,7 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
     const failed = jobs.filter((j) => verdicts.get(j.id)?.kind === 'failed');
     const unknown = jobs.filter((j) => verdicts.get(j.id)?.kind === 'unknown');
     const maxAttempts = Math.max(1, ...failed.map((j) => j.attempts), ...unknown.map((j) => j.attempts));
-    // Due again after the pause flow control asked for and the backoff for their attempts; a batch
-    // the circuit refused reached nobody and is due again at once (the lanes wait for the probe).
-    const retryDelay = Math.max(flowPauseMs(error), refusedByCircuit(error) ? 0 : backoffDelay(maxAttempts, backoffMs, maxBackoffMs));
-    const retryAt = shanghaiTimestamp(new Date(ports.clock.now().getTime() + retryDelay));
+    const retryAt = shanghaiTimestamp(new Date(ports.clock.now().getTime() + retryDelayMs(error, maxAttempts, { backoffMs, maxBackoffMs })));
     await ports.store.write(async (tx) => {
       const at = shanghaiTimestamp(ports.clock.now());
       await tx.merchants.lock(merchantId); // the backlog's counters move with the issue path's, never past them

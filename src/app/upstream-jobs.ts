@@ -4,11 +4,11 @@
 // audit entries.
 import { auditScope } from '../domain/audit-chain.js';
 import { Fault, faults } from '../domain/faults.js';
-import { UpstreamFault, type TaxServiceClient } from '../upstream/client.js';
+import { refusedByCircuit, UpstreamFault, type TaxServiceClient } from '../upstream/client.js';
 import type { TaxService } from '../upstream/protocol.js';
 import { appendAudit, type AuditRecord } from './audit.js';
 import { markOnline, markUnreachable } from './contingency.js';
-import type { BatchResult } from './outbox-runner.js';
+import { backoffDelay, type BatchResult } from './outbox-runner.js';
 import type { MerchantRecord, OutboxJob, Ports, Repositories } from './ports.js';
 
 /** How often a lane looks again while another lane's probe decides whether the service is back. */
@@ -34,15 +34,19 @@ export function describeFailure(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Refused by the client's circuit breaker: the call was never sent (a probe is out, or it is open). */
-export function refusedByCircuit(error: unknown): boolean {
-  return error instanceof Fault && error.spec === faults.UPSTREAM_CIRCUIT_OPEN;
-}
-
 /** The pause flow control asks for (ms); 0 for any other failure. */
 export function flowPauseMs(error: unknown): number {
   if (error instanceof Fault && error.spec.code === faults.UPSTREAM_FLOW_CONTROL.code) return Number(error.params.seconds ?? 1) * 1000;
   return 0;
+}
+
+/**
+ * When jobs a round gives back are due again (ms from now): after the pause flow control asked for
+ * and the backoff for their attempts. A round the circuit refused reached nobody: no backoff, the
+ * lanes wait for the probe instead.
+ */
+export function retryDelayMs(error: unknown, attempts: number, backoff: { backoffMs: number; maxBackoffMs: number }): number {
+  return Math.max(flowPauseMs(error), refusedByCircuit(error) ? 0 : backoffDelay(attempts, backoff.backoffMs, backoff.maxBackoffMs));
 }
 
 /** Refusals by rule (signature, enrolment, a malformed request) are not an outage. */

@@ -21,10 +21,10 @@ import { uploadState, voidSettled, voidStep, voidVerdict } from '../domain/void-
 import type { TaxService, VoidAnswer } from '../upstream/protocol.js';
 import { raiseAlert } from './alerts.js';
 import type { AuditRecord } from './audit.js';
-import { backoffDelay, createOutboxRunner, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
+import { createOutboxRunner, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
 import type { OutboxJob, Ports, Repositories } from './ports.js';
 import type { UploadProblem } from './upload-ports.js';
-import { appendAuditEntries, byMerchant, circuitNotBefore, eachGroup, describeFailure, flowPauseMs, merchantCache, noteReach, refusedByCircuit } from './upstream-jobs.js';
+import { appendAuditEntries, byMerchant, circuitNotBefore, eachGroup, describeFailure, merchantCache, noteReach, retryDelayMs } from './upstream-jobs.js';
 
 export const VOID_TOPIC = 'invoice.void';
 
@@ -105,7 +105,7 @@ export function voidHandler(ports: Ports, taxService: TaxService, options: Runne
       await tx.uploads.releaseJobs(due, lease.owner, at, false);
       await tx.uploads.releaseJobs(waiting, lease.owner, later(UPLOAD_WAIT_MS), false);
       const attempts = Math.max(1, ...retry.map((j) => j.attempts));
-      await tx.uploads.releaseJobs(retry.map((j) => j.id), lease.owner, later(Math.max(flowPauseMs(error), refusedByCircuit(error) ? 0 : backoffDelay(attempts, backoffMs, maxBackoffMs))), true);
+      await tx.uploads.releaseJobs(retry.map((j) => j.id), lease.owner, later(retryDelayMs(error, attempts, { backoffMs, maxBackoffMs })), true);
       if (called || error !== undefined) await noteReach(tx, merchantId, at, error === undefined ? undefined : describeFailure(error));
     });
   }

@@ -140,7 +140,7 @@ export function createTaxServiceClient(options: TaxServiceClientOptions): TaxSer
       try {
         return await attempt(c, schema);
       } catch (error) {
-        if (failed && error instanceof UpstreamFault && error.spec === faults.UPSTREAM_CIRCUIT_OPEN) throw failed;
+        if (failed && refusedByCircuit(error)) throw failed;
         if (!c.repeatable || n >= maxAttempts || !(error instanceof UpstreamFault) || !worthRetrying(error)) throw error;
         failed = error;
         await sleep(random() * Math.min(maxBackoffMs, baseBackoffMs * 2 ** (n - 1)));
@@ -277,6 +277,11 @@ function transportFault(error: unknown, timeoutMs: number): UpstreamFault {
   // `sent` tells the caller without a type check whether the request may have arrived.
   const said = withOriginal(neverSent ? '连接未能建立，请求没有发出' : '连接中断，请求可能已经送达', reason);
   return new UpstreamFault(faults.UPSTREAM_UNREACHABLE, { reason: said, sent: neverSent ? 'false' : 'true' }, !neverSent);
+}
+
+/** Refused by the client's circuit breaker: the call was never sent (a probe is out, or it is open). */
+export function refusedByCircuit(error: unknown): boolean {
+  return error instanceof UpstreamFault && error.spec === faults.UPSTREAM_CIRCUIT_OPEN;
 }
 
 function countsAgainstHealth(error: UpstreamFault): boolean {

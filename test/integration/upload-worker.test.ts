@@ -297,11 +297,7 @@ for (const kind of storesUnderTest) {
 
     it('gives a batch the circuit refused back due at once: it reached nobody, so no backoff', async () => {
       const [number] = await issue(1);
-      const client = t.sandbox.client(t.opened.store, t.api.clock, { failureThreshold: 1, openMs: 1_000, maxAttempts: 1 });
-      await client.terms(seller());
-      await t.sandbox.fault('error');
-      await expect(client.terms(seller())).rejects.toThrow(); // the circuit opens for a second
-      await t.sandbox.clear();
+      const client = await t.clientWithOpenCircuit();
       const handler = uploadHandler(ports(), client, { backoffMs: 60_000, maxBackoffMs: 60_000 });
       // Claims while the circuit is open (as a lane does that claimed just before it opened).
       const eager = createOutboxRunner(ports(), { ...handler, notBefore: undefined }, { owner: 'eager', batchSize: 10, leaseMs: 30_000 });

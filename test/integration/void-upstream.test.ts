@@ -113,11 +113,7 @@ for (const kind of storesUnderTest) {
       const number = await issue();
       await drain(uploads);
       await voidIt(number);
-      const client = t.sandbox.client(t.opened.store, t.api.clock, { failureThreshold: 1, openMs: 1_000, maxAttempts: 1 });
-      await client.terms(seller());
-      await t.sandbox.fault('error');
-      await expect(client.terms(seller())).rejects.toThrow(); // the circuit opens for a second
-      await t.sandbox.clear();
+      const client = await t.clientWithOpenCircuit();
       const slow = { backoffMs: 60_000, maxBackoffMs: 60_000 };
       // Claims while the circuit is open (as a lane does that claimed just before it opened).
       const eager = t.keep(createOutboxRunner(ports(), { ...voidHandler(ports(), client, slow), notBefore: undefined }, { owner: 'eager', batchSize: 10, leaseMs: 30_000 }));

@@ -21,6 +21,11 @@ export interface UpstreamFixture {
   keep<R extends OutboxRunner>(runner: R): R;
   /** Runs one worker round after another until nothing is due (or the rounds run out), a minute apart (past any retry delay). */
   drain(runner: OutboxRunner, rounds?: number): Promise<void>;
+  /**
+   * A client of its own, enrolled, whose circuit has just opened on a real failure (a 5xx) and stays
+   * open for 1 s, the service healthy again behind it: what a lane meets after another caller's failure.
+   */
+  clientWithOpenCircuit(): Promise<TaxServiceClient>;
 }
 
 export function upstreamFixture(kind: StoreUnderTest): UpstreamFixture {
@@ -55,6 +60,15 @@ export function upstreamFixture(kind: StoreUnderTest): UpstreamFixture {
     keep(runner) {
       runners.push(runner);
       return runner;
+    },
+    async clientWithOpenCircuit() {
+      const client = sandbox.client(opened.store, api.clock, { failureThreshold: 1, openMs: 1_000, maxAttempts: 1 });
+      await client.terms(api.a.record.taxId);
+      await sandbox.fault('error');
+      await client.terms(api.a.record.taxId).then(() => Promise.reject(new Error('the sandbox answered through its error fault')), () => undefined);
+      await sandbox.clear();
+      if (client.circuit().state !== 'open') throw new Error(`the circuit is ${client.circuit().state}, not open`);
+      return client;
     },
     async drain(runner, rounds = 20) {
       for (let i = 0; i < rounds; i++) {

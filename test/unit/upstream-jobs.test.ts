@@ -1,28 +1,35 @@
 // How the tax-service workers' lanes take turns around the client's circuit breaker: while it is
 // open nobody claims work; once it is half-open one lane of a handler claims the batch that carries
-// the probe and its other lanes wait for its answer; and a group the circuit refused is a short pause for
-// the lane, never a failure that would make it back off for as long as the outage lasted.
+// the probe and its other lanes wait for its answer; and a group the circuit refused is a short
+// pause for the lane, never a failure that would make it back off for as long as the outage lasted,
+// and its jobs are due again at once.
 import { describe, expect, it } from 'vitest';
-import { circuitNotBefore, eachGroup } from '../../src/app/upstream-jobs.js';
+import { circuitNotBefore, eachGroup, retryDelayMs } from '../../src/app/upstream-jobs.js';
 import type { OutboxJob } from '../../src/app/ports.js';
 import { faults } from '../../src/domain/faults.js';
 import { UpstreamFault } from '../../src/upstream/client.js';
 import { CircuitBreaker } from '../../src/upstream/circuit-breaker.js';
 import type { TaxService } from '../../src/upstream/protocol.js';
 
-function client(openMs = 1_000) {
-  let now = 1_000_000;
-  const breaker = new CircuitBreaker({ failureThreshold: 1, openMs, now: () => now });
-  const taxService = { circuit: () => breaker.snapshot() } as unknown as TaxService;
-  return { breaker, taxService, now: () => now, advance: (ms: number) => (now += ms) };
-}
 const down = { code: faults.UPSTREAM_UNREACHABLE.code, message: 'refused' };
+
+/** A client whose circuit (open for 1 s after one failure) runs on a clock the test moves. */
+function client() {
+  let now = 1_000_000;
+  const breaker = new CircuitBreaker({ failureThreshold: 1, openMs: 1_000, now: () => now });
+  const taxService = { circuit: () => breaker.snapshot() } as unknown as TaxService;
+  const advance = (ms: number) => (now += ms);
+  /** A call fails: the circuit opens. */
+  const fail = () => (breaker.tryAcquire(), breaker.failure(down));
+  /** A call failed a second ago: the circuit is half-open, and every lane's sleep ends now. */
+  const halfOpen = () => (fail(), advance(1_000));
+  return { breaker, taxService, now: () => now, advance, fail, halfOpen };
+}
 
 describe('lanes around the circuit breaker', () => {
   it('claims nothing while the circuit is open, and says for how long', () => {
-    const c = client(1_000);
-    c.breaker.tryAcquire();
-    c.breaker.failure(down);
+    const c = client();
+    c.fail();
     const lane = circuitNotBefore(c.taxService, c.now);
     expect(lane(true)).toBe(1_000);
     c.advance(400);
@@ -30,10 +37,8 @@ describe('lanes around the circuit breaker', () => {
   });
 
   it('gives the half-open probe to one of a handler\'s lanes, the others wait for its answer', () => {
-    const c = client(1_000);
-    c.breaker.tryAcquire();
-    c.breaker.failure(down);
-    c.advance(1_000); // half-open: every lane's sleep ends now
+    const c = client();
+    c.halfOpen();
     const lanes = circuitNotBefore(c.taxService, c.now); // one handler, shared by its lanes
     expect(lanes(true)).toBe(0); // the first lane claims the probe's batch
     expect(lanes(true)).toBeGreaterThan(0);
@@ -45,20 +50,16 @@ describe('lanes around the circuit breaker', () => {
   });
 
   it('does not let another handler\'s lane that found no work hold this handler\'s lanes back', () => {
-    const c = client(1_000);
-    c.breaker.tryAcquire();
-    c.breaker.failure(down);
-    c.advance(1_000);
+    const c = client();
+    c.halfOpen();
     const [voids, uploads] = [circuitNotBefore(c.taxService, c.now), circuitNotBefore(c.taxService, c.now)];
     expect(voids(true)).toBe(0); // no void is waiting: it claims nothing and never calls
     expect(uploads(true)).toBe(0); // an upload lane still sends the probe
   });
 
   it('gives no turn to a lane that only asks how long to wait (after a failure) and will not claim', () => {
-    const c = client(1_000);
-    c.breaker.tryAcquire();
-    c.breaker.failure(down);
-    c.advance(1_000);
+    const c = client();
+    c.halfOpen();
     const lanes = circuitNotBefore(c.taxService, c.now);
     expect(lanes(false)).toBe(0); // it backs off its own failure instead
     expect(lanes(true)).toBe(0); // the turn is still free for a lane that claims
@@ -66,17 +67,14 @@ describe('lanes around the circuit breaker', () => {
   });
 
   it('lets another lane take the turn when the lane given it sent nothing, and gives a new turn at the next half-open', () => {
-    const c = client(1_000);
-    c.breaker.tryAcquire();
-    c.breaker.failure(down);
-    c.advance(1_000);
+    const c = client();
+    c.halfOpen();
     const lanes = circuitNotBefore(c.taxService, c.now);
     expect(lanes(true)).toBe(0); // the first lane found no work and never calls
     expect(lanes(true)).toBeGreaterThan(0);
     c.advance(1_000);
     expect(lanes(true)).toBe(0); // the turn has passed to the next lane that asks
-    c.breaker.tryAcquire();
-    c.breaker.failure(down); // its probe failed: open again
+    c.fail(); // its probe failed: open again
     expect(lanes(true)).toBe(1_000);
     c.advance(1_000);
     expect(lanes(true)).toBe(0); // a new half-open period, a new turn
@@ -113,5 +111,27 @@ describe('a claimed batch worked group by group', () => {
     expect(result.failure).toBeUndefined();
     expect(result.pauseMs).toBeGreaterThan(0);
     expect(result.pauseMs).toBeLessThan(1_000);
+  });
+});
+
+describe('when jobs a round gave back are due again', () => {
+  const backoff = { backoffMs: 1_000, maxBackoffMs: 60_000 };
+  const serverError = new UpstreamFault(faults.UPSTREAM_SERVER_ERROR, { status: '503' }, false);
+
+  it('after the backoff for their attempts when the tax service failed', () => {
+    for (let i = 0; i < 20; i++) {
+      expect(retryDelayMs(serverError, 1, backoff)).toBeGreaterThanOrEqual(500);
+      expect(retryDelayMs(serverError, 30, backoff)).toBeGreaterThanOrEqual(30_000);
+    }
+  });
+
+  it('after at least the pause flow control asked for', () => {
+    const flowControl = new UpstreamFault(faults.UPSTREAM_FLOW_CONTROL, { seconds: '120' }, false, undefined, 120);
+    expect(retryDelayMs(flowControl, 1, backoff)).toBe(120_000);
+  });
+
+  it('at once when the circuit refused the round: it reached nobody, however many attempts the jobs had', () => {
+    const refused = new UpstreamFault(faults.UPSTREAM_CIRCUIT_OPEN, { until: 'soon' }, false, undefined, 1);
+    expect(retryDelayMs(refused, 30, backoff)).toBe(0);
   });
 });
