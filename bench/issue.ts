@@ -13,7 +13,9 @@
 // clients issue 3-line invoices at several concurrency levels, each request with its own
 // Idempotency-Key as a POS system would send; then an open-loop client paces requests at half the
 // peak rate, and latency is measured from each request's scheduled start (so a stalled server
-// cannot hide its queue). --rate R paces it at R/s instead, so that two versions whose peaks differ
+// cannot hide its queue). For each level the report also gives the SQLite group commits of every
+// server process (from /metrics): per commit, the wait for the write lock, the time it was held and
+// the wait for the sync. --rate R paces it at R/s instead, so that two versions whose peaks differ
 // are compared at the same load (the target still speaks of half the peak).
 //
 // PostgreSQL (--db postgres, --instances 1|3): a fresh database per run (dropped at the end). The
@@ -76,6 +78,8 @@ interface LevelResult {
   /** The sandbox tax service taking the uploads (NaN when FAPIAO_UPSTREAM_URL names another). */
   sandboxCpuPercent: number;
   clientCpuPercent: number;
+  /** SQLite only: the group commits of every server process while the level ran (whole level, ramp included). */
+  commits?: ReturnType<typeof perCommit>;
 }
 
 /** What a PostgreSQL level adds: the pgbench ceiling at the same client count, database CPU, waits. */
@@ -265,6 +269,37 @@ async function createMerchantsAndKeys(dataDir: string, env: NodeJS.ProcessEnv, c
     made.push({ merchantId: merchant.id, apiKey: created.key });
   }
   return made;
+}
+
+/** Totals of the SQLite group commits so far, over every process of every server (their /metrics). */
+interface CommitTotals {
+  commits: number;
+  units: number;
+  /** Seconds, summed over the commits. */
+  lockWait: number;
+  transaction: number;
+  durable: number;
+}
+
+async function commitTotals(servers: ServerProcess[]): Promise<CommitTotals> {
+  const totals: CommitTotals = { commits: 0, units: 0, lockWait: 0, transaction: 0, durable: 0 };
+  for (const server of servers) {
+    const text = await (await fetch(`${server.baseUrl}/metrics`)).text();
+    const value = (series: string) => Number(text.split('\n').find((line) => line.startsWith(`${series} `))?.split(' ')[1] ?? 0);
+    totals.commits += value('fapiao_sqlite_commit_batch_units_count');
+    totals.units += value('fapiao_sqlite_commit_batch_units_sum');
+    totals.lockWait += value('fapiao_sqlite_commit_phase_seconds_sum{phase="lock_wait"}');
+    totals.transaction += value('fapiao_sqlite_commit_phase_seconds_sum{phase="transaction"}');
+    totals.durable += value('fapiao_sqlite_commit_phase_seconds_sum{phase="durable"}');
+  }
+  return totals;
+}
+
+/** Per commit, between two readings: how many there were a second, and their mean phases in ms and units. */
+function perCommit(before: CommitTotals, after: CommitTotals, seconds: number) {
+  const commits = after.commits - before.commits;
+  const mean = (field: 'lockWait' | 'transaction' | 'durable') => (commits ? ((after[field] - before[field]) / commits) * 1000 : NaN);
+  return { commitsPerSecond: commits / seconds, lockWaitMs: mean('lockWait'), transactionMs: mean('transaction'), durableMs: mean('durable'), units: commits ? (after.units - before.units) / commits : NaN };
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -575,9 +610,12 @@ async function main(): Promise<void> {
     for (const clients of LEVELS) {
       process.stdout.write(`${clients} clients for ${LEVEL_MS / 1000} s…\n`);
       const sampler = database && sampleWaits(database, RAMP_MS);
+      const commitsBefore = postgres ? undefined : await commitTotals(servers);
+      const levelStarted = performance.now();
       const r = await closedLoop(issuers, clients, RAMP_MS, LEVEL_MS, pids, database?.cpuPid, simulator?.pid);
+      const commits = commitsBefore && perCommit(commitsBefore, await commitTotals(servers), (performance.now() - levelStarted) / 1000);
       const waits = await sampler?.stop();
-      levels.push({ clients, invoicesPerSecond: r.perSecond, p50Ms: r.p50, p99Ms: r.p99, errors: r.errors, ratioToCeiling: r.perSecond / ceilingAt(clients), serverCpuPercent: r.cpuPercent, sandboxCpuPercent: r.sandboxCpuPercent, clientCpuPercent: r.clientCpuPercent });
+      levels.push({ clients, invoicesPerSecond: r.perSecond, p50Ms: r.p50, p99Ms: r.p99, errors: r.errors, ratioToCeiling: r.perSecond / ceilingAt(clients), serverCpuPercent: r.cpuPercent, sandboxCpuPercent: r.sandboxCpuPercent, clientCpuPercent: r.clientCpuPercent, ...(commits && { commits }) });
       if (postgresCeiling) {
         const ceiling = postgresCeiling.get(clients)!;
         postgresLevels.push({ clients, ceilingTps: ceiling.tps, pgbenchClients: ceiling.clients, databaseCpuPercent: Number.isFinite(r.databaseCpuPercent) ? r.databaseCpuPercent : null, waits: waits ?? [] });
@@ -622,6 +660,11 @@ async function main(): Promise<void> {
         ` clients  invoices/s   p50 ms   p99 ms  errors  ÷ ceiling  server CPU  sandbox CPU  client CPU`,
         ...levels.map((l) =>
           `${pad(String(l.clients), 8)}${pad(fixed(l.invoicesPerSecond, 0), 12)}${pad(fixed(l.p50Ms), 9)}${pad(fixed(l.p99Ms), 9)}${pad(String(l.errors), 8)}${pad(fixed(l.ratioToCeiling, 2), 11)}${pad(fixed(l.serverCpuPercent, 0) + ' %', 12)}${pad(fixed(l.sandboxCpuPercent, 0) + ' %', 13)}${pad(fixed(l.clientCpuPercent, 0) + ' %', 12)}`),
+        '',
+        'SQLite group commits of every server process (fapiao_sqlite_commit_*), means per commit: waiting for the write lock, holding it, waiting for the sync',
+        ' clients  commits/s  lock wait ms  transaction ms  durable ms  units',
+        ...levels.map(({ clients, commits: c }) =>
+          `${pad(String(clients), 8)}${pad(fixed(c?.commitsPerSecond ?? NaN, 0), 11)}${pad(fixed(c?.lockWaitMs ?? NaN, 2), 14)}${pad(fixed(c?.transactionMs ?? NaN, 2), 16)}${pad(fixed(c?.durableMs ?? NaN, 2), 12)}${pad(fixed(c?.units ?? NaN), 7)}`),
       );
     } else {
       const capped = postgresLevels.filter((l) => l.pgbenchClients < l.clients);

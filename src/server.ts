@@ -83,10 +83,10 @@ function runPrimary(config: Config): void {
 }
 
 async function runProcess(config: Config, role: Role, alone: boolean): Promise<void> {
-  const store = await openStore(config, { migrate: false });
+  const metrics = createMetrics();
+  const store = await openStore(config, { migrate: false, commits: metrics.sqliteCommits });
   const signer = await openSigner(store, systemClock, config.dataDir); // R22: created on first start
   const ports = { store, clock: systemClock, passwords: argon2Hasher(), signer, printDirectoryRoot: config.printDirectoryRoot, emailEnabled: config.mail !== undefined };
-  const metrics = createMetrics();
   if (!alone) metrics.render = clusterMetricsSource(metrics.registry);
   // The tax service: FAPIAO_UPSTREAM_URL, or the sandbox this server mounts at /sandbox.
   const upstream = upstreamSetup(config);

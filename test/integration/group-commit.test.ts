@@ -1,8 +1,15 @@
-// Writes that arrive together are committed together, yet each succeeds or fails on its own.
+// Writes that arrive together are committed together, yet each succeeds or fails on its own; on
+// SQLite each group commit tells what it waited for and how long it held the write lock.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { addMerchant } from '../../src/app/merchants.js';
 import { systemClock } from '../../src/domain/time.js';
+import { openStore, sqliteFile } from '../../src/store/database.js';
+import type { CommitObserver } from '../../src/store/group-commit.js';
 
 for (const kind of storesUnderTest) {
   describe(`concurrent writes on ${kind.name}`, () => {
@@ -48,3 +55,43 @@ for (const kind of storesUnderTest) {
     });
   });
 }
+
+describe('what a SQLite group commit cost', () => {
+  it('hears each durable commit once: its units, the wait for a lock another process held, the time held, the wait for the sync', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'fapiao-commit-observer-'));
+    const heard: Array<Parameters<CommitObserver['committed']>[0]> = [];
+    const store = await openStore({ dataDir }, { commits: { committed: (batch) => heard.push(batch) } });
+    const other = new SQLite(sqliteFile(dataDir)); // another process's connection
+    try {
+      const ports = { store, clock: systemClock };
+      const merchantId = (await addMerchant(ports, { name: '销售方', taxId: '91350100M000100Y43', regionCode: '35' })).id;
+      heard.length = 0;
+
+      other.exec('begin immediate');
+      const writes = Array.from({ length: 3 }, (_, i) =>
+        store.write((tx) => tx.savedItems.upsert(merchantId, { id: `i${i}`, name: `item ${i}`, taxCode: '1'.repeat(19), spec: '', unit: '', unitPrice: '1', taxRate: '0.13', updatedAt: 't' })));
+      await new Promise((resolve) => setTimeout(resolve, 120));
+      expect(heard).toEqual([]); // nothing committed while the lock is held elsewhere
+      other.exec('commit');
+      await Promise.all(writes);
+
+      expect(heard).toHaveLength(1); // the three waited together and went in one commit
+      const [batch] = heard;
+      expect(batch!.units).toBe(3);
+      expect(batch!.lockWaitMs).toBeGreaterThanOrEqual(100);
+      expect(batch!.transactionMs).toBeGreaterThanOrEqual(0);
+      expect(batch!.transactionMs).toBeLessThan(batch!.lockWaitMs);
+      expect(batch!.durableMs).toBeGreaterThanOrEqual(0);
+
+      const failing = store.write(async () => {
+        throw new Error('refused');
+      });
+      await expect(failing).rejects.toThrow('refused');
+      expect(heard).toHaveLength(1); // a lone unit that failed rolled back: no commit to hear
+    } finally {
+      other.close();
+      await store.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
