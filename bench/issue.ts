@@ -284,7 +284,9 @@ interface CommitTotals {
 async function commitTotals(servers: ServerProcess[]): Promise<CommitTotals> {
   const totals: CommitTotals = { commits: 0, units: 0, lockWait: 0, transaction: 0, durable: 0 };
   for (const server of servers) {
-    const text = await (await fetch(`${server.baseUrl}/metrics`)).text();
+    const response = await fetch(`${server.baseUrl}/metrics`);
+    const text = await response.text();
+    if (!response.ok) throw new Error(`${server.baseUrl}/metrics answered ${response.status}: ${text.slice(0, 200)}`);
     const value = (series: string) => Number(text.split('\n').find((line) => line.startsWith(`${series} `))?.split(' ')[1] ?? 0);
     totals.commits += value('fapiao_sqlite_commit_batch_units_count');
     totals.units += value('fapiao_sqlite_commit_batch_units_sum');
@@ -661,7 +663,8 @@ async function main(): Promise<void> {
         ...levels.map((l) =>
           `${pad(String(l.clients), 8)}${pad(fixed(l.invoicesPerSecond, 0), 12)}${pad(fixed(l.p50Ms), 9)}${pad(fixed(l.p99Ms), 9)}${pad(String(l.errors), 8)}${pad(fixed(l.ratioToCeiling, 2), 11)}${pad(fixed(l.serverCpuPercent, 0) + ' %', 12)}${pad(fixed(l.sandboxCpuPercent, 0) + ' %', 13)}${pad(fixed(l.clientCpuPercent, 0) + ' %', 12)}`),
         '',
-        'SQLite group commits of every server process (fapiao_sqlite_commit_*), means per commit: waiting for the write lock, holding it, waiting for the sync',
+        'SQLite group commits of every server process, the background one included (fapiao_sqlite_commit_*), means per commit:',
+        '  from asking for the write lock to holding it, statements and commit (about the time held), commit to its sync handled; units committed',
         ' clients  commits/s  lock wait ms  transaction ms  durable ms  units',
         ...levels.map(({ clients, commits: c }) =>
           `${pad(String(clients), 8)}${pad(fixed(c?.commitsPerSecond ?? NaN, 0), 11)}${pad(fixed(c?.lockWaitMs ?? NaN, 2), 14)}${pad(fixed(c?.transactionMs ?? NaN, 2), 16)}${pad(fixed(c?.durableMs ?? NaN, 2), 12)}${pad(fixed(c?.units ?? NaN), 7)}`),

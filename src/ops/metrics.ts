@@ -8,8 +8,6 @@ export interface Metrics {
   requestDuration: Histogram<'method' | 'route' | 'status'>;
   invoicesIssued: Counter<'kind'>;
   issueFailures: Counter<'code'>;
-  /** The embedded database's group commits: what each batch waited for and held (group-commit.ts). */
-  sqliteCommits: CommitObserver;
   /** The text /metrics answers with: this process's registry, or the whole cluster's. */
   render(): Promise<string>;
 }
@@ -31,21 +29,21 @@ export function createMetrics(): Metrics {
     }),
     invoicesIssued: new Counter({ name: 'fapiao_invoices_issued_total', help: 'Invoices issued', labelNames: ['kind'], registers: [registry] }),
     issueFailures: new Counter({ name: 'fapiao_invoice_issue_failures_total', help: 'Refused or failed issue requests by fault code', labelNames: ['code'], registers: [registry] }),
-    sqliteCommits: commitMetrics(registry),
   };
 }
 
-function commitMetrics(registry: Registry): CommitObserver {
+/** The embedded database's group commits (group-commit.ts), registered only by a server on SQLite. */
+export function sqliteCommitMetrics(registry: Registry): CommitObserver {
   const phases = new Histogram({
     name: 'fapiao_sqlite_commit_phase_seconds',
-    help: "Per group commit of the embedded database: waiting for SQLite's write lock (lock_wait), holding it (transaction), waiting for the WAL's sync (durable)",
+    help: "Per group commit of the embedded database: from asking for SQLite's write lock to holding it (lock_wait), statements and commit (transaction), commit to the WAL's sync handled (durable)",
     labelNames: ['phase'],
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [registry],
   });
   const units = new Histogram({
     name: 'fapiao_sqlite_commit_batch_units',
-    help: 'Writes committed together by one group commit of the embedded database (an issue batch of any size is one)',
+    help: 'Writes committed by one group commit of the embedded database (an issue batch of any size is one)',
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 200],
     registers: [registry],
   });

@@ -24,10 +24,14 @@ interface Unit {
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /**
- * Hears what each batch that became durable cost, in milliseconds: waiting for SQLite's write lock
- * (held by another process's batch), the transaction itself (every unit's statements and the
- * commit: the time the lock is held), and waiting for the sync. Under load the first two tell
- * whether the lock, not the CPU, bounds how fast the processes can write.
+ * Hears what each batch that committed and became durable cost, in milliseconds, once its units are
+ * answered:
+ *   - lockWaitMs: from asking for SQLite's write lock until holding it. Mostly another process's
+ *     batch holding it; also this process's own event-loop delay between tries (1–2 ms timers).
+ *   - transactionMs: every unit's statements and the commit, about the time the lock is held.
+ *   - durableMs: from the commit until this process handled the end of the sync that covers it.
+ * `units` counts the units that committed (a unit rolled back to its savepoint is not one). Batches
+ * that never committed (the lock never came, 5001; a failed commit or sync) are not heard.
  */
 export interface CommitObserver {
   committed(batch: { units: number; lockWaitMs: number; transactionMs: number; durableMs: number }): void;
@@ -99,12 +103,17 @@ export class GroupCommitter {
     // Idempotency-Key finds out), never with success.
     this.durable().then(
       () => {
-        this.observer?.committed({ units: batch.length, lockWaitMs: locked - asked, transactionMs: committed - locked, durableMs: performance.now() - committed });
+        const durable = performance.now();
         batch.forEach((unit, i) => {
           const outcome = outcomes[i]!;
           if (outcome.ok) unit.resolve(outcome.value);
           else unit.reject(outcome.error);
         });
+        try {
+          this.observer?.committed({ units: outcomes.filter((o) => o.ok).length, lockWaitMs: locked - asked, transactionMs: committed - locked, durableMs: durable - committed });
+        } catch {
+          // a metric never fails a write: its units are answered already
+        }
       },
       (error: unknown) => batch.forEach((unit) => unit.reject(error)),
     );

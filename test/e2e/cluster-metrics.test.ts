@@ -85,7 +85,7 @@ describe('/metrics on a server with several processes', () => {
 
     expect(issued(text)).toBe(ISSUED);
     expect(sample(text, 'fapiao_http_request_duration_seconds_count', { method: 'POST', route: '/api/v1/invoices', status: '201' })).toBe(ISSUED);
-    // One at a time, each invoice is its own group commit in one of the processes (and uploads add theirs).
+    // Every process's SQLite group commits, summed (what each phase covers: test/integration/group-commit.test.ts).
     expect(sample(text, 'fapiao_sqlite_commit_batch_units_count')).toBeGreaterThanOrEqual(ISSUED);
     for (const phase of ['lock_wait', 'transaction', 'durable']) expect(sample(text, 'fapiao_sqlite_commit_phase_seconds_count', { phase })).toBe(sample(text, 'fapiao_sqlite_commit_batch_units_count'));
     for (let i = 0; i < 4; i++) expect(issued(await scrape())).toBe(ISSUED);

@@ -4,12 +4,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
+import { Kysely, SqliteDialect, sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { addMerchant } from '../../src/app/merchants.js';
 import { systemClock } from '../../src/domain/time.js';
 import { openStore, sqliteFile } from '../../src/store/database.js';
-import type { CommitObserver } from '../../src/store/group-commit.js';
+import { GroupCommitter, type CommitObserver } from '../../src/store/group-commit.js';
+import type { Database } from '../../src/store/schema.js';
 
 for (const kind of storesUnderTest) {
   describe(`concurrent writes on ${kind.name}`, () => {
@@ -92,6 +94,41 @@ describe('what a SQLite group commit cost', () => {
       other.close();
       await store.close();
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('is heard after the sync, counting only the units that committed; a failing observer keeps no unit waiting', async () => {
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(':memory:') }) });
+    let synced!: () => void;
+    const sync = new Promise<void>((resolve) => (synced = resolve));
+    const heard: Array<Parameters<CommitObserver['committed']>[0]> = [];
+    const answered: string[] = [];
+    const committer = new GroupCommitter(db, () => sync, 200, {
+      committed(batch) {
+        heard.push(batch);
+        answered.push('observer');
+        throw new Error('a broken metric');
+      },
+    });
+    try {
+      const units = [
+        committer.run((c) => sql`select 1`.execute(c)).then(() => answered.push('unit 1')),
+        committer.run(async () => {
+          throw new Error('refused');
+        }).catch(() => answered.push('unit 2 refused')),
+        committer.run((c) => sql`select 1`.execute(c)).then(() => answered.push('unit 3')),
+      ];
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      expect(heard).toEqual([]); // committed, not yet durable: nobody answered, nothing heard
+      synced();
+      await Promise.all(units);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(answered.sort()).toEqual(['observer', 'unit 1', 'unit 2 refused', 'unit 3']); // the throwing observer kept no unit waiting
+      expect(heard).toHaveLength(1);
+      expect(heard[0]!.units).toBe(2);
+      expect(heard[0]!.durableMs).toBeGreaterThanOrEqual(50);
+    } finally {
+      await db.destroy();
     }
   });
 });
