@@ -287,7 +287,8 @@ async function commitTotals(servers: ServerProcess[]): Promise<CommitTotals> {
     const response = await fetch(`${server.baseUrl}/metrics`);
     const text = await response.text();
     if (!response.ok) throw new Error(`${server.baseUrl}/metrics answered ${response.status}: ${text.slice(0, 200)}`);
-    const value = (series: string) => Number(text.split('\n').find((line) => line.startsWith(`${series} `))?.split(' ')[1] ?? 0);
+    const series = new Map(text.split('\n').map((line) => [line.slice(0, line.lastIndexOf(' ')), Number(line.slice(line.lastIndexOf(' ') + 1))]));
+    const value = (name: string) => series.get(name) ?? 0;
     totals.commits += value('fapiao_sqlite_commit_batch_units_count');
     totals.units += value('fapiao_sqlite_commit_batch_units_sum');
     totals.lockWait += value('fapiao_sqlite_commit_phase_seconds_sum{phase="lock_wait"}');

@@ -35,7 +35,7 @@ export function describeFailure(error: unknown): string {
 }
 
 /** The pause flow control asks for (ms); 0 for any other failure. */
-export function flowPauseMs(error: unknown): number {
+function flowPauseMs(error: unknown): number {
   if (error instanceof Fault && error.spec.code === faults.UPSTREAM_FLOW_CONTROL.code) return Number(error.params.seconds ?? 1) * 1000;
   return 0;
 }

@@ -38,6 +38,8 @@ export interface CommitObserver {
 }
 
 const LOCK_WAIT_LIMIT_MS = 10_000;
+/** Units in one transaction at most. */
+const MAX_BATCH = 200;
 
 export class GroupCommitter {
   private queue: Unit[] = [];
@@ -47,7 +49,6 @@ export class GroupCommitter {
     private readonly db: Kysely<Database>,
     /** Resolves once every commit made before the call is on disk. */
     private readonly durable: () => Promise<void>,
-    private readonly maxBatch = 200,
     private readonly observer?: CommitObserver,
   ) {}
 
@@ -67,7 +68,7 @@ export class GroupCommitter {
   private async drain(): Promise<void> {
     try {
       while (this.queue.length > 0) {
-        await this.commitBatch(this.queue.splice(0, this.maxBatch));
+        await this.commitBatch(this.queue.splice(0, MAX_BATCH));
         await new Promise((resolve) => setImmediate(resolve));
       }
     } finally {

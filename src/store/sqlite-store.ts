@@ -93,7 +93,7 @@ export async function openSqliteStore(dataDir: string, migrate: boolean, commits
   const readerConnection = new SQLite(sqliteFile(dataDir), { readonly: true });
   readerConnection.pragma('busy_timeout = 5000');
   const reader = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(readerConnection) }) });
-  const committer = new GroupCommitter(db, durability.flush, undefined, commits);
+  const committer = new GroupCommitter(db, durability.flush, commits);
   const revocations = apiKeyRevocationsFile(dataDir);
   const apiKeyCache = new ApiKeyCache(fileRevocationFeed(revocations));
 

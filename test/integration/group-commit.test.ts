@@ -103,7 +103,7 @@ describe('what a SQLite group commit cost', () => {
     const sync = new Promise<void>((resolve) => (synced = resolve));
     const heard: Array<Parameters<CommitObserver['committed']>[0]> = [];
     const answered: string[] = [];
-    const committer = new GroupCommitter(db, () => sync, 200, {
+    const committer = new GroupCommitter(db, () => sync, {
       committed(batch) {
         heard.push(batch);
         answered.push('observer');
@@ -131,4 +131,20 @@ describe('what a SQLite group commit cost', () => {
       await db.destroy();
     }
   });
+
+  it('hears nothing of a batch whose sync failed, and its units get the sync error, not success', async () => {
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(':memory:') }) });
+    const heard: unknown[] = [];
+    const diskError = Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+    const committer = new GroupCommitter(db, () => Promise.reject(diskError), { committed: (batch) => heard.push(batch) });
+    try {
+      const outcomes = await Promise.allSettled([committer.run((c) => sql`select 1`.execute(c)), committer.run((c) => sql`select 2`.execute(c))]);
+      expect(outcomes).toEqual([{ status: 'rejected', reason: diskError }, { status: 'rejected', reason: diskError }]);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(heard).toEqual([]);
+    } finally {
+      await db.destroy();
+    }
+  });
 });
+
