@@ -18,6 +18,12 @@
 // the wait for the sync. --rate R paces it at R/s instead, so that two versions whose peaks differ
 // are compared at the same load (the target still speaks of half the peak).
 //
+// Both databases: the report gives the CPU each invoice cost at each level (server processes,
+// database, sandbox, client: CPU time ÷ invoices issued) and, measured in the same run once the
+// servers have stopped, a floor: the same client and requests against a bare HTTP server that does
+// no invoicing (bench/support/bare-http-server.ts). Next to the target it says how much CPU the
+// machine has per invoice at the target rate and how much of it the bare exchange already takes.
+//
 // PostgreSQL (--db postgres, --instances 1|3): a fresh database per run (dropped at the end). The
 // ceiling is pgbench running a one-row insert transaction against a scratch table in that database
 // (full durability: synchronous_commit on) for 5 s at each client count; then N server instances
@@ -32,7 +38,7 @@
 // Targets are reported as PASS/FAIL but never change the exit code. If the throughput target is
 // missed (or with --profile), a second server runs under --cpu-prof and the report says where its
 // CPU went.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
@@ -46,7 +52,7 @@ import { validUscc } from '../test/support/http.js';
 import { Issuer } from './support/issuer.js';
 import { startSimulator, type Simulator } from './support/simulator.js';
 import {
-  freePort, peakRssKiB, repoRoot, runCli, sleep, startServer, tempDataDir, SELLER_TAX_ID, type ServerProcess,
+  freePort, peakRssKiB, repoRoot, runCli, sleep, startServer, tempDataDir, threeLineInvoice, SELLER_TAX_ID, type ServerProcess,
 } from '../test/support/server-process.js';
 
 const CEILING_MS = 3_000;
@@ -60,6 +66,7 @@ const TARGET_RATIO = 0.7;
 const TARGET_RATIO_POSTGRES = 0.5; // with 3 instances
 const TARGET_P99_MS = 50;
 const PGBENCH_SECONDS = 5;
+const FLOOR_MS = 5_000;
 const WAIT_SAMPLE_MS = 50;
 const serverEnv = { FAPIAO_RATE_LIMIT_PER_KEY: '100000000', LOG_LEVEL: 'warn', FAPIAO_NUMBER_RESERVE_MIN: '1000000' };
 // Numbers come in blocks from the (sandbox) tax service: the merchant made for the run (`fapiao merchant
@@ -128,6 +135,46 @@ function measureCeiling(dir: string): number {
   } finally {
     db.close();
     for (const suffix of ['', '-wal', '-shm']) rmSync(file + suffix, { force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The floor: the same client and requests against a server that does no invoicing at all
+// (bench/support/bare-http-server.ts), answering with the bytes of a real issue answer. Its CPU per
+// exchange is spent by any server on this machine before it issues anything.
+
+interface Floor {
+  clients: number;
+  exchangesPerSecond: number;
+  /** CPU microseconds per exchange, server processes and this client. */
+  serverCpuUs: number;
+  clientCpuUs: number;
+  answerBytes: number;
+}
+
+/** CPU microseconds per invoice from a share of one core (100 = a whole core) and a rate. */
+const cpuUsEach = (percent: number, perSecond: number) => (percent * 1e4) / perSecond;
+
+async function measureFloor(dir: string, answer: Buffer, clients: number): Promise<Floor> {
+  const answerFile = join(dir, 'floor-answer.json');
+  writeFileSync(answerFile, answer);
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'support', 'bare-http-server.ts'), String(port), answerFile], {
+    cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const issuer = new Issuer(port, 'none', `floor-${Date.now()}`, clients);
+  try {
+    await new Promise<void>((resolveReady, reject) => {
+      child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolveReady());
+      child.once('exit', (code) => reject(new Error(`the bare HTTP server exited (${code}) before it was ready`)));
+    });
+    await closedLoop([issuer], clients, 0, WARMUP_MS, [child.pid!]);
+    const r = await closedLoop([issuer], clients, RAMP_MS, FLOOR_MS, [child.pid!]);
+    if (r.errors > 0) throw new Error(`the bare HTTP server failed ${r.errors} requests`);
+    return { clients, exchangesPerSecond: r.perSecond, serverCpuUs: cpuUsEach(r.cpuPercent, r.perSecond), clientCpuUs: cpuUsEach(r.clientCpuPercent, r.perSecond), answerBytes: answer.length };
+  } finally {
+    issuer.close();
+    child.kill('SIGTERM');
   }
 }
 
@@ -605,6 +652,15 @@ async function main(): Promise<void> {
     issuers = Array.from({ length: pairs }, (_, i) =>
       new Issuer(serverOf(i).port, merchants[i % merchants.length]!.apiKey, `b${stamp}-${i}`, Math.ceil(Math.max(...LEVELS) / pairs)));
 
+    // One real answer, which the floor's bare server sends back for every request.
+    const sample = await fetch(`${servers[0]!.baseUrl}/api/v1/invoices`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${merchants[0]!.apiKey}`, 'idempotency-key': `b${stamp}-sample` },
+      body: JSON.stringify(threeLineInvoice('bench')),
+    });
+    const sampleAnswer = Buffer.from(await sample.arrayBuffer());
+    if (sample.status !== 201) throw new Error(`an issue answered ${sample.status}: ${sampleAnswer.toString('utf8').slice(0, 200)}`);
+
     process.stdout.write(`warming up (${WARMUP_MS / 1000} s)…\n`);
     await closedLoop(issuers, 16, 0, WARMUP_MS, pids);
 
@@ -634,6 +690,8 @@ async function main(): Promise<void> {
     const peakRss = rssEach.some((kib) => kib === undefined) ? undefined : rssEach.reduce((a, b) => a! + b!, 0);
     for (const issuer of issuers) issuer.close();
     await Promise.all(servers.map((server) => server.kill('SIGTERM')));
+    process.stdout.write(`the floor: the same client against a bare HTTP server (${peak.clients} clients, ${FLOOR_MS / 1000} s)…\n`);
+    const floor = await measureFloor(dir.dataDir, sampleAnswer, peak.clients);
 
     const targetRatio = postgres ? TARGET_RATIO_POSTGRES : TARGET_RATIO;
     const ceiling = ceilingAt(peak.clients);
@@ -693,7 +751,20 @@ async function main(): Promise<void> {
       );
     }
     const ceilingText = database ? `pgbench ceiling at ${peak.clients} clients (${fixed(ceiling, 0)} tps)` : 'ceiling';
+    const cpuEach = levels.map((l, i) => {
+      const databaseUs = cpuUsEach(postgresLevels[i]?.databaseCpuPercent ?? NaN, l.invoicesPerSecond);
+      const parts = [cpuUsEach(l.serverCpuPercent, l.invoicesPerSecond), ...(database ? [databaseUs] : []), cpuUsEach(l.sandboxCpuPercent, l.invoicesPerSecond), cpuUsEach(l.clientCpuPercent, l.invoicesPerSecond)];
+      return { clients: l.clients, parts, together: parts.reduce((a, b) => a + b, 0) };
+    });
+    const machineUs = (availableParallelism() * 1e6) / (targetRatio * ceiling);
     lines.push(
+      '',
+      `CPU per invoice, µs (CPU time ÷ invoices issued; the machine has ${fixed(availableParallelism() * 1e6, 0)} µs of CPU a second):`,
+      ` clients   server${database ? '  postgres' : ''}  sandbox   client  together`,
+      ...cpuEach.map((c) => `${pad(String(c.clients), 8)}${c.parts.map((u, i) => pad(fixed(u, 0), i === 1 && database ? 10 : 9)).join('')}${pad(fixed(c.together, 0), 10)}`),
+      `Floor: the same client and requests against a bare HTTP server (a process per core; it parses each body and answers ` +
+        `a stored ${floor.answerBytes}-byte issue answer), ${floor.clients} clients: ${fixed(floor.exchangesPerSecond, 0)} exchanges/s, ` +
+        `CPU per exchange ${fixed(floor.serverCpuUs, 0)} µs server + ${fixed(floor.clientCpuUs, 0)} µs client`,
       '',
       `Open loop at ${options.rate === undefined ? 'half the peak' : 'a rate fixed by --rate'} (${paced.targetPerSecond}/s for ${LEVEL_MS / 1000} s): achieved ${fixed(paced.achievedPerSecond, 0)}/s, ` +
         `p50 ${fixed(paced.p50Ms)} ms, p99 ${fixed(paced.p99Ms)} ms, max ${fixed(paced.maxMs)} ms, errors ${paced.errors}`,
@@ -702,6 +773,8 @@ async function main(): Promise<void> {
       'Targets',
       `  throughput ≥ ${targetRatio} × ${database ? `pgbench ceiling${instanceCount === 3 ? '' : ' (the target is set for 3 instances)'}` : 'ceiling'}: ` +
         `peak ${fixed(peak.invoicesPerSecond, 0)}/s at ${peak.clients} clients = ${fixed(peak.ratioToCeiling, database ? 3 : 2)} × ${ceilingText}   ${verdict(throughputOk)}`,
+      `    at the target (${fixed(targetRatio * ceiling, 0)}/s) the machine has ${fixed(machineUs, 0)} µs of CPU per invoice; ` +
+        `the bare exchange takes ${fixed(floor.serverCpuUs + floor.clientCpuUs, 0)} µs of it, the peak level took ${fixed(cpuEach.find((c) => c.clients === peak.clients)!.together, 0)} µs`,
       `  p99 ≤ ${TARGET_P99_MS} ms at half the peak rate: ${fixed(paced.p99Ms)} ms${paced.errors ? ` (${paced.errors} errors)` : ''}` +
         (options.rate === undefined ? `   ${verdict(latencyOk)}` : ` at ${openLoopRate}/s (--rate), half the peak is ${halfRate}/s: no verdict`),
     );
@@ -733,6 +806,8 @@ async function main(): Promise<void> {
       levels,
       peak: { clients: peak.clients, invoicesPerSecond: peak.invoicesPerSecond, ratioToCeiling: peak.ratioToCeiling },
       ...(options.rate === undefined ? { halfPeakOpenLoop: paced } : { fixedRateOpenLoop: paced }),
+      cpuPerInvoiceUs: cpuEach.map((c) => ({ clients: c.clients, together: c.together, parts: Object.fromEntries(c.parts.map((u, i) => [(database ? ['server', 'postgres', 'sandbox', 'client'] : ['server', 'sandbox', 'client'])[i]!, u])) })),
+      floor: { ...floor, machineCpuUsPerInvoiceAtTarget: machineUs },
       serverPeakRssKiB: peakRss ?? null,
       targets: {
         throughput: { wanted: `≥ ${targetRatio} × ceiling`, ratio: peak.ratioToCeiling, pass: throughputOk },
