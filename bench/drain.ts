@@ -4,8 +4,8 @@
 // In one run, against the standalone sandbox (`fapiao simulator`, its own process and database,
 // niced as a stand-in for a remote service: bench/support/simulator.ts):
 //   1. the sandbox's own ingest ceiling: records per second it accepts from a client sending
-//      1000-record submissions back to back as fast as it answers (two senders, as the server's
-//      background process runs two upload lanes), for a seller of its own;
+//      1000-record submissions back to back as fast as it answers (as many senders as the server's
+//      background process runs upload lanes: FAPIAO_UPLOAD_LANES, 3 on SQLite), for a seller of its own;
 //   2. online: the server (HTTP processes, one per core, and its background process;
 //      FAPIAO_UPSTREAM_URL = the sandbox) issues at a
 //      paced R invoices/s while uploads flow as usual — the online p99;
@@ -27,6 +27,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
+import { readConfig } from '../src/config.js';
 import { createTaxServiceClient } from '../src/upstream/client.js';
 import { enroll, staticCredentials } from '../src/upstream/credentials.js';
 import { encodeUploadRecord, type EncodedUploadRecord } from '../src/upstream/protocol.js';
@@ -54,6 +55,9 @@ const serverEnv = {
   FAPIAO_UPLOAD_POLL_MS: '200', FAPIAO_UPLOAD_BACKOFF_MS: '200', FAPIAO_UPLOAD_MAX_BACKOFF_MS: '1000',
   FAPIAO_UPSTREAM_CIRCUIT_OPEN_MS: '1000', FAPIAO_UPKEEP_INTERVAL_MS: '5000',
 };
+
+/** The upload lanes the server runs (its settings as this run starts it), and so the ceiling's senders. */
+const UPLOAD_LANES = readConfig({ ...process.env, ...serverEnv, DATABASE_URL: undefined }).upload.lanes;
 
 const percentile = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!);
 
@@ -95,10 +99,10 @@ async function closedLoop(issuer: Issuer, total: number, clients: number, progre
 }
 
 /**
- * The sandbox's ingest ceiling: 1000-record submissions from two senders for a seller of its own,
+ * The sandbox's ingest ceiling: 1000-record submissions from `senders` senders for a seller of its own,
  * with the sandbox's CPU time per record accepted.
  */
-async function measureCeiling(sandbox: Simulator): Promise<{ recordsPerSecond: number; cpuMicrosPerRecord: number; cpuPercent: number }> {
+async function measureCeiling(sandbox: Simulator, senders: number): Promise<{ recordsPerSecond: number; cpuMicrosPerRecord: number; cpuPercent: number }> {
   const sandboxUrl = sandbox.url;
   const seller = `91350100M00${randomBytes(4).toString('hex').toUpperCase().slice(0, 7)}`;
   const key = await enroll(sandboxUrl, seller);
@@ -113,7 +117,7 @@ async function measureCeiling(sandbox: Simulator): Promise<{ recordsPerSecond: n
   const started = performance.now();
   const cpuAtStart = cpuSeconds([sandbox.pid]);
   let accepted = 0;
-  await Promise.all([0, 1].map(async () => {
+  await Promise.all(Array.from({ length: senders }, async () => {
     while (performance.now() - started < CEILING_MS) {
       const answer = await client.upload(seller, batch());
       accepted += answer.outcomes.filter((o) => o.result === 'accepted').length;
@@ -149,7 +153,7 @@ async function main(): Promise<void> {
     const admin = (method: string, path: string) => fetch(`${sandboxUrl}${path}`, { method, headers: { 'content-type': 'application/json' }, body: method === 'PUT' ? '{}' : undefined });
 
     console.log(`measuring the sandbox's ingest ceiling (${CEILING_MS / 1000} s of 1000-record submissions)…`);
-    const sandboxAlone = await measureCeiling(simulator);
+    const sandboxAlone = await measureCeiling(simulator, UPLOAD_LANES);
     const ceiling = sandboxAlone.recordsPerSecond;
 
     const env = { ...serverEnv, FAPIAO_UPSTREAM_URL: sandboxUrl };
@@ -233,7 +237,7 @@ async function main(): Promise<void> {
 Fapiao drain benchmark — ${new Date().toISOString()}
 node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model.trim() ?? '?'}), SQLite, server ${process.env.FAPIAO_WORKERS ?? availableParallelism()} process(es), sandbox = fapiao simulator (own process, nice 10: a stand-in for a remote service)
 
-Sandbox ingest ceiling: ${fixed(ceiling, 0)} records/s (1000-record submissions, 2 senders, ${CEILING_MS / 1000} s)
+Sandbox ingest ceiling: ${fixed(ceiling, 0)} records/s (1000-record submissions, ${UPLOAD_LANES} senders as the server has upload lanes, ${CEILING_MS / 1000} s)
 Offline: ${offline.done.toLocaleString('en')} invoices issued in ${fixed(offlineSeconds)} s (${fixed(offline.done / offlineSeconds, 0)}/s), ${offline.errors} errors; backlog ${backlog.toLocaleString('en')}
 Drain:   ${fixed(drainSeconds, 2)} s from the heal = ${fixed(drainRate, 0)}/s; ${fixed(transferSeconds, 2)} s from the first upload after it = ${fixed(transferRate, 0)}/s (noticing the service was back: ${fixed((firstUpload - healedAt) / 1000, 2)} s)
 CPU, % of one core (${availableParallelism()} cores = ${availableParallelism() * 100} %):
