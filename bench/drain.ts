@@ -4,8 +4,9 @@
 // In one run, against the standalone sandbox (`fapiao simulator`, its own process and database,
 // niced as a stand-in for a remote service: bench/support/simulator.ts):
 //   1. the sandbox's own ingest ceiling: records per second it accepts from a client sending
-//      1000-record submissions back to back as fast as it answers (as many senders as the server's
-//      background process runs upload lanes: FAPIAO_UPLOAD_LANES, 3 on SQLite), for a seller of its own;
+//      1000-record submissions (the protocol's largest; the server sends 500 on SQLite) back to back
+//      as fast as it answers, from as many senders as the server's background process runs upload
+//      lanes (FAPIAO_UPLOAD_LANES, 3 on SQLite), for a seller of its own;
 //   2. online: the server (HTTP processes, one per core, and its background process;
 //      FAPIAO_UPSTREAM_URL = the sandbox) issues at a
 //      paced R invoices/s while uploads flow as usual — the online p99;
@@ -59,7 +60,7 @@ const serverEnv = {
 };
 
 /** The upload lanes the server runs (its settings as this run starts it), and so the ceiling's senders. */
-const UPLOAD_LANES = readConfig({ ...process.env, ...serverEnv, DATABASE_URL: undefined }).upload.lanes;
+const UPLOAD_LANES = readConfig({ ...process.env, DATABASE_URL: '', ...serverEnv, HOST: '127.0.0.1', PORT: '0' }).upload.lanes;
 
 const percentile = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!);
 

@@ -155,26 +155,59 @@ interface Floor {
 /** CPU microseconds per invoice from a share of one core (100 = a whole core) and a rate. */
 const cpuUsEach = (percent: number, perSecond: number) => (percent * 1e4) / perSecond;
 
-async function measureFloor(dir: string, answer: Buffer, clients: number): Promise<Floor> {
+interface BareServer {
+  port: number;
+  pid: number;
+  /** Stops it and resolves once it has exited. */
+  stop(): Promise<void>;
+}
+
+async function startBareServer(dir: string, answer: Buffer): Promise<BareServer> {
   const answerFile = join(dir, 'floor-answer.json');
   writeFileSync(answerFile, answer);
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'support', 'bare-http-server.ts'), String(port), answerFile], {
     cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const issuer = new Issuer(port, 'none', `floor-${Date.now()}`, clients);
+  const exited = new Promise<void>((resolveExit) => {
+    child.once('exit', () => resolveExit());
+    child.once('error', () => resolveExit()); // never started: there is nothing to wait for
+  });
+  const stop = async () => {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
   try {
     await new Promise<void>((resolveReady, reject) => {
-      child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolveReady());
-      child.once('exit', (code) => reject(new Error(`the bare HTTP server exited (${code}) before it was ready`)));
+      const timer = setTimeout(() => reject(new Error('the bare HTTP server was not ready after 20 s')), 20_000);
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        reject(error);
+      };
+      child.stdout!.on('data', (chunk: Buffer) => {
+        if (!chunk.toString().includes('ready')) return;
+        clearTimeout(timer);
+        resolveReady();
+      });
+      child.once('error', fail);
+      child.once('exit', (code, signal) => fail(new Error(`the bare HTTP server exited (${signal ?? code}) before it was ready`)));
     });
-    await closedLoop([issuer], clients, 0, WARMUP_MS, [child.pid!]);
-    const r = await closedLoop([issuer], clients, RAMP_MS, FLOOR_MS, [child.pid!]);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { port, pid: child.pid!, stop };
+}
+
+async function measureFloor(bare: BareServer, answerBytes: number, clients: number): Promise<Floor> {
+  const issuer = new Issuer(bare.port, 'none', `floor-${Date.now()}`, clients);
+  try {
+    await closedLoop([issuer], clients, 0, WARMUP_MS, [bare.pid]);
+    const r = await closedLoop([issuer], clients, RAMP_MS, FLOOR_MS, [bare.pid]);
     if (r.errors > 0) throw new Error(`the bare HTTP server failed ${r.errors} requests`);
-    return { clients, exchangesPerSecond: r.perSecond, serverCpuUs: cpuUsEach(r.cpuPercent, r.perSecond), clientCpuUs: cpuUsEach(r.clientCpuPercent, r.perSecond), answerBytes: answer.length };
+    return { clients, exchangesPerSecond: r.perSecond, serverCpuUs: cpuUsEach(r.cpuPercent, r.perSecond), clientCpuUs: cpuUsEach(r.clientCpuPercent, r.perSecond), answerBytes };
   } finally {
     issuer.close();
-    child.kill('SIGTERM');
   }
 }
 
@@ -608,11 +641,12 @@ async function main(): Promise<void> {
   let issuers: Issuer[] = [];
   let database: BenchDatabase | undefined;
   let simulator: Simulator | undefined;
+  let bare: BareServer | undefined;
   let cleaned: Promise<void> | undefined;
   const cleanUp = () =>
     (cleaned ??= (async () => {
       for (const issuer of issuers) issuer.close();
-      await Promise.all(servers.map((server) => server.kill('SIGKILL')));
+      await Promise.all([...servers.map((server) => server.kill('SIGKILL')), bare?.stop()]);
       await database?.drop().catch((error: Error) => process.stderr.write(`could not drop ${database?.name}: ${error.message}\n`));
       simulator?.stop();
       dir.remove();
@@ -691,7 +725,15 @@ async function main(): Promise<void> {
     for (const issuer of issuers) issuer.close();
     await Promise.all(servers.map((server) => server.kill('SIGTERM')));
     process.stdout.write(`the floor: the same client against a bare HTTP server (${peak.clients} clients, ${FLOOR_MS / 1000} s)…\n`);
-    const floor = await measureFloor(dir.dataDir, sampleAnswer, peak.clients);
+    let floor: Floor | undefined;
+    try {
+      bare = await startBareServer(dir.dataDir, sampleAnswer);
+      floor = await measureFloor(bare, sampleAnswer.length, peak.clients);
+    } catch (error) {
+      process.stderr.write(`the floor was not measured: ${(error as Error).message}\n`);
+    } finally {
+      await bare?.stop();
+    }
 
     const targetRatio = postgres ? TARGET_RATIO_POSTGRES : TARGET_RATIO;
     const ceiling = ceilingAt(peak.clients);
@@ -754,17 +796,21 @@ async function main(): Promise<void> {
     const cpuEach = levels.map((l, i) => {
       const databaseUs = cpuUsEach(postgresLevels[i]?.databaseCpuPercent ?? NaN, l.invoicesPerSecond);
       const parts = [cpuUsEach(l.serverCpuPercent, l.invoicesPerSecond), ...(database ? [databaseUs] : []), cpuUsEach(l.sandboxCpuPercent, l.invoicesPerSecond), cpuUsEach(l.clientCpuPercent, l.invoicesPerSecond)];
-      return { clients: l.clients, parts, together: parts.reduce((a, b) => a + b, 0) };
+      const measured = parts.filter(Number.isFinite); // the sandbox's or the database's CPU is unknown when they run elsewhere
+      return { clients: l.clients, parts, together: measured.reduce((a, b) => a + b, 0), partial: measured.length < parts.length };
     });
     const machineUs = (availableParallelism() * 1e6) / (targetRatio * ceiling);
     lines.push(
       '',
       `CPU per invoice, µs (CPU time ÷ invoices issued; the machine has ${fixed(availableParallelism() * 1e6, 0)} µs of CPU a second):`,
       ` clients   server${database ? '  postgres' : ''}  sandbox   client  together`,
-      ...cpuEach.map((c) => `${pad(String(c.clients), 8)}${c.parts.map((u, i) => pad(fixed(u, 0), i === 1 && database ? 10 : 9)).join('')}${pad(fixed(c.together, 0), 10)}`),
-      `Floor: the same client and requests against a bare HTTP server (a process per core; it parses each body and answers ` +
-        `a stored ${floor.answerBytes}-byte issue answer), ${floor.clients} clients: ${fixed(floor.exchangesPerSecond, 0)} exchanges/s, ` +
-        `CPU per exchange ${fixed(floor.serverCpuUs, 0)} µs server + ${fixed(floor.clientCpuUs, 0)} µs client`,
+      ...cpuEach.map((c) => `${pad(String(c.clients), 8)}${c.parts.map((u, i) => pad(fixed(u, 0), i === 1 && database ? 10 : 9)).join('')}${pad(fixed(c.together, 0) + (c.partial ? '*' : ''), 10)}`),
+      ...(cpuEach.some((c) => c.partial) ? ['  * without the parts marked —, which run elsewhere'] : []),
+      floor
+        ? `Floor: the same client and requests against a bare HTTP server (a process per core; it parses each body and answers ` +
+          `a stored ${floor.answerBytes}-byte issue answer), ${floor.clients} clients: ${fixed(floor.exchangesPerSecond, 0)} exchanges/s, ` +
+          `CPU per exchange ${fixed(floor.serverCpuUs, 0)} µs server + ${fixed(floor.clientCpuUs, 0)} µs client`
+        : 'Floor: not measured (the error is above)',
       '',
       `Open loop at ${options.rate === undefined ? 'half the peak' : 'a rate fixed by --rate'} (${paced.targetPerSecond}/s for ${LEVEL_MS / 1000} s): achieved ${fixed(paced.achievedPerSecond, 0)}/s, ` +
         `p50 ${fixed(paced.p50Ms)} ms, p99 ${fixed(paced.p99Ms)} ms, max ${fixed(paced.maxMs)} ms, errors ${paced.errors}`,
@@ -774,7 +820,7 @@ async function main(): Promise<void> {
       `  throughput ≥ ${targetRatio} × ${database ? `pgbench ceiling${instanceCount === 3 ? '' : ' (the target is set for 3 instances)'}` : 'ceiling'}: ` +
         `peak ${fixed(peak.invoicesPerSecond, 0)}/s at ${peak.clients} clients = ${fixed(peak.ratioToCeiling, database ? 3 : 2)} × ${ceilingText}   ${verdict(throughputOk)}`,
       `    at the target (${fixed(targetRatio * ceiling, 0)}/s) the machine has ${fixed(machineUs, 0)} µs of CPU per invoice; ` +
-        `the bare exchange takes ${fixed(floor.serverCpuUs + floor.clientCpuUs, 0)} µs of it, the peak level took ${fixed(cpuEach.find((c) => c.clients === peak.clients)!.together, 0)} µs`,
+        `the bare exchange takes ${floor ? fixed(floor.serverCpuUs + floor.clientCpuUs, 0) : '—'} µs of it, the peak level took ${fixed(cpuEach.find((c) => c.clients === peak.clients)!.together, 0)} µs`,
       `  p99 ≤ ${TARGET_P99_MS} ms at half the peak rate: ${fixed(paced.p99Ms)} ms${paced.errors ? ` (${paced.errors} errors)` : ''}` +
         (options.rate === undefined ? `   ${verdict(latencyOk)}` : ` at ${openLoopRate}/s (--rate), half the peak is ${halfRate}/s: no verdict`),
     );
@@ -807,7 +853,8 @@ async function main(): Promise<void> {
       peak: { clients: peak.clients, invoicesPerSecond: peak.invoicesPerSecond, ratioToCeiling: peak.ratioToCeiling },
       ...(options.rate === undefined ? { halfPeakOpenLoop: paced } : { fixedRateOpenLoop: paced }),
       cpuPerInvoiceUs: cpuEach.map((c) => ({ clients: c.clients, together: c.together, parts: Object.fromEntries(c.parts.map((u, i) => [(database ? ['server', 'postgres', 'sandbox', 'client'] : ['server', 'sandbox', 'client'])[i]!, u])) })),
-      floor: { ...floor, machineCpuUsPerInvoiceAtTarget: machineUs },
+      floor: floor ?? null,
+      machineCpuUsPerInvoiceAtTarget: machineUs,
       serverPeakRssKiB: peakRss ?? null,
       targets: {
         throughput: { wanted: `≥ ${targetRatio} × ceiling`, ratio: peak.ratioToCeiling, pass: throughputOk },
