@@ -4,6 +4,10 @@
 // chain and commit are shared by many invoices, which is what lets one merchant issue faster than
 // one transaction at a time (on PostgreSQL every statement under the lock is a round trip).
 // Nobody is answered before the commit that holds their invoice.
+//
+// The writer takes its batch from the queue once it holds the merchant's lock, not before it asks
+// for it: requests that arrived while another process or instance held the lock join the batch
+// instead of waiting for a whole turn of the lock more.
 
 /** At most this many invoices in one transaction, so one batch never holds the lock for long. */
 export const ISSUE_BATCH_MAX = 100;
@@ -19,7 +23,11 @@ interface Waiting<R, T> {
 export class MerchantQueues<R extends { caller: { merchantId: string } }, T> {
   private readonly waiting = new Map<string, Array<Waiting<R, T>>>();
 
-  constructor(private readonly writeBatch: (merchantId: string, requests: readonly R[]) => Promise<Array<Outcome<T>>>) {}
+  /**
+   * `writeBatch` calls `take` once it holds the merchant's lock and answers one outcome per request
+   * taken, in order. A transaction it runs again (a retried conflict) takes the same requests.
+   */
+  constructor(private readonly writeBatch: (merchantId: string, take: () => readonly R[]) => Promise<Array<Outcome<T>>>) {}
 
   submit(request: R): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -38,16 +46,20 @@ export class MerchantQueues<R extends { caller: { merchantId: string } }, T> {
   private async drain(merchantId: string): Promise<void> {
     const queue = this.waiting.get(merchantId)!;
     while (queue.length > 0) {
-      const batch = queue.splice(0, ISSUE_BATCH_MAX);
+      let batch: Array<Waiting<R, T>> | undefined;
+      const take = () => (batch ??= queue.splice(0, ISSUE_BATCH_MAX)).map((w) => w.request);
       try {
-        const outcomes = await this.writeBatch(merchantId, batch.map((w) => w.request));
+        const outcomes = await this.writeBatch(merchantId, take);
+        if (!batch) throw new Error('an issue batch was written without taking its requests');
         batch.forEach((waiting, i) => {
           const outcome = outcomes[i]!;
           if (outcome.ok) waiting.resolve(outcome.value);
           else waiting.reject(outcome.error);
         });
       } catch (error) {
-        for (const waiting of batch) waiting.reject(error); // nothing of the batch was stored
+        // Nothing of the batch was stored. A writer that failed before it held the lock took
+        // nothing: the requests it would have taken get its error.
+        for (const waiting of (batch ??= queue.splice(0, ISSUE_BATCH_MAX))) waiting.reject(error);
       }
     }
     this.waiting.delete(merchantId);

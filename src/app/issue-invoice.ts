@@ -49,16 +49,17 @@ const queuesByPorts = new WeakMap<Ports, MerchantQueues<PendingIssue, IssueResul
 function queuesOf(ports: Ports): MerchantQueues<PendingIssue, IssueResult> {
   let queues = queuesByPorts.get(ports);
   if (!queues) {
-    queues = new MerchantQueues((merchantId, requests) => issueBatch(ports, merchantId, requests));
+    queues = new MerchantQueues((merchantId, take) => issueBatch(ports, merchantId, take));
     queuesByPorts.set(ports, queues);
   }
   return queues;
 }
 
-/** One merchant's batch in one transaction; an outcome per request, in order. */
-function issueBatch(ports: Ports, merchantId: string, requests: readonly PendingIssue[]): Promise<Array<Outcome<IssueResult>>> {
+/** One merchant's batch in one transaction; an outcome per request taken, in order. */
+function issueBatch(ports: Ports, merchantId: string, take: () => readonly PendingIssue[]): Promise<Array<Outcome<IssueResult>>> {
   return ports.store.write(async (tx) => {
     const merchant = await tx.merchants.lock(merchantId);
+    const requests = take(); // under the lock: what arrived while it was awaited joins this batch
     if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: merchantId });
     const keys = [...new Set(requests.flatMap((r) => (r.idempotencyKey === undefined ? [] : [r.idempotencyKey])))];
     const now = ports.clock.now();

@@ -1,12 +1,13 @@
 // Group issuing (issue-batches.ts): requests of one merchant that arrive together are written in
 // one transaction, and each is still decided on its own, in arrival order.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
 import { issueInvoice, type IssueResult } from '../../src/app/issue-invoice.js';
 import { ISSUE_BATCH_MAX } from '../../src/app/issue-batches.js';
 import { setMerchantLimits } from '../../src/app/merchants.js';
 import { verifyChains } from '../../src/app/verify-chain.js';
 import { serializeContingencyTerms } from '../../src/domain/contingency.js';
-import { Fault } from '../../src/domain/faults.js';
+import { Fault, faults } from '../../src/domain/faults.js';
 import type { InvoiceRequest } from '../../src/domain/draft.js';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { sampleInvoice, startApi, type Api } from '../support/http.js';
@@ -106,6 +107,56 @@ for (const s of storesUnderTest) {
       expect(await api.countInvoices(api.a.id)).toBe(count);
       const [report] = await verifyChains(api.ports, [api.a.id]);
       expect(report).toMatchObject({ invoices: count, breaks: [] });
+    });
+
+    it("takes into a batch the requests that arrived while it waited for the merchant's lock", async () => {
+      await issueTogether([{ request: priced('1.00') }]); // the merchant's first batch, before anything is held
+      let transactions = 0;
+      const write = api.ports.store.write.bind(api.ports.store);
+      api.ports.store.write = (work) => {
+        transactions += 1;
+        return write(work);
+      };
+      // Another connection holds what a batch waits for: SQLite's write lock, PostgreSQL's row lock on the merchant.
+      const { db } = opened.connect();
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let held!: () => void;
+      const holding = new Promise<void>((resolve) => (held = resolve));
+      const holder = db.transaction().execute(async (trx) => {
+        await sql`update merchants set name = name where id = ${api.a.id}`.execute(trx);
+        held();
+        await released;
+      });
+      try {
+        await holding;
+        const first = issueTogether([{ request: priced('2.00') }]);
+        await new Promise((resolve) => setTimeout(resolve, 50)); // its batch is waiting for the lock
+        const later = issueTogether([{ request: priced('3.00') }, { request: priced('4.00') }]);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        release();
+        await holder;
+        const settled = [...(await first), ...(await later)];
+
+        expect(settled.map((o) => (o.ok ? sequenceOf(o.result.invoice.number) : o.code))).toEqual([2, 3, 4]);
+        expect(transactions).toBe(1);
+        expect((await verifyChains(api.ports, [api.a.id]))[0]!.breaks).toEqual([]);
+      } finally {
+        release();
+        await holder.catch(() => undefined);
+        await db.destroy();
+      }
+    });
+
+    it('answers the waiting requests with the error when the write fails before it holds the lock (5001)', async () => {
+      const write = api.ports.store.write.bind(api.ports.store);
+      api.ports.store.write = () => Promise.reject(new Fault(faults.STORAGE_UNAVAILABLE, { seconds: '1' })); // as when the lock never came
+      const settled = await issueTogether([{ request: priced('1.00') }, { request: priced('2.00') }]);
+      api.ports.store.write = write;
+
+      expect(settled).toEqual([{ ok: false, code: 5001 }, { ok: false, code: 5001 }]);
+      const after = await issueTogether([{ request: priced('3.00') }]);
+      expect(after.map((o) => (o.ok ? sequenceOf(o.result.invoice.number) : o.code))).toEqual([1]);
     });
 
     it('answers every request of a batch the database refuses with the error, and stores none of them', async () => {
