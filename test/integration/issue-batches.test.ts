@@ -133,7 +133,6 @@ for (const s of storesUnderTest) {
         const first = issueTogether([{ request: priced('2.00') }]);
         await new Promise((resolve) => setTimeout(resolve, 50)); // its batch is waiting for the lock
         const later = issueTogether([{ request: priced('3.00') }, { request: priced('4.00') }]);
-        await new Promise((resolve) => setTimeout(resolve, 20));
         release();
         await holder;
         const settled = [...(await first), ...(await later)];
@@ -151,12 +150,39 @@ for (const s of storesUnderTest) {
     it('answers the waiting requests with the error when the write fails before it holds the lock (5001)', async () => {
       const write = api.ports.store.write.bind(api.ports.store);
       api.ports.store.write = () => Promise.reject(new Fault(faults.STORAGE_UNAVAILABLE, { seconds: '1' })); // as when the lock never came
-      const settled = await issueTogether([{ request: priced('1.00') }, { request: priced('2.00') }]);
-      api.ports.store.write = write;
+      let settled: Settled[];
+      try {
+        settled = await issueTogether([{ request: priced('1.00') }, { request: priced('2.00') }]);
+      } finally {
+        api.ports.store.write = write;
+      }
 
       expect(settled).toEqual([{ ok: false, code: 5001 }, { ok: false, code: 5001 }]);
       const after = await issueTogether([{ request: priced('3.00') }]);
       expect(after.map((o) => (o.ok ? sequenceOf(o.result.invoice.number) : o.code))).toEqual([1]);
+    });
+
+    // PostgreSQL alone retries a transaction (a serialization failure or deadlock, a raced unique key).
+    it.runIf(s.name === 'postgres')('issues the same requests when the database has the batch retried (40001)', async () => {
+      await opened.exec(`create sequence refuse_once;
+        create function refuse_once() returns trigger language plpgsql as $$ begin
+          if nextval('refuse_once') = 1 then raise exception 'retry, says the test' using errcode = '40001'; end if;
+          return null;
+        end $$;
+        create trigger refuse_once before insert on invoice_records for each statement execute function refuse_once()`);
+
+      const settled = await issueTogether(['1.00', '2.00', '3.00'].map((yuan) => ({ request: priced(yuan) })));
+
+      expect(settled.map((o) => (o.ok ? sequenceOf(o.result.invoice.number) : o.code))).toEqual([1, 2, 3]);
+      expect(await api.countInvoices(api.a.id)).toBe(3);
+      const { db } = opened.connect();
+      try {
+        const { rows } = await sql<{ last_value: string }>`select last_value from refuse_once`.execute(db);
+        expect(Number(rows[0]!.last_value)).toBe(2); // refused once, then let through
+      } finally {
+        await db.destroy();
+      }
+      expect((await verifyChains(api.ports, [api.a.id]))[0]!.breaks).toEqual([]);
     });
 
     it('answers every request of a batch the database refuses with the error, and stores none of them', async () => {
