@@ -261,7 +261,7 @@ Issuing at ${RATE}/s (latency from each request's scheduled start):
 
 Targets
   drain ≥ ${TARGET_DRAIN} × ceiling: ${fixed(drainRate / ceiling, 2)} from the heal, ${fixed(transferRate / ceiling, 2)} transfer only   ${pass(drainRate / ceiling >= TARGET_DRAIN)}
-    at the target (${fixed(TARGET_DRAIN * ceiling, 0)} records/s) the machine has ${fixed(machineMicrosPerRecord, 0)} µs of CPU per record; less what issuing took while draining (http, primary, client: ${fixed(issuingPercent, 0)} %), ${fixed(drainMicrosPerRecord, 0)} µs are left for the background and the sandbox, which took ${fixed(cpuMicrosPerRecord('background') + cpuMicrosPerRecord('sandbox'), 0)} µs
+    at the target (${fixed(targetRate, 0)} records/s) the machine has ${fixed(machineMicrosPerRecord, 0)} µs of CPU per record; less what issuing took while draining (http, primary, client: ${fixed(issuingPercent, 0)} %), ${fixed(drainMicrosPerRecord, 0)} µs are left for the background and the sandbox, which took ${fixed(cpuMicrosPerRecord('background') + cpuMicrosPerRecord('sandbox'), 0)} µs
   p99 during drain ≤ ${TARGET_P99} × online p99: ${fixed(during.p99 / online.p99, 2)} against the first, ${fixed(during.p99 / afterDrain.p99, 2)} against the one after the drain   ${pass(during.p99 / Math.min(online.p99, afterDrain.p99) <= TARGET_P99)}
 `);
   } finally {

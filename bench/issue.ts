@@ -794,17 +794,22 @@ async function main(): Promise<void> {
     }
     const ceilingText = database ? `pgbench ceiling at ${peak.clients} clients (${fixed(ceiling, 0)} tps)` : 'ceiling';
     const cpuEach = levels.map((l, i) => {
-      const databaseUs = cpuUsEach(postgresLevels[i]?.databaseCpuPercent ?? NaN, l.invoicesPerSecond);
-      const parts = [cpuUsEach(l.serverCpuPercent, l.invoicesPerSecond), ...(database ? [databaseUs] : []), cpuUsEach(l.sandboxCpuPercent, l.invoicesPerSecond), cpuUsEach(l.clientCpuPercent, l.invoicesPerSecond)];
-      const measured = parts.filter(Number.isFinite); // the sandbox's or the database's CPU is unknown when they run elsewhere
-      return { clients: l.clients, parts, together: measured.reduce((a, b) => a + b, 0), partial: measured.length < parts.length };
+      const parts: Record<string, number> = {
+        server: cpuUsEach(l.serverCpuPercent, l.invoicesPerSecond),
+        ...(database && { postgres: cpuUsEach(postgresLevels[i]?.databaseCpuPercent ?? NaN, l.invoicesPerSecond) }),
+        sandbox: cpuUsEach(l.sandboxCpuPercent, l.invoicesPerSecond),
+        client: cpuUsEach(l.clientCpuPercent, l.invoicesPerSecond),
+      };
+      const measured = Object.values(parts).filter(Number.isFinite); // the sandbox's or the database's CPU is unknown when they run elsewhere
+      return { clients: l.clients, parts, together: measured.reduce((a, b) => a + b, 0), partial: measured.length < Object.keys(parts).length };
     });
+    const partNames = Object.keys(cpuEach[0]!.parts);
     const machineUs = (availableParallelism() * 1e6) / (targetRatio * ceiling);
     lines.push(
       '',
       `CPU per invoice, µs (CPU time ÷ invoices issued; the machine has ${fixed(availableParallelism() * 1e6, 0)} µs of CPU a second):`,
-      ` clients   server${database ? '  postgres' : ''}  sandbox   client  together`,
-      ...cpuEach.map((c) => `${pad(String(c.clients), 8)}${c.parts.map((u, i) => pad(fixed(u, 0), i === 1 && database ? 10 : 9)).join('')}${pad(fixed(c.together, 0) + (c.partial ? '*' : ''), 10)}`),
+      ` clients${partNames.map((name) => pad(name, 10)).join('')}  together`,
+      ...cpuEach.map((c) => `${pad(String(c.clients), 8)}${partNames.map((name) => pad(fixed(c.parts[name]!, 0), 10)).join('')}${pad(fixed(c.together, 0) + (c.partial ? '*' : ''), 10)}`),
       ...(cpuEach.some((c) => c.partial) ? ['  * without the parts marked —, which run elsewhere'] : []),
       floor
         ? `Floor: the same client and requests against a bare HTTP server (a process per core; it parses each body and answers ` +
@@ -852,7 +857,7 @@ async function main(): Promise<void> {
       levels,
       peak: { clients: peak.clients, invoicesPerSecond: peak.invoicesPerSecond, ratioToCeiling: peak.ratioToCeiling },
       ...(options.rate === undefined ? { halfPeakOpenLoop: paced } : { fixedRateOpenLoop: paced }),
-      cpuPerInvoiceUs: cpuEach.map((c) => ({ clients: c.clients, together: c.together, parts: Object.fromEntries(c.parts.map((u, i) => [(database ? ['server', 'postgres', 'sandbox', 'client'] : ['server', 'sandbox', 'client'])[i]!, u])) })),
+      cpuPerInvoiceUs: cpuEach.map(({ clients, parts, together }) => ({ clients, together, parts })),
       floor: floor ?? null,
       machineCpuUsPerInvoiceAtTarget: machineUs,
       serverPeakRssKiB: peakRss ?? null,

@@ -82,8 +82,8 @@ function uploadPollMs(env: NodeJS.ProcessEnv): number {
  * on SQLite its claim and its bookkeeping each hold the write lock for about 20 µs a job: 500 halves
  * the longest waits of the issues behind them (bench:drain, three alternating pairs: issuing p99
  * during the drain 43.0, 43.5 and 67.7 ms against 72.2, 89.5 and 93.1 ms at 1000; the drain itself
- * 0.51–0.58 against 0.48–0.56 × the sandbox's ceiling, then measured with two senders). PostgreSQL keeps 1000: fewer submissions,
- * fewer turns on the merchant's row lock.
+ * 0.51–0.58 against 0.48–0.56 × the sandbox's ceiling, then measured with two senders).
+ * PostgreSQL keeps 1000: fewer submissions, fewer turns on the merchant's row lock.
  */
 function uploadBatchSize(env: NodeJS.ProcessEnv): number {
   const size = integer(env.FAPIAO_UPLOAD_BATCH, byDatabase(env, { sqlite: 500, postgres: MAX_RECORDS_PER_UPLOAD }), 'FAPIAO_UPLOAD_BATCH');

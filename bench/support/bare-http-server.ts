@@ -36,7 +36,12 @@ if (cluster.isPrimary) {
       const chunks: Buffer[] = [];
       request.on('data', (chunk: Buffer) => chunks.push(chunk));
       request.on('end', () => {
-        JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        try {
+          JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch {
+          response.writeHead(400).end(); // a body that is not JSON must not end a process of the floor
+          return;
+        }
         response.writeHead(201, { 'content-type': 'application/json; charset=utf-8', 'content-length': answer.length });
         response.end(answer);
       });

@@ -3,7 +3,8 @@
 // better-sqlite3's run/get/all and, when the process exits (a server does on SIGTERM, not on
 // SIGKILL), writes one JSON file per process to FAPIAO_STATEMENT_TIMES_DIR: calls and wall
 // nanoseconds per statement text (its first 140 characters), with the process's arguments and
-// role. Wall time, not CPU: a statement that waits for the disk counts its wait. A diagnosis tool for the benchmarks, never loaded by the product.
+// role. Wall time, not CPU: a statement that waits for the disk counts its wait. A diagnosis tool
+// for the benchmarks, never loaded by the product.
 //
 //   mkdir -p /tmp/st && FAPIAO_STATEMENT_TIMES_DIR=/tmp/st \
 //     NODE_OPTIONS="--require $PWD/bench/support/sqlite-statement-times.cjs" npm start
