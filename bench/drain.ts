@@ -25,7 +25,10 @@
 // backlog drained (server processes by role, sandbox, this client) and what one record cost the
 // background process and the sandbox, next to the sandbox's cost per record alone at its ceiling,
 // and, under the drain target, how much CPU per record the target rate leaves the background and the
-// sandbox once the issuing that goes on meanwhile has taken its share.
+// sandbox once the issuing that goes on meanwhile has taken its share. It also says, for each
+// window of paced issuing, how long issuing's commits waited for SQLite's write lock and how much
+// of the time the background process held it (its bookkeeping of uploads and claims), which is
+// what issuing waits behind while a backlog drains.
 import { createHash, randomBytes } from 'node:crypto';
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -34,6 +37,7 @@ import { readConfig } from '../src/config.js';
 import { createTaxServiceClient } from '../src/upstream/client.js';
 import { enroll, staticCredentials } from '../src/upstream/credentials.js';
 import { encodeUploadRecord, type EncodedUploadRecord } from '../src/upstream/protocol.js';
+import { commitTotals, LONG_LOCK_WAIT_SECONDS, perCommit } from './support/commit-metrics.js';
 import { cpuSeconds } from './support/cpu.js';
 import { Issuer } from './support/issuer.js';
 import { startSimulator, type Simulator } from './support/simulator.js';
@@ -83,6 +87,27 @@ async function paced(issuer: Issuer, perSecond: number, stop: () => boolean, ms 
   await Promise.all(inFlight);
   latencies.sort((a, b) => a - b);
   return { count: latencies.length, errors, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1) ?? NaN, seconds: (performance.now() - start) / 1000 };
+}
+
+/** The write lock's use between `lockWindow` and its `end()`: the HTTP processes' commits and the background process's. */
+async function lockWindow(server: ServerProcess) {
+  const read = async () => ({ issuing: await commitTotals([server.baseUrl], 'http'), background: await commitTotals([server.baseUrl], 'background') });
+  const before = await read();
+  const started = performance.now();
+  return {
+    async end() {
+      const after = await read();
+      const seconds = (performance.now() - started) / 1000;
+      return { issuing: perCommit(before.issuing, after.issuing, seconds), background: perCommit(before.background, after.background, seconds) };
+    },
+  };
+}
+type LockWindow = Awaited<ReturnType<Awaited<ReturnType<typeof lockWindow>>['end']>>;
+
+function lockLine(label: string, { issuing, background }: LockWindow): string {
+  const cell = (text: string, width: number) => text.padStart(width);
+  return `  ${label.padEnd(16)}${cell(issuing.commitsPerSecond.toFixed(0), 17)}${cell(issuing.lockWaitMs.toFixed(2), 14)}${cell(`${(issuing.longLockWaitShare * 100).toFixed(1)} %`, 15)}`
+    + `${cell(background.commitsPerSecond.toFixed(0), 23)}${cell(background.transactionMs.toFixed(2), 14)}${cell(`${(background.lockHeldShare * 100).toFixed(0)} %`, 11)}`;
 }
 
 async function closedLoop(issuer: Issuer, total: number, clients: number, progress: (done: number) => void) {
@@ -177,8 +202,10 @@ async function main(): Promise<void> {
     console.log(`online: ${RATE}/s for ${ONLINE_MS / 1000} s while uploads flow…`);
     await paced(paceIssuer, RATE, () => false, 2_000); // warm-up
     const cpuOnlineBefore = cpuShares(server, simulator);
+    const locksOnline = await lockWindow(server);
     const online = await paced(paceIssuer, RATE, () => false, ONLINE_MS);
     const cpuOnlineAfter = cpuShares(server, simulator);
+    const locksOnlineSeen = await locksOnline.end();
 
     const db = new SQLite(sqliteFile(dir.dataDir), { readonly: true });
     const pendingUpTo = (id: number) => (db.prepare(`select count(*) as n from outbox where topic = 'invoice.upload' and done_at is null and id <= ?`).get(id) as { n: number }).n;
@@ -206,6 +233,7 @@ async function main(): Promise<void> {
     const acceptedBefore = await sandboxAccepted();
     const cpuBefore = cpuShares(server, simulator);
     const cpuWindowStarted = performance.now();
+    const locksDraining = await lockWindow(server);
     await admin('DELETE', '/admin/faults');
     const healedAt = Date.now();
     let drainedAt = 0;
@@ -215,6 +243,7 @@ async function main(): Promise<void> {
     })();
     const during = await paced(paceIssuer, RATE, () => drainedAt !== 0);
     await watch;
+    const locksDrainingSeen = await locksDraining.end();
     const cpuAfter = cpuShares(server, simulator);
     const cpuWindowSeconds = (performance.now() - cpuWindowStarted) / 1000;
     const acceptedDuring = (await sandboxAccepted()) - acceptedBefore;
@@ -226,7 +255,9 @@ async function main(): Promise<void> {
     const times = doneAfter(beforeOutage);
     db.close();
     console.log(`online again after the drain: ${RATE}/s for ${ONLINE_MS / 1000} s…`);
+    const locksAfter = await lockWindow(server);
     const afterDrain = await paced(paceIssuer, RATE, () => false, ONLINE_MS);
+    const locksAfterSeen = await locksAfter.end();
     const drainSeconds = (drainedAt - healedAt) / 1000;
     const firstUpload = times.first ? Date.parse(times.first) : healedAt;
     const transferSeconds = Math.max(0.001, (drainedAt - firstUpload) / 1000);
@@ -258,6 +289,10 @@ Issuing at ${RATE}/s (latency from each request's scheduled start):
   online:        p50 ${fixed(online.p50)} ms, p99 ${fixed(online.p99)} ms, max ${fixed(online.max)} ms, ${online.count} issued, ${online.errors} errors (a new server, a nearly empty database)
   during drain:  p50 ${fixed(during.p50)} ms, p99 ${fixed(during.p99)} ms, max ${fixed(during.max)} ms, ${during.count} issued, ${during.errors} errors
   online again:  p50 ${fixed(afterDrain.p50)} ms, p99 ${fixed(afterDrain.p99)} ms, max ${fixed(afterDrain.max)} ms, ${afterDrain.count} issued, ${afterDrain.errors} errors (after the drain)
+
+SQLite's write lock (fapiao_sqlite_commit_*), what issuing waited for and what the background process held:
+                  issuing commits/s  mean wait ms  waits > ${LONG_LOCK_WAIT_SECONDS * 1000} ms   background commits/s  mean hold ms  lock held
+${[['online:', locksOnlineSeen], ['during drain:', locksDrainingSeen], ['online again:', locksAfterSeen]].map(([label, w]) => lockLine(label as string, w as LockWindow)).join('\n')}
 
 Targets
   drain ≥ ${TARGET_DRAIN} × ceiling: ${fixed(drainRate / ceiling, 2)} from the heal, ${fixed(transferRate / ceiling, 2)} transfer only   ${pass(drainRate / ceiling >= TARGET_DRAIN)}

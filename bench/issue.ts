@@ -50,6 +50,7 @@ import { cpuSeconds } from './support/cpu.js';
 import { withPostgres } from './support/postgres.js';
 import { validUscc } from '../test/support/http.js';
 import { Issuer } from './support/issuer.js';
+import { commitTotals, perCommit } from './support/commit-metrics.js';
 import { startSimulator, type Simulator } from './support/simulator.js';
 import {
   freePort, peakRssKiB, repoRoot, runCli, sleep, startServer, tempDataDir, threeLineInvoice, SELLER_TAX_ID, type ServerProcess,
@@ -349,40 +350,6 @@ async function createMerchantsAndKeys(dataDir: string, env: NodeJS.ProcessEnv, c
     made.push({ merchantId: merchant.id, apiKey: created.key });
   }
   return made;
-}
-
-/** Totals of the SQLite group commits so far, over every process of every server (their /metrics). */
-interface CommitTotals {
-  commits: number;
-  units: number;
-  /** Seconds, summed over the commits. */
-  lockWait: number;
-  transaction: number;
-  durable: number;
-}
-
-async function commitTotals(servers: ServerProcess[]): Promise<CommitTotals> {
-  const totals: CommitTotals = { commits: 0, units: 0, lockWait: 0, transaction: 0, durable: 0 };
-  for (const server of servers) {
-    const response = await fetch(`${server.baseUrl}/metrics`);
-    const text = await response.text();
-    if (!response.ok) throw new Error(`${server.baseUrl}/metrics answered ${response.status}: ${text.slice(0, 200)}`);
-    const series = new Map(text.split('\n').map((line) => [line.slice(0, line.lastIndexOf(' ')), Number(line.slice(line.lastIndexOf(' ') + 1))]));
-    const value = (name: string) => series.get(name) ?? 0;
-    totals.commits += value('fapiao_sqlite_commit_batch_units_count');
-    totals.units += value('fapiao_sqlite_commit_batch_units_sum');
-    totals.lockWait += value('fapiao_sqlite_commit_phase_seconds_sum{phase="lock_wait"}');
-    totals.transaction += value('fapiao_sqlite_commit_phase_seconds_sum{phase="transaction"}');
-    totals.durable += value('fapiao_sqlite_commit_phase_seconds_sum{phase="durable"}');
-  }
-  return totals;
-}
-
-/** Per commit, between two readings: how many there were a second, and their mean phases in ms and units. */
-function perCommit(before: CommitTotals, after: CommitTotals, seconds: number) {
-  const commits = after.commits - before.commits;
-  const mean = (field: 'lockWait' | 'transaction' | 'durable') => (commits ? ((after[field] - before[field]) / commits) * 1000 : NaN);
-  return { commitsPerSecond: commits / seconds, lockWaitMs: mean('lockWait'), transactionMs: mean('transaction'), durableMs: mean('durable'), units: commits ? (after.units - before.units) / commits : NaN };
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -703,10 +670,10 @@ async function main(): Promise<void> {
     for (const clients of LEVELS) {
       process.stdout.write(`${clients} clients for ${LEVEL_MS / 1000} s…\n`);
       const sampler = database && sampleWaits(database, RAMP_MS);
-      const commitsBefore = postgres ? undefined : await commitTotals(servers);
+      const commitsBefore = postgres ? undefined : await commitTotals(servers.map((server) => server.baseUrl));
       const levelStarted = performance.now();
       const r = await closedLoop(issuers, clients, RAMP_MS, LEVEL_MS, pids, database?.cpuPid, simulator?.pid);
-      const commits = commitsBefore && perCommit(commitsBefore, await commitTotals(servers), (performance.now() - levelStarted) / 1000);
+      const commits = commitsBefore && perCommit(commitsBefore, await commitTotals(servers.map((server) => server.baseUrl)), (performance.now() - levelStarted) / 1000);
       const waits = await sampler?.stop();
       levels.push({ clients, invoicesPerSecond: r.perSecond, p50Ms: r.p50, p99Ms: r.p99, errors: r.errors, ratioToCeiling: r.perSecond / ceilingAt(clients), serverCpuPercent: r.cpuPercent, sandboxCpuPercent: r.sandboxCpuPercent, clientCpuPercent: r.clientCpuPercent, ...(commits && { commits }) });
       if (postgresCeiling) {

@@ -15,7 +15,7 @@ import { addMerchant } from './app/merchants.js';
 import { addUser } from './app/users.js';
 import { purgeExpired } from './app/housekeeping.js';
 import type { Ports } from './app/ports.js';
-import { createMetrics, sqliteCommitMetrics } from './ops/metrics.js';
+import { createMetrics, sqliteCommitMetrics, type CommitRole } from './ops/metrics.js';
 import { clusterMetricsSource, serveClusterMetrics } from './ops/cluster-metrics.js';
 import { announceStarted, superviseWorkers, workerRole } from './ops/supervisor.js';
 import { scheduleBackups } from './app/backups.js';
@@ -62,6 +62,7 @@ interface Role {
   http: boolean;
   background: boolean;
 }
+const commitRole = (role: Role): CommitRole => (role.http && role.background ? 'both' : role.http ? 'http' : 'background');
 const HTTP_ONLY: Role = { http: true, background: false };
 const BACKGROUND_ONLY: Role = { http: false, background: true };
 
@@ -84,7 +85,7 @@ function runPrimary(config: Config): void {
 
 async function runProcess(config: Config, role: Role, alone: boolean): Promise<void> {
   const metrics = createMetrics();
-  const store = await openStore(config, { migrate: false, ...(!config.databaseUrl && { commits: sqliteCommitMetrics(metrics.registry) }) });
+  const store = await openStore(config, { migrate: false, ...(!config.databaseUrl && { commits: sqliteCommitMetrics(metrics.registry, commitRole(role)) }) });
   const signer = await openSigner(store, systemClock, config.dataDir); // R22: created on first start
   const ports = { store, clock: systemClock, passwords: argon2Hasher(), signer, printDirectoryRoot: config.printDirectoryRoot, emailEnabled: config.mail !== undefined };
   if (!alone) metrics.render = clusterMetricsSource(metrics.registry);
