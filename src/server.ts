@@ -18,6 +18,7 @@ import type { Ports } from './app/ports.js';
 import { createMetrics, sqliteCommitMetrics, type CommitRole } from './ops/metrics.js';
 import { clusterMetricsSource, serveClusterMetrics } from './ops/cluster-metrics.js';
 import { announceStarted, superviseWorkers, workerRole } from './ops/supervisor.js';
+import { niceOutsideWriteLock } from './ops/lock-priority.js';
 import { scheduleBackups } from './app/backups.js';
 
 import { scheduleReconciliation } from './app/reconcile.js';
@@ -27,7 +28,6 @@ import { startUploads } from './app/uploads.js';
 import { taxServiceClientFor, upstreamBanner, upstreamSetup } from './upstream/setup.js';
 import { startDeliveryWorkers } from './documents/delivery-workers.js';
 import { PdfCache } from './documents/pdf-cache.js';
-import { setPriority } from 'node:os';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { Metrics } from './ops/metrics.js';
@@ -85,7 +85,11 @@ function runPrimary(config: Config): void {
 
 async function runProcess(config: Config, role: Role, alone: boolean): Promise<void> {
   const metrics = createMetrics();
-  const store = await openStore(config, { migrate: false, ...(!config.databaseUrl && { commits: sqliteCommitMetrics(metrics.registry, commitRole(role)) }) });
+  // A process that answers no request is niced, but holds SQLite's write lock at normal priority when it may.
+  const lockHold = role.http ? undefined : niceOutsideWriteLock(config.backgroundNice);
+  const store = await openStore(config, {
+    migrate: false, ...(!config.databaseUrl && { commits: sqliteCommitMetrics(metrics.registry, commitRole(role)), ...(lockHold && { lockHold }) }),
+  });
   const signer = await openSigner(store, systemClock, config.dataDir); // R22: created on first start
   const ports = { store, clock: systemClock, passwords: argon2Hasher(), signer, printDirectoryRoot: config.printDirectoryRoot, emailEnabled: config.mail !== undefined };
   if (!alone) metrics.render = clusterMetricsSource(metrics.registry);
@@ -94,7 +98,6 @@ async function runProcess(config: Config, role: Role, alone: boolean): Promise<v
   const taxService = taxServiceClientFor(upstream, store, systemClock, { timeoutMs: config.upload.timeoutMs, openMs: config.upload.circuitOpenMs });
   const app = role.http ? await serveHttp(config, ports, metrics, upstream, taxService, role.background) : undefined;
   const log: RunnerLog = app?.log ?? pino({ level: config.logLevel, base: { pid: process.pid, role: 'background' } });
-  if (!role.http) setPriority(0, config.backgroundNice);
   const stopBackground = role.background ? startBackgroundWork(config, ports, taxService, metrics.registry, log, alone) : async () => {};
 
   // One stop, whatever asks first: SIGTERM from the primary, SIGINT from a terminal (it reaches

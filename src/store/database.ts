@@ -3,7 +3,7 @@
 import type { Store } from '../app/ports.js';
 import { migrateSqlite, openSqliteStore, sqliteFile } from './sqlite-store.js';
 import { migratePostgres, openPostgresStore } from './postgres-store.js';
-import type { CommitObserver } from './group-commit.js';
+import type { CommitObserver, LockHold } from './group-commit.js';
 
 export { sqliteFile };
 
@@ -16,12 +16,12 @@ export interface StoreConfig {
   namedStatements?: boolean;
 }
 
-/** `commits`: SQLite only, hears what each group commit cost (metrics). */
-export async function openStore(config: StoreConfig, options: { migrate?: boolean; commits?: CommitObserver } = {}): Promise<Store> {
+/** SQLite only: `commits` hears what each group commit cost (metrics), `lockHold` when the write lock is held. */
+export async function openStore(config: StoreConfig, options: { migrate?: boolean; commits?: CommitObserver; lockHold?: LockHold } = {}): Promise<Store> {
   const migrate = options.migrate !== false;
   return config.databaseUrl
     ? openPostgresStore({ url: config.databaseUrl, schema: config.schema, namedStatements: config.namedStatements }, migrate)
-    : openSqliteStore(config.dataDir, migrate, options.commits);
+    : openSqliteStore(config.dataDir, migrate, options);
 }
 
 /** Applies pending migrations and says which ran (`fapiao migrate`). */

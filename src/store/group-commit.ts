@@ -37,6 +37,16 @@ export interface CommitObserver {
   committed(batch: { units: number; lockWaitMs: number; transactionMs: number; durableMs: number }): void;
 }
 
+/**
+ * Told when this process has taken SQLite's write lock and when it has let it go (after the commit
+ * or the rollback, before the sync). Every other process's writes wait meanwhile, so a niced
+ * process holds it at normal priority (src/ops/lock-priority.ts).
+ */
+export interface LockHold {
+  taken(): void;
+  released(): void;
+}
+
 const LOCK_WAIT_LIMIT_MS = 10_000;
 /** Units in one transaction at most. */
 const MAX_BATCH = 200;
@@ -50,6 +60,7 @@ export class GroupCommitter {
     /** Resolves once every commit made before the call is on disk. */
     private readonly durable: () => Promise<void>,
     private readonly observer?: CommitObserver,
+    private readonly hold?: LockHold,
   ) {}
 
   run<T>(work: (db: Kysely<Database>) => Promise<T>): Promise<T> {
@@ -84,6 +95,7 @@ export class GroupCommitter {
       outcomes = await this.db.connection().execute(async (connection) => {
         await beginImmediate(connection);
         locked = performance.now();
+        this.hold?.taken();
         try {
           const results = batch.length === 1 ? [await attempt(() => batch[0]!.work(connection), true)] : await runEach(connection, batch);
           await sql`commit`.execute(connection);
@@ -91,6 +103,8 @@ export class GroupCommitter {
         } catch (error) {
           await sql`rollback`.execute(connection).catch(() => undefined); // already rolled back by SQLite on some errors
           throw error;
+        } finally {
+          this.hold?.released();
         }
       });
     } catch (error) {

@@ -9,7 +9,7 @@ import type { Database } from './schema.js';
 import type { Store } from '../app/ports.js';
 import { Fault, faults } from '../domain/faults.js';
 import { repositories } from './repositories.js';
-import { GroupCommitter, type CommitObserver } from './group-commit.js';
+import { GroupCommitter, type CommitObserver, type LockHold } from './group-commit.js';
 import { walSync } from './wal-sync.js';
 import { WAL_BACKSTOP_PAGES } from './wal-checkpoints.js';
 import { migrateToLatest } from './migrate.js';
@@ -79,7 +79,7 @@ export async function migrateSqlite(dataDir: string): Promise<string[]> {
   }
 }
 
-export async function openSqliteStore(dataDir: string, migrate: boolean, commits?: CommitObserver): Promise<Store> {
+export async function openSqliteStore(dataDir: string, migrate: boolean, { commits, lockHold }: { commits?: CommitObserver; lockHold?: LockHold } = {}): Promise<Store> {
   const { connection, db } = openWriter(dataDir);
   if (migrate) await migrateToLatest(db);
   // From here on no busy handler: it would sleep inside the event loop. GroupCommitter waits for
@@ -93,7 +93,7 @@ export async function openSqliteStore(dataDir: string, migrate: boolean, commits
   const readerConnection = new SQLite(sqliteFile(dataDir), { readonly: true });
   readerConnection.pragma('busy_timeout = 5000');
   const reader = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(readerConnection) }) });
-  const committer = new GroupCommitter(db, durability.flush, commits);
+  const committer = new GroupCommitter(db, durability.flush, commits, lockHold);
   const revocations = apiKeyRevocationsFile(dataDir);
   const apiKeyCache = new ApiKeyCache(fileRevocationFeed(revocations));
 

@@ -148,3 +148,41 @@ describe('what a SQLite group commit cost', () => {
   });
 });
 
+describe('holding the write lock', () => {
+  it('is told once the lock is taken and once it is let go, before the sync; a batch that rolls back lets it go too', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'fapiao-lock-hold-'));
+    const file = sqliteFile(dataDir);
+    const told: string[] = [];
+    let synced!: () => void;
+    const sync = new Promise<void>((resolve) => (synced = resolve));
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(file) }) });
+    const other = new SQLite(file);
+    const committer = new GroupCommitter(db, () => sync, undefined, { taken: () => told.push('taken'), released: () => told.push('released') });
+    try {
+      await sql`create table t (n integer)`.execute(db);
+      other.exec('begin immediate'); // another process holds the lock: not taken while it waits
+      const first = committer.run(async (c) => {
+        told.push('unit');
+        await sql`insert into t values (1)`.execute(c);
+      });
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      expect(told).toEqual([]);
+      other.exec('commit');
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      expect(told).toEqual(['taken', 'unit', 'released']); // let go at the commit, while the sync still runs
+      synced();
+      await first;
+
+      const refused = committer.run(async () => {
+        told.push('refused unit');
+        throw new Error('refused');
+      });
+      await expect(refused).rejects.toThrow('refused');
+      expect(told.slice(3)).toEqual(['taken', 'refused unit', 'released']);
+    } finally {
+      other.close();
+      await db.destroy();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
