@@ -29,12 +29,16 @@ export async function commitTotals(baseUrls: readonly string[], role?: CommitRol
     const value = (name: string, ...labels: string[]) =>
       lines.filter((line) => line.startsWith(`${name}{`) && labels.every((label) => line.includes(label))).reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
     const lockWaits = value('fapiao_sqlite_commit_phase_seconds_count', 'phase="lock_wait"');
+    const longBound = `le="${LONG_LOCK_WAIT_SECONDS}"`;
+    if (lockWaits > 0 && !lines.some((line) => line.includes('phase="lock_wait"') && line.includes(longBound))) {
+      throw new Error(`${baseUrl}/metrics has no lock_wait bucket ${longBound}: LONG_LOCK_WAIT_SECONDS must be one of the histogram's bounds`);
+    }
     totals.commits += value('fapiao_sqlite_commit_batch_units_count');
     totals.units += value('fapiao_sqlite_commit_batch_units_sum');
     totals.lockWait += value('fapiao_sqlite_commit_phase_seconds_sum', 'phase="lock_wait"');
     totals.transaction += value('fapiao_sqlite_commit_phase_seconds_sum', 'phase="transaction"');
     totals.durable += value('fapiao_sqlite_commit_phase_seconds_sum', 'phase="durable"');
-    totals.longLockWaits += lockWaits - value('fapiao_sqlite_commit_phase_seconds_bucket', 'phase="lock_wait"', `le="${LONG_LOCK_WAIT_SECONDS}"`);
+    totals.longLockWaits += lockWaits - value('fapiao_sqlite_commit_phase_seconds_bucket', 'phase="lock_wait"', longBound);
   }
   return totals;
 }

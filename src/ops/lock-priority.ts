@@ -18,16 +18,16 @@ export function niceOutsideWriteLock(nice: number): LockHold | undefined {
   const normal = getPriority();
   const niced = Math.max(normal, nice);
   setPriority(0, niced);
-  if (niced === normal || !may(() => setPriority(0, normal))) return undefined;
+  if (niced === normal || !tried(() => setPriority(0, normal))) return undefined;
   setPriority(0, niced);
   return {
-    taken: () => void may(() => setPriority(0, normal)),
-    released: () => void may(() => setPriority(0, niced)),
+    taken: () => void tried(() => setPriority(0, normal)),
+    released: () => void tried(() => setPriority(0, niced)),
   };
 }
 
 /** Runs a priority change; false when it was refused (a privilege taken away meanwhile leaves the thread as it was). */
-function may(change: () => void): boolean {
+function tried(change: () => void): boolean {
   try {
     change();
     return true;

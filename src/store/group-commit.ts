@@ -95,7 +95,7 @@ export class GroupCommitter {
       outcomes = await this.db.connection().execute(async (connection) => {
         await beginImmediate(connection);
         locked = performance.now();
-        this.hold?.taken();
+        tell(() => this.hold?.taken());
         try {
           const results = batch.length === 1 ? [await attempt(() => batch[0]!.work(connection), true)] : await runEach(connection, batch);
           await sql`commit`.execute(connection);
@@ -104,7 +104,7 @@ export class GroupCommitter {
           await sql`rollback`.execute(connection).catch(() => undefined); // already rolled back by SQLite on some errors
           throw error;
         } finally {
-          this.hold?.released();
+          tell(() => this.hold?.released());
         }
       });
     } catch (error) {
@@ -132,6 +132,15 @@ export class GroupCommitter {
       },
       (error: unknown) => batch.forEach((unit) => unit.reject(error)),
     );
+  }
+}
+
+/** A hold is told, never asked: a failing one neither keeps the lock nor fails a write. */
+function tell(hook: () => void): void {
+  try {
+    hook();
+  } catch {
+    // the priority stays as it was (src/ops/lock-priority.ts)
   }
 }
 

@@ -155,7 +155,8 @@ describe('holding the write lock', () => {
     const told: string[] = [];
     let synced!: () => void;
     const sync = new Promise<void>((resolve) => (synced = resolve));
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(file) }) });
+    // No busy handler, as the store's writer: the committer waits for the lock in its own loop.
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(file, { timeout: 0 }) }) });
     const other = new SQLite(file);
     const committer = new GroupCommitter(db, () => sync, undefined, { taken: () => told.push('taken'), released: () => told.push('released') });
     try {
@@ -179,6 +180,17 @@ describe('holding the write lock', () => {
       });
       await expect(refused).rejects.toThrow('refused');
       expect(told.slice(3)).toEqual(['taken', 'refused unit', 'released']);
+
+      // A commit that fails (a deferred foreign key) rolls back and lets the lock go once.
+      await sql`create table parent (id integer primary key)`.execute(db);
+      await sql`create table child (parent integer references parent (id) deferrable initially deferred)`.execute(db);
+      await sql`pragma foreign_keys = on`.execute(db);
+      const unfinished = committer.run(async (c) => {
+        await sql`insert into child values (99)`.execute(c);
+      });
+      await expect(unfinished).rejects.toThrow(/FOREIGN KEY/);
+      expect(told.slice(6)).toEqual(['taken', 'released']);
+      expect((await sql<{ n: number }>`select count(*) as n from child`.execute(db)).rows[0]!.n).toBe(0);
     } finally {
       other.close();
       await db.destroy();
