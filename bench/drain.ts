@@ -37,7 +37,7 @@ import { readConfig } from '../src/config.js';
 import { createTaxServiceClient } from '../src/upstream/client.js';
 import { enroll, staticCredentials } from '../src/upstream/credentials.js';
 import { encodeUploadRecord, type EncodedUploadRecord } from '../src/upstream/protocol.js';
-import { commitTotals, LONG_LOCK_WAIT_SECONDS, perCommit } from './support/commit-metrics.js';
+import { commitTotals, LONG_LOCK_WAIT_SECONDS, perCommit, scrapeMetrics } from './support/commit-metrics.js';
 import { cpuSeconds } from './support/cpu.js';
 import { Issuer } from './support/issuer.js';
 import { startSimulator, type Simulator } from './support/simulator.js';
@@ -91,7 +91,10 @@ async function paced(issuer: Issuer, perSecond: number, stop: () => boolean, ms 
 
 /** The write lock's use between `lockWindow` and its `end()`: the HTTP processes' commits and the background process's. */
 async function lockWindow(server: ServerProcess) {
-  const read = async () => ({ issuing: await commitTotals([server.baseUrl], 'http'), background: await commitTotals([server.baseUrl], 'background') });
+  const read = async () => {
+    const scraped = await scrapeMetrics([server.baseUrl]);
+    return { issuing: commitTotals(scraped, 'http'), background: commitTotals(scraped, 'background') };
+  };
   const before = await read();
   const started = performance.now();
   return {
@@ -292,7 +295,9 @@ Issuing at ${RATE}/s (latency from each request's scheduled start):
 
 SQLite's write lock (fapiao_sqlite_commit_*), what issuing waited for and what the background process held:
                   issuing commits/s  mean wait ms  waits > ${LONG_LOCK_WAIT_SECONDS * 1000} ms   background commits/s  mean hold ms  lock held
-${[['online:', locksOnlineSeen], ['during drain:', locksDrainingSeen], ['online again:', locksAfterSeen]].map(([label, w]) => lockLine(label as string, w as LockWindow)).join('\n')}
+${lockLine('online:', locksOnlineSeen)}
+${lockLine('during drain:', locksDrainingSeen)}
+${lockLine('online again:', locksAfterSeen)}
 
 Targets
   drain ≥ ${TARGET_DRAIN} × ceiling: ${fixed(drainRate / ceiling, 2)} from the heal, ${fixed(transferRate / ceiling, 2)} transfer only   ${pass(drainRate / ceiling >= TARGET_DRAIN)}

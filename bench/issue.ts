@@ -50,7 +50,7 @@ import { cpuSeconds } from './support/cpu.js';
 import { withPostgres } from './support/postgres.js';
 import { validUscc } from '../test/support/http.js';
 import { Issuer } from './support/issuer.js';
-import { commitTotals, perCommit } from './support/commit-metrics.js';
+import { commitTotals, perCommit, scrapeMetrics } from './support/commit-metrics.js';
 import { startSimulator, type Simulator } from './support/simulator.js';
 import {
   freePort, peakRssKiB, repoRoot, runCli, sleep, startServer, tempDataDir, threeLineInvoice, SELLER_TAX_ID, type ServerProcess,
@@ -670,10 +670,10 @@ async function main(): Promise<void> {
     for (const clients of LEVELS) {
       process.stdout.write(`${clients} clients for ${LEVEL_MS / 1000} s…\n`);
       const sampler = database && sampleWaits(database, RAMP_MS);
-      const commitsBefore = postgres ? undefined : await commitTotals(servers.map((server) => server.baseUrl));
+      const commitsBefore = postgres ? undefined : commitTotals(await scrapeMetrics(servers.map((server) => server.baseUrl)));
       const levelStarted = performance.now();
       const r = await closedLoop(issuers, clients, RAMP_MS, LEVEL_MS, pids, database?.cpuPid, simulator?.pid);
-      const commits = commitsBefore && perCommit(commitsBefore, await commitTotals(servers.map((server) => server.baseUrl)), (performance.now() - levelStarted) / 1000);
+      const commits = commitsBefore && perCommit(commitsBefore, commitTotals(await scrapeMetrics(servers.map((server) => server.baseUrl))), (performance.now() - levelStarted) / 1000);
       const waits = await sampler?.stop();
       levels.push({ clients, invoicesPerSecond: r.perSecond, p50Ms: r.p50, p99Ms: r.p99, errors: r.errors, ratioToCeiling: r.perSecond / ceilingAt(clients), serverCpuPercent: r.cpuPercent, sandboxCpuPercent: r.sandboxCpuPercent, clientCpuPercent: r.clientCpuPercent, ...(commits && { commits }) });
       if (postgresCeiling) {

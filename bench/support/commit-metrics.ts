@@ -18,20 +18,27 @@ export interface CommitTotals {
   longLockWaits: number;
 }
 
-export async function commitTotals(baseUrls: readonly string[], role?: CommitRole): Promise<CommitTotals> {
-  const totals: CommitTotals = { commits: 0, units: 0, lockWait: 0, transaction: 0, durable: 0, longLockWaits: 0 };
-  for (const baseUrl of baseUrls) {
+/** The /metrics text of each server, read once per reading whatever is taken from it. */
+export async function scrapeMetrics(baseUrls: readonly string[]): Promise<string[]> {
+  return Promise.all(baseUrls.map(async (baseUrl) => {
     const response = await fetch(`${baseUrl}/metrics`);
     const text = await response.text();
     if (!response.ok) throw new Error(`${baseUrl}/metrics answered ${response.status}: ${text.slice(0, 200)}`);
+    return text;
+  }));
+}
+
+export function commitTotals(scraped: readonly string[], role?: CommitRole): CommitTotals {
+  const totals: CommitTotals = { commits: 0, units: 0, lockWait: 0, transaction: 0, durable: 0, longLockWaits: 0 };
+  const longBound = `le="${LONG_LOCK_WAIT_SECONDS}"`;
+  for (const text of scraped) {
     const lines = text.split('\n').filter((line) => line.startsWith('fapiao_sqlite_commit_') && (role === undefined || line.includes(`role="${role}"`)));
     /** The sum of the series named `name` with every label in `labels`. */
     const value = (name: string, ...labels: string[]) =>
       lines.filter((line) => line.startsWith(`${name}{`) && labels.every((label) => line.includes(label))).reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
     const lockWaits = value('fapiao_sqlite_commit_phase_seconds_count', 'phase="lock_wait"');
-    const longBound = `le="${LONG_LOCK_WAIT_SECONDS}"`;
     if (lockWaits > 0 && !lines.some((line) => line.includes('phase="lock_wait"') && line.includes(longBound))) {
-      throw new Error(`${baseUrl}/metrics has no lock_wait bucket ${longBound}: LONG_LOCK_WAIT_SECONDS must be one of the histogram's bounds`);
+      throw new Error(`/metrics has no lock_wait bucket ${longBound}: LONG_LOCK_WAIT_SECONDS must be one of the histogram's bounds`);
     }
     totals.commits += value('fapiao_sqlite_commit_batch_units_count');
     totals.units += value('fapiao_sqlite_commit_batch_units_sum');

@@ -18,18 +18,15 @@ export function niceOutsideWriteLock(nice: number): LockHold | undefined {
   const normal = getPriority();
   const niced = Math.max(normal, nice);
   setPriority(0, niced);
-  if (niced === normal || !tried(() => setPriority(0, normal))) return undefined;
+  if (niced === normal || !mayLowerTo(normal)) return undefined;
   setPriority(0, niced);
-  return {
-    taken: () => void tried(() => setPriority(0, normal)),
-    released: () => void tried(() => setPriority(0, niced)),
-  };
+  // A change refused later (a privilege taken away) throws; the committer ignores it (group-commit.ts).
+  return { taken: () => setPriority(0, normal), released: () => setPriority(0, niced) };
 }
 
-/** Runs a priority change; false when it was refused (a privilege taken away meanwhile leaves the thread as it was). */
-function tried(change: () => void): boolean {
+function mayLowerTo(priority: number): boolean {
   try {
-    change();
+    setPriority(0, priority);
     return true;
   } catch {
     return false;

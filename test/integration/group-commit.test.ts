@@ -169,7 +169,7 @@ describe('holding the write lock', () => {
       await new Promise((resolve) => setTimeout(resolve, 30));
       expect(told).toEqual([]);
       other.exec('commit');
-      await new Promise((resolve) => setTimeout(resolve, 30));
+      for (const deadline = Date.now() + 5_000; told.length < 3 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 5));
       expect(told).toEqual(['taken', 'unit', 'released']); // let go at the commit, while the sync still runs
       synced();
       await first;
@@ -195,6 +195,22 @@ describe('holding the write lock', () => {
       other.close();
       await db.destroy();
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('commits and answers as usual when the hold throws (a priority change refused)', async () => {
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(':memory:') }) });
+    const refusing = () => {
+      throw Object.assign(new Error('EACCES: permission denied, uv_os_setpriority'), { code: 'ERR_SYSTEM_ERROR' });
+    };
+    const committer = new GroupCommitter(db, () => Promise.resolve(), undefined, { taken: refusing, released: refusing });
+    try {
+      await sql`create table t (n integer)`.execute(db);
+      await committer.run((c) => sql`insert into t values (1)`.execute(c));
+      await committer.run((c) => sql`insert into t values (2)`.execute(c)); // the lock was let go: the next takes it
+      expect((await sql<{ n: number }>`select count(*) as n from t`.execute(db)).rows[0]!.n).toBe(2);
+    } finally {
+      await db.destroy();
     }
   });
 });
