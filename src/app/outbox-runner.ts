@@ -75,6 +75,8 @@ export interface OutboxRunner {
   readonly owner: string;
   /** Look for work now instead of at the next poll (e.g. after an issue, or when the upstream is back). */
   wake(): void;
+  /** Look for work now if the loop sleeps because it found too little, not during a backoff or a pause. */
+  wakeIfIdle(): void;
   /** Runs one claim-and-handle round; resolves with the number of jobs claimed (tests, benchmarks). */
   runOnce(): Promise<number>;
   /** Stops after the batch in hand; resolves when the loop has ended. */
@@ -109,6 +111,7 @@ export function createOutboxRunner(ports: Ports, handler: OutboxHandler, options
   let stopping = false;
   let timer: NodeJS.Timeout | undefined;
   let wakeUp: (() => void) | undefined;
+  let idle = false; // sleeping for idleMs: the last claim found less than a batch
   let loop: Promise<void> | undefined;
   let failures = 0;
   let pauseUntil = 0; // flow control, or the handler's notBefore
@@ -206,7 +209,11 @@ export function createOutboxRunner(ports: Ports, handler: OutboxHandler, options
       // Otherwise look again after the poll interval or, while a pause is set, when it ends: a lane
       // held back 50 ms for another lane's probe used to sleep the whole interval on top of it.
       if (claimed >= batchSize) await new Promise((resolve) => setImmediate(resolve));
-      else if (!stopping) await sleep(pauseUntil > Date.now() ? pauseUntil - Date.now() : idleMs);
+      else if (!stopping) {
+        idle = pauseUntil <= Date.now();
+        await sleep(idle ? idleMs : pauseUntil - Date.now());
+        idle = false;
+      }
     }
   }
 
@@ -217,6 +224,9 @@ export function createOutboxRunner(ports: Ports, handler: OutboxHandler, options
     },
     wake() {
       wakeUp?.(); // a flow-control pause still holds: the loop goes back to sleep until it ends
+    },
+    wakeIfIdle() {
+      if (idle) wakeUp?.();
     },
     runOnce,
     async stop() {

@@ -207,16 +207,30 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
  * read or written down. Each lane holds its own leases. Measured with bench:drain on 2 cores with
  * uploads in the background process, two lanes drained 20–25 % faster than one, with the same
  * issuing p99 during the drain.
+ *
+ * Only the first lane looks for work every poll. The others work while there is a backlog: a lane
+ * that claims a full batch wakes those idle, and one that finds less sleeps until woken again (or
+ * HELPER_IDLE_MS). Every claim and every submission's bookkeeping is a write transaction that
+ * issuing waits behind, and while invoices trickle in, lanes polling side by side split them into
+ * more, smaller transactions for no gain.
  */
 export function startUploadWorker(ports: Ports, taxService: TaxService, options: UploadWorkerOptions & { lanes: number }): OutboxRunner & { start(): void } {
   const handler = uploadHandler(ports, taxService, options);
   const owner = options.owner ?? leaseOwner();
+  const batchSize = options.batchSize ?? MAX_RECORDS_PER_UPLOAD;
+  const handle: OutboxHandler['handle'] = (jobs, lease) => {
+    if (jobs.length >= batchSize) lanes.forEach((lane) => lane.wakeIfIdle()); // a backlog: every lane to work
+    return handler.handle(jobs, lease);
+  };
   const lanes = Array.from({ length: options.lanes }, (_, i) =>
-    createOutboxRunner(ports, handler, { batchSize: MAX_RECORDS_PER_UPLOAD, leaseMs: 120_000, ...options, owner: `${owner}/${i + 1}` }));
+    createOutboxRunner(ports, { ...handler, handle }, {
+      leaseMs: 120_000, ...options, batchSize, owner: `${owner}/${i + 1}`, ...(i > 0 && { idleMs: Math.max(options.idleMs ?? 0, HELPER_IDLE_MS) }),
+    }));
   return {
     owner,
     start: () => lanes.forEach((lane) => lane.start()),
     wake: () => lanes.forEach((lane) => lane.wake()),
+    wakeIfIdle: () => lanes.forEach((lane) => lane.wakeIfIdle()),
     runOnce: () => lanes[0]!.runOnce(),
     stop: async () => void (await Promise.all(lanes.map((lane) => lane.stop()))),
   };
@@ -245,6 +259,9 @@ function fromStatus(answer: InvoiceStatusAnswer, digest: string): Verdict | unde
   if (answer.state === 'rejected') return { kind: 'rejected', reasonCode: null, reason: answer.reason ?? 'rejected' };
   return { kind: 'uploaded' };
 }
+
+/** How long a lane other than the first sleeps when it found less than a full batch, unless a backlog wakes it. */
+const HELPER_IDLE_MS = 60_000;
 
 /** Rows handled in one synchronous step (a read, a transaction). */
 const SLICE = 200;

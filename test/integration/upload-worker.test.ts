@@ -8,7 +8,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import { createOutboxRunner } from '../../src/app/outbox-runner.js';
 import { purgeExpired } from '../../src/app/housekeeping.js';
-import { uploadHandler, UPLOAD_TOPIC } from '../../src/app/upload-worker.js';
+import { startUploadWorker, uploadHandler, UPLOAD_TOPIC } from '../../src/app/upload-worker.js';
 import { refreshTerms } from '../../src/app/upstream-upkeep.js';
 import { startUploads } from '../../src/app/uploads.js';
 import { readConfig } from '../../src/config.js';
@@ -255,6 +255,39 @@ for (const kind of storesUnderTest) {
       });
     }
 
+    it('looks for uploads with one lane while invoices trickle in, and puts every lane to work on a backlog', async () => {
+      // Each lane's claims and bookkeeping are write transactions issuing waits behind: lanes polling
+      // side by side would only split a trickle into more of them.
+      const lanesThatUploaded = async (worker: string) => {
+        const { db } = t.opened.connect();
+        try {
+          const rows = await db.selectFrom('outbox').select('lease_owner').where('topic', '=', UPLOAD_TOPIC).where('lease_owner', 'like', `${worker}/%`).execute();
+          return [...new Set(rows.map((row: { lease_owner: string }) => row.lease_owner.slice(worker.length + 1)))].sort();
+        } finally {
+          await db.destroy();
+        }
+      };
+      const worker = (owner: string) => t.keep(startUploadWorker(ports(), t.taxService, { owner, lanes: 3, batchSize: 4, idleMs: 20, leaseMs: 30_000, backoffMs: 1, maxBackoffMs: 5 }));
+      const uploaded = async (numbers: string[]) => (await Promise.all(numbers.map(async (n) => json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${n}`)).status))).every((s) => s === 'uploaded');
+
+      const trickling = worker('trickle');
+      trickling.start();
+      const trickle: string[] = [];
+      for (let round = 0; round < 5; round++) {
+        const numbers = await issue(2); // less than a batch at a time
+        trickle.push(...numbers);
+        await until(() => uploaded(numbers));
+      }
+      await trickling.stop();
+      expect(await lanesThatUploaded('trickle')).toEqual(['1']);
+
+      const backlog = await issue(24); // six batches waiting when the next worker starts
+      worker('backlog').start();
+      await until(() => uploaded(backlog));
+      expect(await lanesThatUploaded('backlog')).toEqual(['1', '2', '3']);
+      await expectUploadedOnce([...trickle, ...backlog]);
+    });
+
     it('puts every lane back to work once the tax service is back: none sits out a backoff grown over the outage', async () => {
       // Three lanes of one worker wake together at each half-open moment, and another caller of the
       // same client (as the upkeep's calls are) competes for the probe. Whoever sends it, once it has
@@ -323,6 +356,36 @@ for (const kind of storesUnderTest) {
       await until(async () => claimedAt > 0, 5_000);
       expect(claimedAt - started).toBeLessThan(2_000); // the pause (50 ms), not the poll interval (10 s)
       await until(async () => json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${number}`)).status === 'uploaded');
+    });
+
+    it('wakes a lane idle for want of work when asked (a backlog), but never cuts its backoff short', async () => {
+      const handler = uploadHandler(ports(), t.taxService);
+      let claims = 0;
+      let failures = 0;
+      const lane = t.keep(createOutboxRunner(ports(), { ...handler, handle: (jobs, lease) => ((claims += 1), handler.handle(jobs, lease)) }, {
+        owner: 'idle', batchSize: 1000, leaseMs: 30_000, idleMs: 60_000, backoffMs: 60_000, maxBackoffMs: 60_000,
+        log: { info: () => undefined, warn: () => void (failures += 1) },
+      }));
+      const status = async (number: string) => json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${number}`)).status;
+      lane.start();
+      await new Promise((resolve) => setTimeout(resolve, 50)); // found nothing: asleep for the poll interval, a minute
+      const [first] = await issue(1);
+      lane.wakeIfIdle();
+      await until(async () => (await status(first!)) === 'uploaded', 5_000);
+      expect(claims).toBe(1);
+
+      await t.sandbox.fault('down');
+      const [second] = await issue(1);
+      lane.wakeIfIdle();
+      await until(async () => failures === 1, 5_000); // the submission failed: backing off, for 30–90 s
+      await t.sandbox.clear();
+      t.api.clock.advance(60_000); // the job it gave back is due again
+      lane.wakeIfIdle();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(claims).toBe(2); // still backing off
+      lane.wake(); // a caller that knows the service is back may cut it short
+      await until(async () => (await status(second!)) === 'uploaded', 5_000);
+      expect(claims).toBe(3);
     });
 
     it('holds a lane back while another lane\'s probe decides whether the tax service is back', async () => {
