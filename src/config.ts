@@ -67,7 +67,7 @@ export interface UploadConfig {
  * holds what every issue waits for: on SQLite the one write lock, so small, frequent submissions
  * (100 ms) keep each hold short (bench:issue open loop at 850/s, three alternating pairs: p99 48–67 ms
  * against 72–183 ms at 500 ms). On PostgreSQL it holds the merchant's row lock across a round trip
- * per statement, from every instance's upload lanes, so fewer, larger submissions (500 ms) cost the
+ * per statement, from every instance's first upload lane (the others join on a backlog), so fewer, larger submissions (500 ms) cost the
  * counter less (bench:issue, 3 instances, 16 clients, two alternating pairs: 319 and 335 invoices/s
  * at 500 ms against 187 and 225 at 100 ms).
  */

@@ -85,6 +85,9 @@ export interface OutboxRunner {
 
 const quiet: RunnerLog = { info() {}, warn() {} };
 
+/** How often a runner looks for due work when there was none, unless told (RunnerOptions.idleMs). */
+export const DEFAULT_IDLE_MS = 500;
+
 /** Backoff for the n-th attempt (1-based): base·2^(n−1), capped, times a random factor 0.5–1.5. */
 export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
   const exponential = Math.min(maxMs, baseMs * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
@@ -100,7 +103,7 @@ export function startOutboxRunner(ports: Ports, handler: OutboxHandler, options:
 export function createOutboxRunner(ports: Ports, handler: OutboxHandler, options: RunnerOptions = {}): OutboxRunner & { start(): void } {
   const batchSize = options.batchSize ?? 100;
   const leaseMs = options.leaseMs ?? 60_000;
-  const idleMs = options.idleMs ?? 500;
+  const idleMs = options.idleMs ?? DEFAULT_IDLE_MS;
   const backoffMs = options.backoffMs ?? 1_000;
   const maxBackoffMs = options.maxBackoffMs ?? 5 * 60_000;
   const owner = options.owner ?? leaseOwner();

@@ -19,7 +19,7 @@ import { raiseAlert } from './alerts.js';
 import type { AuditRecord } from './audit.js';
 import { recordFacts, uploadRecord } from './upload-record.js';
 import type { UploadRecordFacts } from './upload-ports.js';
-import { createOutboxRunner, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
+import { createOutboxRunner, DEFAULT_IDLE_MS, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
 import { leaseOwner } from './process-identity.js';
 import type { OutboxJob, Ports } from './ports.js';
 import { appendAuditEntries, byMerchant, certainlyNotProcessed, eachGroup, circuitNotBefore, describeFailure, eachLimited, merchantCache, noteReach, retryDelayMs } from './upstream-jobs.js';
@@ -209,10 +209,11 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
  * issuing p99 during the drain.
  *
  * Only the first lane looks for work every poll. The others work while there is a backlog: a lane
- * that claims a full batch wakes those idle, and one that finds less sleeps until woken again (or
- * HELPER_IDLE_MS). Every claim and every submission's bookkeeping is a write transaction that
- * issuing waits behind, and while invoices trickle in, lanes polling side by side split them into
- * more, smaller transactions for no gain.
+ * that claims a full batch wakes those idle, and one that finds less looks again only every
+ * HELPER_POLLS polls unless woken, so that work still moves, a little later, while the first lane
+ * is held up (a long batch, a backoff, a pause). Every claim and every submission's bookkeeping is a
+ * write transaction that issuing waits behind, and while invoices trickle in, lanes polling side by
+ * side split them into more, smaller transactions for no gain.
  */
 export function startUploadWorker(ports: Ports, taxService: TaxService, options: UploadWorkerOptions & { lanes: number }): OutboxRunner & { start(): void } {
   const handler = uploadHandler(ports, taxService, options);
@@ -224,7 +225,7 @@ export function startUploadWorker(ports: Ports, taxService: TaxService, options:
   };
   const lanes = Array.from({ length: options.lanes }, (_, i) =>
     createOutboxRunner(ports, { ...handler, handle }, {
-      leaseMs: 120_000, ...options, batchSize, owner: `${owner}/${i + 1}`, ...(i > 0 && { idleMs: Math.max(options.idleMs ?? 0, HELPER_IDLE_MS) }),
+      leaseMs: 120_000, ...options, batchSize, owner: `${owner}/${i + 1}`, ...(i > 0 && { idleMs: (options.idleMs ?? DEFAULT_IDLE_MS) * HELPER_POLLS }),
     }));
   return {
     owner,
@@ -260,8 +261,8 @@ function fromStatus(answer: InvoiceStatusAnswer, digest: string): Verdict | unde
   return { kind: 'uploaded' };
 }
 
-/** How long a lane other than the first sleeps when it found less than a full batch, unless a backlog wakes it. */
-const HELPER_IDLE_MS = 60_000;
+/** A lane other than the first, when it found less than a full batch, looks again after this many polls unless a backlog wakes it. */
+const HELPER_POLLS = 10;
 
 /** Rows handled in one synchronous step (a read, a transaction). */
 const SLICE = 200;
