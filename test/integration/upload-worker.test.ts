@@ -268,10 +268,18 @@ for (const kind of storesUnderTest) {
         }
       };
       const uploaded = async (numbers: string[]) => (await Promise.all(numbers.map(async (n) => json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${n}`)).status))).every((s) => s === 'uploaded');
+      // Counts the lanes' looks for due work (a read before any claim).
+      const { store, clock } = ports();
+      let looksAnswered = 0;
+      const hasDue = store.read.outbox.hasDue;
+      const counted: Ports = {
+        clock,
+        store: { ...store, read: { ...store.read, outbox: { ...store.read.outbox, hasDue: (...args) => hasDue(...args).finally(() => (looksAnswered += 1)) } } },
+      };
       // The first lane polls every 300 ms, the others every 3 s: this test ends before they would look by themselves.
-      const worker = t.keep(startUploadWorker(ports(), t.taxService, { owner: 'w', lanes: 3, batchSize: 4, idleMs: 300, leaseMs: 30_000, backoffMs: 1, maxBackoffMs: 5 }));
+      const worker = t.keep(startUploadWorker(counted, t.taxService, { owner: 'w', lanes: 3, batchSize: 4, idleMs: 300, leaseMs: 30_000, backoffMs: 1, maxBackoffMs: 5 }));
       worker.start();
-      await new Promise((resolve) => setTimeout(resolve, 100)); // every lane has looked once and found nothing
+      await until(async () => looksAnswered >= 3); // every lane has looked once and found nothing
 
       const trickle: string[] = [];
       for (let round = 0; round < 3; round++) {
