@@ -22,10 +22,14 @@ export function chainAudit(at: string, records: readonly AuditRecord[], head: Ch
   const entries: AuditEntry[] = [];
   let last = head;
   for (const record of records) {
-    const fields = { merchantId: record.merchantId, at, actor: record.actor, action: record.action, subject: record.subject, detail: JSON.stringify(record.detail ?? {}) };
-    const hash = auditHash(last.hash, fields);
-    entries.push({ ...fields, prevHash: last.hash, hash });
-    last = { scope: last.scope, hash, index: last.index + 1 };
+    // One object whose hash is filled in once known, not `{ ...fields, hash }`: see invoiceContent (invoice.ts).
+    const entry: AuditEntry = {
+      merchantId: record.merchantId, at, actor: record.actor, action: record.action, subject: record.subject, detail: JSON.stringify(record.detail ?? {}),
+      prevHash: last.hash, hash: '',
+    };
+    entry.hash = auditHash(last.hash, entry);
+    entries.push(entry);
+    last = { scope: last.scope, hash: entry.hash, index: last.index + 1 };
   }
   return { entries, head: last };
 }

@@ -47,14 +47,21 @@ export function draftInvoice(request: InvoiceRequest, printable: PrintableCharac
   const remarks = checkPrintedText(request.remarks, 'remarks', 230);
   const texts = request.lines.map((line, i) => checkLineText(line, `lines[${i}]`, checkPrintedText));
   const priced = priceInvoiceLines(request.lines, request.prices_include_tax);
-  const lines: InvoiceLine[] = priced.lines.map((p, i) => ({
-    ...texts[i]!,
-    quantity: p.quantity.toFixed(),
-    unitPrice: p.unitPrice.toFixed(),
-    taxRate: formatTaxRate(p.rate),
-    amount: p.amount,
-    tax: p.tax,
-  }));
+  // Field by field rather than `{ ...text, quantity }`: see invoiceContent (invoice.ts).
+  const lines: InvoiceLine[] = priced.lines.map((p, i) => {
+    const text = texts[i]!;
+    return {
+      name: text.name,
+      taxCode: text.taxCode,
+      spec: text.spec,
+      unit: text.unit,
+      quantity: p.quantity.toFixed(),
+      unitPrice: p.unitPrice.toFixed(),
+      taxRate: formatTaxRate(p.rate),
+      amount: p.amount,
+      tax: p.tax,
+    };
+  });
   return {
     kind: request.kind,
     pricesIncludeTax: request.prices_include_tax,

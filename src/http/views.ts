@@ -1,13 +1,15 @@
 // Domain objects as the API shows them: snake_case, money as decimal yuan strings.
 import { checkCode } from '../domain/signature.js';
 import { amountInWords } from '../domain/amount-in-words.js';
-import type { Invoice, Party } from '../domain/invoice.js';
+import type { Buyer, Invoice, Party } from '../domain/invoice.js';
 import { formatYuan } from '../domain/money.js';
 import { creditLineView, uploadView, voidReportView } from './routes/status.js';
 import type { MerchantRecord, SavedBuyer, SavedItem } from '../app/ports.js';
 import type { UploadProblem } from '../app/upload-ports.js';
 
 const partyView = (p: Party) => ({ name: p.name, tax_id: p.taxId, address: p.address, phone: p.phone, bank: p.bank, account: p.account });
+// Not `{ ...partyView(b), email }`: see invoiceContent (domain/invoice.ts).
+const buyerView = (b: Buyer) => ({ name: b.name, tax_id: b.taxId, address: b.address, phone: b.phone, bank: b.bank, account: b.account, email: b.email });
 
 export function invoiceView(invoice: Invoice) {
   return {
@@ -19,7 +21,7 @@ export function invoiceView(invoice: Invoice) {
     remarks: invoice.remarks,
     issuer: invoice.issuer,
     seller: partyView(invoice.seller),
-    buyer: { ...partyView(invoice.buyer), email: invoice.buyer.email },
+    buyer: buyerView(invoice.buyer),
     lines: invoice.lines.map((l) => ({
       name: l.name, tax_code: l.taxCode, spec: l.spec, unit: l.unit, quantity: l.quantity, unit_price: l.unitPrice,
       tax_rate: l.taxRate, amount: formatYuan(l.amount), tax: formatYuan(l.tax),

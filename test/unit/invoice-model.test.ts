@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { chainLink, contentDigest, GENESIS_HASH, sealInvoice, type InvoiceContent } from '../../src/domain/invoice.js';
+import { generateKeyPairSync } from 'node:crypto';
+import { chainLink, contentDigest, GENESIS_HASH, invoiceContent, sealInvoice, type InvoiceContent } from '../../src/domain/invoice.js';
+import { signDigest, verifyDigest } from '../../src/domain/signature.js';
 import { checkVoidable, nextStatus } from '../../src/domain/invoice-state.js';
 import { invoiceNumber, isInvoiceNumber, validateRegionCode } from '../../src/domain/numbering.js';
 import { Fault } from '../../src/domain/faults.js';
@@ -50,6 +52,30 @@ describe('hash chain', () => {
     expect(second.chainIndex).toBe(2);
     expect(second.prevHash).toBe(first.chainHash);
     expect(second.status).toBe('issued');
+  });
+});
+
+describe('sealing', () => {
+  // Both are written field by field (for speed, see invoice.ts): a field added to the types must be added there too.
+  it('makes the content from every field of the draft and what issuing adds', () => {
+    const { number, issuedAt, seller, issuer, ...draft } = content();
+    expect(invoiceContent(draft, { number, issuedAt, seller, issuer })).toStrictEqual(content());
+  });
+
+  it('keeps every field of the content, unsigned without a signer', () => {
+    const sealed = sealInvoice('m1', content(), { hash: GENESIS_HASH, index: 0 });
+    expect(sealed).toStrictEqual({
+      ...content(), merchantId: 'm1', status: 'issued', digest: contentDigest(content()), prevHash: GENESIS_HASH,
+      chainHash: chainLink(GENESIS_HASH, contentDigest(content())), chainIndex: 1, voidReason: null, statusChangedAt: null,
+    });
+    expect('signature' in sealed).toBe(false);
+  });
+
+  it('signs the digest when given a signer', () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const sealed = sealInvoice('m1', content(), { hash: GENESIS_HASH, index: 0 }, (digest) => ({ keyId: 'k1', value: signDigest(privateKey, digest) }));
+    expect(sealed.signature?.keyId).toBe('k1');
+    expect(verifyDigest(publicKey, contentDigest(content()), sealed.signature!.value)).toBe(true);
   });
 });
 
