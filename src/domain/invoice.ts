@@ -113,7 +113,9 @@ export function sha256(text: string): string {
  * The content of an invoice being issued: its draft with what issuing adds. Written field by field
  * (here and in sealInvoice), not as `{ ...draft, number }`: Node 20's V8 gives an object literal
  * that adds properties after a spread a new hidden class every time, which cost 5–18 µs per object
- * on every invoice, much of it while the merchant's batch held the write lock (test/unit/invoice-model).
+ * on every invoice, much of it while the merchant's batch held the write lock. A field added to the
+ * types must be added here too: TypeScript refuses a missing required one, and
+ * test/unit/invoice-model.test.ts compares both results with the whole content.
  */
 export function invoiceContent(draft: InvoiceDraft, issue: Pick<InvoiceContent, 'number' | 'issuedAt' | 'seller' | 'issuer'>): InvoiceContent {
   return {
