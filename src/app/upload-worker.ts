@@ -22,14 +22,9 @@ import type { UploadRecordFacts } from './upload-ports.js';
 import { createOutboxRunner, DEFAULT_IDLE_MS, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
 import { leaseOwner } from './process-identity.js';
 import type { OutboxJob, Ports } from './ports.js';
-import { appendAuditEntries, byMerchant, certainlyNotProcessed, eachGroup, circuitNotBefore, describeFailure, eachLimited, merchantCache, noteReach, retryDelayMs } from './upstream-jobs.js';
+import { appendAuditEntries, byMerchant, certainlyNotProcessed, eachGroup, circuitNotBefore, describeFailure, merchantCache, noteReach, retryDelayMs } from './upstream-jobs.js';
 
 export const UPLOAD_TOPIC = 'invoice.upload';
-
-export interface UploadWorkerOptions extends RunnerOptions {
-  /** Status queries in flight at once while resolving unknown outcomes. */
-  statusConcurrency?: number;
-}
 
 type Verdict =
   | { kind: 'uploaded' }
@@ -45,9 +40,8 @@ function sendable(record: UploadRecord): Sendable {
   return { ...encodeUploadRecord(record), ...recordFacts(record) };
 }
 
-export function uploadHandler(ports: Ports, taxService: TaxService, options: UploadWorkerOptions = {}): OutboxHandler {
+export function uploadHandler(ports: Ports, taxService: TaxService, options: RunnerOptions = {}): OutboxHandler {
   const merchantOf = merchantCache(ports);
-  const statusConcurrency = options.statusConcurrency ?? 16;
   const backoffMs = options.backoffMs ?? 1_000;
   const maxBackoffMs = options.maxBackoffMs ?? 5 * 60_000;
 
@@ -93,17 +87,16 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
 
     let waitSeconds = 0;
     try {
-      // 1. Attempts whose outcome is unknown are resolved by a status query first. The first goes
-      // alone: after an outage it is the circuit's probe, and the others, sent beside it, would be
-      // refused and take the whole batch back with them.
-      const [first, ...others] = live.filter((j) => j.attempts > 1);
-      const resolve = async (job: OutboxJob) => {
-        const record = records.get(job.subject)!;
-        const verdict = fromStatus(await taxService.status(merchant.taxId, record.number), record.digest);
+      // 1. Attempts whose outcome is unknown are resolved by a status query first, all of the
+      // submission's in one call (after an outage, the circuit's probe). A query per job kept a lane
+      // from uploading for over a second after the tax service came back, 500 queries at 16 at once
+      // (bench:drain, 2026-12-05).
+      const unresolved = live.filter((j) => j.attempts > 1);
+      const answers = unresolved.length > 0 ? await taxService.statuses(merchant.taxId, unresolved.map((j) => j.subject)) : [];
+      for (const [i, job] of unresolved.entries()) {
+        const verdict = fromStatus(answers[i]!, records.get(job.subject)!.digest);
         if (verdict) verdicts.set(job.id, verdict);
-      };
-      if (first) await resolve(first);
-      await eachLimited(others, statusConcurrency, resolve);
+      }
       // 2. Everything not settled by a status answer is submitted, once.
       const toSend = live.filter((j) => !verdicts.has(j.id));
       if (toSend.length > 0) {
@@ -215,7 +208,7 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Upl
  * write transaction that issuing waits behind, and while invoices trickle in, lanes polling side by
  * side split them into more, smaller transactions for no gain.
  */
-export function startUploadWorker(ports: Ports, taxService: TaxService, options: UploadWorkerOptions & { lanes: number }): OutboxRunner & { start(): void } {
+export function startUploadWorker(ports: Ports, taxService: TaxService, options: RunnerOptions & { lanes: number }): OutboxRunner & { start(): void } {
   const handler = uploadHandler(ports, taxService, options);
   const owner = options.owner ?? leaseOwner();
   const batchSize = options.batchSize ?? MAX_RECORDS_PER_UPLOAD;

@@ -143,11 +143,3 @@ export function byMerchant(jobs: readonly OutboxJob[]): Map<string, OutboxJob[]>
   }
   return groups;
 }
-
-export async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  });
-  await Promise.all(lanes);
-}

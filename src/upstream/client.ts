@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { bilingual, Fault, faults, withOriginal, type FaultParams, type FaultSpec } from '../domain/faults.js';
 import { CircuitBreaker, type CircuitSnapshot } from './circuit-breaker.js';
 import type { CredentialSource } from './credentials.js';
-import { MAX_RECORDS_PER_UPLOAD, type AcceptedInvoice, type EncodedUploadRecord, type InvoiceStatusAnswer, type MerchantTerms, type NumberBlock, type TaxService, type UploadAnswer, type UploadOutcome, type VoidAnswer } from './protocol.js';
+import { MAX_NUMBERS_PER_STATUS_QUERY, MAX_RECORDS_PER_UPLOAD, type AcceptedInvoice, type EncodedUploadRecord, type InvoiceStatusAnswer, type MerchantTerms, type NumberBlock, type TaxService, type UploadAnswer, type UploadOutcome, type VoidAnswer } from './protocol.js';
 import { httpTransport, type TransportResponse } from './http-transport.js';
 import { signRequest } from './signing.js';
 
@@ -167,11 +167,19 @@ export function createTaxServiceClient(options: TaxServiceClientOptions): TaxSer
     },
 
     async status(sellerTaxId, number): Promise<InvoiceStatusAnswer> {
-      const s = await call({ seller: sellerTaxId, method: 'GET', path: `${seller(sellerTaxId)}/invoices/${encodeURIComponent(number)}`, repeatable: true }, StatusAnswer);
-      return {
-        number: s.number, known: s.known, ...(s.digest !== undefined && { digest: s.digest }), ...(s.state !== undefined && { state: s.state }),
-        ...(s.reason !== undefined && { reason: s.reason }), ...(s.voided_at !== undefined && { voidedAt: s.voided_at }),
-      };
+      return statusAnswer(await call({ seller: sellerTaxId, method: 'GET', path: `${seller(sellerTaxId)}/invoices/${encodeURIComponent(number)}`, repeatable: true }, StatusAnswer));
+    },
+
+    async statuses(sellerTaxId, numbers): Promise<InvoiceStatusAnswer[]> {
+      if (numbers.length === 0) return [];
+      if (numbers.length > MAX_NUMBERS_PER_STATUS_QUERY) throw new RangeError(`at most ${MAX_NUMBERS_PER_STATUS_QUERY} numbers per status query, got ${numbers.length}`);
+      const answer = await call({ seller: sellerTaxId, method: 'POST', path: `${seller(sellerTaxId)}/statuses`, body: json({ numbers }), repeatable: true }, StatusesAnswer);
+      const byNumber = new Map(answer.invoices.map((s) => [s.number, s]));
+      return numbers.map((number) => {
+        const s = byNumber.get(number);
+        if (!s) throw new UpstreamFault(faults.UPSTREAM_PROTOCOL_ERROR, { reason: bilingual(`状态查询的答复缺少发票 ${number}`, `the status answer left out invoice ${number}`) }, true);
+        return statusAnswer(s);
+      });
     },
 
     // Idempotent on the tax service's side (a repeat answers already_voided), so repeatable.
@@ -217,6 +225,7 @@ const StatusAnswer = z.object({
   number: z.string(), known: z.boolean(), digest: z.string().optional(), state: z.enum(['accepted', 'rejected', 'voided']).optional(), reason: z.string().optional(),
   voided_at: z.string().optional(),
 });
+const StatusesAnswer = z.object({ invoices: z.array(StatusAnswer) });
 const VoidWireAnswer = z.object({
   number: z.string(), result: z.enum(['voided', 'already_voided', 'refused', 'failed']), voided_at: z.string().optional(), reason_code: z.string().optional(), reason: z.string().optional(),
 });
@@ -227,6 +236,13 @@ const TermsAnswer = z.object({
 });
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+
+function statusAnswer(s: z.infer<typeof StatusAnswer>): InvoiceStatusAnswer {
+  return {
+    number: s.number, known: s.known, ...(s.digest !== undefined && { digest: s.digest }), ...(s.state !== undefined && { state: s.state }),
+    ...(s.reason !== undefined && { reason: s.reason }), ...(s.voided_at !== undefined && { voidedAt: s.voided_at }),
+  };
+}
 
 const RECORDS_OPEN = Buffer.from('{"records":[');
 const COMMA = Buffer.from(',');

@@ -119,6 +119,9 @@ export interface MerchantTerms {
 
 export const MAX_RECORDS_PER_UPLOAD = 1000;
 
+/** Numbers per status query: a whole submission's, so its unknown outcomes are settled in one call. */
+export const MAX_NUMBERS_PER_STATUS_QUERY = MAX_RECORDS_PER_UPLOAD;
+
 /** The tax service, from the client's point of view. Every call is for one seller (taxpayer). */
 export interface TaxService {
   /**
@@ -129,6 +132,8 @@ export interface TaxService {
   allocateBlock(sellerTaxId: string, year: number, size: number, requestId?: string): Promise<NumberBlock>;
   upload(sellerTaxId: string, records: readonly EncodedUploadRecord[]): Promise<UploadAnswer>;
   status(sellerTaxId: string, number: string): Promise<InvoiceStatusAnswer>;
+  /** The status of each of up to MAX_NUMBERS_PER_STATUS_QUERY invoices, one answer per number in the order asked. */
+  statuses(sellerTaxId: string, numbers: readonly string[]): Promise<InvoiceStatusAnswer[]>;
   /**
    * Voids an invoice the tax service holds. Idempotent: the same void sent again answers
    * `already_voided`, so a request whose answer was lost is simply sent again.

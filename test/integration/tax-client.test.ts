@@ -128,6 +128,51 @@ describe('tax-service client against the sandbox', () => {
       expect(await client.terms(OTHER)).toEqual({ monthlyCreditFen: '500000', contingency: [{ kind: 'normal', maxOfflineHours: 12, maxOfflineAmountFen: '100' }] });
     });
 
+    it('answers the status of many invoices in one query, one answer per number in the order asked', async () => {
+      const [accepted, voided, unknown, rejected] = [record(), record(), record(), record('special')];
+      await client.upload(SELLER, encoded(accepted, voided));
+      const voidedAt = '2026-11-21T15:00:00.000+08:00';
+      await client.voidInvoice(SELLER, voided.number, { reason: '开错了', voidedAt });
+      await fault('reject', { kind: 'special' });
+      await client.upload(SELLER, encoded(rejected));
+      const asked = [unknown, voided, accepted, rejected].map((r) => r.number);
+      expect(await client.statuses(SELLER, asked)).toEqual([
+        { number: unknown.number, known: false },
+        { number: voided.number, known: true, digest: voided.digest, state: 'voided', voidedAt },
+        { number: accepted.number, known: true, digest: accepted.digest, state: 'accepted' },
+        { number: rejected.number, known: true, state: 'rejected', reason: expect.stringContaining('SANDBOX_RULE') },
+      ]);
+      for (const number of asked) expect(await client.statuses(SELLER, [number])).toEqual([await client.status(SELLER, number)]);
+      expect(await client.statuses(OTHER, [accepted.number])).toEqual([{ number: accepted.number, known: false }]); // another seller's invoice
+      expect(await client.statuses(SELLER, [])).toEqual([]);
+    });
+
+    it('refuses a status query for more than 1,000 numbers before sending; the sandbox refuses it, and a malformed one, too', async () => {
+      const many = Array.from({ length: 1001 }, (_, i) => `26311000${String(i).padStart(12, '0')}`);
+      await expect(client.statuses(SELLER, many)).rejects.toThrow(RangeError);
+      const send = async (value: unknown) => {
+        const body = JSON.stringify(value);
+        const path = `/v1/sellers/${SELLER}/statuses`;
+        const response = await fetch(`${sandbox.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...signRequest(key, { method: 'POST', path, body }) }, body });
+        return { status: response.status, code: (await response.json()).error?.code };
+      };
+      expect(await send({ numbers: many })).toEqual({ status: 413, code: 'BATCH_TOO_LARGE' });
+      for (const bad of [{}, { numbers: [] }, { numbers: 'x' }, { numbers: [1] }, { numbers: [''] }]) expect(await send(bad)).toEqual({ status: 400, code: 'BAD_REQUEST' });
+    });
+
+    it('takes a status answer that leaves a number out for a protocol error (4005), never for "unknown"', async () => {
+      const host = Fastify({ logger: false });
+      host.post('/v1/sellers/:seller/statuses', async (request) => ({ invoices: [{ number: (request.body as { numbers: string[] }).numbers[0], known: false }] }));
+      const url = await host.listen({ port: 0, host: '127.0.0.1' });
+      try {
+        const partial = createTaxServiceClient({ baseUrl: url, credentials: staticCredentials({ [SELLER]: key }), maxAttempts: 1 });
+        expect(await partial.statuses(SELLER, ['26311000000000000001'])).toEqual([{ number: '26311000000000000001', known: false }]);
+        expect(await failure(partial.statuses(SELLER, ['26311000000000000001', '26311000000000000002']))).toMatchObject({ code: 4005 });
+      } finally {
+        await host.close();
+      }
+    });
+
     it('refuses more than 1,000 records before sending, and the sandbox refuses them too', async () => {
       const many = Array.from({ length: 1001 }, () => record());
       await expect(client.upload(SELLER, encoded(...many))).rejects.toThrow(RangeError);

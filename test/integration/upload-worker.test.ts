@@ -93,10 +93,11 @@ for (const kind of storesUnderTest) {
       for (const c of (await t.sandbox.counters(seller())).values()) expect(c.submissions).toBe(1);
     });
 
-    it('settles lost answers in the round that probes the circuit: its status queries are not refused beside the probe', async () => {
+    it('settles lost answers in the round that probes the circuit, with one status query for all of them', async () => {
       const numbers = await issue(4);
       const client = t.sandbox.client(t.opened.store, t.api.clock, { failureThreshold: 1, openMs: 1_000, maxAttempts: 1 });
-      const w = runner('w1', client);
+      const queries: number[] = [];
+      const w = runner('w1', { ...client, status: () => Promise.reject(new Error('one query per job')), statuses: (seller, asked) => (queries.push(asked.length), client.statuses(seller, asked)) });
       await client.terms(seller()); // enrolled: the upload is what loses its answer
       await t.sandbox.fault('lose_response');
       await w.runOnce().catch(() => undefined); // committed upstream, the answer lost: four uncertain jobs
@@ -104,7 +105,8 @@ for (const kind of storesUnderTest) {
       await t.sandbox.clear();
       t.api.clock.advance(60_000); // the jobs are due again
       await until(async () => client.circuit().state === 'half_open');
-      await w.runOnce(); // one round: its first status query is the probe, the other three follow it
+      await w.runOnce(); // one round: its status query is the probe, and settles all four
+      expect(queries).toEqual([4]);
       for (const number of numbers) expect(json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${number}`)).status).toBe('uploaded');
       await expectUploadedOnce(numbers);
     });

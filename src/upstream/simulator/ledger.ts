@@ -3,7 +3,7 @@
 // every decision that reads and then writes runs in one BEGIN IMMEDIATE transaction, so several
 // processes on one file decide as one tax service.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { MAX_RECORDS_PER_UPLOAD } from '../protocol.js';
+import { MAX_NUMBERS_PER_STATUS_QUERY, MAX_RECORDS_PER_UPLOAD } from '../protocol.js';
 import type SQLite from 'better-sqlite3';
 import { writeTx, type SandboxDb } from './db.js';
 import type { FaultBoard } from './faults.js';
@@ -244,6 +244,15 @@ export class Ledger {
     const rejected = this.sql('select reason_code, reason from rejections where seller = ? and number = ?').get(seller, number) as { reason_code: string; reason: string } | undefined;
     if (rejected) return { number, known: true, state: 'rejected', reason: `${rejected.reason_code}: ${rejected.reason}` };
     return { number, known: false };
+  }
+
+  /** The status of each number asked (at most MAX_NUMBERS_PER_STATUS_QUERY), in the order asked. */
+  statuses(seller: string, numbers: unknown): Array<ReturnType<Ledger['status']>> {
+    if (!Array.isArray(numbers) || numbers.length === 0 || !numbers.every((n) => typeof n === 'string' && n.length > 0 && n.length <= 40)) {
+      throw new SandboxError(400, 'BAD_REQUEST', 'numbers: a non-empty array of invoice numbers');
+    }
+    if (numbers.length > MAX_NUMBERS_PER_STATUS_QUERY) throw new SandboxError(413, 'BATCH_TOO_LARGE', `at most ${MAX_NUMBERS_PER_STATUS_QUERY} numbers per status query, got ${numbers.length}`);
+    return (numbers as string[]).map((number) => this.status(seller, number));
   }
 
   /** Accepted invoices of one issue date (开票日期, Shanghai), by number, a page at a time. */

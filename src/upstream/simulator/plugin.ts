@@ -142,6 +142,9 @@ function protocolRoutes(app: FastifyInstance, state: SandboxState, options: Sand
   app.get<Seller & { Params: { number: string } }>('/v1/sellers/:seller/invoices/:number', { ...protocol, preHandler: signed }, async (request, reply) =>
     answer(request, reply, 200, ledger.status(request.params.seller, request.params.number)));
 
+  app.post<Seller & { Body: { numbers?: unknown } }>('/v1/sellers/:seller/statuses', { ...protocol, preHandler: signed }, async (request, reply) =>
+    answer(request, reply, 200, { invoices: ledger.statuses(request.params.seller, request.body?.numbers) }));
+
   app.post<Seller & { Params: { number: string }; Body: { reason?: unknown; voided_at?: unknown } }>('/v1/sellers/:seller/invoices/:number/void', { ...protocol, preHandler: signed }, async (request, reply) =>
     answer(request, reply, 200, ledger.voidInvoice(request.params.seller, request.params.number, request.body)));
 
