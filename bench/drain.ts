@@ -26,9 +26,9 @@
 // background process and the sandbox, next to the sandbox's cost per record alone at its ceiling,
 // and, under the drain target, how much CPU per record the target rate leaves the background and the
 // sandbox once the issuing that goes on meanwhile has taken its share. It also says, for each
-// window of paced issuing, how long issuing's commits waited for SQLite's write lock and how much
-// of the time the background process held it (its bookkeeping of uploads and claims), which is
-// what issuing waits behind while a backlog drains.
+// window of paced issuing, how long issuing's commits waited for SQLite's write lock, held it and
+// then waited for their sync, and how much of the time the background process held the lock (its
+// bookkeeping of uploads and claims), which is what issuing waits behind while a backlog drains.
 import { createHash, randomBytes } from 'node:crypto';
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -110,6 +110,7 @@ type LockWindow = Awaited<ReturnType<Awaited<ReturnType<typeof lockWindow>>['end
 function lockLine(label: string, { issuing, background }: LockWindow): string {
   const cell = (text: string, width: number) => text.padStart(width);
   return `  ${label.padEnd(16)}${cell(issuing.commitsPerSecond.toFixed(0), 17)}${cell(issuing.lockWaitMs.toFixed(2), 14)}${cell(`${(issuing.longLockWaitShare * 100).toFixed(1)} %`, 15)}`
+    + `${cell(issuing.transactionMs.toFixed(2), 10)}${cell(issuing.durableMs.toFixed(2), 12)}`
     + `${cell(background.commitsPerSecond.toFixed(0), 23)}${cell(background.transactionMs.toFixed(2), 14)}${cell(`${(background.lockHeldShare * 100).toFixed(0)} %`, 11)}`;
 }
 
@@ -293,8 +294,8 @@ Issuing at ${RATE}/s (latency from each request's scheduled start):
   during drain:  p50 ${fixed(during.p50)} ms, p99 ${fixed(during.p99)} ms, max ${fixed(during.max)} ms, ${during.count} issued, ${during.errors} errors
   online again:  p50 ${fixed(afterDrain.p50)} ms, p99 ${fixed(afterDrain.p99)} ms, max ${fixed(afterDrain.max)} ms, ${afterDrain.count} issued, ${afterDrain.errors} errors (after the drain)
 
-SQLite's write lock (fapiao_sqlite_commit_*), what issuing waited for and what the background process held:
-                  issuing commits/s  mean wait ms  waits > ${LONG_LOCK_WAIT_SECONDS * 1000} ms   background commits/s  mean hold ms  lock held
+SQLite's write lock (fapiao_sqlite_commit_*), what issuing waited for (the lock; then, holding it, its transaction; then the sync) and what the background process held:
+                  issuing commits/s  mean wait ms  waits > ${LONG_LOCK_WAIT_SECONDS * 1000} ms   hold ms  durable ms   background commits/s  mean hold ms  lock held
 ${lockLine('online:', locksOnlineSeen)}
 ${lockLine('during drain:', locksDrainingSeen)}
 ${lockLine('online again:', locksAfterSeen)}
