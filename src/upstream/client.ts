@@ -250,8 +250,9 @@ const RECORDS_CLOSE = Buffer.from(']}');
 
 /**
  * {"records":[…]} around the records' own bytes, copied once into a buffer of the right size.
- * Buffer.concat of the parts took 0.4–0.8 ms for 1000 records (a view made per part), this 0.23 ms;
- * in a profile of the background process draining a backlog, the concatenation was 6 % of its time.
+ * Buffer.concat of the parts (each record, each comma) took 0.4–0.8 ms for 1000 records of about
+ * 1 KB, this 0.23 ms; in a profile of the background process draining a backlog, the concatenation
+ * was 6 % of its time.
  */
 function uploadBody(records: readonly EncodedUploadRecord[]): Buffer {
   let length = RECORDS_OPEN.length + Math.max(0, records.length - 1) + RECORDS_CLOSE.length;
