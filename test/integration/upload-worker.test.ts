@@ -80,17 +80,33 @@ for (const kind of storesUnderTest) {
       expect((await status()).backlog).toMatchObject({ count: 0 });
     });
 
-    it('resolves a lost answer by a status query: the invoices count as uploaded and are never sent twice', async () => {
-      const numbers = await issue(4);
+    it('resolves a lost answer by a status query, sends nothing again while that query fails, and counts the invoices uploaded once', async () => {
+      const numbers = await issue(3);
+      await t.taxService.terms(seller()); // enrolled: the upload is what loses its answer
       await t.sandbox.fault('lose_response');
       const w = runner('w1');
-      await w.runOnce().catch(() => undefined); // processed and committed by the tax service; the answer never came
-      expect(json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${numbers[0]}`)).status).toBe('issued');
+      await w.runOnce().catch(() => undefined); // the upload is committed upstream, its answer lost
+      /** How many times the tax service received each invoice, and each one's status here. */
+      const sent = async () => {
+        const counters = await t.sandbox.counters(seller());
+        return numbers.map((n) => counters.get(n)?.submissions ?? 0);
+      };
+      const statuses = async () => Promise.all(numbers.map(async (n) => json(await t.api.get(t.api.a.keys.owner, `/api/v1/invoices/${n}`)).status));
+      expect(await sent()).toEqual([1, 1, 1]);
+      expect(await statuses()).toEqual(['issued', 'issued', 'issued']);
+      for (const fault of ['lose_response', 'error'] as const) {
+        await t.sandbox.clear();
+        await t.sandbox.fault(fault); // now the status query's answer is lost, or it fails
+        t.api.clock.advance(60_000);
+        await w.runOnce().catch(() => undefined);
+        expect(await sent()).toEqual([1, 1, 1]);
+        expect(await statuses()).toEqual(['issued', 'issued', 'issued']);
+      }
       await t.sandbox.clear();
       t.api.clock.advance(60_000);
       await drain(w);
       await expectUploadedOnce(numbers);
-      for (const c of (await t.sandbox.counters(seller())).values()) expect(c.submissions).toBe(1);
+      expect(await sent()).toEqual([1, 1, 1]);
     });
 
     it('settles lost answers in the round that probes the circuit, with one status query for all of them', async () => {
