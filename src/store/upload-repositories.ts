@@ -240,6 +240,7 @@ function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
     },
     async markUploaded(merchantId, numbers, at) {
       if (numbers.length === 0) return [];
+      if (dialect === 'postgres') return (await markUploadedOnPostgres(merchantId, numbers, at).execute(db)).rows.map((r) => r.number);
       const rows = await db
         .updateTable('invoice_states')
         .set({ status: 'uploaded', status_changed_at: at })
@@ -351,4 +352,22 @@ function terms(db: Db): UploadRepositories['terms'] {
         .execute();
     },
   };
+}
+
+/**
+ * `markUploaded` on PostgreSQL. Each number is found by its own primary-key lookup (LATERAL … LIMIT 1,
+ * which PostgreSQL cannot turn into a join) and the rows are then updated where they lie (a TID
+ * scan). Written as `merchant_id = $1 and number in (…)`, a planner that guessed the merchant had few
+ * invoices (no statistics yet, or a merchant outside the sampled common values) read all of them and
+ * filtered: 24.6 ms and 8,000 buffers on average for a submission in bench:issue, growing with the
+ * merchant's invoices, while holding the merchant's lock. The row addresses stay valid because the
+ * caller holds that lock, as every writer of invoice states does.
+ */
+export function markUploadedOnPostgres(merchantId: string, numbers: readonly string[], at: string) {
+  return sql<{ number: string }>`update invoice_states set status = 'uploaded', status_changed_at = ${at}
+    where ctid = any(array(
+      select s.ctid from unnest(${[...numbers]}::text[]) as u(number)
+      cross join lateral (select ctid from invoice_states where merchant_id = ${merchantId} and number = u.number limit 1) as s
+    )) and status = 'issued'
+    returning number`;
 }

@@ -1,14 +1,12 @@
 // What an issue batch reads under its merchant's lock (on PostgreSQL in one statement): the keys
 // already used, the usage counters its limits need, the year's open blocks oldest first and the
 // chain heads, all as the last batch before the lock left them.
-import { CompiledQuery } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addMerchant } from '../../src/app/merchants.js';
 import type { IssueContextQuery } from '../../src/app/ports.js';
 import { GENESIS_HASH } from '../../src/domain/invoice.js';
 import { systemClock } from '../../src/domain/time.js';
-import { READ_CONTEXT } from '../../src/store/issue-writes.js';
-import { postgres, storesUnderTest, type OpenedStore } from '../support/stores.js';
+import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { validUscc } from '../support/http.js';
 
 const AT = '2026-12-03T10:00:00.000+08:00';
@@ -86,57 +84,3 @@ for (const kind of storesUnderTest) {
     });
   });
 }
-
-interface PlanNode {
-  'Relation Name'?: string;
-  'Actual Rows': number;
-  'Actual Loops': number;
-  'Rows Removed by Filter'?: number;
-  'Rows Removed by Index Recheck'?: number;
-  Plans?: PlanNode[];
-}
-
-/** Rows the plan read from `table`: those it kept and those it read only to throw away. */
-function rowsRead(node: PlanNode, table: string): number {
-  const own = node['Relation Name'] === table
-    ? (node['Actual Rows'] + (node['Rows Removed by Filter'] ?? 0) + (node['Rows Removed by Index Recheck'] ?? 0)) * node['Actual Loops']
-    : 0;
-  return own + (node.Plans ?? []).reduce((sum, child) => sum + rowsRead(child, table), 0);
-}
-
-const url = process.env.TEST_DATABASE_URL;
-
-describe.skipIf(!url)('the context on PostgreSQL, for a merchant with many idempotency keys', () => {
-  let opened: OpenedStore;
-  afterEach(() => opened.cleanup());
-
-  // The keys are read under the merchant's lock by every batch. Without statistics (a new table, or
-  // a merchant outside the sampled common values) PostgreSQL guesses a merchant holds few keys; asked
-  // as `key = any(…)`, it then read all of them and filtered, time that grew with the keys kept.
-  it('reads only the keys a batch asks for, with statistics and without', async () => {
-    opened = await postgres(url!).open();
-    const merchantId = (await addMerchant({ store: opened.store, clock: systemClock }, { name: '销售方', taxId: '91350100M000100Y43', regionCode: '35' })).id;
-    await opened.exec('alter table idempotency_keys set (autovacuum_enabled = off)'); // statistics only when this test says
-    await opened.exec(`insert into idempotency_keys (merchant_id, key, request_hash, invoice_number, created_at)
-      select '${merchantId}', 'key-' || g, 'h', '2635' || lpad(g::text, 16, '0'), '${AT}' from generate_series(1, 20000) g`);
-    const { db } = opened.connect();
-    // A full batch (ISSUE_BATCH_MAX): the more keys, the likelier a guess of few keys made the scan look cheaper.
-    const used = Array.from({ length: 99 }, (_, i) => `key-${i * 200 + 17}`);
-    const asked = [...used, 'never-used'];
-    const plan = async () => {
-      const { rows } = await db.executeQuery<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(CompiledQuery.raw(
-        `explain (analyze, format json) ${READ_CONTEXT}`, [merchantId, asked, ['M2026-12'], 2026, [`invoices:${merchantId}`]],
-      ));
-      return rows[0]!['QUERY PLAN'][0]!.Plan;
-    };
-    try {
-      expect(rowsRead(await plan(), 'idempotency_keys')).toBeLessThanOrEqual(asked.length);
-      await opened.exec('analyze idempotency_keys');
-      expect(rowsRead(await plan(), 'idempotency_keys')).toBeLessThanOrEqual(asked.length);
-    } finally {
-      await db.destroy();
-    }
-    const context = await opened.store.write((tx) => tx.issues.context({ merchantId, keys: asked, periods: [], year: 2026, scopes: [] }));
-    expect([...context.earlier.keys()].sort()).toEqual([...used].sort());
-  });
-});

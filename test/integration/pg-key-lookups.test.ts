@@ -1,0 +1,107 @@
+// On PostgreSQL, the statements that look rows up by a list of keys while holding a merchant's lock
+// read only those rows, whatever the planner knows about the merchant. Asked as
+// `merchant_id = $1 and key = any(…)`, a planner with no statistics yet (a new database, a table grown
+// since the last ANALYZE) or with a merchant outside the sampled common values guessed the merchant
+// had few rows, read all of them and filtered: time that grew with everything the merchant kept.
+// Each test fills a table for one merchant with autovacuum off (statistics only when the test says),
+// reads the plan of a full list of keys, and again after ANALYZE.
+import { CompiledQuery, type Kysely } from 'kysely';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { addMerchant } from '../../src/app/merchants.js';
+import { systemClock } from '../../src/domain/time.js';
+import { READ_CONTEXT } from '../../src/store/issue-writes.js';
+import { markUploadedOnPostgres } from '../../src/store/upload-repositories.js';
+import { postgres, type OpenedStore } from '../support/stores.js';
+
+const AT = '2026-12-03T10:00:00.000+08:00';
+const ROWS = 20_000;
+const url = process.env.TEST_DATABASE_URL;
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Actual Rows': number;
+  'Actual Loops': number;
+  'Rows Removed by Filter'?: number;
+  'Rows Removed by Index Recheck'?: number;
+  Plans?: PlanNode[];
+}
+
+/** Rows the plan read from `table`: those it kept and those it read only to throw away (an update's own node writes the rows its scans read). */
+function rowsRead(node: PlanNode, table: string): number {
+  const own = node['Relation Name'] === table && node['Node Type'] !== 'ModifyTable'
+    ? (node['Actual Rows'] + (node['Rows Removed by Filter'] ?? 0) + (node['Rows Removed by Index Recheck'] ?? 0)) * node['Actual Loops']
+    : 0;
+  return own + (node.Plans ?? []).reduce((sum, child) => sum + rowsRead(child, table), 0);
+}
+
+async function plan(db: Kysely<any>, query: CompiledQuery): Promise<PlanNode> {
+  const { rows } = await db.executeQuery<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(
+    CompiledQuery.raw(`explain (analyze, format json) ${query.sql}`, [...query.parameters]),
+  );
+  return rows[0]!['QUERY PLAN'][0]!.Plan;
+}
+
+/** A full list (a batch's 100 keys, a submission's 500 numbers): the longer it is, the likelier a guess of few rows made reading them all look cheaper. */
+const spread = (count: number, name: (i: number) => string) => Array.from({ length: count }, (_, i) => name(Math.floor((i * ROWS) / count) + 1));
+
+describe.skipIf(!url)('lookups by a list of keys on PostgreSQL, for a merchant with many rows', () => {
+  let opened: OpenedStore;
+  let db: Kysely<any>;
+  let merchantId: string;
+
+  beforeEach(async () => {
+    opened = await postgres(url!).open();
+    db = opened.connect().db;
+    merchantId = (await addMerchant({ store: opened.store, clock: systemClock }, { name: '销售方', taxId: '91350100M000100Y43', regionCode: '35' })).id;
+  });
+  afterEach(async () => {
+    await db.destroy();
+    await opened.cleanup();
+  });
+
+  it("an issue batch's context reads only the idempotency keys it asks for", async () => {
+    await opened.exec('alter table idempotency_keys set (autovacuum_enabled = off)');
+    await opened.exec(`insert into idempotency_keys (merchant_id, key, request_hash, invoice_number, created_at)
+      select '${merchantId}', 'key-' || g, 'h', '2635' || lpad(g::text, 16, '0'), '${AT}' from generate_series(1, ${ROWS}) g`);
+    const used = spread(99, (i) => `key-${i}`);
+    const asked = [...used, 'never-used'];
+    const context = CompiledQuery.raw(READ_CONTEXT, [merchantId, asked, ['M2026-12'], 2026, [`invoices:${merchantId}`]]);
+
+    expect(rowsRead(await plan(db, context), 'idempotency_keys')).toBeLessThanOrEqual(asked.length);
+    await opened.exec('analyze idempotency_keys');
+    expect(rowsRead(await plan(db, context), 'idempotency_keys')).toBeLessThanOrEqual(asked.length);
+
+    const found = await opened.store.write((tx) => tx.issues.context({ merchantId, keys: asked, periods: [], year: 2026, scopes: [] }));
+    expect([...found.earlier.keys()].sort()).toEqual([...used].sort());
+  });
+
+  it("an upload's bookkeeping reads only the invoice states of the numbers it marks uploaded", async () => {
+    await opened.exec('alter table invoice_states set (autovacuum_enabled = off)');
+    await opened.exec(`insert into invoice_states (merchant_id, number, status, status_changed_at)
+      select '${merchantId}', '2635' || lpad(g::text, 16, '0'), case when g % 7 = 0 then 'voided' else 'issued' end, '${AT}'
+      from generate_series(1, ${ROWS}) g`);
+    const number = (i: number) => `2635${String(i).padStart(16, '0')}`;
+    const first = spread(500, number);
+    const second = spread(500, (i) => number(i + 1));
+
+    expect(rowsRead(await plan(db, markUploadedOnPostgres(merchantId, first, AT).compile(db)), 'invoice_states')).toBeLessThanOrEqual(2 * first.length);
+    await opened.exec('analyze invoice_states');
+    expect(rowsRead(await plan(db, markUploadedOnPostgres(merchantId, second, AT).compile(db)), 'invoice_states')).toBeLessThanOrEqual(2 * second.length);
+
+    // What it changes: the issued ones asked for, not the voided ones, and nothing twice.
+    const third = [number(7), number(8), number(9), 'never-issued'];
+    expect((await opened.store.write((tx) => tx.uploads.markUploaded(merchantId, third, AT))).sort()).toEqual([number(8), number(9)]);
+    expect(await opened.store.write((tx) => tx.uploads.markUploaded(merchantId, third, AT))).toEqual([]);
+    const { rows } = await db.executeQuery<{ status: string; n: number }>(CompiledQuery.raw(
+      'select status, count(*)::int as n from invoice_states group by status order by status',
+    ));
+    const voided = Math.floor(ROWS / 7);
+    const marked = new Set([...first, ...second, number(8), number(9)].filter((n) => Number(n.slice(4)) % 7 !== 0)).size;
+    expect(rows).toEqual([
+      { status: 'issued', n: ROWS - voided - marked },
+      { status: 'uploaded', n: marked },
+      { status: 'voided', n: voided },
+    ]);
+  });
+});
