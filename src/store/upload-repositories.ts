@@ -361,13 +361,15 @@ function terms(db: Db): UploadRepositories['terms'] {
  * invoices (no statistics yet, or a merchant outside the sampled common values) read all of them and
  * filtered: 24.6 ms and 8,000 buffers on average for a submission in bench:issue, growing with the
  * merchant's invoices, while holding the merchant's lock. The row addresses stay valid because the
- * caller holds that lock, as every writer of invoice states does.
+ * caller holds that lock, as every writer of invoice states does; the merchant is named again in the
+ * update all the same, so that no address could reach another merchant's row and a table sharded by
+ * merchant (docs/deploy.md) sends the update to one shard.
  */
 export function markUploadedOnPostgres(merchantId: string, numbers: readonly string[], at: string) {
   return sql<{ number: string }>`update invoice_states set status = 'uploaded', status_changed_at = ${at}
     where ctid = any(array(
       select s.ctid from unnest(${[...numbers]}::text[]) as u(number)
       cross join lateral (select ctid from invoice_states where merchant_id = ${merchantId} and number = u.number limit 1) as s
-    )) and status = 'issued'
+    )) and merchant_id = ${merchantId} and status = 'issued'
     returning number`;
 }
