@@ -208,6 +208,7 @@ function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
     },
     async completeJobs(ids, owner, at) {
       if (ids.length === 0) return [];
+      if (dialect === 'postgres') return (await completeJobsOnPostgres(ids, owner, at).execute(db)).rows.map((r) => Number(r.id));
       const rows = await db
         .updateTable('outbox')
         .set({ done_at: at, lease_until: null })
@@ -355,21 +356,38 @@ function terms(db: Db): UploadRepositories['terms'] {
 }
 
 /**
- * `markUploaded` on PostgreSQL. Each number is found by its own primary-key lookup (LATERAL … LIMIT 1,
- * which PostgreSQL cannot turn into a join) and the rows are then updated where they lie (a TID
- * scan). Written as `merchant_id = $1 and number in (…)`, a planner that guessed the merchant had few
- * invoices (no statistics yet, or a merchant outside the sampled common values) read all of them and
- * filtered: 24.6 ms and 8,000 buffers on average for a submission in bench:issue, growing with the
- * merchant's invoices, while holding the merchant's lock. The row addresses stay valid because the
- * caller holds that lock, as every writer of invoice states does; the merchant is named again in the
- * update all the same, so that no address could reach another merchant's row and a table sharded by
- * merchant (docs/deploy.md) sends the update to one shard.
+ * The addresses (ctid) of `table`'s rows with these keys, each found by its own lookup on the primary
+ * key (LATERAL … LIMIT 1, which PostgreSQL cannot turn into a join), for an update that then changes
+ * them where they lie (a TID scan). Asked as `merchant_id = $1 and number in (…)` or `id in (…) and
+ * done_at is null`, the plan was only as good as the planner's guess: with no statistics yet (a new
+ * database, a table grown since the last ANALYZE), or for a merchant outside the sampled common
+ * values, it guessed few rows and read all the merchant's (or all the pending) ones and filtered,
+ * while the merchant's lock was held: `markUploaded` took 24.6 ms and 8,000 buffers on average for a
+ * submission in bench:issue, growing with the merchant's invoices. A row another transaction changed
+ * meanwhile has a new address, and the update passes over it (PostgreSQL checks its conditions again
+ * on the new version), as it would a row whose conditions no longer hold.
+ */
+function rowAddresses(table: string, key: string, keys: readonly (string | number)[], keyType: 'text' | 'integer', merchantId?: string) {
+  const merchant = merchantId === undefined ? sql`` : sql`merchant_id = ${merchantId} and `;
+  return sql`array(select r.ctid from unnest(${[...keys]}::${sql.raw(keyType)}[]) as k(key)
+    cross join lateral (select ctid from ${sql.table(table)} where ${merchant}${sql.ref(key)} = k.key limit 1) as r)`;
+}
+
+/**
+ * `markUploaded` on PostgreSQL. Every writer of invoice states holds the merchant's lock, as the
+ * caller does, so no row moves between the lookups and the update; the merchant is named in the update
+ * all the same, so that no address could reach another merchant's row and a table sharded by merchant
+ * (docs/deploy.md) sends the update to one shard.
  */
 export function markUploadedOnPostgres(merchantId: string, numbers: readonly string[], at: string) {
   return sql<{ number: string }>`update invoice_states set status = 'uploaded', status_changed_at = ${at}
-    where ctid = any(array(
-      select s.ctid from unnest(${[...numbers]}::text[]) as u(number)
-      cross join lateral (select ctid from invoice_states where merchant_id = ${merchantId} and number = u.number limit 1) as s
-    )) and merchant_id = ${merchantId} and status = 'issued'
+    where ctid = any(${rowAddresses('invoice_states', 'number', numbers, 'text', merchantId)}) and merchant_id = ${merchantId} and status = 'issued'
     returning number`;
+}
+
+/** `completeJobs` on PostgreSQL: a job whose lease another process took meanwhile is passed over. */
+export function completeJobsOnPostgres(ids: readonly number[], owner: string, at: string) {
+  return sql<{ id: number | string }>`update outbox set done_at = ${at}, lease_until = null
+    where ctid = any(${rowAddresses('outbox', 'id', ids, 'integer')}) and lease_owner = ${owner} and done_at is null
+    returning id`;
 }

@@ -3,14 +3,14 @@
 // `merchant_id = $1 and key = any(…)`, a planner with no statistics yet (a new database, a table grown
 // since the last ANALYZE) or with a merchant outside the sampled common values guessed the merchant
 // had few rows, read all of them and filtered: time that grew with everything the merchant kept.
-// Each test fills a table for one merchant with autovacuum off (statistics only when the test says),
+// Each test fills a table (for one merchant) with autovacuum off (statistics only when the test says),
 // reads the plan of a full list of keys, and again after ANALYZE.
 import { CompiledQuery, type Kysely } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addMerchant } from '../../src/app/merchants.js';
 import { systemClock } from '../../src/domain/time.js';
 import { READ_CONTEXT } from '../../src/store/issue-writes.js';
-import { markUploadedOnPostgres } from '../../src/store/upload-repositories.js';
+import { completeJobsOnPostgres, markUploadedOnPostgres } from '../../src/store/upload-repositories.js';
 import { postgres, type OpenedStore } from '../support/stores.js';
 
 const AT = '2026-12-03T10:00:00.000+08:00';
@@ -43,7 +43,7 @@ async function plan(db: Kysely<any>, query: CompiledQuery): Promise<PlanNode> {
 }
 
 /** A full list (a batch's 100 keys, a submission's 500 numbers): the longer it is, the likelier a guess of few rows made reading them all look cheaper. */
-const spread = (count: number, name: (i: number) => string) => Array.from({ length: count }, (_, i) => name(Math.floor((i * ROWS) / count) + 1));
+const spread = <T>(count: number, pick: (i: number) => T): T[] => Array.from({ length: count }, (_, i) => pick(Math.floor((i * ROWS) / count) + 1));
 
 describe.skipIf(!url)('lookups by a list of keys on PostgreSQL, for a merchant with many rows', () => {
   let opened: OpenedStore;
@@ -102,6 +102,37 @@ describe.skipIf(!url)('lookups by a list of keys on PostgreSQL, for a merchant w
       { status: 'issued', n: ROWS - voided - marked },
       { status: 'uploaded', n: marked },
       { status: 'voided', n: voided },
+    ]);
+  });
+
+  it("an upload's bookkeeping reads only the jobs it completes, however many are pending", async () => {
+    await opened.exec('alter table outbox set (autovacuum_enabled = off)');
+    await opened.exec(`insert into outbox (merchant_id, topic, subject, payload, created_at, available_at, attempts, lease_owner, lease_until)
+      select '${merchantId}', 'invoice.upload', 'n' || g, '{}', '${AT}', '${AT}', 1, case when g % 5 = 0 then 'other' else 'me' end, '2099-01-01T00:00:00.000+08:00'
+      from generate_series(1, ${ROWS}) g`);
+    const { rows: jobs } = await db.executeQuery<{ id: number }>(CompiledQuery.raw("select id from outbox where subject like 'n%' order by id"));
+    const ids = jobs.map((j) => Number(j.id));
+    const held = (k: number) => k % 5 !== 4; // the k-th job is this owner's (the rest are 'other''s)
+    const firstAt = spread(500, (i) => i - 1);
+    const secondAt = spread(500, (i) => i % ROWS);
+    const first = firstAt.map((k) => ids[k]!);
+    const second = secondAt.map((k) => ids[k]!);
+
+    expect(rowsRead(await plan(db, completeJobsOnPostgres(first, 'me', AT).compile(db)), 'outbox')).toBeLessThanOrEqual(2 * first.length);
+    await opened.exec('analyze outbox');
+    expect(rowsRead(await plan(db, completeJobsOnPostgres(second, 'me', AT).compile(db)), 'outbox')).toBeLessThanOrEqual(2 * second.length);
+
+    // What it completes: jobs this owner still holds, not another's lease, not a job already done, not an unknown id.
+    const [done, mine, theirs] = [ids[0]!, ids[2]!, ids[4]!];
+    expect(await opened.store.write((tx) => tx.uploads.completeJobs([done, mine, theirs, 99_999_999], 'me', AT))).toEqual([mine]);
+    const { rows } = await db.executeQuery<{ owner: string; done: boolean; n: number }>(CompiledQuery.raw(
+      "select lease_owner as owner, done_at is not null as done, count(*)::int as n from outbox where subject like 'n%' group by 1, 2 order by 1, 2",
+    ));
+    const completed = new Set([...firstAt, ...secondAt, 2].filter(held)).size;
+    expect(rows).toEqual([
+      { owner: 'me', done: false, n: ROWS - ROWS / 5 - completed },
+      { owner: 'me', done: true, n: completed },
+      { owner: 'other', done: false, n: ROWS / 5 },
     ]);
   });
 });
