@@ -3,9 +3,9 @@
 // `merchant_id = $1 and key = any(…)`, a planner with no statistics yet (a new database, a table grown
 // since the last ANALYZE) or with a merchant outside the sampled common values guessed the merchant
 // had few rows, read all of them and filtered: time that grew with everything the merchant kept.
-// Each test fills a table (for one merchant) with autovacuum off (statistics only when the test says),
-// reads the plan of a full list of keys, and again after ANALYZE.
-import { CompiledQuery, type Kysely } from 'kysely';
+// Each plan test fills one table for one merchant with autovacuum off (statistics only when the test
+// says), reads the plan of a full list of keys, and again after ANALYZE.
+import { CompiledQuery, type Kysely, sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addMerchant } from '../../src/app/merchants.js';
 import { systemClock } from '../../src/domain/time.js';
@@ -89,12 +89,16 @@ describe.skipIf(!url)('lookups by a list of keys on PostgreSQL, for a merchant w
     await opened.exec('analyze invoice_states');
     expect(rowsRead(await plan(db, markUploadedOnPostgres(merchantId, second, AT).compile(db)), 'invoice_states')).toBeLessThanOrEqual(2 * second.length);
 
-    // What it changes: the issued ones asked for, not the voided ones, and nothing twice.
-    const third = [number(7), number(8), number(9), 'never-issued'];
+    // What it changes: the issued ones asked for, once each, not the voided ones, not another
+    // merchant's invoice with the same number, and nothing twice.
+    await opened.exec(`insert into invoice_states (merchant_id, number, status, status_changed_at) values ('someone-else', '${number(8)}', 'issued', '${AT}')`);
+    const third = [number(7), number(8), number(9), number(9), 'never-issued'];
     expect((await opened.store.write((tx) => tx.uploads.markUploaded(merchantId, third, AT))).sort()).toEqual([number(8), number(9)]);
     expect(await opened.store.write((tx) => tx.uploads.markUploaded(merchantId, third, AT))).toEqual([]);
+    const { rows: theirs } = await db.executeQuery<{ status: string }>(CompiledQuery.raw("select status from invoice_states where merchant_id = 'someone-else'"));
+    expect(theirs).toEqual([{ status: 'issued' }]);
     const { rows } = await db.executeQuery<{ status: string; n: number }>(CompiledQuery.raw(
-      'select status, count(*)::int as n from invoice_states group by status order by status',
+      `select status, count(*)::int as n from invoice_states where merchant_id = '${merchantId}' group by status order by status`,
     ));
     const voided = Math.floor(ROWS / 7);
     const marked = new Set([...first, ...second, number(8), number(9)].filter((n) => Number(n.slice(4)) % 7 !== 0)).size;
@@ -134,5 +138,29 @@ describe.skipIf(!url)('lookups by a list of keys on PostgreSQL, for a merchant w
       { owner: 'me', done: true, n: completed },
       { owner: 'other', done: false, n: ROWS / 5 },
     ]);
+  });
+
+  // Completion updates the rows found at their addresses; a row another transaction changes while the
+  // update waits for it has a new one, and PostgreSQL checks the update's conditions on that version.
+  it('passes over a job whose lease another process takes while the completion waits for it', async () => {
+    await opened.exec(`insert into outbox (merchant_id, topic, subject, payload, created_at, available_at, attempts, lease_owner, lease_until)
+      select '${merchantId}', 'invoice.upload', 'r' || g, '{}', '${AT}', '${AT}', 1, 'me', '2099-01-01T00:00:00.000+08:00' from generate_series(1, 2) g`);
+    const { rows: jobs } = await db.executeQuery<{ id: number }>(CompiledQuery.raw("select id from outbox where subject like 'r%' order by id"));
+    const [taken, kept] = jobs.map((j) => Number(j.id));
+    const completed = await db.connection().execute(async (other) => {
+      await sql`begin`.execute(other);
+      await sql`update outbox set lease_owner = 'other', attempts = attempts + 1 where id = ${taken}`.execute(other);
+      let settled = false;
+      const completing = opened.store.write((tx) => tx.uploads.completeJobs([taken!, kept!], 'me', AT)).finally(() => void (settled = true));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(settled).toBe(false); // waiting for the row the other transaction holds
+      await sql`commit`.execute(other);
+      return completing;
+    });
+    expect(completed).toEqual([kept]);
+    const { rows } = await db.executeQuery<{ id: number; owner: string; done: boolean }>(CompiledQuery.raw(
+      "select id, lease_owner as owner, done_at is not null as done from outbox where subject like 'r%' order by id",
+    ));
+    expect(rows.map((r) => ({ ...r, id: Number(r.id) }))).toEqual([{ id: taken, owner: 'other', done: false }, { id: kept, owner: 'me', done: true }]);
   });
 });
