@@ -1,14 +1,16 @@
 // What an issue batch reads under its merchant's lock, and what it writes once it has decided.
 // SQLite runs the repositories' statements one after another (in-process, no round trips).
 // PostgreSQL gets ONE statement for each: the reads as rows of one shape, the writes as every
-// table's rows in arrays, unnested in data-modifying CTEs. Under the merchant's lock each statement
-// is a round trip, and a turn of the instance's event loop (other requests' parsing and answers go
-// first), while the other instances wait for the lock.
+// table's rows in arrays, unnested in data-modifying CTEs; the write goes out with the commit
+// (pg-send-with-next.ts). Under the merchant's lock every answer the instance must handle waits for
+// a turn of its event loop (other requests' parsing and answers go first) while the other
+// instances wait for the lock.
 import { CompiledQuery, type Kysely } from 'kysely';
 import type { IssueContext, IssueContextQuery, IssueWrites, Repositories, UsageCounters } from '../app/ports.js';
 import type { Database } from './schema.js';
 import { chainHead, invoiceToRow, usageCounters } from './repositories.js';
 import { arg, prepare, registerStatement } from './prepared.js';
+import { sendWithNext } from './pg-send-with-next.js';
 
 type Db = Kysely<Database>;
 type Dialect = 'sqlite' | 'postgres';
@@ -147,6 +149,7 @@ insert into chain_heads (scope, hash, length)
 select * from unnest($42::text[], $43::text[], $44::bigint[])
 on conflict (scope) do update set hash = excluded.hash, length = excluded.length`;
 registerStatement(STORE_ISSUED);
+sendWithNext(STORE_ISSUED); // the batch's last statement: it goes out with the commit
 
 function parameters(w: IssueWrites): unknown[] {
   const rows = w.invoices.map(invoiceToRow);

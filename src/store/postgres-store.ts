@@ -5,13 +5,15 @@
 // Retry-After instead of hanging or crashing the process, and the pool reconnects by itself when
 // it is back; a DATABASE_URL naming several hosts follows the primary (pg-hosts.ts).
 import pg from 'pg';
-import { Kysely, PostgresDialect, sql, type DatabaseIntrospector, type PostgresPool, type PostgresPoolClient, type TableMetadata, type Transaction } from 'kysely';
+import { Kysely, PostgresDialect, sql, type DatabaseIntrospector, type Driver, type PostgresDialectConfig, type PostgresPool, type PostgresPoolClient, type TableMetadata, type Transaction } from 'kysely';
 import type { Database } from './schema.js';
 import type { Store } from '../app/ports.js';
 import { repositories } from './repositories.js';
 import { migrateToLatest } from './migrate.js';
 import { translateDriverError } from './driver-errors.js';
 import { preparedName } from './prepared.js';
+import { SendWithNext } from './pg-send-with-next.js';
+import { DurableCommitDriver } from './pg-durable-commit.js';
 import { heartbeat } from './heartbeat.js';
 import { hostListClient, parseHostList } from './pg-hosts.js';
 import { ApiKeyCache } from './api-key-cache.js';
@@ -66,7 +68,7 @@ function connect(options: PostgresOptions): { db: Kysely<Database>; newClient: (
   // end the process. The request's own query fails and is answered 5001.
   pool.on('connect', (client) => client.on('error', () => {}));
   return {
-    db: new Kysely<Database>({ dialect: new SearchPathDialect({ pool: faultTranslatingPool(pool, options.namedStatements !== false) }) }),
+    db: new Kysely<Database>({ dialect: new StoreDialect({ pool: faultTranslatingPool(pool, options.namedStatements !== false) }) }),
     newClient: () => new Client(settings),
   };
 }
@@ -92,11 +94,23 @@ export class SearchPathDialect extends PostgresDialect {
   }
 }
 
+/** The store's own: write transactions commit without holding their locks through the flush (pg-durable-commit.ts). */
+class StoreDialect extends SearchPathDialect {
+  constructor(private readonly config: PostgresDialectConfig) {
+    super(config);
+  }
+
+  override createDriver(): Driver {
+    return new DurableCommitDriver(this.config);
+  }
+}
+
 /**
  * The pool as Kysely sees it, with every driver error translated where it happens, so reads
  * outside a write transaction (authentication, queries, /readyz) answer 5001 like writes do.
  * A connection that failed that way is discarded when released, never handed out again. Hot
- * statements go by their prepared name when `namedStatements` is on.
+ * statements go by their prepared name when `namedStatements` is on. A `begin` and a statement
+ * registered with `sendWithNext` go out with the statement after them (pg-send-with-next.ts).
  */
 function faultTranslatingPool(pool: pg.Pool, namedStatements: boolean): PostgresPool {
   return {
@@ -108,19 +122,25 @@ function faultTranslatingPool(pool: pg.Pool, namedStatements: boolean): Postgres
         throw translateDriverError(error);
       }
       let broken: Error | undefined;
+      const statements = new SendWithNext(async (text, values) => {
+        try {
+          const name = namedStatements ? preparedName(text) : undefined;
+          return await (name ? client.query({ name, text, values }) : client.query(text, values));
+        } catch (error) {
+          const translated = translateDriverError(error);
+          if (translated instanceof Fault && translated.spec === faults.STORAGE_UNAVAILABLE) broken = error as Error;
+          throw translated;
+        }
+      });
       return {
         query: (async (text: string, parameters: ReadonlyArray<unknown>) => {
           if (broken) throw translateDriverError(broken); // do not queue behind a dead or stuck query
-          try {
-            const name = namedStatements ? preparedName(text) : undefined;
-            return await (name ? client.query({ name, text, values: parameters as unknown[] }) : client.query(text, parameters as unknown[]));
-          } catch (error) {
-            const translated = translateDriverError(error);
-            if (translated instanceof Fault && translated.spec === faults.STORAGE_UNAVAILABLE) broken = error as Error;
-            throw translated;
-          }
+          return statements.query(text, parameters as unknown[]);
         }) as unknown as PostgresPoolClient['query'],
-        release: () => client.release(broken),
+        release: () => {
+          statements.drop();
+          client.release(broken);
+        },
       };
     },
     end: () => pool.end(),
