@@ -69,10 +69,10 @@ const insertRecords = prepareRows<{ jobId: number; merchantId: string; json: str
 );
 
 export function uploadRepositories(db: Db, dialect: Dialect): UploadRepositories {
-  return { numberBlocks: numberBlocks(db, dialect), uploads: uploads(db, dialect), voids: voids(db), upstreamState: upstreamState(db), terms: terms(db) };
+  return { numberBlocks: numberBlocks(db, dialect), uploads: uploads(db, dialect), voids: voids(db, dialect), upstreamState: upstreamState(db), terms: terms(db) };
 }
 
-function voids(db: Db): UploadRepositories['voids'] {
+function voids(db: Db, dialect: Dialect): UploadRepositories['voids'] {
   return {
     async record(merchantId, number, v) {
       await db
@@ -84,7 +84,7 @@ function voids(db: Db): UploadRepositories['voids'] {
     },
     async uploadAccepted(merchantId, numbers, at) {
       if (numbers.length === 0) return [];
-      const rows = await db
+      const rows = dialect === 'postgres' ? (await noteAcceptedVoidsOnPostgres(merchantId, numbers, at).execute(db)).rows : await db
         .updateTable('invoice_states')
         .set({ uploaded_at: at })
         .where('merchant_id', '=', merchantId)
@@ -230,6 +230,7 @@ function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
     },
     async releaseJobs(ids, owner, availableAt, counted) {
       if (ids.length === 0) return 0;
+      if (dialect === 'postgres') return Number((await releaseJobsOnPostgres(ids, owner, availableAt, counted).execute(db)).numAffectedRows ?? 0);
       const result = await db
         .updateTable('outbox')
         .set({ lease_owner: null, lease_until: null, available_at: availableAt, ...(counted ? {} : { attempts: sql`attempts - 1` }) })
@@ -381,13 +382,29 @@ function rowAddresses(table: string, key: string, keys: readonly (string | numbe
  */
 export function markUploadedOnPostgres(merchantId: string, numbers: readonly string[], at: string) {
   return sql<{ number: string }>`update invoice_states set status = 'uploaded', status_changed_at = ${at}
-    where ctid = any(${rowAddresses('invoice_states', 'number', numbers, 'text', merchantId)}) and merchant_id = ${merchantId} and status = 'issued'
-    returning number`;
+    where ${merchantStates(merchantId, numbers)} and status = 'issued' returning number`;
 }
 
-/** `completeJobs` on PostgreSQL: a job whose lease another process took meanwhile is passed over. */
+/** `uploadAccepted`'s note on the invoice states on PostgreSQL, as `markUploadedOnPostgres`. */
+export function noteAcceptedVoidsOnPostgres(merchantId: string, numbers: readonly string[], at: string) {
+  return sql<{ number: string }>`update invoice_states set uploaded_at = ${at}
+    where ${merchantStates(merchantId, numbers)} and status = 'voided' and uploaded_at is null returning number`;
+}
+
+const merchantStates = (merchantId: string, numbers: readonly string[]) =>
+  sql`ctid = any(${rowAddresses('invoice_states', 'number', numbers, 'text', merchantId)}) and merchant_id = ${merchantId}`;
+
+/** The jobs among `ids` that `owner` still holds: a job whose lease another process took meanwhile is passed over. */
+const heldJobs = (ids: readonly number[], owner: string) =>
+  sql`ctid = any(${rowAddresses('outbox', 'id', ids, 'integer')}) and lease_owner = ${owner} and done_at is null`;
+
+/** `completeJobs` on PostgreSQL. */
 export function completeJobsOnPostgres(ids: readonly number[], owner: string, at: string) {
-  return sql<{ id: number | string }>`update outbox set done_at = ${at}, lease_until = null
-    where ctid = any(${rowAddresses('outbox', 'id', ids, 'integer')}) and lease_owner = ${owner} and done_at is null
-    returning id`;
+  return sql<{ id: number | string }>`update outbox set done_at = ${at}, lease_until = null where ${heldJobs(ids, owner)} returning id`;
+}
+
+/** `releaseJobs` on PostgreSQL: after a failed submission, under the merchant's lock, with a backlog pending. */
+export function releaseJobsOnPostgres(ids: readonly number[], owner: string, availableAt: string, counted: boolean) {
+  const attempts = counted ? sql`` : sql`, attempts = attempts - 1`;
+  return sql`update outbox set lease_owner = null, lease_until = null, available_at = ${availableAt}${attempts} where ${heldJobs(ids, owner)}`;
 }

@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addMerchant } from '../../src/app/merchants.js';
 import { systemClock } from '../../src/domain/time.js';
 import { READ_CONTEXT } from '../../src/store/issue-writes.js';
-import { completeJobsOnPostgres, markUploadedOnPostgres } from '../../src/store/upload-repositories.js';
+import { completeJobsOnPostgres, markUploadedOnPostgres, noteAcceptedVoidsOnPostgres, releaseJobsOnPostgres } from '../../src/store/upload-repositories.js';
 import { postgres, type OpenedStore } from '../support/stores.js';
 
 const AT = '2026-12-03T10:00:00.000+08:00';
@@ -76,7 +76,7 @@ describe.skipIf(!url)('lookups by a list of keys on PostgreSQL, for a merchant w
     expect([...found.earlier.keys()].sort()).toEqual([...used].sort());
   });
 
-  it("an upload's bookkeeping reads only the invoice states of the numbers it marks uploaded", async () => {
+  it("an upload's bookkeeping reads only the invoice states of the numbers it marks uploaded or notes accepted after their void", async () => {
     await opened.exec('alter table invoice_states set (autovacuum_enabled = off)');
     await opened.exec(`insert into invoice_states (merchant_id, number, status, status_changed_at)
       select '${merchantId}', '2635' || lpad(g::text, 16, '0'), case when g % 7 = 0 then 'voided' else 'issued' end, '${AT}'
@@ -107,15 +107,27 @@ describe.skipIf(!url)('lookups by a list of keys on PostgreSQL, for a merchant w
       { status: 'uploaded', n: marked },
       { status: 'voided', n: voided },
     ]);
+
+    // The acceptance of invoices voided before their upload was accepted: the same lookups.
+    const fourth = spread(500, (i) => number(i + 2));
+    expect(rowsRead(await plan(db, noteAcceptedVoidsOnPostgres(merchantId, fourth, AT).compile(db)), 'invoice_states')).toBeLessThanOrEqual(2 * fourth.length);
+    const fifth = [number(7), number(8), number(14), number(14), 'never-issued'];
+    expect((await opened.store.write((tx) => tx.voids.uploadAccepted(merchantId, fifth, AT))).sort()).toEqual([number(7), number(14)]);
+    expect(await opened.store.write((tx) => tx.voids.uploadAccepted(merchantId, fifth, AT))).toEqual([]);
   });
 
-  it("an upload's bookkeeping reads only the jobs it completes, however many are pending", async () => {
+  /** ROWS pending upload jobs with subjects `prefix`1…, every fifth leased by 'other', the rest by 'me'; their ids in order. */
+  async function pendingJobs(prefix: string, attempts: number): Promise<number[]> {
     await opened.exec('alter table outbox set (autovacuum_enabled = off)');
     await opened.exec(`insert into outbox (merchant_id, topic, subject, payload, created_at, available_at, attempts, lease_owner, lease_until)
-      select '${merchantId}', 'invoice.upload', 'n' || g, '{}', '${AT}', '${AT}', 1, case when g % 5 = 0 then 'other' else 'me' end, '2099-01-01T00:00:00.000+08:00'
+      select '${merchantId}', 'invoice.upload', '${prefix}' || g, '{}', '${AT}', '${AT}', ${attempts}, case when g % 5 = 0 then 'other' else 'me' end, '2099-01-01T00:00:00.000+08:00'
       from generate_series(1, ${ROWS}) g`);
-    const { rows: jobs } = await db.executeQuery<{ id: number }>(CompiledQuery.raw("select id from outbox where subject like 'n%' order by id"));
-    const ids = jobs.map((j) => Number(j.id));
+    const { rows } = await db.executeQuery<{ id: number }>(CompiledQuery.raw(`select id from outbox where subject like '${prefix}%' order by id`));
+    return rows.map((j) => Number(j.id));
+  }
+
+  it("an upload's bookkeeping reads only the jobs it completes, however many are pending", async () => {
+    const ids = await pendingJobs('n', 1);
     const held = (k: number) => k % 5 !== 4; // the k-th job is this owner's (the rest are 'other''s)
     const firstAt = spread(500, (i) => i - 1);
     const secondAt = spread(500, (i) => i % ROWS);
@@ -138,6 +150,33 @@ describe.skipIf(!url)('lookups by a list of keys on PostgreSQL, for a merchant w
       { owner: 'me', done: true, n: completed },
       { owner: 'other', done: false, n: ROWS / 5 },
     ]);
+  });
+
+  it('giving jobs back after a failed submission reads only those jobs, however many are pending', async () => {
+    const ids = await pendingJobs('g', 2);
+    const LATER = '2026-12-03T10:05:00.000+08:00';
+    const first = spread(500, (i) => ids[i - 1]!);
+    const second = spread(500, (i) => ids[i % ROWS]!);
+
+    expect(rowsRead(await plan(db, releaseJobsOnPostgres(first, 'me', LATER, true).compile(db)), 'outbox')).toBeLessThanOrEqual(2 * first.length);
+    await opened.exec('analyze outbox');
+    expect(rowsRead(await plan(db, releaseJobsOnPostgres(second, 'me', LATER, false).compile(db)), 'outbox')).toBeLessThanOrEqual(2 * second.length);
+
+    // What it gives back: jobs this owner still holds, not another's lease, not a job already done, not an unknown id;
+    // a submission that surely never reached the tax service (not counted) takes its attempt back.
+    await opened.exec("update outbox set lease_owner = null, lease_until = null, available_at = '" + AT + "', attempts = 2 where subject like 'g%'");
+    await opened.exec(`update outbox set lease_owner = case when id % 2 = 0 then 'me' else 'other' end where id in (${ids.slice(0, 4).join(', ')})`);
+    await opened.exec(`update outbox set done_at = '${AT}' where id = ${ids[0]}`);
+    const owned = (k: number) => (ids[k]! % 2 === 0 ? 'me' : 'other');
+    const given = await opened.store.write((tx) => tx.uploads.releaseJobs([...ids.slice(0, 4), 99_999_999], 'me', LATER, false));
+    expect(given).toBe([1, 2, 3].filter((k) => owned(k) === 'me').length);
+    const { rows } = await db.executeQuery<{ id: number; owner: string | null; available_at: string; attempts: number }>(CompiledQuery.raw(
+      `select id, lease_owner as owner, available_at, attempts from outbox where id in (${ids.slice(0, 4).join(', ')}) order by id`,
+    ));
+    expect(rows.map((r) => ({ ...r, id: Number(r.id), attempts: Number(r.attempts) }))).toEqual(ids.slice(0, 4).map((id, k) => {
+      const released = k > 0 && owned(k) === 'me';
+      return { id, owner: released ? null : owned(k), available_at: released ? LATER : AT, attempts: released ? 1 : 2 };
+    }));
   });
 
   // Completion updates the rows found at their addresses; a row another transaction changes while the
