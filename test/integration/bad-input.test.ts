@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storesUnderTest } from '../support/stores.js';
 import { createApiKey } from '../../src/app/api-keys.js';
 import { addMerchant } from '../../src/app/merchants.js';
+import { verifyChains } from '../../src/app/verify-chain.js';
 import { englishRun } from '../support/chinese.js';
 import { gbkBytes } from '../support/gbk.js';
 import { BUYER_TAX_ID, body, oneLine, sampleInvoice, startApi, validUscc, withWrongCheckCharacter, type Api, type ErrorBody, type InvoiceBody } from '../support/http.js';
@@ -215,6 +216,17 @@ for (const s of storesUnderTest) {
 
     describe('hostile and unusual text is data', () => {
       const injection = "x'); DROP TABLE invoices;--";
+
+      it('keeps quotes, backslashes and escape-looking text verbatim through storage, and the chain verifies', async () => {
+        // Each table's rows reach PostgreSQL as JSON (issue-writes.ts): what JSON and array literals escape.
+        const name = '甲"乙\\丙\\"丁\\u0041{"a":[1]}';
+        const remarks = 'line \\n not a newline, "quoted", \\\\ two, \\t tab';
+        const response = await api.issue(api.a.keys.clerk, sampleInvoice({ buyer: { name, tax_id: '' }, remarks }));
+        expect(response.statusCode, response.body).toBe(201);
+        const stored = body(await api.get(api.a.keys.clerk, `/api/v1/invoices/${body(response).number}`));
+        expect({ name: stored.buyer.name, remarks: stored.remarks, digest: stored.digest }).toEqual({ name, remarks, digest: body(response).digest });
+        expect((await verifyChains(api.ports, [api.a.id]))[0]!.breaks).toEqual([]);
+      });
 
       it('stores SQL-looking text verbatim and finds it with the same text as a filter', async () => {
         const before = await api.countInvoices(api.a.id);
