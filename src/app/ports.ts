@@ -189,6 +189,12 @@ export interface Repositories extends UpstreamRepositories, DeliveryRepositories
      * SQLite's write lock is already held). Take it first, so everything read after it is current.
      */
     lock(id: string): Promise<MerchantRecord | undefined>;
+    /**
+     * Takes the same lock without reading the merchant. On PostgreSQL the statement goes out with
+     * the transaction's next one (pg-send-with-next.ts), which runs once the lock is granted: the
+     * lock costs no exchange of its own, while every issue of the merchant waits for it.
+     */
+    hold(id: string): Promise<void>;
     insert(merchant: MerchantRecord): Promise<void>;
     get(id: string): Promise<MerchantRecord | undefined>;
     findByTaxId(taxId: string): Promise<MerchantRecord | undefined>;

@@ -132,8 +132,10 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Run
     const retryAt = shanghaiTimestamp(new Date(ports.clock.now().getTime() + retryDelayMs(error, maxAttempts, { backoffMs, maxBackoffMs })));
     await ports.store.write(async (tx) => {
       const at = shanghaiTimestamp(ports.clock.now());
-      await tx.merchants.lock(merchantId); // the backlog's counters move with the issue path's, never past them
+      // The jobs are this process's, by lease: nothing else of the merchant's writes them, so they are
+      // completed before its lock is asked for, and every issue waits that much less.
       const completed = new Set(await tx.uploads.completeJobs(settled.map((j) => j.id), lease.owner, at));
+      await tx.merchants.hold(merchantId); // the backlog's counters move with the issue path's, never past them
       const audit: AuditRecord[] = [];
       const uploaded: string[] = [];
       const reduced = new Map<InvoiceKind, { count: number; preTaxFen: bigint }>();

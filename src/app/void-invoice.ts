@@ -16,7 +16,7 @@ export async function voidInvoice(ports: Ports, caller: Caller, number: string, 
   authorize(caller, 'invoice.void');
   checkText(reason, 'reason', 200, true);
   return ports.store.write(async (tx) => {
-    await tx.merchants.lock(caller.merchantId);
+    await tx.merchants.hold(caller.merchantId);
     const invoice = await tx.invoices.get(caller.merchantId, number);
     if (!invoice) throw new Fault(faults.INVOICE_NOT_FOUND, { number });
     const now = ports.clock.now();

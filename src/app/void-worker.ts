@@ -84,7 +84,7 @@ export function voidHandler(ports: Ports, taxService: TaxService, options: Runne
     const at = shanghaiTimestamp(new Date(now));
     const later = (ms: number) => shanghaiTimestamp(new Date(now + ms));
     await ports.store.write(async (tx) => {
-      await tx.merchants.lock(merchantId); // serialised with the void itself and with the upload's acceptance
+      await tx.merchants.hold(merchantId); // serialised with the void itself and with the upload's acceptance
       const closing = [...of('settled'), ...of('nothing')];
       const completed = new Set(await tx.uploads.completeJobs(closing.map((j) => j.id), lease.owner, at));
       const audit: AuditRecord[] = [];

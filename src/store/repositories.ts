@@ -1,6 +1,6 @@
 // Repositories over Kysely. The same code runs on a transaction or on the read connection, on
 // SQLite and on PostgreSQL; dialect differences stay in database.ts.
-import { type Kysely, sql } from 'kysely';
+import { CompiledQuery, type Kysely, sql } from 'kysely';
 import type { Database, InvoiceTable } from './schema.js';
 import type { Repositories, IdempotencyRecord, MerchantRecord, UserRecord, ApiKeyRecord, SavedBuyer, SavedItem, InvoiceFilter, ChainHead, UsageCounters } from '../app/ports.js';
 import type { Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, Buyer, Party } from '../domain/invoice.js';
@@ -8,6 +8,7 @@ import { GENESIS_HASH } from '../domain/invoice.js';
 import type { VoidReportState } from '../domain/void-report.js';
 import type { Role } from '../domain/access.js';
 import { hot } from './hot-queries.js';
+import { sendWithNext } from './pg-send-with-next.js';
 import { issueWrites } from './issue-writes.js';
 import { upstreamRepositories } from './upstream-repositories.js';
 import { uploadRepositories } from './upload-repositories.js';
@@ -189,6 +190,10 @@ function numbered(name: string, values: readonly string[]): Record<string, strin
 /** An optional fen amount as its column holds it (bigint as decimal text on both drivers). */
 const fenColumn = (value: bigint | null) => (value === null ? null : value.toString());
 
+/** `merchants.hold` on PostgreSQL: nothing to answer, so it goes out with the next statement. */
+const HOLD_MERCHANT = 'select 1 from merchants where id = $1 for update';
+sendWithNext(HOLD_MERCHANT);
+
 function merchants(db: Db, dialect: Dialect, locking: boolean): Repositories['merchants'] {
   const toRecord = (r: Database['merchants']): MerchantRecord => ({
     id: r.id,
@@ -208,6 +213,9 @@ function merchants(db: Db, dialect: Dialect, locking: boolean): Repositories['me
     offlineSince: r.offline_since ?? null,
   });
   return {
+    async hold(id) {
+      if (locking) await db.executeQuery(CompiledQuery.raw(HOLD_MERCHANT, [id])); // SQLite: its write lock is held already
+    },
     async lock(id) {
       const [row] = (await (locking ? hot.merchantForUpdate : hot.merchant).execute(db, dialect, { id })).rows;
       return row && toRecord(row as unknown as Database['merchants']);

@@ -61,6 +61,22 @@ for (const kind of storesUnderTest) {
       ]);
     });
 
+    it('reads, after merchants.hold, what the transaction holding the lock before it wrote', async () => {
+      const first = opened.store.write(async (tx) => {
+        await tx.merchants.lock(merchantId);
+        await sleep(150); // the second transaction is waiting for the lock meanwhile
+        await tx.idempotency.insert([{ merchantId, key: 'k1', requestHash: 'h1', invoiceNumber: '26350000000000000001', createdAt: AT }]);
+      });
+      await sleep(30);
+      // On PostgreSQL the lock goes out together with the read: the read still starts after the grant.
+      const second = opened.store.write(async (tx) => {
+        await tx.merchants.hold(merchantId);
+        return tx.idempotency.find(merchantId, ['k1']);
+      });
+      await first;
+      expect([...(await second).keys()]).toEqual(['k1']);
+    });
+
     it('sees what the batch holding the lock before it wrote, however long that batch took', async () => {
       const first = opened.store.write(async (tx) => {
         await tx.merchants.lock(merchantId);
