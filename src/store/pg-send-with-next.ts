@@ -4,12 +4,13 @@
 // turn of our event loop, so two statements cost one wait for the instance's busy event loop
 // instead of two.
 //
-// Two kinds wait, each registered with `sendWithNext`: a transaction's begin (nothing to answer:
-// pg-durable-commit.ts), and a transaction's final write (the issue batch's one statement, answered
-// by nothing but success), which then goes out with the commit. That matters under a merchant's lock: the lock is held from the
-// moment it is granted until the commit, and every answer the instance must handle on the way
-// is time the other instances wait (bench:issue with 3 instances sampled the lock's holder waiting
-// for its instance most of the time it held the lock).
+// What waits: `begin` (nothing to answer), and the statements registered with `sendWithNext`: a
+// transaction's final write (the issue batch's one statement, answered by nothing but success),
+// which then goes out with the commit, and a lock whose row is not needed (`merchants.hold`), which
+// goes out with the statement that needs the lock. That matters under a merchant's lock: the lock
+// is held from the moment it is granted until the commit, and every answer the instance must handle
+// on the way is time the other instances wait (bench:issue with 3 instances sampled the lock's
+// holder waiting for its instance most of the time it held the lock).
 //
 // Nothing changes in what a transaction does or in which order: a held statement is always sent
 // before any later one, and a failure of it is the failure of the statement it went with (a
@@ -19,7 +20,7 @@ import type pg from 'pg';
 
 type Send = (text: string, values: unknown[]) => Promise<pg.QueryResult>;
 
-const sentWithNext = new Set<string>();
+const sentWithNext = new Set<string>(['begin']);
 
 /** Registers a statement to be sent together with the one after it (its answer is not awaited). */
 export function sendWithNext(sql: string): void {
@@ -41,7 +42,7 @@ export class SendWithNext {
       return Promise.resolve(HELD);
     }
     if (text === 'rollback' && this.held.length > 0) {
-      const begun = !this.held.some((q) => q.text.startsWith('begin'));
+      const begun = !this.held.some((q) => q.text === 'begin');
       this.held = [];
       return begun ? this.send(text, values) : Promise.resolve(HELD);
     }

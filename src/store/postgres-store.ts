@@ -5,7 +5,7 @@
 // Retry-After instead of hanging or crashing the process, and the pool reconnects by itself when
 // it is back; a DATABASE_URL naming several hosts follows the primary (pg-hosts.ts).
 import pg from 'pg';
-import { Kysely, PostgresDialect, sql, type DatabaseIntrospector, type Driver, type PostgresDialectConfig, type PostgresPool, type PostgresPoolClient, type TableMetadata, type Transaction } from 'kysely';
+import { Kysely, PostgresDialect, sql, type DatabaseIntrospector, type PostgresPool, type PostgresPoolClient, type TableMetadata, type Transaction } from 'kysely';
 import type { Database } from './schema.js';
 import type { Store } from '../app/ports.js';
 import { repositories } from './repositories.js';
@@ -13,7 +13,6 @@ import { migrateToLatest } from './migrate.js';
 import { translateDriverError } from './driver-errors.js';
 import { preparedName } from './prepared.js';
 import { SendWithNext } from './pg-send-with-next.js';
-import { DurableCommitDriver } from './pg-durable-commit.js';
 import { heartbeat } from './heartbeat.js';
 import { hostListClient, parseHostList } from './pg-hosts.js';
 import { ApiKeyCache } from './api-key-cache.js';
@@ -68,7 +67,7 @@ function connect(options: PostgresOptions): { db: Kysely<Database>; newClient: (
   // end the process. The request's own query fails and is answered 5001.
   pool.on('connect', (client) => client.on('error', () => {}));
   return {
-    db: new Kysely<Database>({ dialect: new StoreDialect({ pool: faultTranslatingPool(pool, options.namedStatements !== false) }) }),
+    db: new Kysely<Database>({ dialect: new SearchPathDialect({ pool: faultTranslatingPool(pool, options.namedStatements !== false) }) }),
     newClient: () => new Client(settings),
   };
 }
@@ -91,17 +90,6 @@ export class SearchPathDialect extends PostgresDialect {
     };
     const schemas = super.createIntrospector(db);
     return { getSchemas: () => schemas.getSchemas(), getTables: tables, getMetadata: async () => ({ tables: await tables() }) };
-  }
-}
-
-/** The store's own: write transactions commit without holding their locks through the flush (pg-durable-commit.ts). */
-class StoreDialect extends SearchPathDialect {
-  constructor(private readonly config: PostgresDialectConfig) {
-    super(config);
-  }
-
-  override createDriver(): Driver {
-    return new DurableCommitDriver(this.config);
   }
 }
 

@@ -3,7 +3,6 @@
 // any answer, in their order; the first failure among them is the failure of the call.
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { BEGIN } from '../../src/store/pg-durable-commit.js';
 import { SendWithNext, sendWithNext } from '../../src/store/pg-send-with-next.js';
 
 const FINAL_WRITE = 'insert into t select * from unnest($1::text[]) -- a final write';
@@ -28,7 +27,7 @@ function driver() {
 /** A transaction begun, its first statement (`select 1`) sent with the begin and both answered. */
 async function begunWithARead() {
   const held = driver();
-  await held.statements.query(BEGIN, []);
+  await held.statements.query('begin', []);
   const read = held.statements.query('select 1', []);
   held.sent.forEach((s) => s.answer());
   await read;
@@ -38,10 +37,10 @@ async function begunWithARead() {
 describe('statements sent with the next one (PostgreSQL)', () => {
   it('holds the begin and sends it with the first statement, both handed over before either is answered', async () => {
     const { sent, statements, texts } = driver();
-    expect((await statements.query(BEGIN, [])).rows).toEqual([]);
+    expect((await statements.query('begin', [])).rows).toEqual([]);
     expect(texts()).toEqual([]);
     const lock = statements.query('select * from merchants where id = $1 for update', ['m1']);
-    expect(texts()).toEqual([BEGIN, 'select * from merchants where id = $1 for update']);
+    expect(texts()).toEqual(['begin', 'select * from merchants where id = $1 for update']);
     expect(sent[1]!.values).toEqual(['m1']);
     sent[0]!.answer();
     sent[1]!.answer({ rows: [{ id: 'm1' }] });
@@ -51,9 +50,9 @@ describe('statements sent with the next one (PostgreSQL)', () => {
   it('sends a registered final write with the commit, in that order, and answers with the commit', async () => {
     const { sent, statements, texts } = await begunWithARead();
     await statements.query(FINAL_WRITE, [['a', 'b']]);
-    expect(texts()).toEqual([BEGIN, 'select 1']);
+    expect(texts()).toEqual(['begin', 'select 1']);
     const commit = statements.query('commit', []);
-    expect(texts()).toEqual([BEGIN, 'select 1', FINAL_WRITE, 'commit']);
+    expect(texts()).toEqual(['begin', 'select 1', FINAL_WRITE, 'commit']);
     expect(sent[2]!.values).toEqual([['a', 'b']]);
     sent[2]!.answer();
     sent[3]!.answer();
@@ -71,7 +70,7 @@ describe('statements sent with the next one (PostgreSQL)', () => {
 
   it('gives the first failure in the order sent, not the first to arrive', async () => {
     const { sent, statements } = driver();
-    await statements.query(BEGIN, []);
+    await statements.query('begin', []);
     const call = statements.query('select 1', []);
     sent[1]!.fail(new Error('current transaction is aborted'));
     sent[0]!.fail(new Error('the begin failed'));
@@ -80,7 +79,7 @@ describe('statements sent with the next one (PostgreSQL)', () => {
 
   it('rolls back without sending anything when even the begin is still held', async () => {
     const { statements, texts } = driver();
-    await statements.query(BEGIN, []);
+    await statements.query('begin', []);
     expect((await statements.query('rollback', [])).rows).toEqual([]);
     expect(texts()).toEqual([]);
     const next = statements.query('select 2', []);
@@ -92,14 +91,14 @@ describe('statements sent with the next one (PostgreSQL)', () => {
     const { sent, statements, texts } = await begunWithARead();
     await statements.query(FINAL_WRITE, [['a']]);
     const rollback = statements.query('rollback', []);
-    expect(texts()).toEqual([BEGIN, 'select 1', 'rollback']);
+    expect(texts()).toEqual(['begin', 'select 1', 'rollback']);
     sent[2]!.answer();
     await rollback;
   });
 
   it('forgets what is held when the connection is given back', async () => {
     const { statements, texts } = driver();
-    await statements.query(BEGIN, []);
+    await statements.query('begin', []);
     statements.drop();
     void statements.query('select 3', []);
     expect(texts()).toEqual(['select 3']);
