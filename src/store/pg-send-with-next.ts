@@ -16,6 +16,10 @@
 // before any later one, and a failure of it is the failure of the statement it went with (a
 // `commit` after a failed statement only rolls back, so the failure is never taken for success).
 // A `rollback` drops what is held, and costs nothing at all if even the begin is still held.
+//
+// This relies on node-postgres 8 queueing a query sent while another runs. It says once per process
+// that pg 9 will not ("Calling client.query() when the client is already executing a query is
+// deprecated"); a move to pg 9 has to replace the queue with the driver's own pipelining.
 import type pg from 'pg';
 
 type Send = (text: string, values: unknown[]) => Promise<pg.QueryResult>;
