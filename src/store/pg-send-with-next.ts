@@ -31,8 +31,8 @@ export function sendWithNext(sql: string): void {
   sentWithNext.add(sql);
 }
 
-/** What a held statement answers at once: no rows, no count. */
-const HELD = { command: '', rowCount: null, rows: [], oid: 0, fields: [] } as pg.QueryResult;
+/** What a held statement answers at once: no rows, no count (a new object each time: callers own their results). */
+const noAnswer = (): Promise<pg.QueryResult> => Promise.resolve({ command: '', rowCount: null, rows: [], oid: 0, fields: [] });
 
 /** One pooled connection's statements while one holder has it checked out. */
 export class SendWithNext {
@@ -43,12 +43,12 @@ export class SendWithNext {
   query(text: string, values: unknown[]): Promise<pg.QueryResult> {
     if (sentWithNext.has(text)) {
       this.held.push({ text, values });
-      return Promise.resolve(HELD);
+      return noAnswer();
     }
     if (text === 'rollback' && this.held.length > 0) {
       const begun = !this.held.some((q) => q.text === 'begin');
       this.held = [];
-      return begun ? this.send(text, values) : Promise.resolve(HELD);
+      return begun ? this.send(text, values) : noAnswer();
     }
     if (this.held.length === 0) return this.send(text, values);
     const statements = [...this.held, { text, values }];
