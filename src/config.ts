@@ -93,14 +93,18 @@ function uploadBatchSize(env: NodeJS.ProcessEnv): number {
 
 /**
  * FAPIAO_UPLOAD_LANES, upload loops side by side in the uploading process; by default as the database
- * needs. SQLite: 3. Each lane claims, reads, sends, waits and writes down in turn, and a third keeps
- * the tax service busier while the other two are in their own steps (bench:drain, five alternating
- * pairs: drained 7,241/s median, 5,627–8,041, against 6,471/s, 5,805–7,070, with 2; issuing p99
- * during the drain 74.5 ms median against 69.9). PostgreSQL keeps 2: every lane of every instance
- * takes its turn on the merchant's row lock, and a third was not measured there.
+ * needs. SQLite: 5. Each lane claims, reads, sends, waits and writes down in turn; with more lanes a
+ * submission is always at the tax service while the others are in their own steps. bench:drain on 2
+ * cores, 2026-12-05, six runs each (alternating pairs, then two more each): with 5 the drain from the
+ * heal was 0.71–0.88 of the sandbox's ceiling (median 0.84) against 0.64–1.13 (median 0.68) with 3,
+ * and issuing's p99 during the drain 23.6–52.8 ms (median 30.7) against 33.1–44.6 (median 36.5).
+ * 4 (one run) and 8 (one run) did no better than 5; with 5 lanes, 250-job submissions drained less
+ * (0.55–0.78, three runs) than 500 (0.70–0.90). (On a slower machine, 2026-12-03: 3 lanes drained
+ * 7,241/s median against 6,471/s with 2.) PostgreSQL keeps 2: every lane of every instance takes its
+ * turn on the merchant's row lock, and a third was not measured there.
  */
 function uploadLanes(env: NodeJS.ProcessEnv): number {
-  const lanes = integer(env.FAPIAO_UPLOAD_LANES, byDatabase(env, { sqlite: 3, postgres: 2 }), 'FAPIAO_UPLOAD_LANES');
+  const lanes = integer(env.FAPIAO_UPLOAD_LANES, byDatabase(env, { sqlite: 5, postgres: 2 }), 'FAPIAO_UPLOAD_LANES');
   if (lanes < 1 || lanes > MAX_UPLOAD_LANES) throw new Error(`FAPIAO_UPLOAD_LANES must be from 1 to ${MAX_UPLOAD_LANES}, got "${env.FAPIAO_UPLOAD_LANES}"`);
   return lanes;
 }

@@ -44,11 +44,11 @@ describe('FAPIAO_PUBLIC_URL, printed in every QR code', () => {
 
 // Upload settings whose defaults depend on the database (config.ts). A submission's bookkeeping holds
 // what issues wait for: SQLite's one write lock, briefly if the submission is small; PostgreSQL's
-// merchant row across round trips, best seldom. A third lane keeps the tax service busier during a
+// merchant row across round trips, best seldom. More lanes keep the tax service busier during a
 // drain on SQLite; on PostgreSQL every lane of every instance takes turns on the merchant's row lock.
 describe.each([
   { variable: 'FAPIAO_UPLOAD_POLL_MS', setting: 'pollMs', sqlite: 100, postgres: 500, set: 250 },
-  { variable: 'FAPIAO_UPLOAD_LANES', setting: 'lanes', sqlite: 3, postgres: 2, set: 4 },
+  { variable: 'FAPIAO_UPLOAD_LANES', setting: 'lanes', sqlite: 5, postgres: 2, set: 4 },
   { variable: 'FAPIAO_UPLOAD_BATCH', setting: 'batchSize', sqlite: 500, postgres: 1000, set: 200 },
 ] as const)('$variable', ({ variable, setting, sqlite, postgres, set }) => {
   const onPostgres = { DATABASE_URL: 'postgres://fapiao@db/fapiao' };
