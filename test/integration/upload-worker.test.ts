@@ -19,6 +19,7 @@ import { body as json, oneLine, sampleInvoice } from '../support/http.js';
 import { storesUnderTest } from '../support/stores.js';
 import { upstreamFixture } from '../support/upstream-fixture.js';
 import { encodeUploadRecord } from '../../src/upstream/protocol.js';
+import { Fault, faults } from '../../src/domain/faults.js';
 
 for (const kind of storesUnderTest) {
   describe(`uploads to the tax service on ${kind.name}`, () => {
@@ -153,6 +154,25 @@ for (const kind of storesUnderTest) {
       expect([...(await t.sandbox.counters(seller())).values()].every((c) => c.submissions === 1)).toBe(true);
       expect(Date.now() - started).toBeGreaterThanOrEqual(500);
       await expectUploadedOnce([...first, ...second]);
+    });
+
+    it('keeps every lane within the wait: a lane refused for coming too early gives its jobs back, due after the wait, and all arrive once', async () => {
+      await t.sandbox.fault('flow_control', { wait_seconds: 1 });
+      let refused = 0;
+      const client = t.taxService;
+      const counting = { ...client, upload: (...args: Parameters<typeof client.upload>) => client.upload(...args).catch((error) => {
+        if (error instanceof Fault && error.spec === faults.UPSTREAM_FLOW_CONTROL) refused += 1;
+        throw error;
+      }) };
+      const numbers = await issue(9); // three batches: each lane but the first learns of the wait from a refusal
+      const started = Date.now();
+      // On the real clock: the given-back jobs fall due as the wait passes (the fixture's clock stands still).
+      t.keep(startUploadWorker({ store: t.opened.store, clock: systemClock }, counting, { owner: 'w', lanes: 3, batchSize: 3, idleMs: 50, leaseMs: 30_000, backoffMs: 1, maxBackoffMs: 5 })).start();
+      await until(async () => (await status()).backlog.count === 0);
+      expect(refused).toBeGreaterThan(0);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2_000); // the tax service's waits between the three
+      expect(Date.now() - started).toBeLessThan(8_000); // given back for the wait, not for a backoff grown on it
+      await expectUploadedOnce(numbers);
     });
 
     it('quarantines an invoice whose number the tax service holds with another digest: both kept, an alert raised', async () => {
