@@ -1,25 +1,23 @@
 // Statements whose answer nobody waits for are not sent on their own on PostgreSQL: they wait on
-// their connection and go out together with the next statement, back to back. node-postgres sends
-// a queued query the moment the one before it is answered, inside its socket handler, without a
-// turn of our event loop, so two statements cost one wait for the instance's busy event loop
-// instead of two.
+// their connection and go out together with the next statement, back to back. The pool's clients
+// run node-postgres in pipeline mode, which writes each statement to the socket when it is made, so
+// the server runs the second as soon as the first is done: two statements, one round trip, and one
+// wait for the instance's event loop instead of two.
 //
 // What waits: `begin` (nothing to answer), and the statements registered with `sendWithNext`: a
 // transaction's final write (the issue batch's one statement, answered by nothing but success),
 // which then goes out with the commit, and a lock whose row is not needed (`merchants.hold`), which
 // goes out with the statement that needs the lock. That matters under a merchant's lock: the lock
-// is held from the moment it is granted until the commit, and every answer the instance must handle
-// on the way is time the other instances wait (bench:issue with 3 instances sampled the lock's
-// holder waiting for its instance most of the time it held the lock).
+// is held from the moment it is granted until the commit, and every round trip and every answer the
+// instance must handle on the way is time the other instances wait (bench:issue with 3 instances
+// sampled the lock's holder waiting for its instance most of the time it held the lock).
 //
 // Nothing changes in what a transaction does or in which order: a held statement is always sent
-// before any later one, and a failure of it is the failure of the statement it went with (a
-// `commit` after a failed statement only rolls back, so the failure is never taken for success).
-// A `rollback` drops what is held, and costs nothing at all if even the begin is still held.
-//
-// This relies on node-postgres 8 queueing a query sent while another runs. It says once per process
-// that pg 9 will not ("Calling client.query() when the client is already executing a query is
-// deprecated"); a move to pg 9 has to replace the queue with the driver's own pipelining.
+// before any later one, and a failure of it is the failure of the statement it went with (each
+// statement ends with its own Sync, so the server runs the next one anyway: inside a transaction
+// it fails as aborted, and a `commit` after a failed statement only rolls back, so the failure is
+// never taken for success). A `rollback` drops what is held, and costs nothing at all if even the
+// begin is still held. test/integration/pg-pipelining.test.ts reads what goes on the wire.
 import type pg from 'pg';
 
 type Send = (text: string, values: unknown[]) => Promise<pg.QueryResult>;
@@ -53,7 +51,7 @@ export class SendWithNext {
     if (this.held.length === 0) return this.send(text, values);
     const statements = [...this.held, { text, values }];
     this.held = [];
-    // Every send is queued by the driver before the first answer can arrive.
+    // Every statement is handed to the driver (and written) before the first answer can arrive.
     const answers = statements.map((q) => this.send(q.text, q.values));
     return settleInOrder(answers);
   }

@@ -52,6 +52,9 @@ function connect(options: PostgresOptions): { db: Kysely<Database>; newClient: (
     statement_timeout: STATEMENT_TIMEOUT_MS,
     query_timeout: QUERY_TIMEOUT_MS,
     keepAlive: true,
+    // Every statement goes on the wire when it is made, not after the one before it is answered, so
+    // statements sent together (pg-send-with-next.ts) cost one round trip.
+    pipeline: true,
     ...(options.schema && { options: `-c search_path=${options.schema}` }),
   };
   // Several hosts (a primary and its standbys): each new connection goes to the one taking writes.
