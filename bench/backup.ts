@@ -158,12 +158,12 @@ async function bulkFill(store: Store, merchant: MerchantRecord, count: number, c
   const usage = new Map<string, UsageChange>();
   const tx: Repositories = {
     ...recorded,
-    merchants: { ...recorded.merchants, lock: async (id) => (id === merchant.id ? merchant : undefined) },
+    merchants: { ...recorded.merchants, hold: async () => {} },
     issues: {
-      // Numbers, chain heads and usage as this fill has left them; no key is ever reused.
+      // The merchant, and numbers, chain heads and usage as this fill has left them (no request has a key).
       async context(q) {
         return {
-          earlier: new Map(),
+          merchant: q.merchantId === merchant.id ? merchant : undefined,
           usage: new Map([...usage.values()].map((u) => [u.period, { ...u, since: null }])),
           blocks: [{ blockId: String(q.year), next: (sequences.get(q.year) ?? 0) + 1, last: MAX_SEQUENCE }],
           heads: q.scopes.map((scope) => heads.get(scope) ?? { scope, hash: GENESIS_HASH, index: 0 }),

@@ -5,9 +5,9 @@
 // overshoots a limit its invoices would pass one at a time, and the usage counters get the batch's
 // totals in one statement.
 import { backlogPeriod, type Backlog } from '../domain/contingency.js';
-import { effectiveCreditLine, refuseCredit } from '../domain/credit-line.js';
+import { refuseCredit } from '../domain/credit-line.js';
 import { Fault, faults } from '../domain/faults.js';
-import type { InvoiceKind } from '../domain/invoice.js';
+import { invoiceKinds, type InvoiceKind } from '../domain/invoice.js';
 import { refuseOfflineIssue } from './contingency.js';
 import type { MerchantRecord, UsageChange, UsageCounters } from './ports.js';
 
@@ -20,7 +20,7 @@ export class IssueAllowance {
   private readonly added = new Map<InvoiceKind, { invoiceCount: number; preTaxFen: bigint }>();
   private readonly backlogs = new Map<InvoiceKind, Backlog>();
 
-  /** `date` is today in Shanghai; `usage` holds the counters `periods` named. */
+  /** `date` is today in Shanghai; `usage` holds the counters `periodsOf(date)` named. */
   constructor(
     private readonly merchant: MerchantRecord,
     private readonly date: string,
@@ -39,13 +39,13 @@ export class IssueAllowance {
     }
   }
 
-  /** The usage counters this merchant's limits need for a batch of these kinds today. */
-  static periods(merchant: MerchantRecord, date: string, kinds: ReadonlySet<InvoiceKind>): string[] {
-    return [
-      ...(merchant.dailyInvoiceLimit !== null ? [dayPeriod(date)] : []),
-      ...(effectiveCreditLine(merchant) !== null ? [monthPeriod(date)] : []),
-      ...(merchant.offlineSince ? [...kinds].map(backlogPeriod) : []),
-    ];
+  /**
+   * Every usage counter a limit may need today: the day, the month and each kind's upload backlog.
+   * A batch reads them before it knows its merchant and its requests (on PostgreSQL in the same flight
+   * as its lock); those no limit of the merchant binds are simply not looked at.
+   */
+  static periodsOf(date: string): string[] {
+    return [dayPeriod(date), monthPeriod(date), ...invoiceKinds.map(backlogPeriod)];
   }
 
   /** Why one more invoice of this kind and pre-tax amount may not be issued; undefined when it may. */

@@ -6,7 +6,9 @@
 // next one (issue-batches.ts), and a batch is one transaction: the merchant's lock, its numbers,
 // the chain heads, every table's rows and the commit are paid once per batch instead of once per
 // invoice. Each request is still decided alone, in arrival order: one refused by a limit or a
-// reused key gets its own fault and takes no number, and the others are issued.
+// reused key gets its own fault and takes no number, and the others are issued. Where each round
+// trip under the lock costs (PostgreSQL), a request's key is read before it joins the queue
+// (key-lookups.ts), so that nothing the batch reads under the lock depends on its requests.
 import { authorize, type Caller } from '../domain/access.js';
 import { draftInvoice, type InvoiceRequest } from '../domain/draft.js';
 import { printableCharacters } from '../documents/font.js';
@@ -18,6 +20,7 @@ import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
 import { chainAudit } from './audit.js';
 import { IssueAllowance } from './issue-allowance.js';
 import { MerchantQueues, type Outcome } from './issue-batches.js';
+import { KeyLookups, type KeyRead } from './key-lookups.js';
 import { YearNumbers } from './number-blocks.js';
 import type { IdempotencyRecord, Ports, Repositories } from './ports.js';
 import { uploadJobs } from './upload-record.js';
@@ -34,17 +37,25 @@ export interface PendingIssue {
   draft: InvoiceDraft;
   requestHash: string;
   idempotencyKey?: string;
+  /** Its key as read before the lock (`Store.readsKeysBeforeLock`); undefined when the batch reads it. */
+  earlier?: KeyRead;
 }
 
 export async function issueInvoice(ports: Ports, caller: Caller, request: InvoiceRequest, idempotencyKey?: string): Promise<IssueResult> {
   authorize(caller, 'invoice.issue');
   const draft = draftInvoice(request, printableCharacters()); // pure; a rejection here has touched nothing
   const requestHash = sha256(JSON.stringify(request));
-  return queuesOf(ports).submit({ caller, draft, requestHash, ...(idempotencyKey !== undefined && { idempotencyKey }) });
+  const pending: PendingIssue = { caller, draft, requestHash };
+  if (idempotencyKey !== undefined) {
+    pending.idempotencyKey = idempotencyKey;
+    if (ports.store.readsKeysBeforeLock) pending.earlier = await keyLookupsOf(ports).find(caller.merchantId, idempotencyKey);
+  }
+  return queuesOf(ports).submit(pending);
 }
 
-/** This process's queues for `ports` (a store with its clock and signer). */
+/** This process's queues and key lookups for `ports` (a store with its clock and signer). */
 const queuesByPorts = new WeakMap<Ports, MerchantQueues<PendingIssue, IssueResult>>();
+const keyLookupsByPorts = new WeakMap<Ports, KeyLookups>();
 
 function queuesOf(ports: Ports): MerchantQueues<PendingIssue, IssueResult> {
   let queues = queuesByPorts.get(ports);
@@ -55,21 +66,36 @@ function queuesOf(ports: Ports): MerchantQueues<PendingIssue, IssueResult> {
   return queues;
 }
 
+function keyLookupsOf(ports: Ports): KeyLookups {
+  let lookups = keyLookupsByPorts.get(ports);
+  if (!lookups) {
+    lookups = new KeyLookups(ports.store);
+    keyLookupsByPorts.set(ports, lookups);
+  }
+  return lookups;
+}
+
 /** One merchant's batch in one transaction; an outcome per request taken, in order. */
 function issueBatch(ports: Ports, merchantId: string, take: () => readonly PendingIssue[]): Promise<Array<Outcome<IssueResult>>> {
+  let attempt = 0;
   return ports.store.write(async (tx) => {
-    const merchant = await tx.merchants.lock(merchantId);
+    attempt += 1;
+    const scopes = [invoiceChainScope(merchantId), auditScope(merchantId)];
+    const contextOf = (date: string) => tx.issues.context({ merchantId, periods: IssueAllowance.periodsOf(date), year: Number(date.slice(0, 4)), scopes });
+    // The lock's statement goes out with the context's (PostgreSQL), which reads once it is granted.
+    await tx.merchants.hold(merchantId);
+    const askedFor = shanghaiDate(ports.clock.now());
+    let context = await contextOf(askedFor);
     const requests = take(); // under the lock: what arrived while it was awaited joins this batch
-    if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: merchantId });
-    const keys = [...new Set(requests.flatMap((r) => (r.idempotencyKey === undefined ? [] : [r.idempotencyKey])))];
     const now = ports.clock.now();
     const issuedAt = shanghaiTimestamp(now);
     const date = shanghaiDate(now);
+    if (date !== askedFor) context = await contextOf(date); // the lock was granted after midnight: the new day's counters (and year's numbers)
+    const { merchant, usage, blocks, heads } = context;
+    if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: merchantId });
     const year = Number(date.slice(0, 4));
     const kinds = new Set(requests.map((r) => r.draft.kind));
-    const { earlier, usage, blocks, heads } = await tx.issues.context({
-      merchantId, keys, periods: IssueAllowance.periods(merchant, date, kinds), year, scopes: [invoiceChainScope(merchantId), auditScope(merchantId)],
-    });
+    const earlier = await keysOf(tx, merchantId, requests, attempt > 1);
     const allowance = new IssueAllowance(merchant, date, now, kinds, usage);
     const numbers = new YearNumbers(year, blocks); // from the tax service's 号段
     const [invoiceHead, auditHead] = heads;
@@ -119,6 +145,23 @@ function issueBatch(ports: Ports, merchantId: string, take: () => readonly Pendi
     }
     return outcomes;
   });
+}
+
+/**
+ * The stored records of the batch's keys: as read before the lock where they were, the others read
+ * now, under it. A batch run again (`again`: the store retries a unique violation, e.g. a key stored
+ * by another request after it was read) reads all of them now.
+ */
+async function keysOf(tx: Repositories, merchantId: string, requests: readonly PendingIssue[], again: boolean): Promise<Map<string, IdempotencyRecord>> {
+  const records = new Map<string, IdempotencyRecord>();
+  const unread = new Set<string>();
+  for (const { idempotencyKey: key, earlier } of requests) {
+    if (key === undefined) continue;
+    if (again || earlier === undefined) unread.add(key);
+    else if (earlier) records.set(key, earlier);
+  }
+  if (unread.size > 0) for (const [key, record] of await tx.idempotency.find(merchantId, [...unread])) records.set(key, record);
+  return records;
 }
 
 /** A key's first use: stored earlier (the invoice is read when needed), or earlier in this batch. */

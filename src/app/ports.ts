@@ -151,9 +151,7 @@ export interface IssueWrites {
 /** What an issue batch reads once it holds its merchant's lock. */
 export interface IssueContextQuery {
   merchantId: string;
-  /** The batch's Idempotency-Keys. */
-  keys: readonly string[];
-  /** The usage counters its limits need (IssueAllowance.periods). */
+  /** The usage counters its limits may need (IssueAllowance.periodsOf). */
   periods: readonly string[];
   /** The year whose open number blocks it takes numbers from. */
   year: number;
@@ -162,8 +160,8 @@ export interface IssueContextQuery {
 }
 
 export interface IssueContext {
-  /** Keys already used, by key. */
-  earlier: Map<string, IdempotencyRecord>;
+  /** The merchant as it is now (its lock is held); undefined when there is no such merchant. */
+  merchant: MerchantRecord | undefined;
   /** Each period asked for (zero when never counted). */
   usage: Map<string, UsageCounters>;
   /** Oldest first. */
@@ -287,6 +285,14 @@ export interface Repositories extends UpstreamRepositories, DeliveryRepositories
 
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
+  /**
+   * Whether issuing reads its requests' Idempotency-Keys before it asks for the merchant's lock.
+   * On PostgreSQL every statement under the lock is a round trip the other instances wait for, and a
+   * key another request stores in between fails the batch's write with a unique violation, which
+   * `write` retries (the keys are then read under the lock). On SQLite a read under the lock costs no
+   * round trip, and a key raced in between would fail the whole batch.
+   */
+  readonly readsKeysBeforeLock: boolean;
   /** Runs `work` in one transaction; resolves only after the commit is durable. */
   write<T>(work: (tx: Repositories) => Promise<T>): Promise<T>;
   /** Reads committed data; never blocks behind writers. */

@@ -1,10 +1,20 @@
 // The statements on the path of every issued invoice and every API call, prepared once per
 // dialect (see prepared.ts). Everything else is built with Kysely as usual.
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { arg, prepare, prepareRows, rowArg } from './prepared.js';
-import type { InvoiceRecordTable, InvoiceStateTable, InvoiceTable } from './schema.js';
+import type { Database, InvoiceRecordTable, InvoiceStateTable, InvoiceTable } from './schema.js';
 
 type Row = Record<string, unknown>;
+
+/**
+ * Merchants rows with their fen amounts as text: SQLite hands an integer to JavaScript as a double,
+ * exact only up to 2^53 fen, and a credit line may be set far beyond (test/integration/issue-context.test.ts).
+ */
+export function selectMerchants(db: Kysely<Database>) {
+  return db.selectFrom('merchants')
+    .select(['id', 'name', 'tax_id', 'address', 'phone', 'bank', 'account', 'region_code', 'daily_invoice_limit', 'created_at', 'contingency_terms', 'terms_fetched_at', 'offline_since'])
+    .select([sql<string | null>`cast(operator_credit_fen as text)`.as('operator_credit_fen'), sql<string | null>`cast(granted_credit_fen as text)`.as('granted_credit_fen')]);
+}
 
 function headsQuery(count: number, forUpdate: boolean) {
   return prepare<Row, { scope: string; hash: string; length: number | string }>((db) => {
@@ -81,8 +91,8 @@ export const hot = {
       merchant_id: arg('merchantId'), topic: arg('topic'), subject: arg('subject'), payload: arg('payload'), created_at: arg('at'), available_at: arg('at'), attempts: 0,
     }),
   ),
-  merchant: prepare<{ id: string }, Row>((db) => db.selectFrom('merchants').selectAll().where('id', '=', arg('id'))),
-  merchantForUpdate: prepare<{ id: string }, Row>((db) => db.selectFrom('merchants').selectAll().where('id', '=', arg('id')).forUpdate()),
+  merchant: prepare<{ id: string }, Row>((db) => selectMerchants(db).where('id', '=', arg('id'))),
+  merchantForUpdate: prepare<{ id: string }, Row>((db) => selectMerchants(db).where('id', '=', arg('id')).forUpdate()),
   invoice: prepare<{ merchantId: string; number: string }, InvoiceTable>((db) =>
     db.selectFrom('invoices').selectAll().where('merchant_id', '=', arg('merchantId')).where('number', '=', arg('number')),
   ),

@@ -8,13 +8,13 @@
 import { CompiledQuery, type Kysely } from 'kysely';
 import type { IssueContext, IssueContextQuery, IssueWrites, Repositories, UsageCounters } from '../app/ports.js';
 import type { Database } from './schema.js';
-import { chainHead, invoiceToRow, usageCounters } from './repositories.js';
+import { chainHead, invoiceToRow, merchantRecord, usageCounters } from './repositories.js';
 import { arg, prepare, registerStatement } from './prepared.js';
 import { sendWithNext } from './pg-send-with-next.js';
 
 type Db = Kysely<Database>;
 type Dialect = 'sqlite' | 'postgres';
-type Sequential = Pick<Repositories, 'invoices' | 'usage' | 'idempotency' | 'uploads' | 'audit' | 'chain' | 'numberBlocks'>;
+type Sequential = Pick<Repositories, 'merchants' | 'invoices' | 'usage' | 'idempotency' | 'uploads' | 'audit' | 'chain' | 'numberBlocks'>;
 
 const advanceBlock = prepare<{ merchantId: string; blockId: string; next: number }, never>((db) =>
   db.updateTable('number_blocks').set({ next_seq: arg('next') }).where('merchant_id', '=', arg('merchantId')).where('block_id', '=', arg('blockId')),
@@ -23,11 +23,11 @@ const advanceBlock = prepare<{ merchantId: string; blockId: string; next: number
 export function issueWrites(db: Db, dialect: Dialect, repositories: Sequential): Repositories['issues'] {
   return {
     async context(q) {
-      if (dialect === 'postgres') return contextOf(q, (await db.executeQuery<ContextRow>(CompiledQuery.raw(READ_CONTEXT, [q.merchantId, q.keys, q.periods, q.year, q.scopes]))).rows);
+      if (dialect === 'postgres') return contextOf(q, (await db.executeQuery<ContextRow>(CompiledQuery.raw(READ_CONTEXT, [q.merchantId, q.periods, q.year, q.scopes]))).rows);
       const usage = new Map<string, UsageCounters>();
       for (const period of q.periods) usage.set(period, await repositories.usage.get(q.merchantId, period));
       return {
-        earlier: q.keys.length > 0 ? await repositories.idempotency.find(q.merchantId, q.keys) : new Map(),
+        merchant: await repositories.merchants.lock(q.merchantId), // SQLite: its write lock is held already
         usage,
         blocks: await repositories.numberBlocks.open(q.merchantId, q.year),
         heads: await repositories.chain.heads(q.scopes),
@@ -50,29 +50,31 @@ export function issueWrites(db: Db, dialect: Dialect, repositories: Sequential):
 }
 
 // The context as rows of one shape, told apart by `kind`; blocks in their order. The chain heads are
-// locked as chain.heads locks them. It runs after the merchant's lock statement, so (read committed)
-// its snapshot already holds every batch committed before the lock was granted.
-// Each idempotency key is looked up on its own (LATERAL … LIMIT 1, which PostgreSQL cannot turn into
-// a join): written as `merchant_id = $1 and key = any($2)`, a planner that guessed the merchant had
-// few keys (no statistics yet, or a merchant outside the sampled common values) read every key the
-// merchant holds and filtered them, under the merchant's lock: 2 ms at 9,000 keys, growing with them.
+// locked as chain.heads locks them. It goes out together with the merchant's lock statement
+// (`merchants.hold`), and as a statement of its own it takes its snapshot once that lock is granted
+// (read committed): it holds every batch committed before, and the merchant row as it is now. The
+// merchant row travels as JSON with its fen amounts as text, since JSON numbers are doubles.
 export const READ_CONTEXT = `
-with heads as (select scope, hash, length from chain_heads where scope = any($5::text[]) for update)
-select 'key' as kind, k.key as name, i.request_hash as a, i.invoice_number as b, i.created_at as c, 0::bigint as position
-from unnest($2::text[]) as k(key)
-cross join lateral (select request_hash, invoice_number, created_at from idempotency_keys where merchant_id = $1 and key = k.key limit 1) as i
+with heads as (select scope, hash, length from chain_heads where scope = any($4::text[]) for update)
+select 'merchant' as kind, id as name, json_build_object(
+    'id', id, 'name', name, 'tax_id', tax_id, 'address', address, 'phone', phone, 'bank', bank, 'account', account,
+    'region_code', region_code, 'daily_invoice_limit', daily_invoice_limit, 'operator_credit_fen', operator_credit_fen::text,
+    'granted_credit_fen', granted_credit_fen::text, 'created_at', created_at, 'contingency_terms', contingency_terms,
+    'terms_fetched_at', terms_fetched_at, 'offline_since', offline_since)::text as a,
+  null as b, null as c, 0::bigint as position
+from merchants where id = $1
 union all
-select 'usage', period, invoice_count::text, pre_tax_fen::text, since, 0 from usage where merchant_id = $1 and period = any($3::text[])
+select 'usage', period, invoice_count::text, pre_tax_fen::text, since, 0 from usage where merchant_id = $1 and period = any($2::text[])
 union all
 select 'block', block_id, next_seq::text, last_seq::text, null, first_seq from number_blocks
-where merchant_id = $1 and year = $4 and next_seq <= last_seq
+where merchant_id = $1 and year = $3 and next_seq <= last_seq
 union all
 select 'head', scope, hash, length::text, null, 0 from heads
 order by kind, position`;
 registerStatement(READ_CONTEXT);
 
 interface ContextRow {
-  kind: 'key' | 'usage' | 'block' | 'head';
+  kind: 'merchant' | 'usage' | 'block' | 'head';
   name: string;
   a: string;
   b: string;
@@ -80,10 +82,10 @@ interface ContextRow {
 }
 
 function contextOf(q: IssueContextQuery, rows: readonly ContextRow[]): IssueContext {
-  const context: IssueContext = { earlier: new Map(), usage: new Map(q.periods.map((period) => [period, usageCounters(period)])), blocks: [], heads: [] };
+  const context: IssueContext = { merchant: undefined, usage: new Map(q.periods.map((period) => [period, usageCounters(period)])), blocks: [], heads: [] };
   const heads = new Map<string, { hash: string; length: string }>();
   for (const row of rows) {
-    if (row.kind === 'key') context.earlier.set(row.name, { merchantId: q.merchantId, key: row.name, requestHash: row.a, invoiceNumber: row.b, createdAt: row.c! });
+    if (row.kind === 'merchant') context.merchant = merchantRecord(JSON.parse(row.a));
     else if (row.kind === 'usage') context.usage.set(row.name, usageCounters(row.name, { invoice_count: row.a, pre_tax_fen: row.b, since: row.c }));
     else if (row.kind === 'block') context.blocks.push({ blockId: row.name, next: Number(row.a), last: Number(row.b) });
     else heads.set(row.name, { hash: row.a, length: row.b });

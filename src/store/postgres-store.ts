@@ -173,6 +173,7 @@ export async function openPostgresStore(options: PostgresOptions, migrate: boole
   const read = repositories(db, 'postgres');
   return {
     dialect: 'postgres',
+    readsKeysBeforeLock: true,
     read: { ...read, apiKeys: { ...read.apiKeys, get: (id) => apiKeyCache.get(id, () => read.apiKeys.get(id)) } },
     write,
     checkWritable: () => heartbeat(write, db),

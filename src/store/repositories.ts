@@ -7,8 +7,9 @@ import type { Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, Buyer, Party } f
 import { GENESIS_HASH } from '../domain/invoice.js';
 import type { VoidReportState } from '../domain/void-report.js';
 import type { Role } from '../domain/access.js';
-import { hot } from './hot-queries.js';
+import { hot, selectMerchants } from './hot-queries.js';
 import { sendWithNext } from './pg-send-with-next.js';
+import { registerStatement } from './prepared.js';
 import { issueWrites } from './issue-writes.js';
 import { upstreamRepositories } from './upstream-repositories.js';
 import { uploadRepositories } from './upload-repositories.js';
@@ -55,7 +56,9 @@ export function repositories(db: Db, dialect: Dialect): Repositories {
     invoices: invoices(db, dialect),
     idempotency: {
       async find(merchantId, keys) {
-        const rows = await hot.findIdempotencyKeys.execute(db, dialect, keys.map((key) => ({ key })), { merchantId });
+        const rows = dialect === 'postgres'
+          ? (await db.executeQuery<IdempotencyRow>(CompiledQuery.raw(FIND_KEYS_ON_POSTGRES, [merchantId, keys]))).rows
+          : await hot.findIdempotencyKeys.execute(db, dialect, keys.map((key) => ({ key })), { merchantId });
         return new Map(rows.map((row): [string, IdempotencyRecord] => [row.key, { merchantId, key: row.key, requestHash: row.request_hash, invoiceNumber: row.invoice_number, createdAt: row.created_at }]));
       },
       async insert(records) {
@@ -190,35 +193,50 @@ function numbered(name: string, values: readonly string[]): Record<string, strin
 /** An optional fen amount as its column holds it (bigint as decimal text on both drivers). */
 const fenColumn = (value: bigint | null) => (value === null ? null : value.toString());
 
+// Each key looked up on its own (LATERAL … LIMIT 1, which PostgreSQL cannot turn into a join): asked
+// as `merchant_id = $1 and key in (…)`, a planner that guessed the merchant had few keys (no
+// statistics yet, or a merchant outside the sampled common values) read every key the merchant
+// holds and filtered them: 2 ms at 9,000 keys, growing with them (test/integration/pg-key-lookups.test.ts).
+export const FIND_KEYS_ON_POSTGRES = `
+select k.key, i.request_hash, i.invoice_number, i.created_at
+from unnest($2::text[]) as k(key)
+cross join lateral (select request_hash, invoice_number, created_at from idempotency_keys where merchant_id = $1 and key = k.key limit 1) as i`;
+registerStatement(FIND_KEYS_ON_POSTGRES);
+type IdempotencyRow = Pick<Database['idempotency_keys'], 'key' | 'request_hash' | 'invoice_number' | 'created_at'>;
+
 /** `merchants.hold` on PostgreSQL: nothing to answer, so it goes out with the next statement. */
 const HOLD_MERCHANT = 'select 1 from merchants where id = $1 for update';
 sendWithNext(HOLD_MERCHANT);
 
+type MerchantRow = Omit<Database['merchants'], 'operator_credit_fen' | 'granted_credit_fen'> & { operator_credit_fen: string | null; granted_credit_fen: string | null };
+
+/** A merchants row (`selectMerchants`: fen amounts as text) as the application sees it. */
+export const merchantRecord = (r: MerchantRow): MerchantRecord => ({
+  id: r.id,
+  name: r.name,
+  taxId: r.tax_id,
+  address: r.address,
+  phone: r.phone,
+  bank: r.bank,
+  account: r.account,
+  regionCode: r.region_code,
+  dailyInvoiceLimit: r.daily_invoice_limit === null ? null : Number(r.daily_invoice_limit),
+  operatorCreditFen: r.operator_credit_fen === null ? null : BigInt(r.operator_credit_fen),
+  grantedCreditFen: r.granted_credit_fen === null ? null : BigInt(r.granted_credit_fen),
+  createdAt: r.created_at,
+  contingency: parseContingencyTerms(r.contingency_terms ?? null),
+  termsFetchedAt: r.terms_fetched_at ?? null,
+  offlineSince: r.offline_since ?? null,
+});
+
 function merchants(db: Db, dialect: Dialect, locking: boolean): Repositories['merchants'] {
-  const toRecord = (r: Database['merchants']): MerchantRecord => ({
-    id: r.id,
-    name: r.name,
-    taxId: r.tax_id,
-    address: r.address,
-    phone: r.phone,
-    bank: r.bank,
-    account: r.account,
-    regionCode: r.region_code,
-    dailyInvoiceLimit: r.daily_invoice_limit === null ? null : Number(r.daily_invoice_limit),
-    operatorCreditFen: r.operator_credit_fen === null ? null : BigInt(r.operator_credit_fen),
-    grantedCreditFen: r.granted_credit_fen === null ? null : BigInt(r.granted_credit_fen),
-    createdAt: r.created_at,
-    contingency: parseContingencyTerms(r.contingency_terms ?? null),
-    termsFetchedAt: r.terms_fetched_at ?? null,
-    offlineSince: r.offline_since ?? null,
-  });
   return {
     async hold(id) {
       if (locking) await db.executeQuery(CompiledQuery.raw(HOLD_MERCHANT, [id])); // SQLite: its write lock is held already
     },
     async lock(id) {
       const [row] = (await (locking ? hot.merchantForUpdate : hot.merchant).execute(db, dialect, { id })).rows;
-      return row && toRecord(row as unknown as Database['merchants']);
+      return row && merchantRecord(row as unknown as MerchantRow);
     },
     async insert(m) {
       await db
@@ -232,14 +250,14 @@ function merchants(db: Db, dialect: Dialect, locking: boolean): Repositories['me
     },
     async get(id) {
       const [row] = (await hot.merchant.execute(db, dialect, { id })).rows;
-      return row && toRecord(row as unknown as Database['merchants']);
+      return row && merchantRecord(row as unknown as MerchantRow);
     },
     async findByTaxId(taxId) {
-      const row = await db.selectFrom('merchants').selectAll().where('tax_id', '=', taxId).executeTakeFirst();
-      return row && toRecord(row);
+      const row = await selectMerchants(db).where('tax_id', '=', taxId).executeTakeFirst();
+      return row && merchantRecord(row);
     },
     async list() {
-      return (await db.selectFrom('merchants').selectAll().orderBy('created_at').orderBy('id').execute()).map(toRecord);
+      return (await selectMerchants(db).orderBy('created_at').orderBy('id').execute()).map(merchantRecord);
     },
     async setLimits(id, limits) {
       await db

@@ -110,6 +110,7 @@ export async function openSqliteStore(dataDir: string, migrate: boolean, { commi
   const read = repositories(reader, 'sqlite');
   return {
     dialect: 'sqlite',
+    readsKeysBeforeLock: false,
     read: { ...read, apiKeys: { ...read.apiKeys, get: (id) => apiKeyCache.get(id, () => read.apiKeys.get(id)) } },
     write,
     async checkWritable() {

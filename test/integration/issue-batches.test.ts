@@ -9,6 +9,7 @@ import { verifyChains } from '../../src/app/verify-chain.js';
 import { serializeContingencyTerms } from '../../src/domain/contingency.js';
 import { Fault, faults } from '../../src/domain/faults.js';
 import type { InvoiceRequest } from '../../src/domain/draft.js';
+import type { Store } from '../../src/app/ports.js';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { sampleInvoice, startApi, type Api } from '../support/http.js';
 
@@ -95,6 +96,49 @@ for (const s of storesUnderTest) {
       const later = await issueInvoice(api.ports, caller(), priced('100.00'), 'till-7-0001');
       expect(later.replayed).toBe(true);
       expect([later.invoice.number, later.invoice.digest]).toEqual([first.result.invoice.number, first.result.invoice.digest]);
+    });
+
+    // On PostgreSQL a batch's keys are read before the lock, so another request may store a key after
+    // it was read as unused (another instance, a client's retry). Here every read before the lock
+    // misses the key: the batch's write is refused by the unique key and nothing of it is stored, and
+    // the batch run again reads its keys under the lock. (On SQLite they are read there anyway.)
+    it('gives back the invoice of a key stored after the batch read it as unused, and refuses it with another body', async () => {
+      const first = await issueInvoice(api.ports, caller(), priced('100.00'), 'till-8-0001');
+      const readTooEarly: Store = { ...api.ports.store, read: { ...api.ports.store.read, idempotency: { ...api.ports.store.read.idempotency, find: async () => new Map() } } };
+      const ports = { ...api.ports, store: readTooEarly };
+
+      const [again, otherBody, fresh] = await Promise.all([
+        issueInvoice(ports, caller(), priced('100.00'), 'till-8-0001'),
+        issueInvoice(ports, caller(), priced('200.00'), 'till-8-0001').then(() => undefined, (error: Fault) => error.spec.code),
+        issueInvoice(ports, caller(), priced('300.00'), 'till-8-0002'),
+      ]);
+
+      expect(again).toMatchObject({ replayed: true, invoice: { number: first.invoice.number, digest: first.invoice.digest } });
+      expect(otherBody).toBe(faults.IDEMPOTENCY_KEY_REUSED.code);
+      expect(fresh.replayed).toBe(false);
+      expect(sequenceOf(fresh.invoice.number)).toBe(2); // the refused write took no number
+      expect(await api.countInvoices(api.a.id)).toBe(2);
+      const [report] = await verifyChains(api.ports, [api.a.id]);
+      expect(report).toMatchObject({ invoices: 2, breaks: [] });
+    });
+
+    // A batch reads its context (the day's counters, the year's numbers) with the lock, before the
+    // time of its invoices is read once the lock is granted; a lock granted after midnight needs the
+    // new day's and, on New Year, the new year's.
+    it('numbers from the new year\'s block and counts the new day when the lock is granted after midnight', async () => {
+      const lastDay = { ...api.ports, clock: { now: () => new Date('2026-12-31T04:00:00.000Z') } };
+      const before = await issueInvoice(lastDay, caller(), priced('100.00'));
+      const readings = [new Date('2026-12-31T15:59:59.900Z'), new Date('2026-12-31T16:00:00.100Z')]; // 23:59:59.9, then 00:00:00.1 in Shanghai
+      const acrossMidnight = { ...api.ports, clock: { now: () => new Date(readings.length > 1 ? readings.shift()! : readings[0]!) } };
+
+      const { invoice } = await issueInvoice(acrossMidnight, caller(), priced('200.00'));
+
+      expect(before.invoice.number.slice(0, 2)).toBe('26');
+      expect(invoice.number.slice(0, 2)).toBe('27');
+      expect(sequenceOf(invoice.number)).toBe(1); // the 2027 block's first number, not the 2026 block's second
+      expect(invoice.issuedAt).toBe('2027-01-01T00:00:00.100+08:00');
+      expect(await opened.store.read.usage.get(api.a.id, 'D2027-01-01')).toMatchObject({ invoiceCount: 1, preTaxFen: 20_000n });
+      expect(await opened.store.read.usage.get(api.a.id, 'D2026-12-31')).toMatchObject({ invoiceCount: 1, preTaxFen: 10_000n });
     });
 
     it(`splits more than ${ISSUE_BATCH_MAX} waiting requests over several batches with numbers and chain gap-free`, async () => {

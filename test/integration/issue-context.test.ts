@@ -1,6 +1,8 @@
-// What an issue batch reads under its merchant's lock (on PostgreSQL in one statement): the keys
-// already used, the usage counters its limits need, the year's open blocks oldest first and the
-// chain heads, all as the last batch before the lock left them, whichever way the lock was taken.
+// What an issue batch reads under its merchant's lock (on PostgreSQL in one statement, sent with the
+// lock's): the merchant, the usage counters its limits may need, the year's open blocks oldest first
+// and the chain heads, all as the last batch before the lock left them, whichever way the lock was
+// taken. (The batch's Idempotency-Keys are read apart: before the lock on PostgreSQL, see
+// issue-batches.test.ts.)
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addMerchant } from '../../src/app/merchants.js';
 import type { IssueContextQuery } from '../../src/app/ports.js';
@@ -23,18 +25,14 @@ for (const kind of storesUnderTest) {
     beforeEach(async () => {
       opened = await kind.open();
       merchantId = (await addMerchant({ store: opened.store, clock: systemClock }, { name: '销售方', taxId: '91350100M000100Y43', regionCode: '35' })).id;
-      query = { merchantId, keys: ['k1', 'k2', 'unused'], periods: ['D2026-12-03', 'M2026-12'], year: 2026, scopes: [`invoices:${merchantId}`, `audit:${merchantId}`] };
+      query = { merchantId, periods: ['D2026-12-03', 'M2026-12'], year: 2026, scopes: [`invoices:${merchantId}`, `audit:${merchantId}`] };
     });
     afterEach(() => opened.cleanup());
 
-    it('holds only what was asked for: used keys, counters (zero when never counted), open blocks oldest first, heads in order', async () => {
+    it('holds only what was asked for: the merchant, counters (zero when never counted), open blocks oldest first, heads in order', async () => {
       const other = (await addMerchant({ store: opened.store, clock: systemClock }, { name: '另一商户', taxId: validUscc(4242), regionCode: '35' })).id;
       await opened.store.write(async (tx) => {
-        await tx.idempotency.insert([
-          { merchantId, key: 'k1', requestHash: 'h1', invoiceNumber: '26350000000000000001', createdAt: AT },
-          { merchantId, key: 'k2', requestHash: 'h2', invoiceNumber: '26350000000000000002', createdAt: AT },
-          { merchantId: other, key: 'unused', requestHash: 'h3', invoiceNumber: '26350000000000000003', createdAt: AT },
-        ]);
+        await tx.merchants.setLimits(merchantId, { dailyInvoiceLimit: 500, operatorCreditFen: 9_007_199_254_740_993n }); // past a double's exact integers
         await tx.usage.add(merchantId, [{ period: 'M2026-12', invoiceCount: 2, preTaxFen: 12_345_678_901_234n }], AT);
         await tx.usage.add(merchantId, [{ period: 'D2026-12-02', invoiceCount: 9, preTaxFen: 1n }], AT);
         await tx.numberBlocks.insert(block(merchantId, 'later', 2026, 1001, 2000));
@@ -46,10 +44,8 @@ for (const kind of storesUnderTest) {
       });
 
       const context = await opened.store.write((tx) => tx.issues.context(query));
-      expect([...context.earlier.values()]).toEqual([
-        { merchantId, key: 'k1', requestHash: 'h1', invoiceNumber: '26350000000000000001', createdAt: AT },
-        { merchantId, key: 'k2', requestHash: 'h2', invoiceNumber: '26350000000000000002', createdAt: AT },
-      ]);
+      expect(context.merchant).toEqual(await opened.store.read.merchants.get(merchantId));
+      expect(context.merchant).toMatchObject({ id: merchantId, name: '销售方', dailyInvoiceLimit: 500, operatorCreditFen: 9_007_199_254_740_993n, grantedCreditFen: null, offlineSince: null });
       expect(context.usage).toEqual(new Map([
         ['D2026-12-03', { period: 'D2026-12-03', invoiceCount: 0, preTaxFen: 0n, since: null }],
         ['M2026-12', { period: 'M2026-12', invoiceCount: 2, preTaxFen: 12_345_678_901_234n, since: AT }],
@@ -67,7 +63,7 @@ for (const kind of storesUnderTest) {
       const first = opened.store.write(async (tx) => {
         await tx.merchants.lock(merchantId);
         await sleep(150); // the second batch is waiting for the lock meanwhile
-        await tx.idempotency.insert([{ merchantId, key: 'k1', requestHash: 'h1', invoiceNumber: '26350000000000000001', createdAt: AT }]);
+        await tx.merchants.setLimits(merchantId, { dailyInvoiceLimit: 7, operatorCreditFen: null });
         await tx.usage.add(merchantId, [{ period: 'D2026-12-03', invoiceCount: 1, preTaxFen: 100n }], AT);
         await tx.numberBlocks.insert(block(merchantId, 'refill', 2026, 1, 1000, 2));
         await tx.chain.advance([{ scope: `invoices:${merchantId}`, hash: 'b'.repeat(64), index: 1 }]);
@@ -79,7 +75,7 @@ for (const kind of storesUnderTest) {
       });
       await first;
       const context = await second;
-      expect([...context.earlier.keys()]).toEqual(['k1']);
+      expect(context.merchant?.dailyInvoiceLimit).toBe(7);
       expect(context.usage.get('D2026-12-03')).toMatchObject({ invoiceCount: 1, preTaxFen: 100n });
       expect(context.blocks).toEqual([{ blockId: 'refill', next: 2, last: 1000 }]);
       expect(context.heads[0]).toEqual({ scope: `invoices:${merchantId}`, hash: 'b'.repeat(64), index: 1 });
