@@ -95,7 +95,7 @@ function issueBatch(ports: Ports, merchantId: string, take: () => readonly Pendi
     if (!merchant) throw new Fault(faults.MERCHANT_NOT_FOUND, { merchant: merchantId });
     const year = Number(date.slice(0, 4));
     const kinds = new Set(requests.map((r) => r.draft.kind));
-    const earlier = await keysOf(tx, merchantId, requests, attempt > 1);
+    const { earlier, unusedBeforeLock } = await keysOf(tx, merchantId, requests, attempt > 1);
     const allowance = new IssueAllowance(merchant, date, now, kinds, usage);
     const numbers = new YearNumbers(year, blocks); // from the tax service's 号段
     const [invoiceHead, auditHead] = heads;
@@ -107,7 +107,7 @@ function issueBatch(ports: Ports, merchantId: string, take: () => readonly Pendi
     const issued: Invoice[] = [];
     const keyRecords: IdempotencyRecord[] = [];
     const madeByKey = new Map<string, Made>();
-    const issueOne = async ({ caller, draft, requestHash, idempotencyKey }: PendingIssue): Promise<IssueResult> => {
+    const decide = async ({ caller, draft, requestHash, idempotencyKey }: PendingIssue): Promise<IssueResult> => {
       if (idempotencyKey !== undefined) {
         const replay = await replayOf(tx, merchantId, requestHash, madeByKey.get(idempotencyKey) ?? earlier.get(idempotencyKey));
         if (replay) return replay;
@@ -125,6 +125,21 @@ function issueBatch(ports: Ports, merchantId: string, take: () => readonly Pendi
         madeByKey.set(idempotencyKey, { requestHash, invoiceNumber: invoice.number, invoice });
       }
       return { invoice, replayed: false };
+    };
+    // A refusal (a limit, no number left) stores nothing, so no unique key catches a key read as
+    // unused before the lock and stored since (a client's retry, another instance): it is read again
+    // now, and a request that turns out to be a repeat gets its invoice (or 409), not the refusal.
+    const issueOne = async (request: PendingIssue): Promise<IssueResult> => {
+      try {
+        return await decide(request);
+      } catch (error) {
+        const key = request.idempotencyKey;
+        if (!(error instanceof Fault) || key === undefined || !unusedBeforeLock.delete(key)) throw error;
+        const record = (await tx.idempotency.find(merchantId, [key])).get(key);
+        if (!record) throw error;
+        earlier.set(key, record);
+        return (await replayOf(tx, merchantId, request.requestHash, record))!;
+      }
     };
 
     const outcomes: Array<Outcome<IssueResult>> = [];
@@ -149,19 +164,23 @@ function issueBatch(ports: Ports, merchantId: string, take: () => readonly Pendi
 
 /**
  * The stored records of the batch's keys: as read before the lock where they were, the others read
- * now, under it. A batch run again (`again`: the store retries a unique violation, e.g. a key stored
- * by another request after it was read) reads all of them now.
+ * now, under it; and the keys read as unused before the lock, which another request may have stored
+ * since. A batch run again (`again`: the store retries a unique violation, e.g. such a key stored)
+ * reads all of them now.
  */
-async function keysOf(tx: Repositories, merchantId: string, requests: readonly PendingIssue[], again: boolean): Promise<Map<string, IdempotencyRecord>> {
-  const records = new Map<string, IdempotencyRecord>();
+async function keysOf(tx: Repositories, merchantId: string, requests: readonly PendingIssue[], again: boolean): Promise<{ earlier: Map<string, IdempotencyRecord>; unusedBeforeLock: Set<string> }> {
+  const earlier = new Map<string, IdempotencyRecord>();
+  const unusedBeforeLock = new Set<string>();
   const unread = new Set<string>();
-  for (const { idempotencyKey: key, earlier } of requests) {
+  for (const { idempotencyKey: key, earlier: read } of requests) {
     if (key === undefined) continue;
-    if (again || earlier === undefined) unread.add(key);
-    else if (earlier) records.set(key, earlier);
+    if (again || read === undefined) unread.add(key);
+    else if (read) earlier.set(key, read);
+    else unusedBeforeLock.add(key);
   }
-  if (unread.size > 0) for (const [key, record] of await tx.idempotency.find(merchantId, [...unread])) records.set(key, record);
-  return records;
+  if (unread.size > 0) for (const [key, record] of await tx.idempotency.find(merchantId, [...unread])) earlier.set(key, record);
+  for (const key of unread) unusedBeforeLock.delete(key); // read under the lock after all (another request had it)
+  return { earlier, unusedBeforeLock };
 }
 
 /** A key's first use: stored earlier (the invoice is read when needed), or earlier in this batch. */

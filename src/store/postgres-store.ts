@@ -71,7 +71,9 @@ function connect(options: PostgresOptions): { db: Kysely<Database>; newClient: (
   pool.on('connect', (client) => client.on('error', () => {}));
   return {
     db: new Kysely<Database>({ dialect: new SearchPathDialect({ pool: faultTranslatingPool(pool, options.namedStatements !== false) }) }),
-    newClient: () => new Client(settings),
+    // The LISTEN connection sends one statement at a time; in pipeline mode its end() would wait for
+    // a statement still on its way (a dead network: the whole query timeout) instead of closing.
+    newClient: () => new Client({ ...settings, pipeline: false }),
   };
 }
 

@@ -9,7 +9,7 @@ import { verifyChains } from '../../src/app/verify-chain.js';
 import { serializeContingencyTerms } from '../../src/domain/contingency.js';
 import { Fault, faults } from '../../src/domain/faults.js';
 import type { InvoiceRequest } from '../../src/domain/draft.js';
-import type { Store } from '../../src/app/ports.js';
+import type { Ports, Store } from '../../src/app/ports.js';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { sampleInvoice, startApi, type Api } from '../support/http.js';
 
@@ -26,6 +26,13 @@ function priced(yuan: string): InvoiceRequest {
 }
 
 type Settled = { ok: true; result: IssueResult } | { ok: false; code: number | undefined };
+
+/** The ports with a store whose reads before the lock (PostgreSQL) never find a key: as if another request stored it just after. */
+const readingKeysTooEarly = (ports: Ports): Ports => {
+  const { store } = ports;
+  const readTooEarly: Store = { ...store, read: { ...store.read, idempotency: { ...store.read.idempotency, find: async () => new Map() } } };
+  return { ...ports, store: readTooEarly };
+};
 
 for (const s of storesUnderTest) {
   describe(`issuing in batches (${s.name})`, () => {
@@ -104,8 +111,7 @@ for (const s of storesUnderTest) {
     // the batch run again reads its keys under the lock. (On SQLite they are read there anyway.)
     it('gives back the invoice of a key stored after the batch read it as unused, and refuses it with another body', async () => {
       const first = await issueInvoice(api.ports, caller(), priced('100.00'), 'till-8-0001');
-      const readTooEarly: Store = { ...api.ports.store, read: { ...api.ports.store.read, idempotency: { ...api.ports.store.read.idempotency, find: async () => new Map() } } };
-      const ports = { ...api.ports, store: readTooEarly };
+      const ports = readingKeysTooEarly(api.ports);
 
       const [again, otherBody, fresh] = await Promise.all([
         issueInvoice(ports, caller(), priced('100.00'), 'till-8-0001'),
@@ -120,6 +126,25 @@ for (const s of storesUnderTest) {
       expect(await api.countInvoices(api.a.id)).toBe(2);
       const [report] = await verifyChains(api.ports, [api.a.id]);
       expect(report).toMatchObject({ invoices: 2, breaks: [] });
+    });
+
+    // A refused request stores no key, so no unique key would catch a repeat of one read as unused
+    // before the lock: its key is read again before it is refused.
+    it('gives back the invoice of a repeated key read as unused before the lock, although the merchant has reached its daily limit', async () => {
+      await setMerchantLimits(api.ports, api.a.id, { dailyInvoiceLimit: 1, operatorCredit: null });
+      const first = await issueInvoice(api.ports, caller(), priced('100.00'), 'till-9-0001'); // the day's last
+      const ports = readingKeysTooEarly(api.ports);
+
+      const [again, otherBody, fresh] = await Promise.all([
+        issueInvoice(ports, caller(), priced('100.00'), 'till-9-0001'),
+        issueInvoice(ports, caller(), priced('200.00'), 'till-9-0001').then(() => undefined, (error: Fault) => error.spec.code),
+        issueInvoice(ports, caller(), priced('300.00'), 'till-9-0002').then(() => undefined, (error: Fault) => error.spec.code),
+      ]);
+
+      expect(again).toMatchObject({ replayed: true, invoice: { number: first.invoice.number, digest: first.invoice.digest } });
+      expect(otherBody).toBe(faults.IDEMPOTENCY_KEY_REUSED.code);
+      expect(fresh).toBe(faults.DAILY_LIMIT_REACHED.code);
+      expect(await api.countInvoices(api.a.id)).toBe(1);
     });
 
     // A batch reads its context (the day's counters, the year's numbers) with the lock, before the
