@@ -6,6 +6,9 @@ import type { Database, InvoiceRecordTable, InvoiceStateTable, InvoiceTable } fr
 
 type Row = Record<string, unknown>;
 
+/** A usage counter's fen as text, exact on SQLite too (see selectMerchants). */
+export const preTaxFenText = sql<string>`cast(pre_tax_fen as text)`.as('pre_tax_fen');
+
 /**
  * Merchants rows with their fen amounts as text: SQLite hands an integer to JavaScript as a double,
  * exact only up to 2^53 fen, and a credit line may be set far beyond (test/integration/issue-context.test.ts).
@@ -64,7 +67,7 @@ export const hot = {
     ),
   ),
   usage: prepare<{ merchantId: string; period: string }, { invoice_count: number | string; pre_tax_fen: number | string; since: string | null }>((db) =>
-    db.selectFrom('usage').select(['invoice_count', 'pre_tax_fen', 'since']).where('merchant_id', '=', arg('merchantId')).where('period', '=', arg('period')),
+    db.selectFrom('usage').select(['invoice_count', preTaxFenText, 'since']).where('merchant_id', '=', arg('merchantId')).where('period', '=', arg('period')),
   ),
   addUsage: prepareRows<{ merchantId: string; period: string; count: number; fen: string; at: string | null }, Row>((db, rows) =>
     db

@@ -7,6 +7,7 @@ import { backlogPeriod } from '../domain/contingency.js';
 import { invoiceKinds, type InvoiceKind } from '../domain/invoice.js';
 import { arg, prepare, prepareRows, rowArg } from './prepared.js';
 import { rowToInvoice } from './repositories.js';
+import { preTaxFenText } from './hot-queries.js';
 
 type Db = Kysely<Database>;
 type Dialect = 'sqlite' | 'postgres';
@@ -300,7 +301,7 @@ function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
     async backlog(merchantId) {
       const rows = await db
         .selectFrom('usage')
-        .select(['period', 'invoice_count', 'pre_tax_fen', 'since'])
+        .select(['period', 'invoice_count', preTaxFenText, 'since'])
         .where('merchant_id', '=', merchantId)
         .where('period', 'in', invoiceKinds.map(backlogPeriod))
         .execute();

@@ -33,7 +33,8 @@ for (const kind of storesUnderTest) {
       const other = (await addMerchant({ store: opened.store, clock: systemClock }, { name: '另一商户', taxId: validUscc(4242), regionCode: '35' })).id;
       await opened.store.write(async (tx) => {
         await tx.merchants.setLimits(merchantId, { dailyInvoiceLimit: 500, operatorCreditFen: 9_007_199_254_740_993n }); // past a double's exact integers
-        await tx.usage.add(merchantId, [{ period: 'M2026-12', invoiceCount: 2, preTaxFen: 12_345_678_901_234n }], AT);
+        await tx.usage.add(merchantId, [{ period: 'M2026-12', invoiceCount: 2, preTaxFen: 90_071_992_547_409_931n }], AT); // past a double's exact integers
+        await tx.usage.add(merchantId, [{ period: 'Bnormal', invoiceCount: 1, preTaxFen: 90_071_992_547_409_931n }], AT);
         await tx.usage.add(merchantId, [{ period: 'D2026-12-02', invoiceCount: 9, preTaxFen: 1n }], AT);
         await tx.numberBlocks.insert(block(merchantId, 'later', 2026, 1001, 2000));
         await tx.numberBlocks.insert(block(merchantId, 'first', 2026, 1, 1000, 3));
@@ -48,9 +49,10 @@ for (const kind of storesUnderTest) {
       expect(context.merchant).toMatchObject({ id: merchantId, name: '销售方', dailyInvoiceLimit: 500, operatorCreditFen: 9_007_199_254_740_993n, grantedCreditFen: null, offlineSince: null });
       expect(context.usage).toEqual(new Map([
         ['D2026-12-03', { period: 'D2026-12-03', invoiceCount: 0, preTaxFen: 0n, since: null }],
-        ['M2026-12', { period: 'M2026-12', invoiceCount: 2, preTaxFen: 12_345_678_901_234n, since: AT }],
+        ['M2026-12', { period: 'M2026-12', invoiceCount: 2, preTaxFen: 90_071_992_547_409_931n, since: AT }],
       ]));
       expect(context.blocks).toEqual([{ blockId: 'first', next: 3, last: 1000 }, { blockId: 'later', next: 1001, last: 2000 }]);
+      expect((await opened.store.read.uploads.backlog(merchantId))[0]).toEqual({ kind: 'normal', count: 1, preTaxFen: 90_071_992_547_409_931n, oldestAt: AT });
       expect(context.heads).toEqual([
         { scope: `invoices:${merchantId}`, hash: GENESIS_HASH, index: 0 },
         { scope: `audit:${merchantId}`, hash: 'a'.repeat(64), index: 7 },
