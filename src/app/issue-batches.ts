@@ -24,9 +24,10 @@ export class MerchantQueues<R extends { caller: { merchantId: string } }, T> {
   private readonly waiting = new Map<string, Array<Waiting<R, T>>>();
 
   /**
-   * `writeBatch` calls `take` once it holds the merchant's lock, before its promise settles, and
-   * answers one outcome per request taken, in order. A transaction it runs again (PostgreSQL retries
-   * a conflict) takes the same requests.
+   * `writeBatch` calls `take` once it is ready for its requests (an issue batch: once it holds the
+   * merchant's lock), before its promise settles, and answers one outcome per request taken, in
+   * order. A transaction it runs again (PostgreSQL retries a conflict) takes the same requests.
+   * (key-lookups.ts queues its key reads the same way.)
    */
   constructor(private readonly writeBatch: (merchantId: string, take: () => readonly R[]) => Promise<Array<Outcome<T>>>) {}
 

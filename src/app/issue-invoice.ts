@@ -53,27 +53,18 @@ export async function issueInvoice(ports: Ports, caller: Caller, request: Invoic
   return queuesOf(ports).submit(pending);
 }
 
-/** This process's queues and key lookups for `ports` (a store with its clock and signer). */
-const queuesByPorts = new WeakMap<Ports, MerchantQueues<PendingIssue, IssueResult>>();
-const keyLookupsByPorts = new WeakMap<Ports, KeyLookups>();
-
-function queuesOf(ports: Ports): MerchantQueues<PendingIssue, IssueResult> {
-  let queues = queuesByPorts.get(ports);
-  if (!queues) {
-    queues = new MerchantQueues((merchantId, take) => issueBatch(ports, merchantId, take));
-    queuesByPorts.set(ports, queues);
-  }
-  return queues;
+/** This process's one `T` for `ports` (a store with its clock and signer), made on first use. */
+function perPorts<T extends object>(make: (ports: Ports) => T): (ports: Ports) => T {
+  const made = new WeakMap<Ports, T>();
+  return (ports) => {
+    let it = made.get(ports);
+    if (!it) made.set(ports, (it = make(ports)));
+    return it;
+  };
 }
 
-function keyLookupsOf(ports: Ports): KeyLookups {
-  let lookups = keyLookupsByPorts.get(ports);
-  if (!lookups) {
-    lookups = new KeyLookups(ports.store);
-    keyLookupsByPorts.set(ports, lookups);
-  }
-  return lookups;
-}
+const queuesOf = perPorts((ports) => new MerchantQueues<PendingIssue, IssueResult>((merchantId, take) => issueBatch(ports, merchantId, take)));
+const keyLookupsOf = perPorts((ports) => new KeyLookups(ports.store));
 
 /** One merchant's batch in one transaction; an outcome per request taken, in order. */
 function issueBatch(ports: Ports, merchantId: string, take: () => readonly PendingIssue[]): Promise<Array<Outcome<IssueResult>>> {
@@ -169,17 +160,15 @@ function issueBatch(ports: Ports, merchantId: string, take: () => readonly Pendi
  * reads all of them now.
  */
 async function keysOf(tx: Repositories, merchantId: string, requests: readonly PendingIssue[], again: boolean): Promise<{ earlier: Map<string, IdempotencyRecord>; unusedBeforeLock: Set<string> }> {
-  const earlier = new Map<string, IdempotencyRecord>();
+  const keyed = requests.filter((r): r is PendingIssue & { idempotencyKey: string } => r.idempotencyKey !== undefined);
+  const unread = new Set(keyed.filter((r) => again || r.earlier === undefined).map((r) => r.idempotencyKey));
+  const earlier = unread.size > 0 ? await tx.idempotency.find(merchantId, [...unread]) : new Map<string, IdempotencyRecord>();
   const unusedBeforeLock = new Set<string>();
-  const unread = new Set<string>();
-  for (const { idempotencyKey: key, earlier: read } of requests) {
-    if (key === undefined) continue;
-    if (again || read === undefined) unread.add(key);
-    else if (read) earlier.set(key, read);
+  for (const { idempotencyKey: key, earlier: read } of keyed) {
+    if (unread.has(key)) continue;
+    if (read) earlier.set(key, read);
     else unusedBeforeLock.add(key);
   }
-  if (unread.size > 0) for (const [key, record] of await tx.idempotency.find(merchantId, [...unread])) earlier.set(key, record);
-  for (const key of unread) unusedBeforeLock.delete(key); // read under the lock after all (another request had it)
   return { earlier, unusedBeforeLock };
 }
 

@@ -53,14 +53,12 @@ export function issueWrites(db: Db, dialect: Dialect, repositories: Sequential):
 // locked as chain.heads locks them. It goes out together with the merchant's lock statement
 // (`merchants.hold`), and as a statement of its own it takes its snapshot once that lock is granted
 // (read committed): it holds every batch committed before, and the merchant row as it is now. The
-// merchant row travels as JSON with its fen amounts as text, since JSON numbers are doubles.
+// merchant row travels as JSON with its fen amounts as text (as `selectMerchants` reads them), since
+// JSON numbers are doubles.
 export const READ_CONTEXT = `
 with heads as (select scope, hash, length from chain_heads where scope = any($4::text[]) for update)
-select 'merchant' as kind, id as name, json_build_object(
-    'id', id, 'name', name, 'tax_id', tax_id, 'address', address, 'phone', phone, 'bank', bank, 'account', account,
-    'region_code', region_code, 'daily_invoice_limit', daily_invoice_limit, 'operator_credit_fen', operator_credit_fen::text,
-    'granted_credit_fen', granted_credit_fen::text, 'created_at', created_at, 'contingency_terms', contingency_terms,
-    'terms_fetched_at', terms_fetched_at, 'offline_since', offline_since)::text as a,
+select 'merchant' as kind, id as name,
+  (to_jsonb(merchants) || jsonb_build_object('operator_credit_fen', operator_credit_fen::text, 'granted_credit_fen', granted_credit_fen::text))::text as a,
   null as b, null as c, 0::bigint as position
 from merchants where id = $1
 union all

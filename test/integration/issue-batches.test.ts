@@ -147,6 +147,15 @@ for (const s of storesUnderTest) {
       expect(await api.countInvoices(api.a.id)).toBe(1);
     });
 
+    // The merchant comes with the batch's context (on PostgreSQL its lock locks no row then).
+    it('refuses a merchant that does not exist with 3006 and stores nothing', async () => {
+      const nobody = { merchantId: 'm_none', role: 'clerk' as const, actor: 'pos-1' };
+      const fault = await issueInvoice(api.ports, nobody, priced('100.00'), 'till-0-0001').then(() => undefined, (error: Fault) => error);
+      expect(fault?.spec).toBe(faults.MERCHANT_NOT_FOUND);
+      expect(await api.countInvoices('m_none')).toBe(0);
+      expect(await opened.store.read.idempotency.find('m_none', ['till-0-0001'])).toEqual(new Map());
+    });
+
     // A batch reads its context (the day's counters, the year's numbers) with the lock, before the
     // time of its invoices is read once the lock is granted; a lock granted after midnight needs the
     // new day's and, on New Year, the new year's.
