@@ -42,7 +42,9 @@ export class IssueAllowance {
   /**
    * Every usage counter a limit may need today: the day, the month and each kind's upload backlog.
    * A batch reads them before it knows its merchant and its requests (on PostgreSQL in the same flight
-   * as its lock); those no limit of the merchant binds are simply not looked at.
+   * as its lock); those no limit of the merchant binds are simply not looked at. On SQLite, where the
+   * merchant is read first, that is up to four point reads a batch where fewer would do: 7 µs (the
+   * context 17–18 µs against 11 µs with none, measured 2026-12-05), kept for one query for both stores.
    */
   static periodsOf(date: string): string[] {
     return [dayPeriod(date), monthPeriod(date), ...invoiceKinds.map(backlogPeriod)];

@@ -173,9 +173,9 @@ export interface IssueContext {
 export interface Repositories extends UpstreamRepositories, DeliveryRepositories, DocumentRepositories, UploadRepositories {
   issues: {
     /**
-     * Reads what a batch decides on; call it after merchants.lock, so all of it is current. On
-     * PostgreSQL in one statement: one round trip under the merchant's lock instead of two to six
-     * (keys, each counter, blocks, heads).
+     * Reads what a batch decides on, the merchant included; call it after merchants.hold, so all of
+     * it is current. On PostgreSQL in one statement, which goes out with the hold: one round trip
+     * for the lock and everything read under it (the merchant, each counter, blocks, heads).
      */
     context(query: IssueContextQuery): Promise<IssueContext>;
     /** Writes a decided batch: on PostgreSQL in one statement, one round trip under the merchant's lock. */

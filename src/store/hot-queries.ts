@@ -9,6 +9,9 @@ type Row = Record<string, unknown>;
 /** A usage counter's fen as text, exact on SQLite too (see selectMerchants). */
 export const preTaxFenText = sql<string>`cast(pre_tax_fen as text)`.as('pre_tax_fen');
 
+/** A merchants row as `selectMerchants` reads it. */
+export type MerchantRow = Omit<Database['merchants'], 'operator_credit_fen' | 'granted_credit_fen'> & { operator_credit_fen: string | null; granted_credit_fen: string | null };
+
 /**
  * Merchants rows with their fen amounts as text: SQLite hands an integer to JavaScript as a double,
  * exact only up to 2^53 fen, and a credit line may be set far beyond (test/integration/issue-context.test.ts).
@@ -94,8 +97,8 @@ export const hot = {
       merchant_id: arg('merchantId'), topic: arg('topic'), subject: arg('subject'), payload: arg('payload'), created_at: arg('at'), available_at: arg('at'), attempts: 0,
     }),
   ),
-  merchant: prepare<{ id: string }, Row>((db) => selectMerchants(db).where('id', '=', arg('id'))),
-  merchantForUpdate: prepare<{ id: string }, Row>((db) => selectMerchants(db).where('id', '=', arg('id')).forUpdate()),
+  merchant: prepare<{ id: string }, MerchantRow>((db) => selectMerchants(db).where('id', '=', arg('id'))),
+  merchantForUpdate: prepare<{ id: string }, MerchantRow>((db) => selectMerchants(db).where('id', '=', arg('id')).forUpdate()),
   invoice: prepare<{ merchantId: string; number: string }, InvoiceTable>((db) =>
     db.selectFrom('invoices').selectAll().where('merchant_id', '=', arg('merchantId')).where('number', '=', arg('number')),
   ),

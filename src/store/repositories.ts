@@ -7,7 +7,7 @@ import type { Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, Buyer, Party } f
 import { GENESIS_HASH } from '../domain/invoice.js';
 import type { VoidReportState } from '../domain/void-report.js';
 import type { Role } from '../domain/access.js';
-import { hot, selectMerchants } from './hot-queries.js';
+import { hot, selectMerchants, type MerchantRow } from './hot-queries.js';
 import { sendWithNext } from './pg-send-with-next.js';
 import { registerStatement } from './prepared.js';
 import { issueWrites } from './issue-writes.js';
@@ -208,8 +208,6 @@ type IdempotencyRow = Pick<Database['idempotency_keys'], 'key' | 'request_hash' 
 const HOLD_MERCHANT = 'select 1 from merchants where id = $1 for update';
 sendWithNext(HOLD_MERCHANT);
 
-type MerchantRow = Omit<Database['merchants'], 'operator_credit_fen' | 'granted_credit_fen'> & { operator_credit_fen: string | null; granted_credit_fen: string | null };
-
 /** A merchants row (`selectMerchants`: fen amounts as text) as the application sees it. */
 export const merchantRecord = (r: MerchantRow): MerchantRecord => ({
   id: r.id,
@@ -236,7 +234,7 @@ function merchants(db: Db, dialect: Dialect, locking: boolean): Repositories['me
     },
     async lock(id) {
       const [row] = (await (locking ? hot.merchantForUpdate : hot.merchant).execute(db, dialect, { id })).rows;
-      return row && merchantRecord(row as unknown as MerchantRow);
+      return row && merchantRecord(row);
     },
     async insert(m) {
       await db
@@ -250,7 +248,7 @@ function merchants(db: Db, dialect: Dialect, locking: boolean): Repositories['me
     },
     async get(id) {
       const [row] = (await hot.merchant.execute(db, dialect, { id })).rows;
-      return row && merchantRecord(row as unknown as MerchantRow);
+      return row && merchantRecord(row);
     },
     async findByTaxId(taxId) {
       const row = await selectMerchants(db).where('tax_id', '=', taxId).executeTakeFirst();

@@ -34,6 +34,13 @@ const readingKeysTooEarly = (ports: Ports): Ports => {
   return { ...ports, store: readTooEarly };
 };
 
+/** The ports with a store whose reads before the lock (PostgreSQL) fail, as when the database is away a moment. */
+const keysUnreadableEarly = (ports: Ports): Ports => {
+  const { store } = ports;
+  const failing: Store = { ...store, read: { ...store.read, idempotency: { ...store.read.idempotency, find: () => Promise.reject(new Error('Connection terminated unexpectedly')) } } };
+  return { ...ports, store: failing };
+};
+
 for (const s of storesUnderTest) {
   describe(`issuing in batches (${s.name})`, () => {
     let opened: OpenedStore;
@@ -145,6 +152,24 @@ for (const s of storesUnderTest) {
       expect(otherBody).toBe(faults.IDEMPOTENCY_KEY_REUSED.code);
       expect(fresh).toBe(faults.DAILY_LIMIT_REACHED.code);
       expect(await api.countInvoices(api.a.id)).toBe(1);
+    });
+
+    // A key read that fails before the lock fails no request: the batch reads the key under the lock.
+    it('issues and gives back invoices as usual when the key reads before the lock fail', async () => {
+      const first = await issueInvoice(api.ports, caller(), priced('100.00'), 'till-7-0001');
+      const ports = keysUnreadableEarly(api.ports);
+
+      const [again, otherBody, fresh] = await Promise.all([
+        issueInvoice(ports, caller(), priced('100.00'), 'till-7-0001'),
+        issueInvoice(ports, caller(), priced('200.00'), 'till-7-0001').then(() => undefined, (error: Fault) => error.spec.code),
+        issueInvoice(ports, caller(), priced('300.00'), 'till-7-0002'),
+      ]);
+
+      expect(again).toMatchObject({ replayed: true, invoice: { number: first.invoice.number, digest: first.invoice.digest } });
+      expect(otherBody).toBe(faults.IDEMPOTENCY_KEY_REUSED.code);
+      expect(fresh).toMatchObject({ replayed: false });
+      expect(sequenceOf(fresh.invoice.number)).toBe(2);
+      expect(await api.countInvoices(api.a.id)).toBe(2);
     });
 
     // The merchant comes with the batch's context (on PostgreSQL its lock locks no row then).
