@@ -112,64 +112,49 @@ for (const s of storesUnderTest) {
       expect([later.invoice.number, later.invoice.digest]).toEqual([first.result.invoice.number, first.result.invoice.digest]);
     });
 
-    // On PostgreSQL a batch's keys are read before the lock, so another request may store a key after
-    // it was read as unused (another instance, a client's retry). Here every read before the lock
-    // misses the key: the batch's write is refused by the unique key and nothing of it is stored, and
-    // the batch run again reads its keys under the lock. (On SQLite they are read there anyway.)
-    it('gives back the invoice of a key stored after the batch read it as unused, and refuses it with another body', async () => {
-      const first = await issueInvoice(api.ports, caller(), priced('100.00'), 'till-8-0001');
-      const ports = readingKeysTooEarly(api.ports);
-
-      const [again, otherBody, fresh] = await Promise.all([
-        issueInvoice(ports, caller(), priced('100.00'), 'till-8-0001'),
-        issueInvoice(ports, caller(), priced('200.00'), 'till-8-0001').then(() => undefined, (error: Fault) => error.spec.code),
-        issueInvoice(ports, caller(), priced('300.00'), 'till-8-0002'),
+    /** A repeat of `key` (same body), `key` with another body and a fresh key, sent together: each result or fault code. */
+    const repeatsAndFresh = (ports: Ports, key: string, freshKey: string) => {
+      const outcome = (issuing: Promise<IssueResult>) => issuing.then((result) => result, (error: Fault) => error.spec.code);
+      return Promise.all([
+        outcome(issueInvoice(ports, caller(), priced('100.00'), key)),
+        outcome(issueInvoice(ports, caller(), priced('200.00'), key)),
+        outcome(issueInvoice(ports, caller(), priced('300.00'), freshKey)),
       ]);
+    };
 
-      expect(again).toMatchObject({ replayed: true, invoice: { number: first.invoice.number, digest: first.invoice.digest } });
-      expect(otherBody).toBe(faults.IDEMPOTENCY_KEY_REUSED.code);
-      expect(fresh.replayed).toBe(false);
-      expect(sequenceOf(fresh.invoice.number)).toBe(2); // the refused write took no number
-      expect(await api.countInvoices(api.a.id)).toBe(2);
-      const [report] = await verifyChains(api.ports, [api.a.id]);
-      expect(report).toMatchObject({ invoices: 2, breaks: [] });
-    });
+    // On PostgreSQL a batch's keys are read before the lock, so another request may store a key after
+    // it was read as unused (another instance, a client's retry): every read before the lock misses
+    // the key, the batch's write is refused by the unique key and nothing of it is stored, and the
+    // batch run again reads its keys under the lock. Or the read fails (the database away a moment):
+    // the keys are read under the lock, and no request fails. (On SQLite they are read there anyway.)
+    for (const [what, early] of [['read as unused before the lock', readingKeysTooEarly], ['whose read before the lock failed', keysUnreadableEarly]] as const) {
+      it(`gives back the invoice of a key ${what}, and refuses it with another body`, async () => {
+        const first = await issueInvoice(api.ports, caller(), priced('100.00'), 'till-8-0001');
+
+        const [again, otherBody, fresh] = await repeatsAndFresh(early(api.ports), 'till-8-0001', 'till-8-0002');
+
+        expect(again).toMatchObject({ replayed: true, invoice: { number: first.invoice.number, digest: first.invoice.digest } });
+        expect(otherBody).toBe(faults.IDEMPOTENCY_KEY_REUSED.code);
+        expect(fresh).toMatchObject({ replayed: false });
+        expect(sequenceOf((fresh as IssueResult).invoice.number)).toBe(2); // the refused write took no number
+        expect(await api.countInvoices(api.a.id)).toBe(2);
+        const [report] = await verifyChains(api.ports, [api.a.id]);
+        expect(report).toMatchObject({ invoices: 2, breaks: [] });
+      });
+    }
 
     // A refused request stores no key, so no unique key would catch a repeat of one read as unused
     // before the lock: its key is read again before it is refused.
     it('gives back the invoice of a repeated key read as unused before the lock, although the merchant has reached its daily limit', async () => {
       await setMerchantLimits(api.ports, api.a.id, { dailyInvoiceLimit: 1, operatorCredit: null });
       const first = await issueInvoice(api.ports, caller(), priced('100.00'), 'till-9-0001'); // the day's last
-      const ports = readingKeysTooEarly(api.ports);
 
-      const [again, otherBody, fresh] = await Promise.all([
-        issueInvoice(ports, caller(), priced('100.00'), 'till-9-0001'),
-        issueInvoice(ports, caller(), priced('200.00'), 'till-9-0001').then(() => undefined, (error: Fault) => error.spec.code),
-        issueInvoice(ports, caller(), priced('300.00'), 'till-9-0002').then(() => undefined, (error: Fault) => error.spec.code),
-      ]);
+      const [again, otherBody, fresh] = await repeatsAndFresh(readingKeysTooEarly(api.ports), 'till-9-0001', 'till-9-0002');
 
       expect(again).toMatchObject({ replayed: true, invoice: { number: first.invoice.number, digest: first.invoice.digest } });
       expect(otherBody).toBe(faults.IDEMPOTENCY_KEY_REUSED.code);
       expect(fresh).toBe(faults.DAILY_LIMIT_REACHED.code);
       expect(await api.countInvoices(api.a.id)).toBe(1);
-    });
-
-    // A key read that fails before the lock fails no request: the batch reads the key under the lock.
-    it('issues and gives back invoices as usual when the key reads before the lock fail', async () => {
-      const first = await issueInvoice(api.ports, caller(), priced('100.00'), 'till-7-0001');
-      const ports = keysUnreadableEarly(api.ports);
-
-      const [again, otherBody, fresh] = await Promise.all([
-        issueInvoice(ports, caller(), priced('100.00'), 'till-7-0001'),
-        issueInvoice(ports, caller(), priced('200.00'), 'till-7-0001').then(() => undefined, (error: Fault) => error.spec.code),
-        issueInvoice(ports, caller(), priced('300.00'), 'till-7-0002'),
-      ]);
-
-      expect(again).toMatchObject({ replayed: true, invoice: { number: first.invoice.number, digest: first.invoice.digest } });
-      expect(otherBody).toBe(faults.IDEMPOTENCY_KEY_REUSED.code);
-      expect(fresh).toMatchObject({ replayed: false });
-      expect(sequenceOf(fresh.invoice.number)).toBe(2);
-      expect(await api.countInvoices(api.a.id)).toBe(2);
     });
 
     // The merchant comes with the batch's context (on PostgreSQL its lock locks no row then).
