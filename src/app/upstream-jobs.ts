@@ -46,12 +46,18 @@ function flowPauseMs(error: unknown): number {
  * lanes wait for the probe instead.
  */
 export function retryDelayMs(error: unknown, attempts: number, backoff: { backoffMs: number; maxBackoffMs: number }): number {
-  return Math.max(flowPauseMs(error), refusedByCircuit(error) ? 0 : backoffDelay(attempts, backoff.backoffMs, backoff.maxBackoffMs));
+  const flowPause = flowPauseMs(error);
+  if (flowPause > 0) return flowPause; // the tax service named the wait: a backoff on top would only delay
+  return refusedByCircuit(error) ? 0 : backoffDelay(attempts, backoff.backoffMs, backoff.maxBackoffMs);
 }
 
-/** Refusals by rule (signature, enrolment, a malformed request) are not an outage. */
-function isRuleRefusal(error: string): boolean {
-  return [faults.UPSTREAM_SIGNATURE_REFUSED.code, faults.UPSTREAM_REQUEST_REFUSED.code].some((code) => error.startsWith(`${code} `));
+/**
+ * Refusals by rule (signature, enrolment, a malformed request) and flow control's waits are not an
+ * outage: the tax service answered. A wait taken for one put the merchant in contingency, with an
+ * alert, whenever a second upload lane met the wait another lane had been given.
+ */
+function isNoOutage(error: string): boolean {
+  return [faults.UPSTREAM_SIGNATURE_REFUSED.code, faults.UPSTREAM_REQUEST_REFUSED.code, faults.UPSTREAM_FLOW_CONTROL.code].some((code) => error.startsWith(`${code} `));
 }
 
 /**
@@ -60,7 +66,7 @@ function isRuleRefusal(error: string): boolean {
  */
 export async function noteReach(tx: Repositories, merchantId: string, at: string, error: string | undefined): Promise<void> {
   if (error === undefined) await markOnline(tx, merchantId, at);
-  else if (!isRuleRefusal(error)) await markUnreachable(tx, merchantId, at, error);
+  else if (!isNoOutage(error)) await markUnreachable(tx, merchantId, at, error);
 }
 
 /** Appends a round's audit entries to the merchant's audit chain (nothing when there are none). */
@@ -117,7 +123,9 @@ export function merchantCache(ports: Ports): (id: string) => Promise<MerchantRec
  * circuit opened meanwhile) reached nobody: it is a short pause, not a failure. As a failure it
  * made the runner back off by the failures of the whole outage, so a lane that lost the race for
  * the probe slept up to FAPIAO_UPLOAD_MAX_BACKOFF_MS (a minute by default) after the service was
- * back, and the backlog drained on the other lanes alone.
+ * back, and the backlog drained on the other lanes alone. A group refused for flow control (by the
+ * tax service, or by the client keeping a wait it was given) is a pause of that wait, not a failure,
+ * for the same reason: the wait is known, and a backoff grown on top of it only delays the lane.
  */
 export async function eachGroup(groups: Iterable<[string, OutboxJob[]]>, work: (merchantId: string, jobs: OutboxJob[]) => Promise<number>): Promise<BatchResult> {
   let pauseMs = 0;
@@ -127,6 +135,7 @@ export async function eachGroup(groups: Iterable<[string, OutboxJob[]]>, work: (
       pauseMs = Math.max(pauseMs, await work(merchantId, jobs));
     } catch (error) {
       if (refusedByCircuit(error)) pauseMs = Math.max(pauseMs, PROBE_POLL_MS);
+      else if (flowPauseMs(error) > 0) pauseMs = Math.max(pauseMs, flowPauseMs(error));
       else failure ??= error;
     }
   }

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { bilingual, Fault, faults, withOriginal, type FaultParams, type FaultSpec } from '../domain/faults.js';
 import { CircuitBreaker, type CircuitSnapshot } from './circuit-breaker.js';
+import { FlowGate } from './flow-gate.js';
 import type { CredentialSource } from './credentials.js';
 import { MAX_NUMBERS_PER_STATUS_QUERY, MAX_RECORDS_PER_UPLOAD, type AcceptedInvoice, type EncodedUploadRecord, type InvoiceStatusAnswer, type MerchantTerms, type NumberBlock, type TaxService, type UploadAnswer, type UploadOutcome, type VoidAnswer } from './protocol.js';
 import { httpTransport, type TransportResponse } from './http-transport.js';
@@ -72,6 +73,7 @@ export function createTaxServiceClient(options: TaxServiceClientOptions): TaxSer
   const random = options.random ?? Math.random;
   const transport = httpTransport(baseUrl);
   const breaker = new CircuitBreaker({ failureThreshold: options.failureThreshold ?? 5, openMs: options.openMs ?? 30_000 });
+  const flow = new FlowGate();
 
   async function attempt<T>(call: Call, schema: z.ZodType<T>): Promise<T> {
     if (!breaker.tryAcquire()) {
@@ -162,8 +164,20 @@ export function createTaxServiceClient(options: TaxServiceClientOptions): TaxSer
     async upload(sellerTaxId, records): Promise<UploadAnswer> {
       if (records.length === 0) return { outcomes: [], waitSeconds: 0 };
       if (records.length > MAX_RECORDS_PER_UPLOAD) throw new RangeError(`at most ${MAX_RECORDS_PER_UPLOAD} records per upload, got ${records.length}`);
-      const answer = await call({ seller: sellerTaxId, method: 'POST', path: `${seller(sellerTaxId)}/uploads`, body: uploadBody(records), repeatable: false }, UploadWireAnswer);
-      return { outcomes: oneOutcomeEach(records, answer.outcomes), waitSeconds: answer.wait_seconds };
+      const early = flow.enter(sellerTaxId);
+      // Refused here as the tax service would refuse it, without a call: nothing was sent.
+      if (early > 0) throw new UpstreamFault(faults.UPSTREAM_FLOW_CONTROL, { seconds: String(Math.ceil(early) / 1000) }, false, undefined, Math.ceil(early / 1000));
+      let waitSeconds: number | undefined;
+      try {
+        const answer = await call({ seller: sellerTaxId, method: 'POST', path: `${seller(sellerTaxId)}/uploads`, body: uploadBody(records), repeatable: false }, UploadWireAnswer);
+        waitSeconds = answer.wait_seconds;
+        return { outcomes: oneOutcomeEach(records, answer.outcomes), waitSeconds };
+      } catch (error) {
+        if (error instanceof UpstreamFault && error.spec === faults.UPSTREAM_FLOW_CONTROL) waitSeconds = error.retryAfterSeconds;
+        throw error;
+      } finally {
+        flow.leave(sellerTaxId, waitSeconds);
+      }
     },
 
     async status(sellerTaxId, number): Promise<InvoiceStatusAnswer> {

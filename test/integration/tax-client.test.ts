@@ -344,16 +344,20 @@ describe('tax-service client against the sandbox', () => {
       expect((await admin('PUT', '/admin/faults/reject', { min_amount_fen: '1e6' })).error.code).toBe('FAULT_INVALID');
     });
 
-    it('flow_control: answers the wait, refuses (4007, Retry-After) a submission that comes sooner', async () => {
+    it('flow_control: answers the wait, refuses (4007, Retry-After) a submission that comes sooner; the client told of the wait does not send one', async () => {
       await fault('flow_control', { wait_seconds: 1 });
-      const first = await client.upload(SELLER, encoded(record()));
+      const [told, other] = [clients(), clients()]; // their own: each keeps the waits it was given
+      const first = await told.upload(SELLER, encoded(record()));
       expect(first.waitSeconds).toBe(1);
       const early = record();
-      const error = await failure(client.upload(SELLER, encoded(early)));
-      expect(error).toMatchObject({ code: 4007, maybeCommitted: false, retryAfterSeconds: 1 });
-      expect((await client.status(SELLER, early.number)).known).toBe(false);
+      const refusedHere = await failure(told.upload(SELLER, encoded(early)));
+      expect(refusedHere).toMatchObject({ code: 4007, maybeCommitted: false, retryAfterSeconds: 1, upstreamCode: undefined });
+      expect(await counters(early.number)).toBeUndefined(); // never sent
+      const refusedThere = await failure(other.upload(SELLER, encoded(early)));
+      expect(refusedThere).toMatchObject({ code: 4007, maybeCommitted: false, retryAfterSeconds: 1, upstreamCode: 'FLOW_CONTROL' });
+      expect((await told.status(SELLER, early.number)).known).toBe(false);
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      expect((await client.upload(SELLER, encoded(early))).outcomes[0]!.result).toBe('accepted');
+      expect((await told.upload(SELLER, encoded(early))).outcomes[0]!.result).toBe('accepted');
     });
 
     it('partial: some records are not processed ("failed"); sent again, they are accepted', async () => {

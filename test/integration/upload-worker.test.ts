@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createOutboxRunner } from '../../src/app/outbox-runner.js';
 import { purgeExpired } from '../../src/app/housekeeping.js';
 import { startUploadWorker, uploadHandler, UPLOAD_TOPIC } from '../../src/app/upload-worker.js';
@@ -19,7 +20,7 @@ import { body as json, oneLine, sampleInvoice } from '../support/http.js';
 import { storesUnderTest } from '../support/stores.js';
 import { upstreamFixture } from '../support/upstream-fixture.js';
 import { encodeUploadRecord } from '../../src/upstream/protocol.js';
-import { Fault, faults } from '../../src/domain/faults.js';
+import { UpstreamFault } from '../../src/upstream/client.js';
 
 for (const kind of storesUnderTest) {
   describe(`uploads to the tax service on ${kind.name}`, () => {
@@ -156,23 +157,45 @@ for (const kind of storesUnderTest) {
       await expectUploadedOnce([...first, ...second]);
     });
 
-    it('keeps every lane within the wait: a lane refused for coming too early gives its jobs back, due after the wait, and all arrive once', async () => {
+    it('keeps every lane within the wait: once the tax service has asked for one, no lane submits before it is over, and a wait is no outage', async () => {
       await t.sandbox.fault('flow_control', { wait_seconds: 1 });
-      let refused = 0;
+      let refusedUpstream = 0; // by the tax service itself (its own code), not by the client before sending
       const client = t.taxService;
       const counting = { ...client, upload: (...args: Parameters<typeof client.upload>) => client.upload(...args).catch((error) => {
-        if (error instanceof Fault && error.spec === faults.UPSTREAM_FLOW_CONTROL) refused += 1;
+        if (error instanceof UpstreamFault && error.upstreamCode === 'FLOW_CONTROL') refusedUpstream += 1;
         throw error;
       }) };
-      const numbers = await issue(9); // three batches: each lane but the first learns of the wait from a refusal
+      const numbers = await issue(12); // four submissions of three, on three lanes
       const started = Date.now();
       // On the real clock: the given-back jobs fall due as the wait passes (the fixture's clock stands still).
       t.keep(startUploadWorker({ store: t.opened.store, clock: systemClock }, counting, { owner: 'w', lanes: 3, batchSize: 3, idleMs: 50, leaseMs: 30_000, backoffMs: 1, maxBackoffMs: 5 })).start();
-      await until(async () => (await status()).backlog.count === 0);
-      expect(refused).toBeGreaterThan(0);
-      expect(Date.now() - started).toBeGreaterThanOrEqual(2_000); // the tax service's waits between the three
+      await until(async () => (await status()).backlog.count === 0, 15_000);
+      // Only the lanes' first submissions, sent together before any wait was asked for, can come too early.
+      expect(refusedUpstream).toBeLessThanOrEqual(2);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(3_000); // the tax service's waits between the four
       expect(Date.now() - started).toBeLessThan(8_000); // given back for the wait, not for a backoff grown on it
       await expectUploadedOnce(numbers);
+      expect(await status()).toMatchObject({ mode: 'online' });
+      const alerts = json(await t.api.get(t.api.a.keys.owner, '/api/v1/alerts')).items;
+      expect(alerts.map((a: { kind: string }) => a.kind)).not.toContain('contingency.started');
+    });
+
+    it('takes a refusal for coming before the wait as no outage: the merchant stays online, the jobs wait it out and arrive once', async () => {
+      await t.sandbox.fault('flow_control', { wait_seconds: 1 });
+      const [first] = await issue(1);
+      await drain(); // another instance's submission, say: the tax service now asks for a wait
+      const [second] = await issue(1);
+      const elsewhere = t.sandbox.client(t.opened.store, t.api.clock); // a client that was not told of the wait
+      const refusal = await runner('w2', elsewhere).runOnce().then(() => undefined, (error: unknown) => error);
+      expect(refusal).toBeUndefined(); // a pause, not a failure
+      expect((await t.sandbox.counters(seller())).get(second!)).toBeUndefined(); // refused whole: nothing processed
+      expect(await status()).toMatchObject({ mode: 'online' });
+      const alerts = json(await t.api.get(t.api.a.keys.owner, '/api/v1/alerts')).items;
+      expect(alerts.map((a: { kind: string }) => a.kind)).not.toContain('contingency.started');
+      await sleep(1_000); // the tax service's wait, on its clock
+      t.api.clock.advance(1_000); // the jobs were given back due after the wait, on ours
+      await drain(runner('w2', elsewhere));
+      await expectUploadedOnce([first!, second!]);
     });
 
     it('quarantines an invoice whose number the tax service holds with another digest: both kept, an alert raised', async () => {

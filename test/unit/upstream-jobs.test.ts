@@ -2,7 +2,7 @@
 // open nobody claims work; once it is half-open one lane of a handler claims the batch that carries
 // the probe and its other lanes wait for its answer; and a group the circuit refused is a short
 // pause for the lane, never a failure that would make it back off for as long as the outage lasted,
-// and its jobs are due again at once.
+// and its jobs are due again at once; a flow-control refusal is a pause of the wait it names.
 import { describe, expect, it } from 'vitest';
 import { circuitNotBefore, eachGroup, retryDelayMs } from '../../src/app/upstream-jobs.js';
 import type { OutboxJob } from '../../src/app/ports.js';
@@ -112,6 +112,15 @@ describe('a claimed batch worked group by group', () => {
     expect(result.pauseMs).toBeGreaterThan(0);
     expect(result.pauseMs).toBeLessThan(1_000);
   });
+
+  it('takes a group refused for flow control (nothing processed) as a pause of the wait, not a failure', async () => {
+    const flowControl = new UpstreamFault(faults.UPSTREAM_FLOW_CONTROL, { seconds: '2' }, false, 'FLOW_CONTROL', 2);
+    const result = await eachGroup(groups, async (merchantId) => {
+      if (merchantId === 'm2') throw flowControl;
+      return 0;
+    });
+    expect(result).toEqual({ pauseMs: 2_000 });
+  });
 });
 
 describe('when jobs a round gave back are due again', () => {
@@ -125,9 +134,11 @@ describe('when jobs a round gave back are due again', () => {
     }
   });
 
-  it('after at least the pause flow control asked for', () => {
+  it('after exactly the pause flow control asked for, with no backoff on top, however many attempts the jobs had', () => {
     const flowControl = new UpstreamFault(faults.UPSTREAM_FLOW_CONTROL, { seconds: '120' }, false, undefined, 120);
     expect(retryDelayMs(flowControl, 1, backoff)).toBe(120_000);
+    const restOfAWait = new UpstreamFault(faults.UPSTREAM_FLOW_CONTROL, { seconds: '0.25' }, false, undefined, 1);
+    for (let i = 0; i < 20; i++) expect(retryDelayMs(restOfAWait, 30, backoff)).toBe(250);
   });
 
   it('at once when the circuit refused the round: it reached nobody, however many attempts the jobs had', () => {
