@@ -14,6 +14,15 @@ import type { MerchantRecord, OutboxJob, Ports, Repositories } from './ports.js'
 /** How often a lane looks again while another lane's probe decides whether the service is back. */
 const PROBE_POLL_MS = 50;
 
+/**
+ * A lane pauses this long at most for one seller's flow-control wait, whether a submission was
+ * answered with it or refused for it: the client holds that seller's next submission until the wait
+ * ends (flow-gate.ts), and the lane meanwhile serves other sellers. Paused for the whole wait (a
+ * minute, say), every lane that met a wait would stand still, so that sellers each answered with
+ * waits would get a submission a minute per lane between them all.
+ */
+const FLOW_PAUSE_MAX_MS = 1_000;
+
 /** Errors after which the tax service certainly did not process the request. */
 const NOT_PROCESSED = new Set<number>([
   faults.UPSTREAM_CIRCUIT_OPEN.code, faults.UPSTREAM_SERVER_ERROR.code, faults.UPSTREAM_FLOW_CONTROL.code, faults.UPSTREAM_SIGNATURE_REFUSED.code,
@@ -124,18 +133,19 @@ export function merchantCache(ports: Ports): (id: string) => Promise<MerchantRec
  * made the runner back off by the failures of the whole outage, so a lane that lost the race for
  * the probe slept up to FAPIAO_UPLOAD_MAX_BACKOFF_MS (a minute by default) after the service was
  * back, and the backlog drained on the other lanes alone. A group refused for flow control (by the
- * tax service, or by the client keeping a wait it was given) is a pause of that wait, not a failure,
- * for the same reason: the wait is known, and a backoff grown on top of it only delays the lane.
+ * tax service, or by the client keeping a wait it was given) is not a failure either: its jobs are
+ * due again when the wait ends. For a wait, answered or refused, the lane pauses FLOW_PAUSE_MAX_MS
+ * at most, since the wait is that seller's only.
  */
 export async function eachGroup(groups: Iterable<[string, OutboxJob[]]>, work: (merchantId: string, jobs: OutboxJob[]) => Promise<number>): Promise<BatchResult> {
   let pauseMs = 0;
   let failure: unknown;
   for (const [merchantId, jobs] of groups) {
     try {
-      pauseMs = Math.max(pauseMs, await work(merchantId, jobs));
+      pauseMs = Math.max(pauseMs, Math.min(await work(merchantId, jobs), FLOW_PAUSE_MAX_MS));
     } catch (error) {
       if (refusedByCircuit(error)) pauseMs = Math.max(pauseMs, PROBE_POLL_MS);
-      else if (flowPauseMs(error) > 0) pauseMs = Math.max(pauseMs, flowPauseMs(error));
+      else if (flowPauseMs(error) > 0) pauseMs = Math.max(pauseMs, Math.min(flowPauseMs(error), FLOW_PAUSE_MAX_MS));
       else failure ??= error;
     }
   }

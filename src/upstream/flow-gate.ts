@@ -6,6 +6,12 @@
 // submissions are answered with waits, only one at a time goes out: a second one sent meanwhile
 // would arrive before the wait that the first one's answer is about to set.
 
+/**
+ * A submission held back because another one is out waits at least this long: the answer it waits
+ * for may take that long, and a shorter wait would only have its jobs claimed and given back again.
+ */
+const IN_FLIGHT_HOLD_MS = 1_000;
+
 interface SellerFlow {
   /** Epoch ms before which no submission may go. */
   notBefore: number;
@@ -27,7 +33,7 @@ export class FlowGate {
     const flow = this.sellers.get(seller) ?? { notBefore: 0, waitMs: 0, inFlight: 0 };
     const early = flow.notBefore - this.now();
     if (early > 0) return early;
-    if (flow.waitMs > 0 && flow.inFlight > 0) return flow.waitMs;
+    if (flow.waitMs > 0 && flow.inFlight > 0) return Math.max(flow.waitMs, IN_FLIGHT_HOLD_MS);
     flow.inFlight += 1;
     this.sellers.set(seller, flow);
     return 0;

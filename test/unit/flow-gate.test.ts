@@ -46,6 +46,15 @@ describe('flow control kept by the client', () => {
     expect([gate.enter('A'), gate.enter('A')]).toEqual([0, 0]);
   });
 
+  it('holds a submission back for at least a second while another is out, however short the waits', () => {
+    const { gate, advance } = flowGate();
+    gate.enter('A');
+    gate.leave('A', 0.05);
+    advance(50);
+    expect(gate.enter('A')).toBe(0);
+    expect(gate.enter('A')).toBe(1_000);
+  });
+
   it('takes the wait of a refusal for coming too early (its Retry-After), and keeps the wait when no answer came', () => {
     const { gate, advance } = flowGate();
     gate.enter('A');

@@ -88,8 +88,9 @@ describe('a claimed batch worked group by group', () => {
   const refusedByCircuit = new UpstreamFault(faults.UPSTREAM_CIRCUIT_OPEN, { until: 'soon' }, false, undefined, 1);
   const serverError = new UpstreamFault(faults.UPSTREAM_SERVER_ERROR, { status: '503' }, false);
 
-  it('passes on the longest pause the tax service asked for', async () => {
-    expect(await eachGroup(groups, async (merchantId) => (merchantId === 'm2' ? 3_000 : 0))).toEqual({ pauseMs: 3_000 });
+  it('passes on the longest pause the tax service asked for, a second at most: the client holds that seller\'s next submission, and the lane serves the others', async () => {
+    expect(await eachGroup(groups, async (merchantId) => (merchantId === 'm2' ? 600 : 0))).toEqual({ pauseMs: 600 });
+    expect(await eachGroup(groups, async (merchantId) => (merchantId === 'm2' ? 60_000 : 0))).toEqual({ pauseMs: 1_000 });
   });
 
   it('reports the first real failure to the runner, which backs off; the other groups still run', async () => {
@@ -113,13 +114,15 @@ describe('a claimed batch worked group by group', () => {
     expect(result.pauseMs).toBeLessThan(1_000);
   });
 
-  it('takes a group refused for flow control (nothing processed) as a pause of the wait, not a failure', async () => {
-    const flowControl = new UpstreamFault(faults.UPSTREAM_FLOW_CONTROL, { seconds: '2' }, false, 'FLOW_CONTROL', 2);
-    const result = await eachGroup(groups, async (merchantId) => {
-      if (merchantId === 'm2') throw flowControl;
-      return 0;
-    });
-    expect(result).toEqual({ pauseMs: 2_000 });
+  it('takes a group refused for flow control (nothing processed) as a short pause, not a failure: the wait is that seller\'s only', async () => {
+    for (const [seconds, pauseMs] of [['0.25', 250], ['60', 1_000]] as const) {
+      const flowControl = new UpstreamFault(faults.UPSTREAM_FLOW_CONTROL, { seconds }, false, 'FLOW_CONTROL', Math.ceil(Number(seconds)));
+      const result = await eachGroup(groups, async (merchantId) => {
+        if (merchantId === 'm2') throw flowControl;
+        return 0;
+      });
+      expect(result).toEqual({ pauseMs });
+    }
   });
 });
 
