@@ -26,9 +26,9 @@ export function refuseOfflineIssue(merchant: MerchantRecord, kind: InvoiceKind, 
 export async function markOnline(tx: Repositories, merchantId: string, at: string, known?: UpstreamState): Promise<UpstreamState> {
   const current = known ?? (await tx.upstreamState.get(merchantId));
   // Already online: note the success at most every few seconds, not on every slice of every batch.
-  if (current?.mode === 'online' && current.lastSuccessAt && Date.parse(at) - Date.parse(current.lastSuccessAt) < 5_000) return current;
+  if (current?.mode === 'online' && current.lastError === null && current.lastSuccessAt && Date.parse(at) - Date.parse(current.lastSuccessAt) < 5_000) return current;
   const next: UpstreamState = current?.mode === 'online'
-    ? { ...current, lastSuccessAt: at }
+    ? { ...current, lastSuccessAt: at, lastError: null }
     : { merchantId, mode: 'online', since: at, lastError: null, lastSuccessAt: at, warnedAt: null };
   await tx.upstreamState.put(next);
   if (current && current.mode === 'contingency') {
@@ -52,6 +52,16 @@ export async function markUnreachable(tx: Repositories, merchantId: string, at: 
 }
 
 /**
+ * The tax service answered with a refusal (a signature, enrolment or a request it will not take):
+ * no outage, so the mode stays as it is, but the status says what stops the uploads.
+ */
+export async function noteRefusal(tx: Repositories, merchantId: string, at: string, error: string): Promise<void> {
+  const current = await tx.upstreamState.get(merchantId);
+  if (current?.lastError === error) return;
+  await tx.upstreamState.put(current ? { ...current, lastError: error } : { merchantId, mode: 'online', since: at, lastError: error, lastSuccessAt: null, warnedAt: null });
+}
+
+/**
  * Raises one alert per contingency episode when a kind's backlog passes 80 % of a limit (R41:
  * before issuing stops). Runs in the background; the issue path never waits for it.
  */
@@ -64,10 +74,13 @@ export async function warnNearLimits(ports: Ports, merchant: MerchantRecord): Pr
   const near = assessments.filter((a) => a.warning);
   if (near.length === 0) return assessments;
   await ports.store.write(async (tx) => {
+    // Under the lock every change of the state takes: what was read above may be a moment old, and
+    // the merchant back online since (no warning then, and never a stale mode written back).
+    await tx.merchants.hold(merchant.id);
     const state = await tx.upstreamState.get(merchant.id);
-    if (state?.warnedAt) return;
+    if (state?.mode !== 'contingency' || state.warnedAt) return;
     const at = shanghaiTimestamp(now);
-    await tx.upstreamState.put({ merchantId: merchant.id, mode: state?.mode ?? 'contingency', since: state?.since ?? at, lastError: state?.lastError ?? null, lastSuccessAt: state?.lastSuccessAt ?? null, warnedAt: at });
+    await tx.upstreamState.put({ ...state, warnedAt: at });
     await raiseAlert(tx, {
       merchantId: merchant.id, kind: 'contingency.limit_near', severity: near.some((a) => a.blocked) ? 'critical' : 'warning', subject: merchant.id, at,
       detail: Object.fromEntries(near.map((a) => [a.kind, { hoursRatio: round(a.hours.ratio), amountRatio: round(a.amount.ratio), blocked: a.blocked }])),

@@ -22,7 +22,7 @@ import type { UploadRecordFacts } from './upload-ports.js';
 import { createOutboxRunner, DEFAULT_IDLE_MS, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
 import { leaseOwner } from './process-identity.js';
 import type { OutboxJob, Ports } from './ports.js';
-import { appendAuditEntries, byMerchant, certainlyNotProcessed, eachGroup, circuitNotBefore, describeFailure, merchantCache, noteReach, retryDelayMs } from './upstream-jobs.js';
+import { appendAuditEntries, byMerchant, certainlyNotProcessed, eachGroup, circuitNotBefore, merchantCache, noteReach, retryDelayMs } from './upstream-jobs.js';
 
 export const UPLOAD_TOPIC = 'invoice.upload';
 
@@ -188,7 +188,7 @@ export function uploadHandler(ports: Ports, taxService: TaxService, options: Run
       }
       await tx.uploads.releaseJobs(failed.map((j) => j.id), lease.owner, retryAt, false);
       await tx.uploads.releaseJobs(unknown.map((j) => j.id), lease.owner, retryAt, true);
-      await noteReach(tx, merchantId, at, error === undefined ? undefined : describeFailure(error));
+      await noteReach(tx, merchantId, at, error);
     });
   }
 

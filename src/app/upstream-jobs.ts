@@ -7,7 +7,7 @@ import { Fault, faults } from '../domain/faults.js';
 import { refusedByCircuit, UpstreamFault, type TaxServiceClient } from '../upstream/client.js';
 import type { TaxService } from '../upstream/protocol.js';
 import { appendAudit, type AuditRecord } from './audit.js';
-import { markOnline, markUnreachable } from './contingency.js';
+import { markOnline, markUnreachable, noteRefusal } from './contingency.js';
 import { backoffDelay, type BatchResult } from './outbox-runner.js';
 import type { MerchantRecord, OutboxJob, Ports, Repositories } from './ports.js';
 
@@ -38,7 +38,7 @@ export function certainlyNotProcessed(error: unknown): boolean {
 }
 
 /** "<code> <message>" of a fault, for the merchant's connection state and the logs. */
-export function describeFailure(error: unknown): string {
+function describeFailure(error: unknown): string {
   if (error instanceof Fault) return `${error.spec.code} ${error.message}`;
   return error instanceof Error ? error.message : String(error);
 }
@@ -61,21 +61,24 @@ export function retryDelayMs(error: unknown, attempts: number, backoff: { backof
 }
 
 /**
- * Refusals by rule (signature, enrolment, a malformed request) and flow control's waits are not an
- * outage: the tax service answered. A wait taken for one put the merchant in contingency, with an
- * alert, whenever a second upload lane met the wait another lane had been given.
+ * What a failed call says of reaching the tax service: a refusal (a signature, enrolment, a request
+ * it will not take) and a flow-control wait are answers, not an outage. A wait taken for one put the
+ * merchant in contingency, with an alert, whenever a second upload lane met the wait another lane
+ * had been given.
  */
-function isNoOutage(error: string): boolean {
-  return [faults.UPSTREAM_SIGNATURE_REFUSED.code, faults.UPSTREAM_REQUEST_REFUSED.code, faults.UPSTREAM_FLOW_CONTROL.code].some((code) => error.startsWith(`${code} `));
-}
+const REFUSALS = new Set<number>([faults.UPSTREAM_SIGNATURE_REFUSED.code, faults.UPSTREAM_NOT_ENROLLED.code, faults.UPSTREAM_REQUEST_REFUSED.code]);
 
 /**
- * After a round with the tax service, inside its transaction: online again when it answered, in
- * contingency when it could not be reached (a refusal by rule says nothing about reachability).
+ * After a round with the tax service, inside its transaction (which holds the merchant's lock):
+ * online again when it answered; in contingency when it could not be reached; after a refusal the
+ * mode stays and the status says why nothing uploads; a flow-control wait changes nothing.
  */
-export async function noteReach(tx: Repositories, merchantId: string, at: string, error: string | undefined): Promise<void> {
-  if (error === undefined) await markOnline(tx, merchantId, at);
-  else if (!isNoOutage(error)) await markUnreachable(tx, merchantId, at, error);
+export async function noteReach(tx: Repositories, merchantId: string, at: string, error?: unknown): Promise<void> {
+  if (error === undefined) return void (await markOnline(tx, merchantId, at));
+  const code = error instanceof Fault ? error.spec.code : undefined;
+  if (code === faults.UPSTREAM_FLOW_CONTROL.code) return;
+  if (code !== undefined && REFUSALS.has(code)) await noteRefusal(tx, merchantId, at, describeFailure(error));
+  else await markUnreachable(tx, merchantId, at, describeFailure(error));
 }
 
 /** Appends a round's audit entries to the merchant's audit chain (nothing when there are none). */

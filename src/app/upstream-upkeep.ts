@@ -13,7 +13,8 @@ import { invoiceKinds } from '../domain/invoice.js';
 import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
 import type { TaxService } from '../upstream/protocol.js';
 import { recordAudit } from './audit.js';
-import { markOnline, markUnreachable, warnNearLimits } from './contingency.js';
+import { markOnline, warnNearLimits } from './contingency.js';
+import { noteReach } from './upstream-jobs.js';
 import { DEFAULT_RESERVE, refillNumbers, type RefillResult, type ReservePolicy } from './number-blocks.js';
 import type { RunnerLog } from './outbox-runner.js';
 import { leaseOwner } from './process-identity.js';
@@ -80,7 +81,11 @@ export function createUpkeep(ports: Ports, taxService: TaxService, options: Upke
       log.warn({ merchant: m.id, code, err: error }, 'upkeep: tax service not reached; will retry');
       if (code !== undefined && code >= 4001 && code <= 4009) {
         const at = shanghaiTimestamp(ports.clock.now());
-        await ports.store.write((tx) => markUnreachable(tx, m.id, at, `${code} ${(error as Error).message}`)).catch(() => undefined);
+        // Judged as the workers judge their rounds: a refusal or a wait is no outage.
+        await ports.store.write(async (tx) => {
+          await tx.merchants.hold(m.id);
+          await noteReach(tx, m.id, at, error);
+        }).catch(() => undefined);
       }
       await warnNearLimits(ports, m).catch(() => undefined);
       throw error;

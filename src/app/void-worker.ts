@@ -24,7 +24,7 @@ import type { AuditRecord } from './audit.js';
 import { createOutboxRunner, type BatchResult, type Lease, type OutboxHandler, type OutboxRunner, type RunnerOptions } from './outbox-runner.js';
 import type { OutboxJob, Ports, Repositories } from './ports.js';
 import type { UploadProblem } from './upload-ports.js';
-import { appendAuditEntries, byMerchant, circuitNotBefore, eachGroup, describeFailure, merchantCache, noteReach, retryDelayMs } from './upstream-jobs.js';
+import { appendAuditEntries, byMerchant, circuitNotBefore, eachGroup, merchantCache, noteReach, retryDelayMs } from './upstream-jobs.js';
 
 export const VOID_TOPIC = 'invoice.void';
 
@@ -106,7 +106,7 @@ export function voidHandler(ports: Ports, taxService: TaxService, options: Runne
       await tx.uploads.releaseJobs(waiting, lease.owner, later(UPLOAD_WAIT_MS), false);
       const attempts = Math.max(1, ...retry.map((j) => j.attempts));
       await tx.uploads.releaseJobs(retry.map((j) => j.id), lease.owner, later(retryDelayMs(error, attempts, { backoffMs, maxBackoffMs })), true);
-      if (called || error !== undefined) await noteReach(tx, merchantId, at, error === undefined ? undefined : describeFailure(error));
+      if (called || error !== undefined) await noteReach(tx, merchantId, at, error);
     });
   }
 

@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 import { createOutboxRunner } from '../../src/app/outbox-runner.js';
 import { purgeExpired } from '../../src/app/housekeeping.js';
 import { startUploadWorker, uploadHandler, UPLOAD_TOPIC } from '../../src/app/upload-worker.js';
-import { refreshTerms } from '../../src/app/upstream-upkeep.js';
+import { createUpkeep, refreshTerms } from '../../src/app/upstream-upkeep.js';
+import { warnNearLimits } from '../../src/app/contingency.js';
 import { startUploads } from '../../src/app/uploads.js';
 import { readConfig } from '../../src/config.js';
 import { verifyChains } from '../../src/app/verify-chain.js';
@@ -19,7 +20,9 @@ import { body as json, oneLine, sampleInvoice } from '../support/http.js';
 import { storesUnderTest } from '../support/stores.js';
 import { upstreamFixture } from '../support/upstream-fixture.js';
 import { encodeUploadRecord } from '../../src/upstream/protocol.js';
-import { UpstreamFault } from '../../src/upstream/client.js';
+import { createTaxServiceClient, UpstreamFault } from '../../src/upstream/client.js';
+import { staticCredentials, storedCredentials } from '../../src/upstream/credentials.js';
+import type { Store } from '../../src/app/ports.js';
 
 for (const kind of storesUnderTest) {
   describe(`uploads to the tax service on ${kind.name}`, () => {
@@ -209,6 +212,53 @@ for (const kind of storesUnderTest) {
       t.api.clock.advance(60_000);
       await drain(runner('w3', t.sandbox.client(t.opened.store, t.api.clock)));
       await expectUploadedOnce([first!, second!]);
+    });
+
+    it('takes a refusal (a signature the tax service will not take) as no outage, in the workers and the upkeep alike; the status says what stops the uploads until one goes through', async () => {
+      const [number] = await issue(1);
+      await t.taxService.terms(seller()); // enrolled: the key is stored
+      const key = await storedCredentials(t.opened.store, t.sandbox.url, t.api.clock).get(seller());
+      const refused = createTaxServiceClient({ baseUrl: t.sandbox.url, credentials: staticCredentials({ [seller()]: { ...key, secret: 'guessed' } }), timeoutMs: 1_000, maxAttempts: 1 });
+      await runner('w1', refused).runOnce().catch(() => undefined);
+      expect(await status()).toMatchObject({ mode: 'online', last_error: expect.stringMatching(/^4004 /) });
+      const merchant = (await t.opened.store.read.merchants.get(t.api.a.id))!;
+      await createUpkeep(ports(), refused, { termsMaxAgeMs: 0 }).merchant(merchant).catch(() => undefined); // its terms call is refused too
+      expect(await status()).toMatchObject({ mode: 'online', last_error: expect.stringMatching(/^4004 /) });
+      const alerts = json(await t.api.get(t.api.a.keys.owner, '/api/v1/alerts')).items;
+      expect(alerts.map((a: { kind: string }) => a.kind)).not.toContain('contingency.started');
+      await t.sandbox.fault('down'); // an outage, met by the upkeep, is one
+      await createUpkeep(ports(), t.taxService, { termsMaxAgeMs: 0 }).merchant(merchant).catch(() => undefined);
+      expect(await status()).toMatchObject({ mode: 'contingency', last_error: expect.stringMatching(/^400[12] /) });
+      await t.sandbox.clear();
+      t.api.clock.advance(60_000);
+      await drain();
+      await expectUploadedOnce([number!]);
+      expect(await status()).toMatchObject({ mode: 'online', last_error: null });
+    });
+
+    it('warns once per contingency episode at 80 % of a limit, and not once the merchant is back online, whatever it read a moment before', async () => {
+      await t.sandbox.setTerms(seller(), { monthly_credit_fen: null, contingency: [{ kind: 'normal', max_offline_hours: 72, max_offline_amount_fen: '300000' }] });
+      const merchant = await refreshTerms(ports(), t.taxService, (await t.opened.store.read.merchants.get(t.api.a.id))!);
+      await t.sandbox.fault('down');
+      await issue(2); // ¥2,896 of ¥3,000
+      await runner('w1').runOnce().catch(() => undefined);
+      const store = t.opened.store;
+      const readInContingency = { merchant: await store.read.merchants.get(merchant.id), backlog: await store.read.uploads.backlog(merchant.id) };
+      const nearAlerts = async () => json(await t.api.get(t.api.a.keys.owner, '/api/v1/alerts')).items.filter((a: { kind: string }) => a.kind === 'contingency.limit_near').length;
+      await warnNearLimits(ports(), merchant);
+      await warnNearLimits(ports(), merchant);
+      expect(await nearAlerts()).toBe(1);
+      await t.sandbox.clear();
+      t.api.clock.advance(60_000);
+      await drain(); // back online: a new episode may warn again, this one is over
+      // Reads made just before the merchant went back online, the warning's write after it.
+      const momentOld = {
+        read: { merchants: { get: async () => readInContingency.merchant }, uploads: { backlog: async () => readInContingency.backlog } },
+        write: store.write.bind(store),
+      } as unknown as Store;
+      await warnNearLimits({ store: momentOld, clock: t.api.clock }, merchant);
+      expect(await nearAlerts()).toBe(1);
+      expect(await status()).toMatchObject({ mode: 'online' });
     });
 
     it('quarantines an invoice whose number the tax service holds with another digest: both kept, an alert raised', async () => {
