@@ -63,7 +63,9 @@ export async function reconcile(ports: ReconcilePorts, caller: Caller, dateText:
     if (held === undefined) {
       const upload = uploadState(invoice); // a voided invoice's upload too: it is uploaded before its void
       if (upload === 'uploaded') items.push({ ...base, difference: 'missing_upstream', upstreamDigest: null });
-      else if (upload === 'pending') pending += 1; // still in the upload queue
+      // Still in the upload queue, unless the tax service answered with a problem the invoice's status
+      // does not show (one voided meanwhile and then rejected, or quarantined: each has its own record).
+      else if (upload === 'pending' && !(await ports.store.read.uploads.problem(merchant.id, invoice.number))) pending += 1;
       // rejected: the tax service rightly does not hold it
     } else if (held !== invoice.digest) items.push({ ...base, difference: 'digest_mismatch', upstreamDigest: held });
     else matched += 1;
@@ -142,6 +144,7 @@ export async function resolveDifference(ports: Ports, caller: Caller, itemId: nu
             : bilingual('只有本系统存有而税务服务缺失的发票才能重新上传', 'only an invoice kept here and missing at the tax service can be uploaded again'),
         }, [{ field: 'action', issue: 'reupload not possible for this difference' }]);
       }
+      await tx.merchants.hold(caller.merchantId); // the backlog's counters move under the lock the issue path checks them under
       await enqueueUploads(tx, [invoice], at, { reconciliation: item.reconciliationId });
       // Back in the upload backlog, as when it was issued: the upload worker takes it out again when
       // the job is done, so the offline counters stay balanced. Counted from now, not from its issue:

@@ -122,7 +122,7 @@ export interface UploadRepositories {
     /** One invoice of the merchant with what the tax service said about it, if anything. */
     invoiceWithProblem(merchantId: string, number: string): Promise<{ invoice: Invoice; problem: UploadProblem | undefined } | undefined>;
     countProblems(merchantId: string): Promise<Record<UploadProblemState, number>>;
-    /** Issue time of the oldest invoice of this kind still waiting for upload. */
+    /** When the oldest upload of this kind still waiting was queued: its invoice's issue, or a re-upload (reconciliation). */
     oldestPending(merchantId: string, kind: InvoiceKind): Promise<string | null>;
     backlog(merchantId: string): Promise<BacklogRow[]>;
     /** Subtracts uploaded (or settled) invoices from a kind's backlog and sets its oldest. */

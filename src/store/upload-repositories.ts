@@ -290,13 +290,14 @@ function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
     },
     async oldestPending(merchantId, kind) {
       // The literal topic and `done_at is null` let both databases use the partial index of
-      // pending uploads (a bound parameter would not match the index's predicate).
-      const { rows } = await sql<{ issued_at: string }>`
-        select i.issued_at from outbox o
+      // pending uploads (a bound parameter would not match the index's predicate). A job's creation
+      // is its invoice's issue, or the re-upload that reconciliation queued: counted from then.
+      const { rows } = await sql<{ created_at: string }>`
+        select o.created_at from outbox o
         join invoices i on i.merchant_id = o.merchant_id and i.number = o.subject
         where o.merchant_id = ${merchantId} and o.topic = 'invoice.upload' and o.done_at is null and i.kind = ${kind}
         order by o.id limit 1`.execute(db);
-      return rows[0]?.issued_at ?? null;
+      return rows[0]?.created_at ?? null;
     },
     async backlog(merchantId) {
       const rows = await db

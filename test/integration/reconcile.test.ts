@@ -156,6 +156,41 @@ for (const s of storesUnderTest) {
       expect(again.items.map((i) => i.difference)).toEqual(['digest_mismatch']);
     });
 
+    it('counts a re-uploaded invoice in the offline backlog from its re-upload, not from its issue, however the backlog\'s oldest is read', async () => {
+      const { merchant, owner, invoices: [lost] } = await merchantWithInvoices(1);
+      await store.write(async (tx) => { // its first upload went through, as far as we knew: the worker's bookkeeping
+        const now = shanghaiTimestamp(clock.now());
+        for (const job of await tx.outbox.claim({ topic: 'invoice.upload', owner: 'first-upload', now, leaseUntil: now, limit: 10_000 })) await tx.outbox.complete(job.id, 'first-upload', now);
+        await tx.uploads.reduceBacklog(merchant.id, lost!.kind, { count: 1, preTaxFen: lost!.totalAmount }, null);
+      });
+      await markUploaded(merchant.id, lost!);
+      const { items } = await reconcile(ports(), owner, DATE);
+      const day = clock.now();
+      clock.advance(3 * 86_400_000); // looked into three days later
+      try {
+        await resolveDifference(ports(), owner, items.find((i) => i.difference === 'missing_upstream')!.id, { action: 'reupload' });
+        const reuploadedAt = shanghaiTimestamp(clock.now());
+        expect((await store.read.usage.get(merchant.id, backlogPeriod(lost!.kind))).since).toBe(reuploadedAt);
+        // Every settled upload reads the oldest pending again: the same time, not the issue three days back.
+        expect(await store.read.uploads.oldestPending(merchant.id, lost!.kind)).toBe(reuploadedAt);
+      } finally {
+        clock.set(day); // the other tests reconcile DATE
+      }
+    });
+
+    it('counts as pending only what is still in the upload queue: an invoice voided and then rejected, or quarantined, is not', async () => {
+      const { merchant, owner, invoices } = await merchantWithInvoices(3);
+      const [voidedThenRejected, quarantined] = invoices as [Invoice, Invoice, Invoice];
+      const at = shanghaiTimestamp(clock.now());
+      await store.write(async (tx) => { // as the worker records the tax service's answers
+        await tx.invoices.setStatus(merchant.id, voidedThenRejected.number, { status: 'voided', at, reason: '开错了' });
+        await tx.uploads.recordProblem({ merchantId: merchant.id, number: voidedThenRejected.number, state: 'rejected', reasonCode: 'SANDBOX_RULE', reason: 'rule', localDigest: voidedThenRejected.digest, heldDigest: null, upstreamRecord: null, at });
+        await tx.uploads.recordProblem({ merchantId: merchant.id, number: quarantined.number, state: 'quarantined', reasonCode: null, reason: 'digest conflict', localDigest: quarantined.digest, heldDigest: 'f'.repeat(64), upstreamRecord: null, at });
+      });
+      const { report, items } = await reconcile(ports(), owner, DATE);
+      expect({ pending: report.pending, differences: items.length }).toEqual({ pending: 1, differences: 0 });
+    });
+
     it('keeps merchants apart: another merchant can neither read nor resolve a report', async () => {
       const a = await merchantWithInvoices(1);
       const b = await merchantWithInvoices(0);
