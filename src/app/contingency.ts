@@ -22,6 +22,15 @@ export function refuseOfflineIssue(merchant: MerchantRecord, kind: InvoiceKind, 
   return refuseIssue(limitsFor(merchant.contingency, kind), before, preTaxFen, now);
 }
 
+/**
+ * How long a contingency episode lasts before `contingency.started` is raised. The mode changes at
+ * the first failed round, so the offline limits bind at once; the alert (and the notifications sent
+ * from it) waits, so that one failed round among successes (a 5xx now and then) does not raise a
+ * started/ended pair each time. A longer outage is told about within a minute or so: the workers'
+ * and the upkeep's later rounds (the circuit's probes, retried top-ups) note the failure again.
+ */
+export const CONTINGENCY_ALERT_AFTER_MS = 60_000;
+
 /** The worker reached the tax service: back online if the merchant was in contingency. */
 export async function markOnline(tx: Repositories, merchantId: string, at: string, known?: UpstreamState): Promise<UpstreamState> {
   const current = known ?? (await tx.upstreamState.get(merchantId));
@@ -29,25 +38,30 @@ export async function markOnline(tx: Repositories, merchantId: string, at: strin
   if (current?.mode === 'online' && current.lastError === null && current.lastSuccessAt && Date.parse(at) - Date.parse(current.lastSuccessAt) < 5_000) return current;
   const next: UpstreamState = current?.mode === 'online'
     ? { ...current, lastSuccessAt: at, lastError: null }
-    : { merchantId, mode: 'online', since: at, lastError: null, lastSuccessAt: at, warnedAt: null };
+    : { merchantId, mode: 'online', since: at, lastError: null, lastSuccessAt: at, warnedAt: null, alertedAt: null };
   await tx.upstreamState.put(next);
-  if (current && current.mode === 'contingency') {
+  // An episode nobody was told of ends as quietly.
+  if (current?.mode === 'contingency' && current.alertedAt) {
     await raiseAlert(tx, { merchantId, kind: 'contingency.ended', severity: 'info', subject: merchantId, detail: { since: current.since }, at });
   }
   return next;
 }
 
-/** The worker could not reach the tax service: contingency from now on (or still, since earlier). */
+/**
+ * The worker could not reach the tax service: contingency from now on (or still, since earlier),
+ * and once the episode has lasted CONTINGENCY_ALERT_AFTER_MS, its one `contingency.started` alert.
+ */
 export async function markUnreachable(tx: Repositories, merchantId: string, at: string, error: string): Promise<UpstreamState> {
   const current = await tx.upstreamState.get(merchantId);
-  if (current?.mode === 'contingency') {
-    const next = { ...current, lastError: error };
-    if (current.lastError !== error) await tx.upstreamState.put(next);
+  if (current?.mode !== 'contingency') {
+    const next: UpstreamState = { merchantId, mode: 'contingency', since: at, lastError: error, lastSuccessAt: current?.lastSuccessAt ?? null, warnedAt: null, alertedAt: null };
+    await tx.upstreamState.put(next);
     return next;
   }
-  const next: UpstreamState = { merchantId, mode: 'contingency', since: at, lastError: error, lastSuccessAt: current?.lastSuccessAt ?? null, warnedAt: null };
-  await tx.upstreamState.put(next);
-  await raiseAlert(tx, { merchantId, kind: 'contingency.started', severity: 'warning', subject: merchantId, detail: { error }, at });
+  const alert = !current.alertedAt && Date.parse(at) - Date.parse(current.since) >= CONTINGENCY_ALERT_AFTER_MS;
+  const next = { ...current, lastError: error, ...(alert && { alertedAt: at }) };
+  if (alert || current.lastError !== error) await tx.upstreamState.put(next);
+  if (alert) await raiseAlert(tx, { merchantId, kind: 'contingency.started', severity: 'warning', subject: merchantId, detail: { since: current.since, error }, at });
   return next;
 }
 
@@ -58,7 +72,7 @@ export async function markUnreachable(tx: Repositories, merchantId: string, at: 
 export async function noteRefusal(tx: Repositories, merchantId: string, at: string, error: string): Promise<void> {
   const current = await tx.upstreamState.get(merchantId);
   if (current?.lastError === error) return;
-  await tx.upstreamState.put(current ? { ...current, lastError: error } : { merchantId, mode: 'online', since: at, lastError: error, lastSuccessAt: null, warnedAt: null });
+  await tx.upstreamState.put(current ? { ...current, lastError: error } : { merchantId, mode: 'online', since: at, lastError: error, lastSuccessAt: null, warnedAt: null, alertedAt: null });
 }
 
 /**

@@ -45,6 +45,8 @@ export interface UpstreamState {
   lastError: string | null;
   lastSuccessAt: string | null;
   warnedAt: string | null;
+  /** When this contingency episode's `contingency.started` alert was raised; none while it is short. */
+  alertedAt: string | null;
 }
 
 /** An upload to enqueue: the invoice's number, what asked for it (payload) and the record it will send. */

@@ -12,6 +12,7 @@ import * as creditSources from './migrations/009-credit-sources.js';
 import * as voidReport from './migrations/010-void-report.js';
 import * as dropOutboxPending from './migrations/011-drop-outbox-pending.js';
 import * as uploadWireRecords from './migrations/012-upload-wire-records.js';
+import * as contingencyAlerts from './migrations/013-contingency-alerts.js';
 
 const migrations: Record<string, Migration> = {
   '001-core': core,
@@ -26,6 +27,7 @@ const migrations: Record<string, Migration> = {
   '010-void-report': voidReport,
   '011-drop-outbox-pending': dropOutboxPending,
   '012-upload-wire-records': uploadWireRecords,
+  '013-contingency-alerts': contingencyAlerts,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -124,6 +124,7 @@ export interface UpstreamStateTable {
   last_error: string | null;
   last_success_at: string | null;
   warned_at: string | null;
+  alerted_at: string | null;
 }
 
 export interface AuditTable {

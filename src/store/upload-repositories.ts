@@ -332,10 +332,10 @@ function upstreamState(db: Db): UploadRepositories['upstreamState'] {
   return {
     async get(merchantId) {
       const r = await db.selectFrom('upstream_state').selectAll().where('merchant_id', '=', merchantId).executeTakeFirst();
-      return r && { merchantId, mode: r.mode as UpstreamState['mode'], since: r.since, lastError: r.last_error, lastSuccessAt: r.last_success_at, warnedAt: r.warned_at };
+      return r && { merchantId, mode: r.mode as UpstreamState['mode'], since: r.since, lastError: r.last_error, lastSuccessAt: r.last_success_at, warnedAt: r.warned_at, alertedAt: r.alerted_at };
     },
     async put(s) {
-      const values = { mode: s.mode, since: s.since, last_error: s.lastError, last_success_at: s.lastSuccessAt, warned_at: s.warnedAt };
+      const values = { mode: s.mode, since: s.since, last_error: s.lastError, last_success_at: s.lastSuccessAt, warned_at: s.warnedAt, alerted_at: s.alertedAt };
       await db
         .insertInto('upstream_state')
         .values({ merchant_id: s.merchantId, ...values })

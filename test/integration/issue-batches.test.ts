@@ -79,7 +79,7 @@ for (const s of storesUnderTest) {
       // ¥3,000 pre-tax of ordinary invoices offline; special invoices have no limit here.
       await api.ports.store.write(async (tx) => {
         await tx.terms.save(api.a.id, { contingencyJson: serializeContingencyTerms([{ kind: 'normal', maxOfflineHours: 2, maxOfflineAmountFen: 300_000n }]), grantedCreditFen: null, fetchedAt: '2026-03-10T09:00:00.000+08:00' });
-        await tx.upstreamState.put({ merchantId: api.a.id, mode: 'contingency', since: '2026-03-10T09:00:00.000+08:00', lastError: 'down', lastSuccessAt: null, warnedAt: null });
+        await tx.upstreamState.put({ merchantId: api.a.id, mode: 'contingency', since: '2026-03-10T09:00:00.000+08:00', lastError: 'down', lastSuccessAt: null, warnedAt: null, alertedAt: null });
       });
       const special = { ...priced('5000.00'), kind: 'special' as const };
       const settled = await issueTogether([priced('2000.00'), priced('1000.01'), special, priced('1000.00'), priced('0.01')].map((request) => ({ request })));

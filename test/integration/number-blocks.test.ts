@@ -69,7 +69,7 @@ for (const kind of storesUnderTest) {
       await grantNumberBlock(ports, merchant.id, { year: 2026, first: 1, last: 100 });
       // An offline amount limit of ¥20: the second ¥10.60 invoice (¥10 before tax) fits, the third is refused after taking its number.
       await opened.store.write((tx) => tx.terms.save(merchant.id, { contingencyJson: serializeContingencyTerms([{ kind: 'normal', maxOfflineHours: 72, maxOfflineAmountFen: 2_000n }]), grantedCreditFen: null, fetchedAt: '2026-03-10T10:00:00.000+08:00' }));
-      await opened.store.write((tx) => tx.upstreamState.put({ merchantId: merchant.id, mode: 'contingency', since: '2026-03-10T09:00:00.000+08:00', lastError: 'test', lastSuccessAt: null, warnedAt: null }));
+      await opened.store.write((tx) => tx.upstreamState.put({ merchantId: merchant.id, mode: 'contingency', since: '2026-03-10T09:00:00.000+08:00', lastError: 'test', lastSuccessAt: null, warnedAt: null, alertedAt: null }));
       expect(await sequences(2)).toEqual([1, 2]);
       expect(faultCode(await sequences(1).catch((e: unknown) => e))).toBe(4022);
       await opened.store.write((tx) => tx.terms.save(merchant.id, { contingencyJson: '[]', grantedCreditFen: null, fetchedAt: '2026-03-10T10:00:00.000+08:00' }));

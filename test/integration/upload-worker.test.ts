@@ -261,6 +261,39 @@ for (const kind of storesUnderTest) {
       expect(await status()).toMatchObject({ mode: 'online' });
     });
 
+    it('changes the mode at the first failed round, but tells people of an outage only once it has lasted a minute, once, and of its end', async () => {
+      const contingencyAlerts = async () => json(await t.api.get(t.api.a.keys.owner, '/api/v1/alerts')).items
+        .map((a: { kind: string }) => a.kind).filter((k: string) => k.startsWith('contingency.')).reverse();
+      const w = runner('w1');
+      const failedRound = async () => {
+        await issue(1);
+        await w.runOnce().catch(() => undefined);
+      };
+      // A blip: one failed round among successes.
+      await t.sandbox.fault('error');
+      await failedRound();
+      expect(await status()).toMatchObject({ mode: 'contingency' }); // the offline limits bind at once
+      await t.sandbox.clear();
+      t.api.clock.advance(60_000);
+      await drain(w);
+      expect(await status()).toMatchObject({ mode: 'online' });
+      expect(await contingencyAlerts()).toEqual([]);
+      // An outage: still failing a minute on.
+      await t.sandbox.fault('error');
+      await failedRound();
+      t.api.clock.advance(59_999);
+      await failedRound();
+      expect(await contingencyAlerts()).toEqual([]);
+      t.api.clock.advance(1);
+      await failedRound();
+      await failedRound();
+      expect(await contingencyAlerts()).toEqual(['contingency.started']);
+      await t.sandbox.clear();
+      t.api.clock.advance(60_000);
+      await drain(w);
+      expect(await contingencyAlerts()).toEqual(['contingency.started', 'contingency.ended']);
+    });
+
     it('quarantines an invoice whose number the tax service holds with another digest: both kept, an alert raised', async () => {
       const [number] = await issue(1);
       const content = 'another invoice that took the same number';
