@@ -2,13 +2,14 @@
 // of the oldest open block inside its own transaction (gap-free within a block: a refused or failed
 // issue rolls its number back); a background refill keeps about a day of the merchant's recent
 // issuing in reserve, with a floor, so issuing goes on through an outage of the tax service.
+import { randomUUID } from 'node:crypto';
 import { bilingual, Fault, faults } from '../domain/faults.js';
 import { MAX_SEQUENCE } from '../domain/numbering.js';
 import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
 import type { NumberBlock, TaxService } from '../upstream/protocol.js';
 import { recordAudit } from './audit.js';
 import type { MerchantRecord, Ports, Repositories } from './ports.js';
-import type { BlockAdvance, NumberBlockRecord, OpenBlock } from './upload-ports.js';
+import type { BlockAdvance, BlockRequest, NumberBlockRecord, OpenBlock } from './upload-ports.js';
 
 /**
  * Inside the issue transaction: the merchant's numbers of one year, handed out in order from the
@@ -104,6 +105,10 @@ export interface RefillResult {
 /**
  * Tops up one merchant's reserve for the current year (and for next year in its last days) when it
  * is below the target. The network call happens outside any transaction; the block is stored after.
+ * Each request is written down before it is sent and crossed off with its block (migration 014), so
+ * a block the tax service granted is never left unused: a request still written down (its process
+ * was killed mid-call, or the answer was lost) is sent again first, with its id, and the tax service
+ * answers with the block it granted for it, if it did.
  */
 export async function refillNumbers(ports: Ports, taxService: TaxService, merchant: MerchantRecord, policy: ReservePolicy = DEFAULT_RESERVE): Promise<RefillResult[]> {
   const now = ports.clock.now();
@@ -118,22 +123,48 @@ export async function refillNumbers(ports: Ports, taxService: TaxService, mercha
   for (const y of years) {
     const { remaining } = await ports.store.read.numberBlocks.reserve(merchant.id, y);
     const result: RefillResult = { merchantId: merchant.id, year: y, remaining, target };
+    const fetch = async (request: BlockRequest) => {
+      result.fetched = await fetchBlock(ports, taxService, merchant, request);
+      result.remaining += result.fetched.last - result.fetched.first + 1;
+    };
+    for (const request of await ports.store.read.numberBlocks.requests(merchant.id, y)) await fetch(request);
     // Up to twice the target, so a refill is not needed again at once; several blocks when one is too small.
     for (let blocks = 0; result.remaining < target && blocks < 20; blocks++) {
-      const size = Math.min(policy.maxBlock, Math.max(target * 2 - result.remaining, policy.floor));
-      const block = await taxService.allocateBlock(merchant.taxId, y, size);
-      const at = shanghaiTimestamp(ports.clock.now());
-      result.fetched = await ports.store.write(async (tx) => {
-        const stored = await storeBlock(tx, merchant.id, block, 'upstream', at);
-        await recordAudit(tx, ports.clock, { merchantId: merchant.id, actor: 'system', action: 'numbers.allocated', subject: block.blockId, detail: { year: y, first: block.first, last: block.last } });
-        return stored;
-      });
-      result.remaining += block.last - block.first + 1;
-      if (result.remaining >= target) break;
+      const request: BlockRequest = { requestId: randomUUID(), year: y, size: Math.min(policy.maxBlock, Math.max(target * 2 - result.remaining, policy.floor)) };
+      await ports.store.write((tx) => tx.numberBlocks.addRequest(merchant.id, request, shanghaiTimestamp(ports.clock.now())));
+      await fetch(request);
     }
     results.push(result);
   }
   return results;
+}
+
+/**
+ * Sends a request written down before and stores its block, crossing the request off in the same
+ * transaction. A request the tax service refuses, or whose block cannot be stored, is crossed off
+ * too: sent again, it would meet the same answer at every top-up and hold every later one back.
+ */
+async function fetchBlock(ports: Ports, taxService: TaxService, merchant: MerchantRecord, request: BlockRequest): Promise<NumberBlockRecord> {
+  const settle = () => ports.store.write((tx) => tx.numberBlocks.settleRequest(merchant.id, request.requestId));
+  let block: NumberBlock;
+  try {
+    block = await taxService.allocateBlock(merchant.taxId, request.year, request.size, request.requestId);
+  } catch (error) {
+    if (error instanceof Fault && error.spec === faults.UPSTREAM_REQUEST_REFUSED) await settle();
+    throw error;
+  }
+  const at = shanghaiTimestamp(ports.clock.now());
+  try {
+    return await ports.store.write(async (tx) => {
+      const stored = await storeBlock(tx, merchant.id, block, 'upstream', at);
+      await tx.numberBlocks.settleRequest(merchant.id, request.requestId);
+      await recordAudit(tx, ports.clock, { merchantId: merchant.id, actor: 'system', action: 'numbers.allocated', subject: block.blockId, detail: { year: block.year, first: block.first, last: block.last } });
+      return stored;
+    });
+  } catch (error) {
+    if (error instanceof Fault && error.spec === faults.NUMBER_BLOCK_INVALID) await settle();
+    throw error;
+  }
 }
 
 /** Invoices per day lately: the larger of yesterday's count and today's so far scaled to a whole day. */

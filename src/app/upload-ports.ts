@@ -16,6 +16,13 @@ export interface NumberBlockRecord {
   grantedAt: string;
 }
 
+/** A number block asked of the tax service and not yet stored (see refillNumbers). */
+export interface BlockRequest {
+  requestId: string;
+  year: number;
+  size: number;
+}
+
 export type UploadProblemState = 'rejected' | 'quarantined';
 
 /** What the tax service said about an invoice that was not a plain acceptance. */
@@ -97,6 +104,11 @@ export interface UploadRepositories {
     /** The merchants with fewer than `below` numbers left for `year` (none at all included). */
     lowReserves(year: number, below: number): Promise<string[]>;
     list(merchantId: string, year: number): Promise<NumberBlockRecord[]>;
+    /** Block requests of (merchant, year) made and not yet crossed off, oldest first. */
+    requests(merchantId: string, year: number): Promise<BlockRequest[]>;
+    addRequest(merchantId: string, request: BlockRequest, at: string): Promise<void>;
+    /** Crosses a request off: its block is stored, or the tax service refused it. */
+    settleRequest(merchantId: string, requestId: string): Promise<void>;
   };
   uploads: {
     /** Enqueues uploads of invoices (distinct numbers) with the records they will send. */

@@ -13,6 +13,7 @@ import * as voidReport from './migrations/010-void-report.js';
 import * as dropOutboxPending from './migrations/011-drop-outbox-pending.js';
 import * as uploadWireRecords from './migrations/012-upload-wire-records.js';
 import * as contingencyAlerts from './migrations/013-contingency-alerts.js';
+import * as numberBlockRequests from './migrations/014-number-block-requests.js';
 
 const migrations: Record<string, Migration> = {
   '001-core': core,
@@ -28,6 +29,7 @@ const migrations: Record<string, Migration> = {
   '011-drop-outbox-pending': dropOutboxPending,
   '012-upload-wire-records': uploadWireRecords,
   '013-contingency-alerts': contingencyAlerts,
+  '014-number-block-requests': numberBlockRequests,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

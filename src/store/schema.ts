@@ -105,6 +105,14 @@ export interface NumberBlockTable {
   granted_at: string;
 }
 
+export interface NumberBlockRequestTable {
+  merchant_id: string;
+  request_id: string;
+  year: number;
+  size: number;
+  requested_at: string;
+}
+
 export interface InvoiceUploadTable {
   merchant_id: string;
   number: string;
@@ -295,6 +303,7 @@ export interface Database extends DeliveryTables, DocumentTables {
   saved_buyers: SavedBuyerTable;
   saved_items: SavedItemTable;
   number_blocks: NumberBlockTable;
+  number_block_requests: NumberBlockRequestTable;
   invoice_uploads: InvoiceUploadTable;
   upstream_state: UpstreamStateTable;
   upstream_credentials: UpstreamCredentialTable;

@@ -178,6 +178,18 @@ function numberBlocks(db: Db, dialect: Dialect): UploadRepositories['numberBlock
     async list(merchantId, year) {
       return (await db.selectFrom('number_blocks').selectAll().where('merchant_id', '=', merchantId).where('year', '=', year).orderBy('first_seq').execute()).map(toRecord);
     },
+    async requests(merchantId, year) {
+      const rows = await db.selectFrom('number_block_requests').select(['request_id', 'year', 'size'])
+        .where('merchant_id', '=', merchantId).where('year', '=', year).orderBy('requested_at').orderBy('request_id').execute();
+      return rows.map((r) => ({ requestId: r.request_id, year: Number(r.year), size: Number(r.size) }));
+    },
+    async addRequest(merchantId, request, at) {
+      await db.insertInto('number_block_requests')
+        .values({ merchant_id: merchantId, request_id: request.requestId, year: request.year, size: request.size, requested_at: at }).execute();
+    },
+    async settleRequest(merchantId, requestId) {
+      await db.deleteFrom('number_block_requests').where('merchant_id', '=', merchantId).where('request_id', '=', requestId).execute();
+    },
   };
 }
 

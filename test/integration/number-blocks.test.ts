@@ -101,6 +101,34 @@ for (const kind of storesUnderTest) {
       expect(await sequences(21)).toEqual([...Array.from({ length: 20 }, (_, i) => i + 21), 41]);
     });
 
+    it('never leaves a granted block unused: a block granted but not stored (the process killed, the answer lost) comes with the next top-up, not a second one', async () => {
+      const taxService = sandbox.client(opened.store, clock);
+      const policy = { floor: 20, days: 1, maxBlock: 100_000 };
+      // The tax service grants the block; the process dies before storing it.
+      const dying = { ...taxService, allocateBlock: async (...args: Parameters<typeof taxService.allocateBlock>) => {
+        await taxService.allocateBlock(...args);
+        throw new Error('killed between the grant and the store');
+      } };
+      await expect(refillNumbers(ports, dying, merchant, policy)).rejects.toThrow('killed');
+      expect(await opened.store.read.numberBlocks.reserve(merchant.id, 2026)).toEqual({ remaining: 0, blocks: 0 });
+      const [again] = await refillNumbers(ports, taxService, merchant, policy);
+      expect(again).toMatchObject({ remaining: 40, fetched: { first: 1, last: 40 } }); // the block granted before
+      expect(await opened.store.read.numberBlocks.requests(merchant.id, 2026)).toEqual([]);
+      expect((await refillNumbers(ports, taxService, merchant, policy))[0]!.fetched).toBeUndefined();
+      expect(await sequences(40)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+      const [next] = await refillNumbers(ports, taxService, merchant, policy);
+      expect(next!.fetched).toMatchObject({ first: 41 }); // the tax service granted nothing else meanwhile
+    });
+
+    it('crosses off a block request the tax service refuses, so later top-ups are not held back by it', async () => {
+      const taxService = sandbox.client(opened.store, clock);
+      await opened.store.write((tx) => tx.numberBlocks.addRequest(merchant.id, { requestId: 'refused-size', year: 2026, size: 0 }, '2026-03-10T10:00:00.000+08:00'));
+      await expect(refillNumbers(ports, taxService, merchant, { floor: 20, days: 1, maxBlock: 100_000 })).rejects.toMatchObject({ code: 4009 });
+      expect(await opened.store.read.numberBlocks.requests(merchant.id, 2026)).toEqual([]);
+      const [result] = await refillNumbers(ports, taxService, merchant, { floor: 20, days: 1, maxBlock: 100_000 });
+      expect(result).toMatchObject({ remaining: 40, fetched: { first: 1, last: 40 } });
+    });
+
     it('tops up a reserve that falls below the floor without waiting for the next round, and backs off while the tax service is down', async () => {
       const client = sandbox.client(opened.store, clock, { maxAttempts: 1 });
       let allocations = 0;
