@@ -26,8 +26,9 @@ export function refuseOfflineIssue(merchant: MerchantRecord, kind: InvoiceKind, 
  * How long a contingency episode lasts before `contingency.started` is raised. The mode changes at
  * the first failed round, so the offline limits bind at once; the alert (and the notifications sent
  * from it) waits, so that one failed round among successes (a 5xx now and then) does not raise a
- * started/ended pair each time. A longer outage is told about within a minute or so: the workers'
- * and the upkeep's later rounds (the circuit's probes, retried top-ups) note the failure again.
+ * started/ended pair each time. A longer outage is told about at the merchant's next round with the
+ * tax service after that (its retried uploads or voids, once the circuit lets them go; a top-up; the
+ * terms refresh, at least every ten minutes), which notes the failure again.
  */
 export const CONTINGENCY_ALERT_AFTER_MS = 60_000;
 
@@ -58,21 +59,27 @@ export async function markUnreachable(tx: Repositories, merchantId: string, at: 
     await tx.upstreamState.put(next);
     return next;
   }
-  const alert = !current.alertedAt && Date.parse(at) - Date.parse(current.since) >= CONTINGENCY_ALERT_AFTER_MS;
-  const next = { ...current, lastError: error, ...(alert && { alertedAt: at }) };
-  if (alert || current.lastError !== error) await tx.upstreamState.put(next);
-  if (alert) await raiseAlert(tx, { merchantId, kind: 'contingency.started', severity: 'warning', subject: merchantId, detail: { since: current.since, error }, at });
-  return next;
+  return stillInContingency(tx, current, at, error);
 }
 
 /**
  * The tax service answered with a refusal (a signature, enrolment or a request it will not take):
- * no outage, so the mode stays as it is, but the status says what stops the uploads.
+ * no outage, so the mode stays as it is, but the status says what stops the uploads. An episode of
+ * contingency goes on, and is told of once it has lasted, as after a failure.
  */
 export async function noteRefusal(tx: Repositories, merchantId: string, at: string, error: string): Promise<void> {
   const current = await tx.upstreamState.get(merchantId);
+  if (current?.mode === 'contingency') return void (await stillInContingency(tx, current, at, error));
   if (current?.lastError === error) return;
   await tx.upstreamState.put(current ? { ...current, lastError: error } : { merchantId, mode: 'online', since: at, lastError: error, lastSuccessAt: null, warnedAt: null, alertedAt: null });
+}
+
+async function stillInContingency(tx: Repositories, current: UpstreamState, at: string, error: string): Promise<UpstreamState> {
+  const alert = !current.alertedAt && Date.parse(at) - Date.parse(current.since) >= CONTINGENCY_ALERT_AFTER_MS;
+  const next = { ...current, lastError: error, ...(alert && { alertedAt: at }) };
+  if (alert || current.lastError !== error) await tx.upstreamState.put(next);
+  if (alert) await raiseAlert(tx, { merchantId: current.merchantId, kind: 'contingency.started', severity: 'warning', subject: current.merchantId, detail: { since: current.since, error }, at });
+  return next;
 }
 
 /**

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { bilingual, Fault, faults } from '../domain/faults.js';
 import { MAX_SEQUENCE } from '../domain/numbering.js';
 import { shanghaiDate, shanghaiTimestamp } from '../domain/time.js';
+import { UpstreamFault } from '../upstream/client.js';
 import type { NumberBlock, TaxService } from '../upstream/protocol.js';
 import { recordAudit } from './audit.js';
 import type { MerchantRecord, Ports, Repositories } from './ports.js';
@@ -120,6 +121,9 @@ export async function refillNumbers(ports: Ports, taxService: TaxService, mercha
   // From 25 December on, next year's series is fetched too, so New Year's Eve can go offline.
   if (today.slice(5) >= '12-25') years.push(year + 1);
   const results: RefillResult[] = [];
+  const requests = await ports.store.read.numberBlocks.requests(merchant.id);
+  // A block of a year gone by numbers nothing any more.
+  for (const request of requests.filter((r) => r.year < year)) await settleRequest(ports, merchant, request);
   for (const y of years) {
     const { remaining } = await ports.store.read.numberBlocks.reserve(merchant.id, y);
     const result: RefillResult = { merchantId: merchant.id, year: y, remaining, target };
@@ -127,7 +131,7 @@ export async function refillNumbers(ports: Ports, taxService: TaxService, mercha
       result.fetched = await fetchBlock(ports, taxService, merchant, request);
       result.remaining += result.fetched.last - result.fetched.first + 1;
     };
-    for (const request of await ports.store.read.numberBlocks.requests(merchant.id, y)) await fetch(request);
+    for (const request of requests.filter((r) => r.year === y)) await fetch(request);
     // Up to twice the target, so a refill is not needed again at once; several blocks when one is too small.
     for (let blocks = 0; result.remaining < target && blocks < 20; blocks++) {
       const request: BlockRequest = { requestId: randomUUID(), year: y, size: Math.min(policy.maxBlock, Math.max(target * 2 - result.remaining, policy.floor)) };
@@ -141,16 +145,17 @@ export async function refillNumbers(ports: Ports, taxService: TaxService, mercha
 
 /**
  * Sends a request written down before and stores its block, crossing the request off in the same
- * transaction. A request the tax service refuses, or whose block cannot be stored, is crossed off
- * too: sent again, it would meet the same answer at every top-up and hold every later one back.
+ * transaction. A request the tax service finds malformed (it can never be granted), or whose block
+ * cannot be stored, is crossed off too: sent again, it would meet the same answer at every top-up
+ * and hold every later one back. Any other failure keeps it, to be sent again: the tax service may
+ * have granted its block (a lost answer, a 404 from a proxy in between).
  */
 async function fetchBlock(ports: Ports, taxService: TaxService, merchant: MerchantRecord, request: BlockRequest): Promise<NumberBlockRecord> {
-  const settle = () => ports.store.write((tx) => tx.numberBlocks.settleRequest(merchant.id, request.requestId));
   let block: NumberBlock;
   try {
     block = await taxService.allocateBlock(merchant.taxId, request.year, request.size, request.requestId);
   } catch (error) {
-    if (error instanceof Fault && error.spec === faults.UPSTREAM_REQUEST_REFUSED) await settle();
+    if (error instanceof UpstreamFault && error.spec === faults.UPSTREAM_REQUEST_REFUSED && error.upstreamCode === 'BAD_REQUEST') await settleRequest(ports, merchant, request);
     throw error;
   }
   const at = shanghaiTimestamp(ports.clock.now());
@@ -162,9 +167,13 @@ async function fetchBlock(ports: Ports, taxService: TaxService, merchant: Mercha
       return stored;
     });
   } catch (error) {
-    if (error instanceof Fault && error.spec === faults.NUMBER_BLOCK_INVALID) await settle();
+    if (error instanceof Fault && error.spec === faults.NUMBER_BLOCK_INVALID) await settleRequest(ports, merchant, request);
     throw error;
   }
+}
+
+function settleRequest(ports: Ports, merchant: MerchantRecord, request: BlockRequest): Promise<void> {
+  return ports.store.write((tx) => tx.numberBlocks.settleRequest(merchant.id, request.requestId));
 }
 
 /** Invoices per day lately: the larger of yesterday's count and today's so far scaled to a whole day. */

@@ -104,8 +104,8 @@ export interface UploadRepositories {
     /** The merchants with fewer than `below` numbers left for `year` (none at all included). */
     lowReserves(year: number, below: number): Promise<string[]>;
     list(merchantId: string, year: number): Promise<NumberBlockRecord[]>;
-    /** Block requests of (merchant, year) made and not yet crossed off, oldest first. */
-    requests(merchantId: string, year: number): Promise<BlockRequest[]>;
+    /** The merchant's block requests made and not yet crossed off, oldest first. */
+    requests(merchantId: string): Promise<BlockRequest[]>;
     addRequest(merchantId: string, request: BlockRequest, at: string): Promise<void>;
     /** Crosses a request off: its block is stored, or the tax service refused it. */
     settleRequest(merchantId: string, requestId: string): Promise<void>;

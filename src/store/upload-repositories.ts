@@ -178,9 +178,9 @@ function numberBlocks(db: Db, dialect: Dialect): UploadRepositories['numberBlock
     async list(merchantId, year) {
       return (await db.selectFrom('number_blocks').selectAll().where('merchant_id', '=', merchantId).where('year', '=', year).orderBy('first_seq').execute()).map(toRecord);
     },
-    async requests(merchantId, year) {
+    async requests(merchantId) {
       const rows = await db.selectFrom('number_block_requests').select(['request_id', 'year', 'size'])
-        .where('merchant_id', '=', merchantId).where('year', '=', year).orderBy('requested_at').orderBy('request_id').execute();
+        .where('merchant_id', '=', merchantId).orderBy('requested_at').orderBy('request_id').execute();
       return rows.map((r) => ({ requestId: r.request_id, year: Number(r.year), size: Number(r.size) }));
     },
     async addRequest(merchantId, request, at) {

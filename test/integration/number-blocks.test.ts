@@ -9,7 +9,8 @@ import { grantNumberBlock, refillNumbers } from '../../src/app/number-blocks.js'
 import { createUpkeep } from '../../src/app/upstream-upkeep.js';
 import type { MerchantRecord, Ports } from '../../src/app/ports.js';
 import type { InvoiceRequest } from '../../src/domain/draft.js';
-import { Fault } from '../../src/domain/faults.js';
+import { bilingual, Fault, faults } from '../../src/domain/faults.js';
+import { UpstreamFault } from '../../src/upstream/client.js';
 import { serializeContingencyTerms } from '../../src/domain/contingency.js';
 import { storesUnderTest, type OpenedStore } from '../support/stores.js';
 import { movableClock, validUscc, type MovableClock } from '../support/http.js';
@@ -104,27 +105,33 @@ for (const kind of storesUnderTest) {
     it('never leaves a granted block unused: a block granted but not stored (the process killed, the answer lost) comes with the next top-up, not a second one', async () => {
       const taxService = sandbox.client(opened.store, clock);
       const policy = { floor: 20, days: 1, maxBlock: 100_000 };
-      // The tax service grants the block; the process dies before storing it.
-      const dying = { ...taxService, allocateBlock: async (...args: Parameters<typeof taxService.allocateBlock>) => {
+      // The tax service grants the block; the process dies before storing it, or a proxy in between
+      // answers 404 instead.
+      const answerLost = (failure: Error) => ({ ...taxService, allocateBlock: async (...args: Parameters<typeof taxService.allocateBlock>) => {
         await taxService.allocateBlock(...args);
-        throw new Error('killed between the grant and the store');
-      } };
-      await expect(refillNumbers(ports, dying, merchant, policy)).rejects.toThrow('killed');
+        throw failure;
+      } });
+      await expect(refillNumbers(ports, answerLost(new Error('killed between the grant and the store')), merchant, policy)).rejects.toThrow('killed');
+      const proxy404 = new UpstreamFault(faults.UPSTREAM_REQUEST_REFUSED, { reason: bilingual('HTTP 404', 'HTTP 404') }, false, 'NOT_FOUND');
+      await expect(refillNumbers(ports, answerLost(proxy404), merchant, policy)).rejects.toBe(proxy404); // the same request, sent again
       expect(await opened.store.read.numberBlocks.reserve(merchant.id, 2026)).toEqual({ remaining: 0, blocks: 0 });
       const [again] = await refillNumbers(ports, taxService, merchant, policy);
       expect(again).toMatchObject({ remaining: 40, fetched: { first: 1, last: 40 } }); // the block granted before
-      expect(await opened.store.read.numberBlocks.requests(merchant.id, 2026)).toEqual([]);
+      expect(await opened.store.read.numberBlocks.requests(merchant.id)).toEqual([]);
       expect((await refillNumbers(ports, taxService, merchant, policy))[0]!.fetched).toBeUndefined();
       expect(await sequences(40)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
       const [next] = await refillNumbers(ports, taxService, merchant, policy);
       expect(next!.fetched).toMatchObject({ first: 41 }); // the tax service granted nothing else meanwhile
     });
 
-    it('crosses off a block request the tax service refuses, so later top-ups are not held back by it', async () => {
+    it('crosses off a block request the tax service finds malformed, and one of a year gone by, so later top-ups are not held back', async () => {
       const taxService = sandbox.client(opened.store, clock);
-      await opened.store.write((tx) => tx.numberBlocks.addRequest(merchant.id, { requestId: 'refused-size', year: 2026, size: 0 }, '2026-03-10T10:00:00.000+08:00'));
-      await expect(refillNumbers(ports, taxService, merchant, { floor: 20, days: 1, maxBlock: 100_000 })).rejects.toMatchObject({ code: 4009 });
-      expect(await opened.store.read.numberBlocks.requests(merchant.id, 2026)).toEqual([]);
+      await opened.store.write(async (tx) => {
+        await tx.numberBlocks.addRequest(merchant.id, { requestId: 'last-year', year: 2025, size: 20 }, '2025-12-31T23:59:00.000+08:00');
+        await tx.numberBlocks.addRequest(merchant.id, { requestId: 'refused-size', year: 2026, size: 0 }, '2026-03-10T10:00:00.000+08:00');
+      });
+      await expect(refillNumbers(ports, taxService, merchant, { floor: 20, days: 1, maxBlock: 100_000 })).rejects.toMatchObject({ code: 4009, upstreamCode: 'BAD_REQUEST' });
+      expect(await opened.store.read.numberBlocks.requests(merchant.id)).toEqual([]);
       const [result] = await refillNumbers(ports, taxService, merchant, { floor: 20, days: 1, maxBlock: 100_000 });
       expect(result).toMatchObject({ remaining: 40, fetched: { first: 1, last: 40 } });
     });

@@ -269,6 +269,11 @@ for (const kind of storesUnderTest) {
         await issue(1);
         await w.runOnce().catch(() => undefined);
       };
+      const failedRoundWith = async (fault: string) => {
+        await t.sandbox.fault(fault);
+        await failedRound();
+        await t.sandbox.clear();
+      };
       // A blip: one failed round among successes.
       await t.sandbox.fault('error');
       await failedRound();
@@ -292,6 +297,15 @@ for (const kind of storesUnderTest) {
       t.api.clock.advance(60_000);
       await drain(w);
       expect(await contingencyAlerts()).toEqual(['contingency.started', 'contingency.ended']);
+      // An outage that turns into refusals (the service back, but refusing the key) is told of as well.
+      await failedRoundWith('error');
+      t.api.clock.advance(60_000);
+      await issue(1);
+      const key = await storedCredentials(t.opened.store, t.sandbox.url, t.api.clock).get(seller());
+      const refusing = createTaxServiceClient({ baseUrl: t.sandbox.url, credentials: staticCredentials({ [seller()]: { ...key, secret: 'guessed' } }), timeoutMs: 1_000, maxAttempts: 1 });
+      await runner('w2', refusing).runOnce().catch(() => undefined);
+      expect(await status()).toMatchObject({ mode: 'contingency', last_error: expect.stringMatching(/^4004 /) });
+      expect(await contingencyAlerts()).toEqual(['contingency.started', 'contingency.ended', 'contingency.started']);
     });
 
     it('quarantines an invoice whose number the tax service holds with another digest: both kept, an alert raised', async () => {
