@@ -4,7 +4,7 @@
 // restore before it touches anything, is restored into a scratch database and checked: row counts
 // and chain heads against the manifest, then the hash chains (the check is passed in by the caller,
 // because walking chains is application knowledge).
-import { copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Store } from '../app/ports.js';
@@ -133,6 +133,7 @@ export async function restoreBackup(config: StoreConfig, backupDir: string, opti
   if (!options.dryRun) await db.checkNotInUse(); // before the long part, not only at the end
 
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  await removeStaleRestores(config.dataDir);
   // Beside the live database: for SQLite, moving the copy in is then a rename on the same disk.
   const work = await mkdtemp(join(config.dataDir, '.restore-'));
   let scratch: ScratchDatabase | undefined;
@@ -152,6 +153,18 @@ export async function restoreBackup(config: StoreConfig, backupDir: string, opti
   } finally {
     await scratch?.discard();
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** A restore's work directory older than this was left by a restore that was killed. */
+const STALE_RESTORE_MS = 24 * 3600_000;
+
+/** Work directories of restores killed half-way hold a whole copy of a database each: gone with the next restore. */
+async function removeStaleRestores(dataDir: string): Promise<void> {
+  for (const name of (await readdir(dataDir)).filter((n) => n.startsWith('.restore-'))) {
+    const path = join(dataDir, name);
+    const modified = await stat(path).then((s) => s.mtimeMs, () => undefined);
+    if (modified !== undefined && Date.now() - modified >= STALE_RESTORE_MS) await rm(path, { recursive: true, force: true });
   }
 }
 
@@ -189,9 +202,17 @@ async function verifyCopy(
   const plain = join(options.work, db.dataFile);
   if (manifest.encryption) await decryptFile(options.key!, manifest.encryption.keyCheck, stored, plain);
   else if (db.copiesDataFile) await copyFile(stored, plain);
+  options.progress('verifying: restoring into a scratch database …');
   try {
-    options.progress('verifying: restoring into a scratch database …');
     scratch = await db.scratch(manifest.encryption || db.copiesDataFile ? plain : stored, options.work, manifest, options.progress);
+  } catch (error) {
+    // Setting the copy up failed (no CREATEDB, a tool missing or too old, the server away): that
+    // says nothing of the backup, so it is the caller's failure (5004, 5011), never a finding of
+    // the check, which would call a good backup failed or foreign (5007).
+    if (!options.keep) await rm(options.work, { recursive: true, force: true });
+    throw error;
+  }
+  try {
     problems.push(...compareFacts(manifest, await scratch.facts()));
     migrated = await migrateDatabase(scratch.config);
     options.progress('verifying: walking the hash chains …');

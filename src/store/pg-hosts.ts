@@ -139,6 +139,16 @@ class HostChooser {
   }
 }
 
+/**
+ * The URL of the one host a multi-host URL's target_session_attrs asks for, found now; any other
+ * URL as it is. For work that must stay on one server from start to end, with clients that know one
+ * host only (a backup's exported snapshot and the pg_dump that joins it; a restore).
+ */
+export async function oneHostUrl(url: string, clientConfig: pg.ClientConfig = {}): Promise<string> {
+  const list = parseHostList(url);
+  return list ? list.urlFor(await new HostChooser(list, clientConfig).host()) : url;
+}
+
 type Callback = (error: Error | null, client?: pg.Client) => void;
 
 /**

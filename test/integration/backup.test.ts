@@ -1,7 +1,8 @@
 // R33: every backup is verified by restoring it; restore refuses what it cannot trust (corrupt,
 // foreign, newer, wrong key, database in use) with a coded fault, and a dry run changes nothing.
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { getPriority, hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import SQLite from 'better-sqlite3';
@@ -333,6 +334,74 @@ for (const kind of storesUnderTest) {
         });
       }
       expect(await store.read.invoices.count(caller.merchantId)).toBe(5);
+    });
+
+    /** Runs `work` with `tool` (a PostgreSQL client program) replaced by a script that fails when its arguments match `when`. */
+    const withFailingTool = async <T>(tool: string, when: string, message: string, work: () => Promise<T>): Promise<T> => {
+      const real = execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
+      const bin = mkdtempSync(join(tmpdir(), `fapiao-failing-${tool}-`));
+      dirs.push(bin);
+      writeFileSync(join(bin, tool), `#!/bin/sh\ncase "$*" in ${when}) echo "${message}" >&2; exit 1;; esac\nexec ${real} "$@"\n`);
+      chmodSync(join(bin, tool), 0o755);
+      const path0 = process.env.PATH;
+      process.env.PATH = `${bin}:${path0}`;
+      try {
+        return await work();
+      } finally {
+        process.env.PATH = path0;
+      }
+    };
+
+    it.runIf(kind.name === 'postgres')('keeps the live schema as it was when the copy cannot be dumped into it (pg_dump refusing a newer server, say)', async () => {
+      const { path } = await backUp(source, { dir: backups });
+      await issueInvoice(ports(), caller, request(99));
+      // pg_dump takes the checks' custom-format dumps but fails the move-in's plain one.
+      const refused = await withFailingTool('pg_dump', '*--format=plain*', 'pg_dump: error: aborting because of server version mismatch', () => refusal(restore(source, path, {})));
+      expect(refused).toBe(5011);
+      expect(await store.read.invoices.count(caller.merchantId)).toBe(6); // nothing dropped, nothing replaced
+      expect(await intact(store)).toEqual([]);
+    });
+
+    it.runIf(kind.name === 'postgres')('tells a check that could not run (the server refusing pg_restore, say) from a backup that failed it: 5004 and 5011, never 5007', async () => {
+      const { path } = await backUp(source, { dir: backups });
+      const failing = (work: () => Promise<unknown>) => withFailingTool('pg_restore', '*', 'pg_restore: error: permission denied', () => refusal(work()));
+      expect(await failing(() => backUp(source, { dir: backups }))).toBe(5004);
+      expect(readdirSync(backups)).toEqual([basename(path)]); // no failed backup left in place
+      expect(await failing(() => restore(source, path, { dryRun: true }))).toBe(5011);
+      expect(await restore(source, path, { dryRun: true })).toMatchObject({ verification: { ok: true } }); // the backup itself is good
+    });
+
+    it('removes what checks and restores killed half-way left a day ago, and nothing newer', async () => {
+      const dayAgo = Math.floor(Date.now() / 1000) - 24 * 3600 - 60;
+      const left = kind.name === 'sqlite'
+        ? [join(source.dataDir, '.restore-killed'), join(source.dataDir, '.restore-running')]
+        : [`fapiao_scratch_${dayAgo}_0123456789ab`, `fapiao_scratch_${dayAgo + 3600}_0123456789ab`];
+      if (kind.name === 'sqlite') {
+        for (const dir of left) mkdirSync(dir);
+        utimesSync(left[0]!, dayAgo, dayAgo);
+      } else {
+        for (const name of left) await onPostgres(source.databaseUrl!, (c) => c.query(`create database ${name}`));
+      }
+      try {
+        const { path } = await backUp(source, { dir: backups });
+        await restore(source, path, { dryRun: true });
+        const remaining = kind.name === 'sqlite'
+          ? left.filter((dir) => existsSync(dir))
+          : (await onPostgres(source.databaseUrl!, (c) => c.query<{ name: string }>('select datname as name from pg_database where datname = any($1)', [left]))).rows.map((r) => r.name);
+        expect(remaining).toEqual([left[1]]);
+      } finally {
+        if (kind.name === 'postgres') for (const name of left) await onPostgres(source.databaseUrl!, (c) => c.query(`drop database if exists ${name} with (force)`));
+      }
+    });
+
+    it.runIf(kind.name === 'postgres')('backs up and restores through a multi-host DATABASE_URL, on the host that takes writes', async () => {
+      // The first host is down, as after a failover; libpq's syntax, as docs/deploy.md recommends.
+      const hosts = (url: string) => url.replace(/^(postgres(?:ql)?:\/\/(?:[^@/]*@)?)([^/?#]*)/i, '$1127.0.0.1:1,$2') + `${url.includes('?') ? '&' : '?'}target_session_attrs=read-write`;
+      const { manifest, path } = await backUp({ ...source, databaseUrl: hosts(source.databaseUrl!) }, { dir: backups });
+      expect(manifest.verification).toMatchObject({ ok: true, invoices: 5 });
+      const target = await fresh();
+      expect(await restore({ ...target, databaseUrl: hosts(target.databaseUrl!) }, path, {})).toMatchObject({ verification: { ok: true, invoices: 5 } });
+      expect(await (await open(target)).read.invoices.count(caller.merchantId)).toBe(5);
     });
   });
 }

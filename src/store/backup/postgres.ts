@@ -7,21 +7,24 @@ import { bilingual, Fault, faults, withOriginal } from '../../domain/faults.js';
 import type { StoreConfig } from '../database.js';
 import type { DialectBackup, ScratchDatabase } from './dialect.js';
 import type { DataFacts, Progress } from './manifest.js';
+import { oneHostUrl } from '../pg-hosts.js';
 
 /** How long a real restore waits for running transactions on the live schema before refusing. */
 const DEFAULT_LOCK_TIMEOUT_MS = 10_000;
 
 export function postgresBackup(config: StoreConfig & { databaseUrl: string }, options: { lockTimeoutMs?: number } = {}): DialectBackup {
-  const url = config.databaseUrl;
+  // A host list (docs/deploy.md) comes down to the host that takes writes, once per step: node-postgres
+  // cannot parse a list, and a snapshot, the scratch copy and the move-in must each stay on one server.
+  const url = () => oneHostUrl(config.databaseUrl, { connectionTimeoutMillis: 3_000 });
   return {
     dialect: 'postgres',
     dataFile: 'fapiao.dump',
     copiesDataFile: false, // pg_restore only reads it
-    snapshot: (target, progress) => snapshot(url, config.schema, target, progress),
-    scratch: (plainFile, _work, manifest, progress) => scratch(url, config.dataDir, plainFile, manifest.postgresSchema ?? 'public', progress),
+    snapshot: async (target, progress) => snapshot(await url(), config.schema, target, progress),
+    scratch: async (plainFile, _work, manifest, progress) => scratch(await url(), config.dataDir, plainFile, manifest.postgresSchema ?? 'public', progress),
     // The live schema is taken over inside the restore transaction; busy is found there (lock timeout).
     checkNotInUse: async () => undefined,
-    moveIn: (copy, progress) => moveIn(url, config.schema, copy, options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, progress),
+    moveIn: async (copy, progress) => moveIn(await url(), config.schema, copy, options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, progress),
   };
 }
 
@@ -63,10 +66,25 @@ async function readFacts(db: pg.Client, schema: string): Promise<DataFacts> {
   };
 }
 
-/** A database of its own on the same server (needs CREATEDB), so the dump keeps its schema name. */
+/** A scratch database older than this was left by a check that was killed: nothing uses it any more. */
+const STALE_SCRATCH_SECONDS = 24 * 3600;
+
+/**
+ * A database of its own on the same server (needs CREATEDB), so the dump keeps its schema name. Its
+ * name carries its creation time, so that copies left by checks killed half-way (a restart during
+ * a scheduled backup) are dropped by a later check instead of filling the server's disk.
+ */
 async function scratch(url: string, dataDir: string, dumpFile: string, schema: string, progress: Progress): Promise<ScratchDatabase> {
-  const name = `fapiao_scratch_${randomBytes(6).toString('hex')}`;
-  await withClient(url, (db) => db.query(`create database ${name}`));
+  const now = Math.floor(Date.now() / 1000);
+  const name = `fapiao_scratch_${now}_${randomBytes(6).toString('hex')}`;
+  await withClient(url, async (db) => {
+    const { rows } = await db.query<{ name: string }>(String.raw`select datname as name from pg_database where datname ~ '^fapiao_scratch_\d+_[0-9a-f]+$'`);
+    for (const stale of rows.filter((r) => Number(r.name.split('_')[2]) < now - STALE_SCRATCH_SECONDS)) {
+      progress(`dropping ${stale.name}, left by a check that did not finish …`);
+      await db.query(`drop database if exists ${ident(stale.name)} with (force)`);
+    }
+    await db.query(`create database ${name}`);
+  });
   const scratchUrl = withDatabaseName(url, name);
   const discard = () => withClient(url, (db) => db.query(`drop database if exists ${name} with (force)`)).then(() => undefined);
   try {
@@ -89,6 +107,12 @@ async function scratch(url: string, dataDir: string, dumpFile: string, schema: s
  * The verified copy goes in as ONE transaction: drop the live schema, create it again from the
  * copy. Any failure rolls back to the database as it was; running servers wait on the locks and
  * then see the restored data. A schema held longer than the lock timeout is refused as in use.
+ *
+ * The transaction is committed only once pg_dump has written the whole copy and exited 0. With
+ * psql's --single-transaction, the end of its input committed whatever had arrived: a pg_dump that
+ * failed at once (an older pg_dump refusing a newer server) committed the DROP SCHEMA alone, and a
+ * restore killed half-way committed half a schema. Now psql meets the end of its input with the
+ * transaction still open, and the server rolls it back.
  */
 async function moveIn(url: string, configuredSchema: string | undefined, copy: ScratchDatabase, lockTimeoutMs: number, progress: Progress): Promise<undefined> {
   const scratchUrl = copy.config.databaseUrl!;
@@ -98,12 +122,14 @@ async function moveIn(url: string, configuredSchema: string | undefined, copy: S
   // under the configured name (a backup may come from another schema).
   if (copySchema !== target) await withClient(scratchUrl, (db) => db.query(`alter schema ${ident(copySchema)} rename to ${ident(target)}`));
   progress(`replacing schema ${target} in one transaction …`);
-  const prelude = `SET lock_timeout = ${lockTimeoutMs};\nDROP SCHEMA IF EXISTS ${ident(target)} CASCADE;\n`;
+  const prelude = `BEGIN;\nSET LOCAL lock_timeout = ${lockTimeoutMs};\nDROP SCHEMA IF EXISTS ${ident(target)} CASCADE;\n`;
   const dump = spawnTool('pg_dump', ['--format=plain', '--no-owner', '--no-privileges', `--schema=${pattern(target)}`], { url: scratchUrl, streamOut: true });
-  const psql = spawnTool('psql', ['--no-psqlrc', '--quiet', '--single-transaction', '--set=ON_ERROR_STOP=1', '--file=-'], { url });
+  const psql = spawnTool('psql', ['--no-psqlrc', '--quiet', '--set=ON_ERROR_STOP=1', '--file=-'], { url });
   psql.child.stdin.on('error', () => undefined); // psql stopping early shows in its exit status
   psql.child.stdin.write(prelude);
-  dump.child.stdout.pipe(psql.child.stdin);
+  dump.child.stdout.pipe(psql.child.stdin, { end: false });
+  const dumpedWhole = dump.done.then(() => true, () => false);
+  void dumpedWhole.then((whole) => psql.child.stdin.end(whole ? 'COMMIT;\n' : undefined));
   const [dumped, restored] = await Promise.allSettled([dump.done, psql.done]);
   if (restored.status === 'rejected') {
     const message = (restored.reason as Error).message;
