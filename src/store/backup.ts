@@ -161,10 +161,11 @@ const STALE_RESTORE_MS = 24 * 3600_000;
 
 /** Work directories of restores killed half-way hold a whole copy of a database each: gone with the next restore. */
 async function removeStaleRestores(dataDir: string): Promise<void> {
-  for (const name of (await readdir(dataDir)).filter((n) => n.startsWith('.restore-'))) {
+  for (const name of (await readdir(dataDir).catch(() => [])).filter((n) => n.startsWith('.restore-'))) {
     const path = join(dataDir, name);
     const modified = await stat(path).then((s) => s.mtimeMs, () => undefined);
-    if (modified !== undefined && Date.now() - modified >= STALE_RESTORE_MS) await rm(path, { recursive: true, force: true });
+    // Best effort: one that cannot be removed (another user's) holds no restore back.
+    if (modified !== undefined && Date.now() - modified >= STALE_RESTORE_MS) await rm(path, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 

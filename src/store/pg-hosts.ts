@@ -39,8 +39,9 @@ export function parseHostList(url: string): HostList | undefined {
   }
   if (!authority.includes(',') && target === 'any') return undefined; // one host (or a socket): pg's own business
   const hosts = authority.split(',').map(parseHost);
-  params.delete('target_session_attrs');
-  const remaining = params.toString();
+  // The other parameters as they were written: URLSearchParams would encode spaces as '+', which
+  // libpq (pg_dump, psql) does not decode.
+  const remaining = (query ?? '').split('&').filter((pair) => pair !== '' && !pair.startsWith('target_session_attrs=')).join('&');
   const urlFor = (host: HostPort) => `${scheme}${userinfo}${formatHost(host)}${path}${remaining ? `?${remaining}` : ''}`;
   return { hosts, target, url: urlFor(hosts[0]!), urlFor };
 }

@@ -14,6 +14,11 @@ describe('multi-host DATABASE_URL', () => {
     expect(list.urlFor(list.hosts[2]!)).toBe('postgres://u:p%40ss@[::1]:5443/fapiao?sslmode=disable');
   });
 
+  it('keeps the other parameters as written, for libpq tools too (which read no "+" as a space)', () => {
+    const list = parseHostList('postgres://a,b/x?options=-c%20search_path%3Dfapiao&target_session_attrs=read-write&sslmode=require')!;
+    expect(list.urlFor(list.hosts[1]!)).toBe('postgres://b:5432/x?options=-c%20search_path%3Dfapiao&sslmode=require');
+  });
+
   it('honours target_session_attrs on a single host too', () => {
     expect(parseHostList('postgresql://db:5432/x?target_session_attrs=primary')?.hosts).toEqual([{ host: 'db', port: 5432 }]);
   });

@@ -78,10 +78,11 @@ async function scratch(url: string, dataDir: string, dumpFile: string, schema: s
   const now = Math.floor(Date.now() / 1000);
   const name = `fapiao_scratch_${now}_${randomBytes(6).toString('hex')}`;
   await withClient(url, async (db) => {
-    const { rows } = await db.query<{ name: string }>(String.raw`select datname as name from pg_database where datname ~ '^fapiao_scratch_\d+_[0-9a-f]+$'`);
+    const { rows } = await db.query<{ name: string }>(String.raw`select datname as name from pg_database where datname ~ '^fapiao_scratch_\d+_[0-9a-f]+$' and pg_get_userbyid(datdba) = current_user`);
     for (const stale of rows.filter((r) => Number(r.name.split('_')[2]) < now - STALE_SCRATCH_SECONDS)) {
       progress(`dropping ${stale.name}, left by a check that did not finish …`);
-      await db.query(`drop database if exists ${ident(stale.name)} with (force)`);
+      // Best effort: one that cannot be dropped now (a session still in it) holds no check back.
+      await db.query(`drop database if exists ${ident(stale.name)} with (force)`).catch(() => undefined);
     }
     await db.query(`create database ${name}`);
   });
@@ -130,6 +131,8 @@ async function moveIn(url: string, configuredSchema: string | undefined, copy: S
   dump.child.stdout.pipe(psql.child.stdin, { end: false });
   const dumpedWhole = dump.done.then(() => true, () => false);
   void dumpedWhole.then((whole) => psql.child.stdin.end(whole ? 'COMMIT;\n' : undefined));
+  // psql stopping first (a lock timeout, an error) leaves pg_dump blocked on a full pipe for good.
+  void psql.done.catch(() => dump.child.kill());
   const [dumped, restored] = await Promise.allSettled([dump.done, psql.done]);
   if (restored.status === 'rejected') {
     const message = (restored.reason as Error).message;
