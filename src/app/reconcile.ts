@@ -14,9 +14,10 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { TaxService } from '../upstream/protocol.js';
 import { raiseAlert } from './alerts.js';
 import { recordAudit } from './audit.js';
-import type { Ports } from './ports.js';
+import type { Ports, Repositories } from './ports.js';
 import { enqueueUploads } from './upload-record.js';
 import type { ReconciliationItem, ReconciliationReport } from './upstream-ports.js';
+import { VOID_TOPIC } from './void-worker.js';
 
 export interface ReconcilePorts extends Ports {
   taxService: TaxService;
@@ -146,6 +147,7 @@ export async function resolveDifference(ports: Ports, caller: Caller, itemId: nu
       }
       await tx.merchants.hold(caller.merchantId); // the backlog's counters move under the lock the issue path checks them under
       await enqueueUploads(tx, [invoice], at, { reconciliation: item.reconciliationId });
+      if (invoice.status === 'voided') await voidAgainAfterUpload(tx, invoice, at);
       // Back in the upload backlog, as when it was issued: the upload worker takes it out again when
       // the job is done, so the offline counters stay balanced. Counted from now, not from its issue:
       // it was found missing today.
@@ -156,6 +158,21 @@ export async function resolveDifference(ports: Ports, caller: Caller, itemId: nu
     }
     await recordAudit(tx, ports.clock, { merchantId: caller.merchantId, actor: caller.actor, action: `reconciliation.${action.action}`, subject: item.number, detail: { item: itemId, reconciliation: item.reconciliationId, note } });
     return (await tx.reconciliations.item(caller.merchantId, itemId))!;
+  });
+}
+
+/**
+ * A voided invoice the tax service lost must be voided there again once it holds it again: the
+ * invoice waits for its re-upload as if never accepted (the upload worker's acceptance then makes
+ * the void due), and a void whose report was settled (refused, as INVOICE_UNKNOWN, or reported) gets
+ * a new job; a pending one's job is still there and now waits for the upload too.
+ */
+async function voidAgainAfterUpload(tx: Repositories, invoice: Invoice, at: string): Promise<void> {
+  await tx.voids.awaitUpload(invoice.merchantId, invoice.number);
+  if (invoice.voidReport?.state === 'pending') return;
+  await tx.outbox.enqueue({
+    merchantId: invoice.merchantId, topic: VOID_TOPIC, subject: invoice.number, at,
+    payload: JSON.stringify({ reason: invoice.voidReason, voided_at: invoice.statusChangedAt }),
   });
 }
 

@@ -154,6 +154,11 @@ export interface UploadRepositories {
      * it and makes their void jobs due at `at` (the void waited for the upload). Returns those numbers.
      */
     uploadAccepted(merchantId: string, numbers: readonly string[], at: string): Promise<string[]>;
+    /**
+     * A voided invoice the tax service no longer holds goes up again (reconciliation): it waits for
+     * that upload as if never accepted, and its void's report is pending again.
+     */
+    awaitUpload(merchantId: string, number: string): Promise<void>;
     /** Settles the report of a voided invoice: reported, refused (with the reason) or not needed. */
     settle(merchantId: string, number: string, report: { state: Exclude<VoidReportState, 'pending'>; at: string; reason: string | null }): Promise<void>;
     /** The merchant's voids not yet reported (pending) and refused by the tax service. */

@@ -107,6 +107,15 @@ function voids(db: Db, dialect: Dialect): UploadRepositories['voids'] {
       }
       return noted;
     },
+    async awaitUpload(merchantId, number) {
+      await db
+        .updateTable('invoice_states')
+        .set({ uploaded_at: null, void_report: 'pending', void_report_at: null, void_report_reason: null })
+        .where('merchant_id', '=', merchantId)
+        .where('number', '=', number)
+        .where('status', '=', 'voided')
+        .execute();
+    },
     async settle(merchantId, number, report) {
       await db
         .updateTable('invoice_states')

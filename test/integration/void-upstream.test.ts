@@ -6,11 +6,11 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createOutboxRunner, type OutboxHandler, type OutboxRunner } from '../../src/app/outbox-runner.js';
 import { uploadHandler } from '../../src/app/upload-worker.js';
-import { reconcile } from '../../src/app/reconcile.js';
+import { reconcile, resolveDifference } from '../../src/app/reconcile.js';
 import { verifyChains } from '../../src/app/verify-chain.js';
 import { voidHandler } from '../../src/app/void-worker.js';
 import type { Caller } from '../../src/domain/access.js';
-import { shanghaiDate } from '../../src/domain/time.js';
+import { shanghaiDate, shanghaiTimestamp } from '../../src/domain/time.js';
 import { body as json } from '../support/http.js';
 import { storesUnderTest } from '../support/stores.js';
 import { upstreamFixture } from '../support/upstream-fixture.js';
@@ -57,6 +57,37 @@ for (const kind of storesUnderTest) {
       expect(await t.taxService.status(seller(), number)).toMatchObject({ known: true, state: 'voided', voidedAt: after.status_changed_at });
       expect(await counters(number)).toMatchObject({ accepted: 1, void_requests: 1, voids: 1, void_refusals: 0 });
       expect(await status()).toMatchObject({ voids: { pending: 0, refused: 0 } });
+      await chainIntact();
+    });
+
+    it('reports a void again once reconciliation has re-uploaded the invoice the tax service lost, and only after its acceptance', async () => {
+      const number = await issue();
+      const at = shanghaiTimestamp(t.api.clock.now());
+      await t.opened.store.write(async (tx) => { // its upload went through as far as we knew; the tax service lost it since
+        for (const job of await tx.outbox.claim({ topic: 'invoice.upload', owner: 'lost', now: at, leaseUntil: at, limit: 100 })) await tx.outbox.complete(job.id, 'lost', at);
+        await tx.uploads.reduceBacklog(t.api.a.id, 'normal', { count: 1, preTaxFen: BigInt(Math.round(Number((await invoice(number)).total_amount) * 100)) }, null);
+        await tx.invoices.setStatus(t.api.a.id, number, { status: 'uploaded', at, reason: null });
+      });
+      await voidIt(number);
+      await drain(voids);
+      expect(await invoice(number)).toMatchObject({ void_report: { state: 'refused', reason: expect.stringContaining('INVOICE_UNKNOWN') } });
+
+      // The remedy: reconcile and upload it again.
+      const ops = { ...ports(), taxService: t.taxService };
+      const { items } = await reconcile(ops, owner(), shanghaiDate(t.api.clock.now()));
+      await resolveDifference(ops, owner(), items.find((i) => i.number === number && i.difference === 'missing_upstream')!.id, { action: 'reupload' });
+      expect(await invoice(number)).toMatchObject({ status: 'voided', upload: { state: 'pending' }, void_report: { state: 'pending', waiting_for: 'upload' } });
+      const refusedOnce = await counters(number);
+      expect(refusedOnce).toMatchObject({ submissions: 0, void_requests: 1, void_refusals: 1 });
+      expect(await voids.runOnce()).toBe(1); // waits for the upload: nothing sent
+      expect(await counters(number)).toEqual(refusedOnce);
+
+      await drain(uploads);
+      await drain(voids);
+      expect(await invoice(number)).toMatchObject({ status: 'voided', upload: { state: 'uploaded' }, void_report: { state: 'reported', reached_tax_service: true } });
+      expect(await counters(number)).toMatchObject({ accepted: 1, voids: 1 });
+      expect(await t.taxService.status(seller(), number)).toMatchObject({ known: true, state: 'voided' });
+      expect(await status()).toMatchObject({ voids: { pending: 0, refused: 0 }, backlog: { count: 0 } });
       await chainIntact();
     });
 
