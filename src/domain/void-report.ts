@@ -28,13 +28,16 @@ export interface VoidReport {
 /**
  * Where the invoice's upload stands. A problem the tax service reported wins; otherwise the status
  * says it, except for a voided invoice, whose status no longer does: then `uploadedAt` (kept when the
- * upload is accepted after the void, or when an uploaded invoice is voided) says it.
+ * upload is accepted after the void, or when an uploaded invoice is voided) says it, and a void
+ * settled as not needed says the upload was rejected (views that read no problem, as the list, used
+ * to show such an invoice's upload as pending for good).
  */
-export function uploadState(invoice: Pick<Invoice, 'status' | 'uploadedAt'>, problem?: 'rejected' | 'quarantined'): UploadState {
+export function uploadState(invoice: Pick<Invoice, 'status' | 'uploadedAt' | 'voidReport'>, problem?: 'rejected' | 'quarantined'): UploadState {
   if (problem) return problem;
   if (invoice.status === 'uploaded' || invoice.status === 'reversed') return 'uploaded';
   if (invoice.status === 'rejected') return 'rejected';
-  return invoice.uploadedAt ? 'uploaded' : 'pending';
+  if (invoice.uploadedAt) return 'uploaded';
+  return invoice.voidReport?.state === 'not_needed' ? 'rejected' : 'pending';
 }
 
 /**

@@ -201,6 +201,8 @@ for (const kind of storesUnderTest) {
       await voidIt(number);
       await drain(voids);
       expect(await invoice(number)).toMatchObject({ status: 'voided', upload: { state: 'rejected' }, void_report: { state: 'not_needed', reached_tax_service: false } });
+      const listed = json(await t.api.get(t.api.a.keys.owner, '/api/v1/invoices')).items.find((i: { number: string }) => i.number === number);
+      expect(listed).toMatchObject({ upload: { state: 'rejected' } }); // the list too, which reads no upload problem
       expect(await counters(number)).toMatchObject({ void_requests: 0 });
       expect(await status()).toMatchObject({ voids: { pending: 0, refused: 0 } });
     });

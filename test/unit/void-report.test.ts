@@ -24,6 +24,11 @@ describe('the upload state shown for an invoice', () => {
   it('does not stay pending for a voided invoice whose upload was accepted', () => {
     expect(uploadState({ status: 'voided', uploadedAt: at })).not.toBe('pending');
   });
+
+  it('says rejected, without the problem at hand, for a voided invoice whose void was settled as not needed (its upload was rejected)', () => {
+    expect(uploadState({ status: 'voided', uploadedAt: null, voidReport: { state: 'not_needed', at, reason: null } })).toBe('rejected');
+    expect(uploadState({ status: 'voided', uploadedAt: null, voidReport: { state: 'pending', at: null, reason: null } })).toBe('pending');
+  });
 });
 
 describe('when a void is sent to the tax service', () => {
