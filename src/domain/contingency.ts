@@ -82,7 +82,8 @@ export function refuseIssue(limits: ContingencyLimits | undefined, before: Backl
   if (before.oldestAt !== null && hours > limits.maxOfflineHours) {
     return new Fault(
       faults.CONTINGENCY_HOURS_EXCEEDED,
-      { kind: KIND_WORDS[limits.kind], hours: hours.toFixed(1), max: String(limits.maxOfflineHours) },
+      // Rounded up: "72.0 h (limit 72 h)" would read as no reason to refuse.
+      { kind: KIND_WORDS[limits.kind], hours: (Math.ceil(hours * 10) / 10).toFixed(1), max: String(limits.maxOfflineHours) },
       [],
       60,
     );

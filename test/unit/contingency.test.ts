@@ -39,6 +39,10 @@ describe('the offline time limit (离线开票时限)', () => {
     expect(code(refusal)).toBe(4021);
     expect(refusal!.params).toMatchObject({ max: '72', kind: { zh: '普通发票', en: 'normal' } });
   });
+  it('never tells a refused merchant an age equal to the limit: the age is rounded up', () => {
+    expect(refuseIssue(limits, backlog(1n, hoursAgo(72, 1)), 1n, NOW)!.params).toMatchObject({ hours: '72.1', max: '72' });
+    expect(refuseIssue(limits, backlog(1n, hoursAgo(72.5)), 1n, NOW)!.params).toMatchObject({ hours: '72.5' });
+  });
   it('measures from the oldest invoice, so an empty backlog never blocks', () => {
     expect(refuseIssue(limits, EMPTY_BACKLOG, 1n, NOW)).toBeUndefined();
   });
