@@ -2,7 +2,7 @@
 // headers, body size limit, per-key and per-IP rate limits, every route authenticated unless
 // marked public, and one error shape.
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import cookie from '@fastify/cookie';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -105,9 +105,9 @@ export async function buildApp(ports: HttpContext['ports'], options: Partial<Htt
 
   await app.register(cookie);
   await app.register(rateLimit, {
-    max: (request) => (bearerOrSession(request.headers.authorization, request.headers.cookie) ? settings.rateLimitPerKey : settings.rateLimitPerIp),
+    max: (request) => (rateLimitKey(request).startsWith('ip:') ? settings.rateLimitPerIp : settings.rateLimitPerKey),
     timeWindow: 60_000,
-    keyGenerator: (request) => bearerOrSession(request.headers.authorization, request.headers.cookie) ?? `ip:${request.ip}`,
+    keyGenerator: rateLimitKey,
     errorResponseBuilder: (_request, context) => {
       const seconds = Math.max(1, Math.ceil(context.ttl / 1000));
       return new Fault(faults.RATE_LIMITED, { seconds: String(seconds) }, [], seconds);
@@ -135,7 +135,17 @@ export async function buildApp(ports: HttpContext['ports'], options: Partial<Htt
   return app;
 }
 
-/** Rate limits count per credential, so one busy POS system cannot starve another. */
+/**
+ * Rate limits count per credential, so one busy POS system cannot starve another. The limit runs
+ * before anyone checks the credential, so on a public route (login, verification, health) nothing
+ * checks it at all: there they count per IP address, or a made-up cookie or key with each request
+ * would get a fresh allowance (unlimited password guessing from one address).
+ */
+function rateLimitKey(request: FastifyRequest): string {
+  const credential = request.routeOptions.config.public ? undefined : bearerOrSession(request.headers.authorization, request.headers.cookie);
+  return credential ?? `ip:${request.ip}`;
+}
+
 function bearerOrSession(authorization: string | undefined, cookieHeader: string | undefined): string | undefined {
   const key = authorization?.match(/^Bearer\s+(fpk_[0-9a-f]{16})_/i)?.[1];
   if (key) return `key:${key}`;

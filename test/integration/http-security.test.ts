@@ -1,5 +1,6 @@
 // R50/R54: login that tells the real reason, lockout with Retry-After, per-credential and per-IP
 // rate limits, secure headers, and no secret in the logs.
+import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
@@ -89,6 +90,16 @@ for (const kind of storesUnderTest) {
       for (let i = 0; i < 8; i++) expect((await call('192.0.2.1')).statusCode).toBe(200);
       expect((await call('192.0.2.1')).statusCode).toBe(429);
       expect((await call('192.0.2.2')).statusCode).toBe(200);
+    });
+
+    it('counts public routes, login among them, per IP address whatever credential comes with them: a made-up one resets nothing', async () => {
+      const madeUp = () => ({ cookie: `fapiao_session=${randomBytes(16).toString('hex')}`, authorization: `Bearer fpk_${randomBytes(8).toString('hex')}_x` });
+      const health = () => app.inject({ method: 'GET', url: '/healthz', remoteAddress: '192.0.2.7', headers: madeUp() });
+      for (let i = 0; i < 8; i++) expect((await health()).statusCode).toBe(200);
+      expect((await health()).statusCode).toBe(429);
+      const login = () => app.inject({ method: 'POST', url: '/api/v1/session', remoteAddress: '192.0.2.8', headers: madeUp(), payload: { username: 'nobody-here', password: 'guess' } });
+      for (let i = 0; i < 30; i++) expect((await login()).statusCode).toBe(401);
+      expect((await login()).json().error.code).toBe(7002);
     });
 
     it('sends secure headers and a request id', async () => {
