@@ -127,16 +127,16 @@ export async function refillNumbers(ports: Ports, taxService: TaxService, mercha
   for (const y of years) {
     const { remaining } = await ports.store.read.numberBlocks.reserve(merchant.id, y);
     const result: RefillResult = { merchantId: merchant.id, year: y, remaining, target };
-    const fetch = async (request: BlockRequest) => {
+    const take = async (request: BlockRequest) => {
       result.fetched = await fetchBlock(ports, taxService, merchant, request);
       result.remaining += result.fetched.last - result.fetched.first + 1;
     };
-    for (const request of requests.filter((r) => r.year === y)) await fetch(request);
+    for (const request of requests.filter((r) => r.year === y)) await take(request);
     // Up to twice the target, so a refill is not needed again at once; several blocks when one is too small.
     for (let blocks = 0; result.remaining < target && blocks < 20; blocks++) {
       const request: BlockRequest = { requestId: randomUUID(), year: y, size: Math.min(policy.maxBlock, Math.max(target * 2 - result.remaining, policy.floor)) };
       await ports.store.write((tx) => tx.numberBlocks.addRequest(merchant.id, request, shanghaiTimestamp(ports.clock.now())));
-      await fetch(request);
+      await take(request);
     }
     results.push(result);
   }

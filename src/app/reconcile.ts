@@ -17,7 +17,7 @@ import { recordAudit } from './audit.js';
 import type { Ports, Repositories } from './ports.js';
 import { enqueueUploads } from './upload-record.js';
 import type { ReconciliationItem, ReconciliationReport } from './upstream-ports.js';
-import { VOID_TOPIC } from './void-worker.js';
+import { enqueueVoid } from './void-worker.js';
 
 export interface ReconcilePorts extends Ports {
   taxService: TaxService;
@@ -58,15 +58,17 @@ export async function reconcile(ports: ReconcilePorts, caller: Caller, dateText:
   const items: NewItem[] = [];
   let matched = 0;
   let pending = 0;
+  // An upload problem the invoice's status does not show (one voided meanwhile and then rejected, or
+  // quarantined) is in its own record: read once, not per invoice (a day after an outage may have
+  // thousands still on their way).
+  const problems = await ports.store.read.uploads.problemNumbers(merchant.id);
   for (const invoice of local.values()) {
     const held = upstream.get(invoice.number);
     const base = { number: invoice.number, localDigest: invoice.digest, localStatus: invoice.status };
     if (held === undefined) {
       const upload = uploadState(invoice); // a voided invoice's upload too: it is uploaded before its void
       if (upload === 'uploaded') items.push({ ...base, difference: 'missing_upstream', upstreamDigest: null });
-      // Still in the upload queue, unless the tax service answered with a problem the invoice's status
-      // does not show (one voided meanwhile and then rejected, or quarantined: each has its own record).
-      else if (upload === 'pending' && !(await ports.store.read.uploads.problem(merchant.id, invoice.number))) pending += 1;
+      else if (upload === 'pending' && !problems.has(invoice.number)) pending += 1; // still in the upload queue
       // rejected: the tax service rightly does not hold it
     } else if (held !== invoice.digest) items.push({ ...base, difference: 'digest_mismatch', upstreamDigest: held });
     else matched += 1;
@@ -170,10 +172,7 @@ export async function resolveDifference(ports: Ports, caller: Caller, itemId: nu
 async function voidAgainAfterUpload(tx: Repositories, invoice: Invoice, at: string): Promise<void> {
   await tx.voids.awaitUpload(invoice.merchantId, invoice.number);
   if (invoice.voidReport?.state === 'pending') return;
-  await tx.outbox.enqueue({
-    merchantId: invoice.merchantId, topic: VOID_TOPIC, subject: invoice.number, at,
-    payload: JSON.stringify({ reason: invoice.voidReason, voided_at: invoice.statusChangedAt }),
-  });
+  await enqueueVoid(tx, invoice.merchantId, invoice.number, { reason: invoice.voidReason!, voidedAt: invoice.statusChangedAt! }, at);
 }
 
 /** The daily job: reconciles yesterday (Shanghai) for every merchant, once across all instances. */

@@ -136,6 +136,8 @@ export interface UploadRepositories {
     /** One invoice of the merchant with what the tax service said about it, if anything. */
     invoiceWithProblem(merchantId: string, number: string): Promise<{ invoice: Invoice; problem: UploadProblem | undefined } | undefined>;
     countProblems(merchantId: string): Promise<Record<UploadProblemState, number>>;
+    /** The numbers of the merchant's invoices with an upload problem (rejected or quarantined): few. */
+    problemNumbers(merchantId: string): Promise<Set<string>>;
     /** When the oldest upload of this kind still waiting was queued: its invoice's issue, or a re-upload (reconciliation). */
     oldestPending(merchantId: string, kind: InvoiceKind): Promise<string | null>;
     backlog(merchantId: string): Promise<BacklogRow[]>;

@@ -145,14 +145,15 @@ export async function eachGroup(groups: Iterable<[string, OutboxJob[]]>, work: (
   let failure: unknown;
   for (const [merchantId, jobs] of groups) {
     try {
-      pauseMs = Math.max(pauseMs, Math.min(await work(merchantId, jobs), FLOW_PAUSE_MAX_MS));
+      pauseMs = Math.max(pauseMs, await work(merchantId, jobs));
     } catch (error) {
+      const flowPause = flowPauseMs(error);
       if (refusedByCircuit(error)) pauseMs = Math.max(pauseMs, PROBE_POLL_MS);
-      else if (flowPauseMs(error) > 0) pauseMs = Math.max(pauseMs, Math.min(flowPauseMs(error), FLOW_PAUSE_MAX_MS));
+      else if (flowPause > 0) pauseMs = Math.max(pauseMs, flowPause);
       else failure ??= error;
     }
   }
-  return { pauseMs, ...(failure !== undefined && { failure }) };
+  return { pauseMs: Math.min(pauseMs, FLOW_PAUSE_MAX_MS), ...(failure !== undefined && { failure }) };
 }
 
 /** A claimed batch per merchant (seller), in claim order. */

@@ -10,7 +10,7 @@ import { shanghaiTimestamp } from '../domain/time.js';
 import { recordAudit } from './audit.js';
 import { monthPeriod } from './issue-allowance.js';
 import type { Ports } from './ports.js';
-import { VOID_TOPIC } from './void-worker.js';
+import { enqueueVoid } from './void-worker.js';
 
 export async function voidInvoice(ports: Ports, caller: Caller, number: string, reason: string): Promise<Invoice> {
   authorize(caller, 'invoice.void');
@@ -29,7 +29,7 @@ export async function voidInvoice(ports: Ports, caller: Caller, number: string, 
     await tx.usage.add(caller.merchantId, [{ period: monthPeriod(invoice.issuedAt.slice(0, 10)), invoiceCount: 0, preTaxFen: -invoice.totalAmount }]);
     // The void's report to the tax service, durable with the void itself; the void worker sends it
     // once the tax service holds the invoice (after its upload, if that has not run yet).
-    await tx.outbox.enqueue({ merchantId: caller.merchantId, topic: VOID_TOPIC, subject: number, payload: JSON.stringify({ reason, voided_at: at }), at });
+    await enqueueVoid(tx, caller.merchantId, number, { reason, voidedAt: at }, at);
     await recordAudit(tx, ports.clock, { merchantId: caller.merchantId, actor: caller.actor, action: 'invoice.voided', subject: number, detail: { reason, from: invoice.status } });
     return { ...invoice, status, statusChangedAt: at, voidReason: reason, ...(uploadedAt && { uploadedAt }), voidReport: { state: 'pending', at: null, reason: null } };
   });

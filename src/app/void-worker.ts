@@ -28,6 +28,11 @@ import { appendAuditEntries, byMerchant, circuitNotBefore, eachGroup, merchantCa
 
 export const VOID_TOPIC = 'invoice.void';
 
+/** Queues a void's report to the tax service; the worker sends it once the tax service holds the invoice. */
+export function enqueueVoid(tx: Repositories, merchantId: string, number: string, void_: { reason: string; voidedAt: string }, at: string): Promise<void> {
+  return tx.outbox.enqueue({ merchantId, topic: VOID_TOPIC, subject: number, payload: JSON.stringify({ reason: void_.reason, voided_at: void_.voidedAt }), at });
+}
+
 /** A void waiting for its upload looks again after this at the latest (the acceptance makes it due at once). */
 export const UPLOAD_WAIT_MS = 5 * 60_000;
 

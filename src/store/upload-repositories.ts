@@ -298,6 +298,10 @@ function uploads(db: Db, dialect: Dialect): UploadRepositories['uploads'] {
       const [row] = (await findProblem.execute(db, dialect, { merchantId, number })).rows;
       return row && toProblem(row);
     },
+    async problemNumbers(merchantId) {
+      const rows = await db.selectFrom('invoice_uploads').select('number').where('merchant_id', '=', merchantId).execute();
+      return new Set(rows.map((r) => r.number));
+    },
     async countProblems(merchantId) {
       const rows = await db
         .selectFrom('invoice_uploads')

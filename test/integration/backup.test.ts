@@ -415,6 +415,10 @@ for (const kind of storesUnderTest) {
       const target = await fresh();
       expect(await restore({ ...target, databaseUrl: hosts(target.databaseUrl!) }, path, {})).toMatchObject({ verification: { ok: true, invoices: 5 } });
       expect(await (await open(target)).read.invoices.count(caller.merchantId)).toBe(5);
+      // No host takes writes (both down): refused with 5004, nothing left that looks like a backup.
+      const before = readdirSync(backups);
+      expect(await refusal(backUp({ ...source, databaseUrl: 'postgres://postgres@127.0.0.1:1,127.0.0.1:2/test?target_session_attrs=read-write' }, { dir: backups }))).toBe(5004);
+      expect(readdirSync(backups)).toEqual(before);
     });
   });
 }
